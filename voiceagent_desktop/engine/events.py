@@ -1,0 +1,136 @@
+"""Engine events and the bus that carries them to the CLI, the GUI bridge and the benchmark.
+
+Events are immutable dataclasses emitted on the event loop thread. Subscribers run synchronously and
+must be quick (the GUI bridge re-emits them as Qt signals; the CLI prints).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+class AgentState(enum.Enum):
+    LOADING = "loading"
+    LISTENING = "listening"
+    USER_SPEAKING = "user speaking"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    STOPPED = "stopped"
+
+
+class InputMode(enum.Enum):
+    PUSH_TO_TALK = "ptt"
+    HANDS_FREE = "handsfree"
+
+
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    state: AgentState
+
+
+@dataclass(frozen=True)
+class ModeChanged(Event):
+    mode: InputMode
+
+
+@dataclass(frozen=True)
+class ModelProgress(Event):
+    """Model loading progress; ``component`` is e.g. "stt", "llm", "tts", "vad"."""
+
+    component: str
+    fraction: float
+    message: str
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """All models are loaded and warmed up; audio is running."""
+
+    load_s: float
+
+
+@dataclass(frozen=True)
+class UserTranscript(Event):
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AssistantSentence(Event):
+    """A sentence of the reply went to TTS (streaming text for the transcript view)."""
+
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AssistantDone(Event):
+    """The reply ended. ``text`` is what the user heard; ``interrupted`` if barge-in cut it."""
+
+    turn_id: int
+    text: str
+    interrupted: bool
+
+
+@dataclass(frozen=True)
+class BargeIn(Event):
+    turn_id: int
+    #: Seconds from the trigger (VAD start / PTT press) until playback was cleared.
+    clear_s: float
+
+
+@dataclass(frozen=True)
+class TurnMetrics(Event):
+    """Monotonic timestamps of one turn (see engine.latency.MARKS) and the derived stages in ms."""
+
+    turn_id: int
+    mode: InputMode
+    marks: dict[str, float] = field(default_factory=dict)
+    stages_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the user should know that is not an error (e.g. a fallback in use)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class ErrorEvent(Event):
+    message: str
+    fatal: bool = False
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subs: list[Subscriber] = []
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        self._subs.append(fn)
+
+        def unsubscribe() -> None:
+            if fn in self._subs:
+                self._subs.remove(fn)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for fn in list(self._subs):
+            try:
+                fn(event)
+            except Exception:  # a broken subscriber must not break the engine
+                log.exception("event subscriber failed on %s", type(event).__name__)

@@ -1,0 +1,55 @@
+"""Per-turn latency marks and the stages derived from them.
+
+Marks are monotonic seconds from the injected clock. Voice-to-voice (V2V) = playback_start − user_speech_end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .events import InputMode, TurnMetrics
+
+MARKS = (
+    "user_speech_start",  # first voiced frame of the turn (PTT: press)
+    "user_speech_end",  # last voiced frame (PTT: release)
+    "eot_decided",  # the engine decided the turn is over
+    "stt_final",  # final transcript available
+    "llm_first_token",
+    "first_sentence_ready",  # first complete sentence handed to TTS
+    "tts_first_audio",  # first synthesized audio of the reply
+    "playback_start",  # first reply sample handed to the sound device
+)
+
+#: stage name -> (from mark, to mark)
+STAGES = {
+    "eot_wait": ("user_speech_end", "eot_decided"),
+    "stt": ("eot_decided", "stt_final"),
+    "llm_ttft": ("stt_final", "llm_first_token"),
+    "first_sentence": ("llm_first_token", "first_sentence_ready"),
+    "tts_first_audio": ("first_sentence_ready", "tts_first_audio"),
+    "playout": ("tts_first_audio", "playback_start"),
+    "v2v": ("user_speech_end", "playback_start"),
+}
+
+
+@dataclass
+class TurnTimer:
+    turn_id: int
+    mode: InputMode
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, name: str, t: float, *, overwrite: bool = False) -> None:
+        if name not in MARKS:
+            raise ValueError(f"unknown latency mark {name!r}")
+        if overwrite or name not in self.marks:
+            self.marks[name] = t
+
+    def stages_ms(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for stage, (a, b) in STAGES.items():
+            if a in self.marks and b in self.marks:
+                out[stage] = round((self.marks[b] - self.marks[a]) * 1000.0, 1)
+        return out
+
+    def event(self) -> TurnMetrics:
+        return TurnMetrics(self.turn_id, self.mode, dict(self.marks), self.stages_ms())

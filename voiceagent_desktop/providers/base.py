@@ -1,0 +1,115 @@
+"""Typed Protocols every provider implements, plus the small value types they exchange.
+
+Audio crossing these interfaces is always mono float32 numpy in [-1, 1]. STT and VAD take 16 kHz;
+TTS yields audio at its own ``sample_rate`` (the playback side resamples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+AudioArray = npt.NDArray[np.float32]
+
+#: Called by ``load`` with a fraction in [0, 1] and a short status message.
+ProgressCallback = Callable[[float, str], None]
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass
+class ChatMessage:
+    role: Role
+    content: str
+    #: True for an assistant message cut short by barge-in (content = what the user heard).
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class STTCapabilities:
+    streaming: bool = False
+    interim_results: bool = False
+
+
+@dataclass(frozen=True)
+class LLMCapabilities:
+    streaming: bool = True
+
+
+@dataclass(frozen=True)
+class TTSCapabilities:
+    streaming: bool = True
+    sample_rate: int = 22050
+
+
+@dataclass
+class Transcript:
+    text: str
+    #: Seconds the provider spent on it (for the latency panel).
+    compute_s: float = 0.0
+    words: Sequence[str] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class Loadable(Protocol):
+    name: str
+
+    async def load(self, progress: ProgressCallback | None = None) -> None:
+        """Load the model (off the event loop) and run one warm-up inference."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class STT(Loadable, Protocol):
+    capabilities: STTCapabilities
+
+    async def transcribe(self, audio: AudioArray) -> Transcript:
+        """Transcribe one finished user turn (16 kHz mono float32)."""
+        ...
+
+
+@runtime_checkable
+class LLM(Loadable, Protocol):
+    capabilities: LLMCapabilities
+
+    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        """Yield text deltas. Cancelling the consuming task stops generation between tokens."""
+        ...
+
+
+@runtime_checkable
+class TTS(Loadable, Protocol):
+    capabilities: TTSCapabilities
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def synthesize(self, text: str) -> AsyncIterator[AudioArray]:
+        """Yield audio chunks for ``text``. Cancelling the consuming task stops synthesis."""
+        ...
+
+
+@runtime_checkable
+class VAD(Loadable, Protocol):
+    #: Samples per call to ``probability`` (512 at 16 kHz = 32 ms).
+    frame_samples: int
+    sample_rate: int
+
+    def probability(self, frame: AudioArray) -> float:
+        """Speech probability of one frame. Fast and synchronous (well under 1 ms)."""
+        ...
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class TurnDetector(Loadable, Protocol):
+    async def completion_probability(self, audio: AudioArray) -> float:
+        """Probability that the user turn in ``audio`` (16 kHz, most recent last) is complete."""
+        ...
