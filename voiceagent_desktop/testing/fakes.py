@@ -1,0 +1,232 @@
+"""In-memory fakes of the providers and the sound device, for scripted-timeline tests.
+
+They follow the Protocols in providers/base.py and engine/ports.py and record what happened to them
+(calls, cancellations) so tests can assert on behaviour, not on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine.clock import Clock
+from ..engine.ports import PlaybackListener
+from ..providers.base import (
+    AudioArray,
+    ChatMessage,
+    LLMCapabilities,
+    ProgressCallback,
+    STTCapabilities,
+    Transcript,
+    TTSCapabilities,
+)
+
+FRAME = 512
+RATE = 16000
+
+
+def speech_frame(amplitude: float = 0.1) -> AudioArray:
+    """A loud frame that FakeVAD calls speech."""
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal(FRAME) * amplitude).astype(np.float32)
+
+
+def silence_frame() -> AudioArray:
+    return np.zeros(FRAME, np.float32)
+
+
+class _Loadable:
+    name = "fake"
+
+    async def load(self, progress: ProgressCallback | None = None) -> None:
+        if progress:
+            progress(1.0, "ready")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class FakeVAD(_Loadable):
+    """Probability 0.95 for frames with RMS above ``threshold``, else 0.02."""
+
+    frame_samples = FRAME
+    sample_rate = RATE
+
+    def __init__(self, threshold: float = 0.01) -> None:
+        self.threshold = threshold
+
+    def probability(self, frame: AudioArray) -> float:
+        return 0.95 if float(np.sqrt(np.mean(frame**2))) > self.threshold else 0.02
+
+    def reset(self) -> None:
+        return None
+
+
+@dataclass
+class FakeSTT(_Loadable):
+    texts: list[str] = field(default_factory=lambda: ["What is the capital of France?"])
+    capabilities: STTCapabilities = STTCapabilities()
+    calls: list[int] = field(default_factory=list)  # sample counts received
+
+    async def transcribe(self, audio: AudioArray) -> Transcript:
+        self.calls.append(len(audio))
+        await asyncio.sleep(0)
+        text = self.texts[min(len(self.calls), len(self.texts)) - 1]
+        return Transcript(text)
+
+
+@dataclass
+class FakeLLM(_Loadable):
+    """Streams ``tokens``; waits ``gate`` (if set) before each token so tests control the pace."""
+
+    tokens: list[str] = field(default_factory=lambda: ["The capital", " of France", " is Paris.", " Nice!"])
+    capabilities: LLMCapabilities = LLMCapabilities()
+    gate: asyncio.Event | None = None
+    calls: list[list[ChatMessage]] = field(default_factory=list)
+    produced: int = 0
+    cancelled: int = 0
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        self.calls.append(list(messages))
+        try:
+            for tok in self.tokens:
+                if self.gate is not None:
+                    await self.gate.wait()
+                await asyncio.sleep(0)
+                self.produced += 1
+                yield tok
+        except (asyncio.CancelledError, GeneratorExit):
+            self.cancelled += 1
+            raise
+
+
+@dataclass
+class FakeTTS(_Loadable):
+    """``samples_per_char`` samples of a 200 Hz tone per character, at ``rate``."""
+
+    rate: int = 1000
+    samples_per_char: int = 10
+    capabilities: TTSCapabilities = TTSCapabilities(sample_rate=1000)
+    texts: list[str] = field(default_factory=list)
+    cancelled: int = 0
+
+    @property
+    def sample_rate(self) -> int:
+        return self.rate
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioArray]:
+        self.texts.append(text)
+        try:
+            await asyncio.sleep(0)
+            n = len(text) * self.samples_per_char
+            yield (0.3 * np.sin(np.arange(n) * 2 * np.pi * 200 / self.rate)).astype(np.float32)
+        except (asyncio.CancelledError, GeneratorExit):
+            self.cancelled += 1
+            raise
+
+
+class FakeSink:
+    """A sound device in virtual time: ``advance(seconds)`` plays queued audio and fires the listener."""
+
+    def __init__(self, clock: Clock, rate: int = 1000) -> None:
+        self.clock = clock
+        self.rate = rate
+        self.listener: PlaybackListener | None = None
+        self.queue: list[list] = []  # [segment_id, samples_left, finished_flag]
+        self.played: dict[int, int] = {}
+        self.total: dict[int, int] = {}
+        self.cleared = 0
+        self.heard: list[AudioArray] = []
+
+    def set_listener(self, listener: PlaybackListener | None) -> None:
+        self.listener = listener
+
+    def play(self, segment_id: int, audio: AudioArray, sample_rate: int) -> None:
+        assert sample_rate == self.rate, "FakeSink does not resample"
+        self.total[segment_id] = self.total.get(segment_id, 0) + len(audio)
+        for item in self.queue:
+            if item[0] == segment_id:
+                item[1] += len(audio)
+                return
+        self.queue.append([segment_id, len(audio), False])
+
+    def finish_segment(self, segment_id: int) -> None:
+        for item in self.queue:
+            if item[0] == segment_id:
+                item[2] = True
+
+    def clear(self) -> dict[int, int]:
+        self.cleared += 1
+        touched = {sid: self.played.get(sid, 0) for sid in self.total}
+        self.queue.clear()
+        return touched
+
+    def played_samples(self, segment_id: int) -> int:
+        return self.played.get(segment_id, 0)
+
+    @property
+    def is_playing(self) -> bool:
+        return any(item[1] > 0 for item in self.queue)
+
+    def advance(self, seconds: float) -> None:
+        budget = round(seconds * self.rate)
+        now = self.clock.now()
+        while budget > 0 and self.queue:
+            item = self.queue[0]
+            sid = item[0]
+            if item[1] == 0:
+                if item[2]:
+                    self.queue.pop(0)
+                    self._notify(lambda lis, s=sid: lis.segment_finished(s, now))
+                    continue
+                break  # waiting for more audio of this segment
+            if self.played.get(sid, 0) == 0:
+                self._notify(lambda lis, s=sid: lis.segment_started(s, now))
+            n = min(budget, item[1])
+            item[1] -= n
+            budget -= n
+            self.played[sid] = self.played.get(sid, 0) + n
+        if self.queue and self.queue[0][1] == 0 and self.queue[0][2]:
+            sid = self.queue.pop(0)[0]
+            self._notify(lambda lis, s=sid: lis.segment_finished(s, now))
+
+    def _notify(self, fn: Callable[[PlaybackListener], None]) -> None:
+        if self.listener is not None:
+            fn(self.listener)
+
+
+class FakeSource:
+    """An input 'device' that delivers nothing by itself; tests call ``feed``."""
+
+    def __init__(self, clock: Clock, on_frame: Callable[[AudioArray, float], None]) -> None:
+        self.clock = clock
+        self.on_frame = on_frame
+        self.running = False
+
+    async def start(self) -> None:
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
+
+    def feed(self, frame: AudioArray) -> None:
+        if self.running:
+            self.on_frame(frame, self.clock.now())
+
+
+class FakeAudioFactory:
+    def __init__(self, rate: int = 1000) -> None:
+        self.rate = rate
+        self.sink: FakeSink | None = None
+        self.source: FakeSource | None = None
+
+    def open_output(self, clock: Clock) -> FakeSink:
+        self.sink = FakeSink(clock, self.rate)
+        return self.sink
+
+    def open_input(self, clock: Clock, on_frame: Callable[[AudioArray, float], None], on_error: object) -> FakeSource:
+        self.source = FakeSource(clock, on_frame)
+        return self.source
