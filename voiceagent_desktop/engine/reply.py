@@ -83,7 +83,7 @@ async def run_reply(
     timer = reply.timer
     sentences: asyncio.Queue[str | None] = asyncio.Queue()
 
-    async def deltas():  # type: ignore[no-untyped-def]
+    async def deltas():
         async for delta in llm.stream(messages):
             if delta:
                 timer.mark("llm_first_token", clock.now())

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
@@ -175,7 +175,7 @@ class LlamaLLM:
                 )
                 emit(None)
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         llm = self._llm
         if llm is None:
             raise ProviderRuntimeError("The language model is not loaded")

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import numpy as np
@@ -132,7 +132,7 @@ class PiperTTS:
             log.debug("Synthesized %d chunks in %.3f s", n, time.perf_counter() - t0)
             emit(None)
 
-    async def synthesize(self, text: str) -> AsyncIterator[AudioArray]:
+    async def synthesize(self, text: str) -> AsyncGenerator[AudioArray, None]:
         voice = self._voice
         if voice is None:
             raise ProviderRuntimeError("The Piper voice is not loaded")

@@ -38,18 +38,13 @@ HALLUCINATIONS = frozenset(
     {
         "you",
         "thank you",
-        "thanks",
         "thank you very much",
+        "thank you so much",
         "thanks for watching",
         "thank you for watching",
         "thank you so much for watching",
         "bye",
-        "oh",
-        "so",
-        "okay",
-        "hmm",
-        "uh",
-        "um",
+        "bye bye",
     }
 )
 _NON_WORD = re.compile(r"[^\w' ]+")

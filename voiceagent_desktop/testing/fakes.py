@@ -180,22 +180,26 @@ class FakeSink:
             if item[1] == 0:
                 if item[2]:
                     self.queue.pop(0)
-                    self._notify(lambda lis, s=sid: lis.segment_finished(s, now))
+                    self._finished(sid, now)
                     continue
                 break  # waiting for more audio of this segment
             if self.played.get(sid, 0) == 0:
-                self._notify(lambda lis, s=sid: lis.segment_started(s, now))
+                self._started(sid, now)
             n = min(budget, item[1])
             item[1] -= n
             budget -= n
             self.played[sid] = self.played.get(sid, 0) + n
         if self.queue and self.queue[0][1] == 0 and self.queue[0][2]:
             sid = self.queue.pop(0)[0]
-            self._notify(lambda lis, s=sid: lis.segment_finished(s, now))
+            self._finished(sid, now)
 
-    def _notify(self, fn: Callable[[PlaybackListener], None]) -> None:
+    def _started(self, segment_id: int, t: float) -> None:
         if self.listener is not None:
-            fn(self.listener)
+            self.listener.segment_started(segment_id, t)
+
+    def _finished(self, segment_id: int, t: float) -> None:
+        if self.listener is not None:
+            self.listener.segment_finished(segment_id, t)
 
 
 class FakeSource:

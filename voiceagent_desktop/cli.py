@@ -1,0 +1,90 @@
+"""The ``voiceagent`` command: the desktop app, a headless terminal mode, device listing and benchmarks.
+
+    voiceagent                      open the window (embedded offline stack unless configured otherwise)
+    voiceagent --headless           the same conversation in the terminal (hands-free; Enter = push-to-talk)
+    voiceagent devices              list sound devices
+    voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import VoiceAgentError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="voiceagent", description="Voice Agent Desktop")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--config", type=Path, help="config file (default: the user config directory)")
+    p.add_argument("--headless", action="store_true", help="run in the terminal, no window")
+    p.add_argument("--mode", choices=["ptt", "handsfree"], help="input mode (overrides the config)")
+    p.add_argument("--input-device", help="microphone name (or part of it)")
+    p.add_argument("--output-device", help="speaker name (or part of it)")
+    p.add_argument("--gguf", type=Path, help="a GGUF chat model file for the embedded LLM")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("devices", help="list sound devices")
+    b = sub.add_parser("bench", help="measure latency, barge-in, CPU, memory and start-up")
+    b.add_argument("--json", type=Path, required=True, help="write results here")
+    b.add_argument("--turns", type=int, default=6, help="turns per mode")
+    b.add_argument("--markdown", type=Path, default=None, help="also render into this Markdown file")
+    b.add_argument("--no-startup", action="store_true", help="skip the GUI start-up measurement")
+    return p
+
+
+def _settings(args: argparse.Namespace):
+    from .config import load_settings
+
+    settings = load_settings(args.config)
+    updates: dict[str, object] = {}
+    if args.mode:
+        updates["mode"] = args.mode
+    audio = settings.audio.model_copy(
+        update={k: v for k, v in (("input_device", args.input_device), ("output_device", args.output_device)) if v}
+    )
+    llm = settings.llm.model_copy(update={"gguf_path": args.gguf}) if args.gguf else settings.llm
+    return settings.model_copy(update={**updates, "audio": audio, "llm": llm})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "devices":
+            from .engine.audio_io import list_devices
+
+            for d in list_devices():
+                flags = ("in " if d.max_input_channels else "   ") + ("out" if d.max_output_channels else "   ")
+                default = " (default input)" if d.is_default_input else ""
+                default += " (default output)" if d.is_default_output else ""
+                print(f"{d.index:3d}  {flags}  {d.name}{default}")
+            return 0
+        settings = _settings(args)
+        if args.command == "bench":
+            from .bench.run import run_bench
+
+            return run_bench(settings, json_path=args.json, turns=args.turns, markdown=args.markdown,
+                             startup=not args.no_startup)
+        if args.headless:
+            from .headless import run_headless
+
+            return run_headless(settings)
+        from .gui.app import run_gui
+        from .wiring import build_agent
+
+        return run_gui(lambda: build_agent(settings), settings)
+    except VoiceAgentError as exc:
+        print(f"voiceagent: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Build a VoiceAgent from Settings: the embedded providers and the sounddevice sound devices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .config import Settings
+from .engine.agent import AudioSource, Providers, VoiceAgent
+from .engine.clock import Clock, MonotonicClock
+from .engine.conversation import ConversationSettings
+from .engine.events import EventBus, InputMode
+from .engine.vad import VADParams
+from .errors import AudioDeviceError, ConfigError
+from .providers.base import AudioArray
+
+
+class SoundDeviceAudio:
+    """The AudioFactory for real devices (engine.audio_io), by configured name or system default."""
+
+    def __init__(self, input_device: str | None, output_device: str | None) -> None:
+        self.input_device = input_device
+        self.output_device = output_device
+
+    def open_output(self, clock: Clock):
+        from .engine.audio_io import AudioOutput
+
+        return AudioOutput(self.output_device, clock)
+
+    def open_input(
+        self,
+        clock: Clock,
+        on_frame: Callable[[AudioArray, float], None],
+        on_error: Callable[[AudioDeviceError], None],
+    ) -> AudioSource:
+        from .engine.audio_io import AudioInput
+
+        return AudioInput(self.input_device, clock, on_frame, on_error=on_error)
+
+
+def conversation_settings(settings: Settings) -> ConversationSettings:
+    v = settings.vad
+    return ConversationSettings(
+        mode=InputMode(settings.mode),
+        system_prompt=settings.system_prompt,
+        vad=VADParams(
+            confidence=v.confidence, start_secs=v.start_secs, stop_secs=v.stop_secs, min_volume_db=v.min_volume_db
+        ),
+    )
+
+
+def embedded_providers(settings: Settings) -> Providers:
+    from .providers.llama_llm import LlamaLLM
+    from .providers.piper_tts import PiperTTS
+    from .providers.silero_vad import SileroVAD
+    from .providers.whisper_stt import WhisperSTT
+
+    gguf = settings.llm.gguf_path
+    if gguf is not None and not gguf.expanduser().is_file():
+        raise ConfigError(f"The LLM model file {gguf} does not exist (llm.gguf_path / --gguf).")
+    llm = LlamaLLM(
+        model_path=str(gguf.expanduser()) if gguf else None,
+        n_ctx=settings.llm.n_ctx,
+        max_tokens=settings.llm.max_tokens,
+        temperature=settings.llm.temperature,
+        warmup_system_prompt=settings.system_prompt,
+    )
+    return Providers(stt=WhisperSTT(), llm=llm, tts=PiperTTS(), vad=SileroVAD())
+
+
+def build_agent(settings: Settings, *, clock: Clock | None = None, bus: EventBus | None = None) -> VoiceAgent:
+    return VoiceAgent(
+        embedded_providers(settings),
+        SoundDeviceAudio(settings.audio.input_device, settings.audio.output_device),
+        conversation_settings(settings),
+        clock=clock or MonotonicClock(),
+        bus=bus,
+    )
