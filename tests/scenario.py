@@ -8,7 +8,15 @@ from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import Conversation, ConversationSettings
 from voiceagent_desktop.engine.events import Event, EventBus, InputMode
 from voiceagent_desktop.engine.vad import VADParams
-from voiceagent_desktop.testing.fakes import FakeLLM, FakeSink, FakeSTT, FakeTTS, FakeVAD, silence_frame, speech_frame
+from voiceagent_desktop.testing.fakes import (
+    FakeLLM,
+    FakeSink,
+    FakeSTT,
+    FakeTTS,
+    FakeVAD,
+    silence_frame,
+    speech_frame,
+)
 
 FRAME_SECS = 512 / 16000
 
@@ -33,8 +41,14 @@ class Scenario:
         self.sink = FakeSink(self.clock, rate=self.tts.sample_rate)
         settings = ConversationSettings(mode=mode, vad=vad or VADParams(start_secs=0.1, stop_secs=0.5))
         self.conv = Conversation(
-            stt=self.stt, llm=self.llm, tts=self.tts, vad=FakeVAD(), sink=self.sink,
-            clock=self.clock, bus=self.bus, settings=settings,
+            stt=self.stt,
+            llm=self.llm,
+            tts=self.tts,
+            vad=FakeVAD(),
+            sink=self.sink,
+            clock=self.clock,
+            bus=self.bus,
+            settings=settings,
         )
 
     async def settle(self) -> None:

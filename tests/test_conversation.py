@@ -46,7 +46,10 @@ async def test_ptt_turn_answers_and_records_every_latency_mark() -> None:
     assert metrics[0].stages_ms["v2v"] >= 0
     states = [e.state for e in s.of(StateChanged)]
     assert states == [
-        AgentState.USER_SPEAKING, AgentState.THINKING, AgentState.SPEAKING, AgentState.LISTENING
+        AgentState.USER_SPEAKING,
+        AgentState.THINKING,
+        AgentState.SPEAKING,
+        AgentState.LISTENING,
     ]
     assert [(m.role, m.content) for m in s.conv.history] == [
         ("user", "What is the capital of France?"),

@@ -22,7 +22,7 @@ from voiceagent_desktop.engine.events import (
     Event,
     UserTranscript,
 )
-from voiceagent_desktop.testing.speech import espeak_speech, piper_speech
+from voiceagent_desktop.testing.speech import piper_speech
 from voiceagent_desktop.testing.virtual_audio import MIC_FEED, PROBE, VirtualAudio
 from voiceagent_desktop.wiring import build_agent
 
@@ -49,7 +49,7 @@ async def test_ptt_question_is_transcribed_and_answered_aloud(virtual_audio: Vir
     agent.bus.subscribe(events.append)
     await agent.start()
     try:
-        speech = espeak_speech("What is the capital of France?", RATE)
+        speech = piper_speech("What is the capital of France?", RATE)
         probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
         await asyncio.sleep(0.3)
         player = virtual_audio.player(MIC_FEED, speech, RATE)
@@ -79,6 +79,8 @@ async def test_speaking_over_the_agent_silences_it_and_truncates_history(virtual
     agent = build_agent(Settings(mode="handsfree"))
     events: list[Event] = []
     agent.bus.subscribe(events.append)
+    arrivals: dict[type, float] = {}
+    agent.bus.subscribe(lambda e: arrivals.setdefault(type(e), time.monotonic()))
     await agent.start()
     try:
         question = piper_speech("Please tell me a long story about a brave little dragon.", RATE)
@@ -117,4 +119,8 @@ async def test_speaking_over_the_agent_silences_it_and_truncates_history(virtual
     assert onset is not None
     assert analysis.first_onset_after(spk, RATE, onset - 0.3, until=onset) is not None
     quiet = analysis.silence_onset_after(spk, RATE, onset, hold_s=1.0)
-    assert quiet is not None and quiet - onset < 1.0, f"speaker silent only {quiet and quiet - onset} s later"
+    barge_after = arrivals[BargeIn] - interrupted_at
+    assert quiet is not None and quiet - onset < 1.0, (
+        f"speaker silent only {quiet and quiet - onset} s after the interruption's onset "
+        f"(onset {onset - (interrupted_at - probe.t0):.3f} s after playing it; BargeIn event {barge_after:.3f} s after)"
+    )

@@ -1,9 +1,9 @@
 """The ``voiceagent`` command: the desktop app, a headless terminal mode, device listing and benchmarks.
 
-    voiceagent                      open the window (embedded offline stack unless configured otherwise)
-    voiceagent --headless           the same conversation in the terminal (hands-free; Enter = push-to-talk)
-    voiceagent devices              list sound devices
-    voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
+voiceagent                      open the window (embedded offline stack unless configured otherwise)
+voiceagent --headless           the same conversation in the terminal (hands-free; Enter = push-to-talk)
+voiceagent devices              list sound devices
+voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ def _settings(args: argparse.Namespace):
     if args.mode:
         updates["mode"] = args.mode
     audio = settings.audio.model_copy(
-        update={k: v for k, v in (("input_device", args.input_device), ("output_device", args.output_device)) if v}
+        update={
+            k: v for k, v in (("input_device", args.input_device), ("output_device", args.output_device)) if v
+        }
     )
     llm = settings.llm.model_copy(update={"gguf_path": args.gguf}) if args.gguf else settings.llm
     return settings.model_copy(update={**updates, "audio": audio, "llm": llm})
@@ -60,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             from .engine.audio_io import list_devices
 
             for d in list_devices():
-                flags = ("in " if d.max_input_channels else "   ") + ("out" if d.max_output_channels else "   ")
+                flags = ("in " if d.max_input_channels else "   ") + (
+                    "out" if d.max_output_channels else "   "
+                )
                 default = " (default input)" if d.is_default_input else ""
                 default += " (default output)" if d.is_default_output else ""
                 print(f"{d.index:3d}  {flags}  {d.name}{default}")
@@ -69,8 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from .bench.run import run_bench
 
-            return run_bench(settings, json_path=args.json, turns=args.turns, markdown=args.markdown,
-                             startup=not args.no_startup)
+            return run_bench(
+                settings,
+                json_path=args.json,
+                turns=args.turns,
+                markdown=args.markdown,
+                startup=not args.no_startup,
+            )
         if args.headless:
             from .headless import run_headless
 

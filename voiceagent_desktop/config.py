@@ -31,7 +31,7 @@ class AudioSettings(_Section):
 
 class VADSettings(_Section):
     confidence: float = Field(default=0.5, ge=0.05, le=0.99)
-    start_secs: float = Field(default=0.2, ge=0.03, le=2.0)
+    start_secs: float = Field(default=0.15, ge=0.03, le=2.0)
     stop_secs: float = Field(default=0.6, ge=0.1, le=5.0)
     min_volume_db: float = Field(default=-50.0, ge=-120.0, le=0.0)
 

@@ -43,7 +43,10 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
         mode=InputMode(settings.mode),
         system_prompt=settings.system_prompt,
         vad=VADParams(
-            confidence=v.confidence, start_secs=v.start_secs, stop_secs=v.stop_secs, min_volume_db=v.min_volume_db
+            confidence=v.confidence,
+            start_secs=v.start_secs,
+            stop_secs=v.stop_secs,
+            min_volume_db=v.min_volume_db,
         ),
     )
 

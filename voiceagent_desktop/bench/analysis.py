@@ -30,8 +30,15 @@ class Span:
     end: float
 
 
-def active_spans(x: Float, rate: int, *, threshold_db: float = -45.0, merge_gap_s: float = 0.6,
-                 min_len_s: float = 0.05, win_s: float = 0.01) -> list[Span]:
+def active_spans(
+    x: Float,
+    rate: int,
+    *,
+    threshold_db: float = -45.0,
+    merge_gap_s: float = 0.6,
+    min_len_s: float = 0.05,
+    win_s: float = 0.01,
+) -> list[Span]:
     """Spans where the level is above ``threshold_db``; gaps shorter than ``merge_gap_s`` are bridged."""
     env = envelope_db(x, rate, win_s)
     active = env > threshold_db
@@ -56,8 +63,15 @@ def active_spans(x: Float, rate: int, *, threshold_db: float = -45.0, merge_gap_
     return [s for s in merged if s.end - s.start >= min_len_s]
 
 
-def first_onset_after(x: Float, rate: int, t: float, *, until: float | None = None,
-                      threshold_db: float = -45.0, win_s: float = 0.005) -> float | None:
+def first_onset_after(
+    x: Float,
+    rate: int,
+    t: float,
+    *,
+    until: float | None = None,
+    threshold_db: float = -45.0,
+    win_s: float = 0.005,
+) -> float | None:
     """Time of the first window after ``t`` (and before ``until``) above ``threshold_db``."""
     env = envelope_db(x, rate, win_s)
     i0 = int(np.ceil(t / win_s))
@@ -66,8 +80,9 @@ def first_onset_after(x: Float, rate: int, t: float, *, until: float | None = No
     return None if len(hits) == 0 else (i0 + int(hits[0])) * win_s
 
 
-def silence_onset_after(x: Float, rate: int, t: float, *, hold_s: float = 0.3,
-                        threshold_db: float = -45.0, win_s: float = 0.005) -> float | None:
+def silence_onset_after(
+    x: Float, rate: int, t: float, *, hold_s: float = 0.3, threshold_db: float = -45.0, win_s: float = 0.005
+) -> float | None:
     """Start of the first stretch after ``t`` that stays below ``threshold_db`` for ``hold_s``."""
     env = envelope_db(x, rate, win_s)
     need = int(round(hold_s / win_s))
@@ -84,5 +99,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": float("nan"), "p95": float("nan"), "n": 0}
     a = np.asarray(values, dtype=np.float64)
-    return {"p50": round(float(np.percentile(a, 50)), 1), "p95": round(float(np.percentile(a, 95)), 1),
-            "n": len(values)}
+    return {
+        "p50": round(float(np.percentile(a, 50)), 1),
+        "p95": round(float(np.percentile(a, 95)), 1),
+        "n": len(values),
+    }

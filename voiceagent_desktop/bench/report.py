@@ -66,10 +66,12 @@ def _get(results: dict[str, Any], path: tuple[str, ...]) -> Any:
 def render_markdown(results: dict[str, Any], path: Path) -> None:
     m = results.get("machine", {})
     lines: list[str] = [HEADER, f"## Latest run — {results.get('date', '?')}", ""]
-    lines.append(f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gib', '?')} GiB, "
-                 f"Python {m.get('python', '?')}, {m.get('system', '?')}. "
-                 f"{results.get('turns_per_mode', '?')} turns per mode, "
-                 f"{results.get('barge_in_trials', '?')} barge-in trials.")
+    lines.append(
+        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gib', '?')} GiB, "
+        f"Python {m.get('python', '?')}, {m.get('system', '?')}. "
+        f"{results.get('turns_per_mode', '?')} turns per mode, "
+        f"{results.get('barge_in_trials', '?')} barge-in trials."
+    )
     lines += ["", "| measure | result | target | met |", "|---|---|---|---|"]
     for name, key, target, check in TARGETS:
         v = _get(results, key)
@@ -77,12 +79,19 @@ def render_markdown(results: dict[str, Any], path: Path) -> None:
         met = "" if check is None or v is None or v != v else ("yes" if check(v) else "**no**")
         lines.append(f"| {name} | {shown} | {target} | {met} |")
     n = _get(results, ("v2v_ms", "ptt", "n"))
-    lines += ["", f"V2V samples: push-to-talk {n}, hands-free {_get(results, ('v2v_ms', 'handsfree', 'n'))}; "
-              f"barge-in samples {_get(results, ('barge_in_ms', 'n'))}.", ""]
+    lines += [
+        "",
+        f"V2V samples: push-to-talk {n}, hands-free {_get(results, ('v2v_ms', 'handsfree', 'n'))}; "
+        f"barge-in samples {_get(results, ('barge_in_ms', 'n'))}.",
+        "",
+    ]
     voiced = results.get("v2v_from_last_voiced_ms", {})
     if voiced:
-        lines.append("From the last voiced sample at the microphone to the first reply audio: "
-                     + ", ".join(f"{k} median {v.get('p50')} ms" for k, v in voiced.items()) + ".")
+        lines.append(
+            "From the last voiced sample at the microphone to the first reply audio: "
+            + ", ".join(f"{k} median {v.get('p50')} ms" for k, v in voiced.items())
+            + "."
+        )
         lines.append("")
     lines += ["### Stages (engine marks, median / p95 ms)", "", "| stage | p50 | p95 |", "|---|---|---|"]
     for stage, label in STAGE_NAMES.items():

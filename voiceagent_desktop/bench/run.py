@@ -27,7 +27,7 @@ import psutil
 
 from ..config import Settings
 from ..engine.agent import VoiceAgent
-from ..engine.events import AgentState, AssistantDone, BargeIn, Event, InputMode, StateChanged, TurnMetrics
+from ..engine.events import AgentState, AssistantDone, BargeIn, Event, InputMode, TurnMetrics
 from . import analysis
 from .report import render_markdown
 
@@ -153,8 +153,12 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         player = va.player(MIC_FEED, speech[INTERRUPTION], RATE)
         player.start()
         barge = await rec_events.wait_for(BargeIn, n_barge, 5)
-        barge_log.append({"start": player.started_at,
-                          "engine_clear_ms": barge.clear_s * 1000 if isinstance(barge, BargeIn) else None})
+        barge_log.append(
+            {
+                "start": player.started_at,
+                "engine_clear_ms": barge.clear_s * 1000 if isinstance(barge, BargeIn) else None,
+            }
+        )
         await _wait_state(agent, {AgentState.LISTENING}, 60)  # the interruption is answered too
     await asyncio.sleep(0.5)
 
@@ -183,8 +187,12 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
     for entry in raw["turns"]:
         a, b = entry["speech_start"] - t0, entry["end"] - t0
         spans = [s for s in analysis.active_spans(mic, RATE) if a - 0.05 <= s.start < b]
-        row = {"mode": entry["mode"], "question": entry["question"], "answered": entry["answered"],
-               "engine_stages_ms": entry.get("engine_stages_ms", {})}
+        row = {
+            "mode": entry["mode"],
+            "question": entry["question"],
+            "answered": entry["answered"],
+            "engine_stages_ms": entry.get("engine_stages_ms", {}),
+        }
         if spans and entry["answered"]:
             speech_end = spans[0].end
             onset = analysis.first_onset_after(spk, RATE, speech_end, until=b + 0.5)
@@ -229,10 +237,18 @@ def measure_startup(timeout: float = 180.0) -> dict[str, float | str]:
         env = dict(os.environ, VOICEAGENT_STARTUP_PROBE=str(probe))
         env.setdefault("QT_QPA_PLATFORM", "offscreen" if not env.get("DISPLAY") else "xcb")
         t_spawn = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "voiceagent_desktop.cli"], env=env, timeout=timeout,
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "voiceagent_desktop.cli"],
+            env=env,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if not probe.exists():
-            return {"error": f"the app wrote no start-up probe (exit {proc.returncode}): {proc.stderr[-400:]}"}
+            return {
+                "error": f"the app wrote no start-up probe (exit {proc.returncode}): {proc.stderr[-400:]}"
+            }
         data = json.loads(probe.read_text())
     out: dict[str, float | str] = {}
     for key, name in (("window_shown", "window"), ("ready", "ready")):
@@ -252,16 +268,26 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "system": platform.platform(terse=True)}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "system": platform.platform(terse=True),
+    }
 
 
-def run_bench(settings: Settings, *, json_path: Path, turns: int, markdown: Path | None, startup: bool) -> int:
+def run_bench(
+    settings: Settings, *, json_path: Path, turns: int, markdown: Path | None, startup: bool
+) -> int:
     from ..testing.virtual_audio import VirtualAudio
 
     with VirtualAudio() as va:
-        results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                   "machine": machine_info(), "turns_per_mode": turns}
+        results: dict[str, Any] = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": machine_info(),
+            "turns_per_mode": turns,
+        }
         if startup:
             results["startup_ms"] = measure_startup()
         raw = asyncio.run(_bench_conversation(settings, va, turns))

@@ -17,7 +17,16 @@ from ..errors import AudioDeviceError, VoiceAgentError
 from ..providers.base import LLM, STT, TTS, VAD, AudioArray
 from .clock import Clock, MonotonicClock
 from .conversation import Conversation, ConversationSettings
-from .events import AgentState, ErrorEvent, EventBus, InputMode, ModelProgress, Ready, StateChanged
+from .events import (
+    AgentState,
+    ErrorEvent,
+    EventBus,
+    InputMode,
+    ModeChanged,
+    ModelProgress,
+    Ready,
+    StateChanged,
+)
 from .ports import AudioSink
 
 log = logging.getLogger(__name__)
@@ -41,7 +50,10 @@ class AudioFactory(Protocol):
     def open_output(self, clock: Clock) -> AudioSink: ...
 
     def open_input(
-        self, clock: Clock, on_frame: Callable[[AudioArray, float], None], on_error: Callable[[AudioDeviceError], None]
+        self,
+        clock: Clock,
+        on_frame: Callable[[AudioArray, float], None],
+        on_error: Callable[[AudioDeviceError], None],
     ) -> AudioSource: ...
 
 
@@ -65,6 +77,7 @@ class VoiceAgent:
         self.state = AgentState.LOADING
         self._input: AudioSource | None = None
         self._sink: AudioSink | None = None
+        self._stop_lock = asyncio.Lock()
         self.bus.subscribe(self._track_state)
 
     def _track_state(self, event: object) -> None:
@@ -93,14 +106,24 @@ class VoiceAgent:
             await self._input.start()
         except VoiceAgentError as exc:
             self.bus.emit(ErrorEvent(str(exc), fatal=True))
-            await self.stop()
+            await asyncio.shield(self.stop())
+            raise
+        except BaseException as exc:  # cancelled while loading, or a bug: never leave devices open
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("start-up failed")
+                self.bus.emit(ErrorEvent(f"Start-up failed: {type(exc).__name__}: {exc}", fatal=True))
+            await asyncio.shield(self.stop())
             raise
         self.bus.emit(StateChanged(AgentState.LISTENING))
         self.bus.emit(Ready(self.clock.now() - t0))
 
     async def _load_models(self) -> None:
-        parts = {"vad": self.providers.vad, "stt": self.providers.stt, "llm": self.providers.llm,
-                 "tts": self.providers.tts}
+        parts = {
+            "vad": self.providers.vad,
+            "stt": self.providers.stt,
+            "llm": self.providers.llm,
+            "tts": self.providers.tts,
+        }
 
         def reporter(component: str) -> Callable[[float, str], None]:
             return lambda fraction, msg: self.bus.emit(ModelProgress(component, fraction, msg))
@@ -131,11 +154,20 @@ class VoiceAgent:
             self.conversation.ptt_release()
 
     def set_mode(self, mode: InputMode) -> None:
-        self.mode = mode
         if self.conversation is not None:
-            self.conversation.set_mode(mode)
+            self.conversation.set_mode(mode)  # emits ModeChanged
+        elif mode is not self.mode:
+            self.bus.emit(ModeChanged(mode))
+        self.mode = mode
 
     async def stop(self) -> None:
+        """Close devices, conversation and providers. Safe to call twice, also concurrently."""
+        async with self._stop_lock:
+            await self._stop()
+
+    async def _stop(self) -> None:
+        if self.state is AgentState.STOPPED:
+            return
         if self._input is not None:
             await self._input.stop()
             self._input = None
@@ -153,6 +185,5 @@ class VoiceAgent:
                 await provider.aclose()
             except Exception:
                 log.debug("provider close failed", exc_info=True)
-        self.state = AgentState.STOPPED
-
-
+        if self.state is not AgentState.STOPPED:
+            self.bus.emit(StateChanged(AgentState.STOPPED))

@@ -78,7 +78,9 @@ class Conversation:
         self.history: list[ChatMessage] = []
         self.state = AgentState.LISTENING
         self._preroll: collections.deque[AudioArray] = collections.deque(
-            maxlen=max(1, round((self.settings.preroll_secs + self.settings.vad.start_secs) / self.frame_secs))
+            maxlen=max(
+                1, round((self.settings.preroll_secs + self.settings.vad.start_secs) / self.frame_secs)
+            )
         )
         self._turn_frames: list[AudioArray] | None = None
         self._turn_timer: TurnTimer | None = None
@@ -109,7 +111,9 @@ class Conversation:
         self._interrupt_if_busy(now)
         self.vad_machine.reset()  # while the key is held, the key decides the turn (also hands-free)
         if self._turn_frames is None:
-            self._begin_user_turn(now, InputMode.PUSH_TO_TALK, preroll_secs=min(self.settings.preroll_secs, 0.15))
+            self._begin_user_turn(
+                now, InputMode.PUSH_TO_TALK, preroll_secs=min(self.settings.preroll_secs, 0.15)
+            )
 
     def ptt_release(self) -> None:
         if self._ptt_down_at is None:
@@ -221,7 +225,9 @@ class Conversation:
             timer.mark("eot_decided", t_decided)
         audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
         self._set_state(AgentState.THINKING)
-        task = asyncio.get_running_loop().create_task(self._respond(timer, audio), name=f"turn-{timer.turn_id}")
+        task = asyncio.get_running_loop().create_task(
+            self._respond(timer, audio), name=f"turn-{timer.turn_id}"
+        )
         self._task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

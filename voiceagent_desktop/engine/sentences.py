@@ -11,7 +11,29 @@ import re
 from collections.abc import AsyncIterator
 
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e approx no fig mt ft inc ltd co u.s".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "approx",
+        "no",
+        "fig",
+        "mt",
+        "ft",
+        "inc",
+        "ltd",
+        "co",
+        "u.s",
+    ]
 )
 _END = re.compile(r"([.!?…]+)[\"')\]]*(\s+)|\n+")
 _MARKDOWN = re.compile(r"(\*\*|__|\*|`+|^#+\s*|^\s*[-*•]\s+|^\s*\d+\.\s+)", re.MULTILINE)

@@ -27,7 +27,7 @@ from ..providers.base import AudioArray
 class VADParams:
     confidence: float = 0.5
     hysteresis: float = 0.15
-    start_secs: float = 0.2
+    start_secs: float = 0.15
     stop_secs: float = 0.6
     min_volume_db: float = -50.0
 

@@ -231,6 +231,8 @@ class FakeAudioFactory:
         self.sink = FakeSink(clock, self.rate)
         return self.sink
 
-    def open_input(self, clock: Clock, on_frame: Callable[[AudioArray, float], None], on_error: object) -> FakeSource:
+    def open_input(
+        self, clock: Clock, on_frame: Callable[[AudioArray, float], None], on_error: object
+    ) -> FakeSource:
         self.source = FakeSource(clock, on_frame)
         return self.source

@@ -1,0 +1,475 @@
+"""The desktop GUI with a real VoiceAgent on fake providers and fake sound devices (Qt offscreen).
+
+asyncio runs on Qt's loop (qasync, ``already_running=True``), so ``qtbot.waitUntil``/``waitSignal`` also
+run the engine's tasks. A "device pump" task feeds one microphone frame and plays one frame of audio per
+tick in virtual time (FakeClock), standing in for the sound card.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt application exists
+
+import asyncio
+import json
+import logging
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import qasync
+
+from voiceagent_desktop.engine.agent import Providers, VoiceAgent
+from voiceagent_desktop.engine.clock import FakeClock
+from voiceagent_desktop.engine.conversation import ConversationSettings
+from voiceagent_desktop.engine.events import AgentState, ErrorEvent, InputMode, Notice
+from voiceagent_desktop.engine.vad import VADParams
+from voiceagent_desktop.errors import ConfigError, ModelLoadError
+from voiceagent_desktop.gui.app import GuiSession
+from voiceagent_desktop.gui.bridge import EngineBridge
+from voiceagent_desktop.gui.panels import STAGE_LABELS
+from voiceagent_desktop.gui.qt import QApplication, QEvent, QKeyEvent, Qt
+from voiceagent_desktop.gui.transcript import INTERRUPTED_MARK
+from voiceagent_desktop.gui.window import MainWindow
+from voiceagent_desktop.providers.base import ProgressCallback
+from voiceagent_desktop.testing.fakes import (
+    FakeAudioFactory,
+    FakeLLM,
+    FakeSTT,
+    FakeTTS,
+    FakeVAD,
+    silence_frame,
+    speech_frame,
+)
+
+pytestmark = pytest.mark.gui
+
+FRAME_SECS = 512 / 16000
+QUESTION = "What is the capital of France?"
+ANSWER = "The capital of France is Paris. Nice!"
+MS = re.compile(r"\d+ ms")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- loop fixtures (the pattern from /work/shared/notes/virtual-audio.md) ----------------------------
+
+
+@pytest.fixture(scope="session")
+def qasync_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.stop()  # calls QApplication.exit(): only once, at the very end of the session
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def aloop(qasync_loop: qasync.QEventLoop, qtbot) -> Iterator[qasync.QEventLoop]:
+    asyncio._set_running_loop(qasync_loop)
+    asyncio.set_event_loop(qasync_loop)
+    yield qasync_loop
+    pending = [t for t in asyncio.all_tasks(qasync_loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=5000)
+    # Leave no running loop behind for the pytest-asyncio tests of other modules.
+    asyncio._set_running_loop(None)
+    asyncio.set_event_loop(None)
+
+
+# ---- a real agent on fakes, in a window ---------------------------------------------------------------
+
+
+@dataclass
+class GatedSTT(FakeSTT):
+    """Loading waits for ``gate``, so a test can look at the window while models load."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def load(self, progress: ProgressCallback | None = None) -> None:
+        if progress:
+            progress(0.5, "loading weights")
+        await self.gate.wait()
+
+
+@dataclass
+class BrokenSTT(FakeSTT):
+    async def load(self, progress: ProgressCallback | None = None) -> None:
+        raise ModelLoadError("The speech model file is missing.")
+
+
+class Rig:
+    def __init__(self, qtbot, *, stt: FakeSTT | None = None, tts: FakeTTS | None = None) -> None:
+        self.qtbot = qtbot
+        self.clock = FakeClock()
+        self.audio = FakeAudioFactory()
+        self.stt = stt or FakeSTT()
+        self.tts = tts or FakeTTS()
+        settings = ConversationSettings(vad=VADParams(start_secs=0.1, stop_secs=0.5))
+        self.agent = VoiceAgent(
+            Providers(self.stt, FakeLLM(), self.tts, FakeVAD()), self.audio, settings, clock=self.clock
+        )
+        self.bridge = EngineBridge(self.agent)
+        self.window = MainWindow(self.bridge)
+        # pytest-qt closes and deletes the window before fixture teardown: stop the agent first.
+        qtbot.addWidget(self.window, before_close_func=lambda _w: self.shutdown())
+        self.speech = False  # what the "microphone" hears
+        self.playing = True  # whether the "speaker" plays queued audio
+        self.frames = 0
+
+    def show(self) -> None:
+        with self.qtbot.waitExposed(self.window):
+            self.window.show()
+
+    def start(self) -> None:
+        self.show()
+        with self.qtbot.waitSignal(self.bridge.ready, timeout=5000):
+            self.bridge.start()
+        asyncio.get_running_loop().create_task(self._pump(), name="device-pump")
+
+    async def _pump(self) -> None:
+        while True:
+            await asyncio.sleep(0.002)
+            self.clock.advance(FRAME_SECS)
+            if self.audio.source is not None:
+                self.audio.source.feed(speech_frame() if self.speech else silence_frame())
+                self.frames += 1
+            if self.playing and self.audio.sink is not None:
+                self.audio.sink.advance(FRAME_SECS)
+
+    def speak(self, frames: int) -> None:
+        self.speech = True
+        target = self.frames + frames
+        self.qtbot.waitUntil(lambda: self.frames >= target)
+        self.speech = False
+
+    def wait_state(self, text: str) -> None:
+        self.qtbot.waitUntil(lambda: self.window.state_indicator.text == text)
+
+    def wait_reply_done(self, count: int = 1) -> None:
+        def done() -> bool:
+            bubbles = [b for b in self.window.transcript.bubbles() if b.role == "assistant"]
+            return len(bubbles) >= count and bubbles[count - 1].done
+
+        self.qtbot.waitUntil(done)
+
+    def shutdown(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.bridge.shutdown())
+        self.qtbot.waitUntil(task.done, timeout=5000)
+        task.result()
+
+
+@pytest.fixture
+def make_rig(aloop: qasync.QEventLoop, qtbot) -> Callable[..., Rig]:
+    def make(**kwargs: object) -> Rig:
+        return Rig(qtbot, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+def key_event(kind: QEvent.Type, *, autorepeat: bool) -> QKeyEvent:
+    return QKeyEvent(kind, Qt.Key.Key_Space, Qt.KeyboardModifier.NoModifier, " ", autorepeat)
+
+
+# ---- tests ------------------------------------------------------------------------------------------
+
+
+def test_window_shows_loading_before_ready_then_listening(make_rig: Callable[..., Rig]) -> None:
+    stt = GatedSTT()
+    rig = make_rig(stt=stt)
+    rig.show()
+    w = rig.window
+    assert w.windowTitle() == "Voice Agent Desktop"
+    assert w.state_indicator.text == "Loading"
+    assert w.loading.isVisible() and not w.ptt_button.isEnabled()
+
+    rig.bridge.start()
+    rig.qtbot.waitUntil(lambda: "STT" in w.loading.label.text())
+    assert "loading weights" in w.loading.label.text()
+    assert 0 < w.loading.bar.value() < w.loading.bar.maximum()
+    assert w.loading.isVisible() and not rig.bridge.is_ready
+
+    with rig.qtbot.waitSignal(rig.bridge.ready):
+        stt.gate.set()
+    assert w.state_indicator.text == "Listening"
+    assert not w.loading.isVisible()
+    assert w.ptt_button.isEnabled()
+
+
+def test_ptt_button_turn_fills_transcript_and_latency(
+    make_rig: Callable[..., Rig], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    assert w.latency.v2v.text() == "—"
+
+    qtbot.mousePress(w.ptt_button, Qt.MouseButton.LeftButton)
+    rig.wait_state("You're speaking")
+    rig.speak(16)  # 0.5 s
+    rig.playing = False  # hold the reply in the speaker to see it stream
+    qtbot.mouseRelease(w.ptt_button, Qt.MouseButton.LeftButton)
+
+    # Both sentences stream into one assistant bubble before the reply is done.
+    qtbot.waitUntil(lambda: [e.text for e in w.transcript.entries()] == [QUESTION, ANSWER])
+    assert w.transcript.bubbles()[1].done is False
+    assert w.state_indicator.text == "Thinking"  # nothing played yet
+    rig.playing = True
+    rig.wait_reply_done()
+    rig.wait_state("Listening")
+
+    entries = w.transcript.entries()
+    assert [(e.role, e.text, e.interrupted) for e in entries] == [
+        ("user", QUESTION, False),
+        ("assistant", ANSWER, False),
+    ]
+    assert MS.fullmatch(w.latency.v2v.text())
+    for key in STAGE_LABELS:
+        assert MS.fullmatch(w.latency.stage_text(key)), key
+    assert "turn 1" in w.latency.caption.text()
+    # Transcripts are personal data: never in the log at INFO or above (and here not at all).
+    assert not [r for r in caplog.records if "France" in r.getMessage()]
+
+
+def test_holding_space_anywhere_is_push_to_talk_and_autorepeat_is_ignored(
+    make_rig: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    calls: list[str] = []
+
+    def counted(name: str) -> Callable[[], None]:
+        command = getattr(rig.agent, f"ptt_{name}")
+
+        def call() -> None:
+            calls.append(name)
+            command()
+
+        return call
+
+    monkeypatch.setattr(rig.agent, "ptt_press", counted("press"))
+    monkeypatch.setattr(rig.agent, "ptt_release", counted("release"))
+
+    target = w.hands_free  # focus on a checkbox: Space must not toggle it
+    target.setFocus()
+    qtbot.keyPress(target, Qt.Key.Key_Space)
+    rig.wait_state("You're speaking")
+    assert w.ptt_held and w.ptt_button.isDown()
+    rig.speak(8)
+    for _ in range(3):  # what X11 sends while a key is held
+        QApplication.sendEvent(target, key_event(QEvent.Type.KeyRelease, autorepeat=True))
+        QApplication.sendEvent(target, key_event(QEvent.Type.KeyPress, autorepeat=True))
+    rig.speak(8)
+    assert calls == ["press"]
+    assert w.state_indicator.text == "You're speaking"
+    qtbot.keyRelease(target, Qt.Key.Key_Space)
+
+    rig.wait_reply_done()
+    assert calls == ["press", "release"]
+    assert [e.text for e in w.transcript.entries()] == [QUESTION, ANSWER]
+    assert MS.fullmatch(w.latency.v2v.text())
+    assert not target.isChecked() and rig.agent.mode is InputMode.PUSH_TO_TALK
+
+
+def test_hands_free_toggle_sets_the_agent_mode(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    assert not w.hands_free.isChecked()
+
+    with qtbot.waitSignal(rig.bridge.modeChanged) as blocker:
+        qtbot.mouseClick(w.hands_free, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["handsfree"]
+    assert w.hands_free.isChecked() and rig.agent.mode is InputMode.HANDS_FREE
+
+    rig.speak(20)  # VAD start, then silence ends the turn
+    rig.wait_reply_done()
+    assert [e.text for e in w.transcript.entries()] == [QUESTION, ANSWER]
+    assert "hands-free" in w.latency.caption.text()
+
+    with qtbot.waitSignal(rig.bridge.modeChanged):
+        qtbot.mouseClick(w.hands_free, Qt.MouseButton.LeftButton)
+    assert rig.agent.mode is InputMode.PUSH_TO_TALK
+
+
+def test_barge_in_marks_the_reply_interrupted(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(tts=FakeTTS(samples_per_char=100))  # the first sentence plays for 3.1 s
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    rig.bridge.press_ptt()
+    rig.speak(16)
+    rig.bridge.release_ptt()
+    rig.wait_state("Speaking")
+    rig.playing = False
+    assert rig.audio.sink is not None
+    rig.audio.sink.advance(1.6)  # about half of the first sentence
+
+    with qtbot.waitSignal(rig.bridge.assistantDone) as done:
+        qtbot.keyPress(w, Qt.Key.Key_Space)  # the user talks over the reply
+    _turn_id, heard, interrupted = done.args
+    assert interrupted and heard.startswith("The capital") and heard.endswith("…")
+    reply = w.transcript.bubbles()[1]
+    assert reply.role == "assistant" and reply.text == heard  # only what was heard
+    assert reply.interrupted and reply.marker.isVisible()
+    assert reply.marker.text() == INTERRUPTED_MARK
+    assert w.state_indicator.text == "You're speaking"
+    qtbot.keyRelease(w, Qt.Key.Key_Space)
+
+
+def test_errors_and_notices_show_in_banners(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    assert not w.error_banner.isVisible() and not w.notice_banner.isVisible()
+
+    rig.agent.bus.emit(Notice("Using the CPU: no GPU found."))
+    assert w.notice_banner.isVisible() and w.notice_banner.text == "Using the CPU: no GPU found."
+    rig.agent.bus.emit(ErrorEvent("The LLM failed."))
+    assert w.error_banner.isVisible() and w.error_banner.text == "Error: The LLM failed."
+    assert w.ptt_button.isEnabled()
+
+    with qtbot.waitSignal(rig.bridge.error) as blocker:
+        rig.agent.bus.emit(ErrorEvent("The microphone was unplugged.", fatal=True))
+    assert blocker.args == ["The microphone was unplugged.", True]
+    assert w.error_banner.isVisible()
+    assert "The microphone was unplugged." in w.error_banner.text
+    assert w.error_banner.text.startswith("Fatal error")
+    assert w.state_indicator.text == "Error"
+    assert not w.ptt_button.isEnabled()
+    qtbot.waitUntil(lambda: rig.agent.state is AgentState.STOPPED)  # the bridge stopped the agent
+
+
+def test_failed_start_is_one_fatal_banner_not_a_traceback(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(stt=BrokenSTT())
+    rig.show()
+    errors: list[tuple[str, bool]] = []
+    rig.bridge.error.connect(lambda message, fatal: errors.append((message, fatal)))
+    task = rig.bridge.start()
+    rig.qtbot.waitUntil(task.done)
+    assert task.exception() is None
+    assert errors == [("The speech model file is missing.", True)]
+    assert "The speech model file is missing." in rig.window.error_banner.text
+    assert rig.window.error_banner.isVisible() and not rig.window.loading.isVisible()
+
+
+def test_custom_and_unknown_ptt_keys(aloop: qasync.QEventLoop, qtbot) -> None:
+    agent = VoiceAgent(
+        Providers(FakeSTT(), FakeLLM(), FakeTTS(), FakeVAD()), FakeAudioFactory(), ConversationSettings()
+    )
+    bridge = EngineBridge(agent)
+    f8 = MainWindow(bridge, ptt_key="F8")
+    qtbot.addWidget(f8)
+    f8.show()
+    assert "F8" in f8.ptt_hint.text()
+    qtbot.keyPress(f8, Qt.Key.Key_Space)
+    assert not f8.ptt_held
+    qtbot.keyPress(f8, Qt.Key.Key_F8)
+    assert f8.ptt_held
+    qtbot.keyRelease(f8, Qt.Key.Key_F8)
+    assert not f8.ptt_held
+    f8.close()
+
+    bogus = MainWindow(ptt_key="NoSuchKey")
+    qtbot.addWidget(bogus)
+    assert "Space" in bogus.ptt_hint.text()
+    assert "NoSuchKey" in bogus.notice_banner.text
+
+
+def test_closing_the_window_while_loading_stops_the_agent(aloop: qasync.QEventLoop, qtbot) -> None:
+    stt = GatedSTT()
+    agent = VoiceAgent(
+        Providers(stt, FakeLLM(), FakeTTS(), FakeVAD()), FakeAudioFactory(), ConversationSettings()
+    )
+    window = MainWindow()
+    qtbot.addWidget(window)
+    session = GuiSession(window, lambda: agent)
+    with qtbot.waitExposed(window):
+        window.show()
+    run = aloop.create_task(session.run())
+    qtbot.waitUntil(lambda: "STT" in window.loading.label.text())  # the window came first, then loading
+    assert session.bridge is not None and window.bridge is session.bridge
+    window.close()
+    qtbot.waitUntil(run.done)
+    assert run.result() == 0
+    assert agent.state is AgentState.STOPPED and agent.conversation is None
+
+
+def test_agent_factory_error_shows_in_the_banner(aloop: qasync.QEventLoop, qtbot) -> None:
+    def factory() -> VoiceAgent:
+        raise ConfigError("Config file /x/config.toml has invalid settings: vad.confidence: too small")
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    session = GuiSession(window, factory)
+    window.show()
+    run = aloop.create_task(session.run())
+    qtbot.waitUntil(window.error_banner.isVisible)
+    assert "vad.confidence: too small" in window.error_banner.text
+    assert window.state_indicator.text == "Error" and not window.ptt_button.isEnabled()
+    window.close()
+    qtbot.waitUntil(run.done)
+    assert run.result() == 1
+
+
+def test_engine_imports_no_qt() -> None:
+    code = (
+        "import sys\n"
+        "import voiceagent_desktop.engine, voiceagent_desktop.engine.agent, "
+        "voiceagent_desktop.engine.conversation\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'qasync'))\n"
+        "print(bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+RUN_GUI = """
+import sys
+from voiceagent_desktop.config import Settings
+from voiceagent_desktop.engine.agent import Providers, VoiceAgent
+from voiceagent_desktop.engine.conversation import ConversationSettings
+from voiceagent_desktop.errors import ConfigError
+from voiceagent_desktop.gui.app import run_gui
+from voiceagent_desktop.testing.fakes import FakeAudioFactory, FakeLLM, FakeSTT, FakeTTS, FakeVAD
+
+def factory():
+    if sys.argv[1] == "bad-config":
+        raise ConfigError("Config file /nowhere/config.toml has invalid settings: mode: bad")
+    return VoiceAgent(Providers(FakeSTT(), FakeLLM(), FakeTTS(), FakeVAD()), FakeAudioFactory(),
+                      ConversationSettings())
+
+sys.exit(run_gui(factory, Settings()))
+"""
+
+
+@pytest.mark.parametrize("case", ["ok", "bad-config"])
+def test_run_gui_startup_probe(tmp_path: Path, case: str) -> None:
+    probe = tmp_path / "probe.json"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "VOICEAGENT_STARTUP_PROBE": str(probe)}
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", RUN_GUI, case],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+    data = json.loads(probe.read_text())
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if case == "ok":
+        assert proc.returncode == 0, proc.stderr
+        assert set(data) == {"window_shown", "ready"}
+        assert data["ready"] >= data["window_shown"] > 0
+    else:
+        assert proc.returncode == 1, proc.stderr
+        assert set(data) == {"window_shown", "error"}
+        assert "invalid settings" in data["error"]

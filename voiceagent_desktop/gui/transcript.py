@@ -1,0 +1,202 @@
+"""The transcript view: user and assistant turns as bubbles; assistant sentences stream into the reply.
+
+Transcripts are personal data: this module shows them and never logs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .qt import QEvent, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, Qt, QVBoxLayout, QWidget
+
+INTERRUPTED_MARK = "— interrupted"
+#: a bubble is at most this share of the transcript's width
+MAX_BUBBLE_SHARE = 0.85
+
+
+class Bubble(QFrame):
+    """One turn of one speaker: a role caption, the text, and an optional muted marker."""
+
+    def __init__(self, role: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.role = role
+        self.setObjectName("userBubble" if role == "user" else "assistantBubble")
+        self._layout = layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 8, 14, 10)
+        layout.setSpacing(3)
+        self.role_label = QLabel("You" if role == "user" else "Assistant")
+        self.role_label.setObjectName("bubbleRole")
+        self.text_label = QLabel()
+        self.text_label.setObjectName("bubbleText")
+        self.text_label.setWordWrap(True)
+        self.text_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self.marker = QLabel(INTERRUPTED_MARK)
+        self.marker.setObjectName("bubbleMarker")
+        self.marker.hide()
+        layout.addWidget(self.role_label)
+        layout.addWidget(self.text_label)
+        layout.addWidget(self.marker)
+        self.interrupted = False
+        self.done = False
+
+    @property
+    def text(self) -> str:
+        return self.text_label.text()
+
+    def set_text(self, text: str) -> None:
+        self.text_label.setText(text)
+        self.text_label.setVisible(bool(text))
+
+    def append(self, sentence: str) -> None:
+        self.set_text(f"{self.text} {sentence}".strip())
+
+    def mark_interrupted(self) -> None:
+        self.interrupted = True
+        self.marker.show()
+
+    def natural_width(self) -> int:
+        """Width that shows every line of the bubble unwrapped."""
+        widest = 0
+        for label in (self.role_label, self.text_label, self.marker):
+            if label.isHidden():
+                continue
+            label.ensurePolished()  # the style sheet sets the fonts
+            metrics = label.fontMetrics()
+            widest = max([widest, *(metrics.horizontalAdvance(line) for line in label.text().splitlines())])
+        frame, inner = self.contentsMargins(), self._layout.contentsMargins()
+        return widest + inner.left() + inner.right() + frame.left() + frame.right() + 6
+
+    def fit(self, max_width: int) -> None:
+        """Shrink to the text, wrapping at ``max_width``."""
+        self.setFixedWidth(max(120, min(self.natural_width(), max_width)))
+
+
+@dataclass(frozen=True)
+class Entry:
+    role: str  # "user" or "assistant"
+    turn_id: int
+    text: str
+    interrupted: bool
+
+
+class TranscriptView(QScrollArea):
+    """``add_user`` / ``add_sentence`` / ``finish_reply`` follow the engine's transcript events."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("transcript")
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        body.setObjectName("transcriptBody")
+        self._column = QVBoxLayout(body)
+        self._column.setContentsMargins(14, 14, 14, 14)
+        self._column.setSpacing(10)
+        self.placeholder = QLabel("Hold the talk button (or the push-to-talk key) and speak.")
+        self.placeholder.setObjectName("placeholder")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self._column.addWidget(self.placeholder)
+        self._column.addStretch(1)
+        self.setWidget(body)
+        self._bubbles: list[tuple[int, Bubble]] = []
+        self._rows: list[QWidget] = []
+        self._replies: dict[int, Bubble] = {}
+        self._follow = True
+        bar = self.verticalScrollBar()
+        bar.rangeChanged.connect(self._on_range_changed)
+        bar.valueChanged.connect(self._on_scrolled)
+
+    # ---- engine events --------------------------------------------------------------------------
+
+    def add_user(self, turn_id: int, text: str) -> None:
+        bubble = self._add_bubble("user", turn_id)
+        bubble.set_text(text)
+        self._fit(bubble)
+
+    def add_sentence(self, turn_id: int, sentence: str) -> None:
+        bubble = self._replies.get(turn_id)
+        if bubble is None or bubble.done:
+            bubble = self._add_bubble("assistant", turn_id)
+            self._replies[turn_id] = bubble
+        bubble.append(sentence)
+        self._fit(bubble)
+
+    def finish_reply(self, turn_id: int, heard: str, interrupted: bool) -> None:
+        """The reply ended: show exactly the text from AssistantDone (what the user heard)."""
+        bubble = self._replies.get(turn_id)
+        if bubble is None:
+            if not heard and not interrupted:
+                return  # an empty reply: nothing to show
+            bubble = self._add_bubble("assistant", turn_id)
+            self._replies[turn_id] = bubble
+        bubble.set_text(heard)
+        if interrupted:
+            bubble.mark_interrupted()
+        bubble.done = True
+        self._fit(bubble)
+
+    def clear(self) -> None:
+        for row in self._rows:
+            row.deleteLater()
+        self._rows.clear()
+        self._bubbles.clear()
+        self._replies.clear()
+        self.placeholder.show()
+
+    # ---- reading it back (tests, copy) ------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        return [Entry(b.role, turn_id, b.text, b.interrupted) for turn_id, b in self._bubbles]
+
+    def bubbles(self) -> list[Bubble]:
+        return [b for _, b in self._bubbles]
+
+    def plain_text(self) -> str:
+        lines = []
+        for e in self.entries():
+            who = "You" if e.role == "user" else "Assistant"
+            lines.append(f"{who}: {e.text}" + (f" {INTERRUPTED_MARK}" if e.interrupted else ""))
+        return "\n".join(lines)
+
+    # ---- internals --------------------------------------------------------------------------------
+
+    def _add_bubble(self, role: str, turn_id: int) -> Bubble:
+        self.placeholder.hide()
+        row = QWidget()
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        bubble = Bubble(role)
+        if role == "user":  # the user's turns lean right, the assistant's left
+            line.addStretch(1)
+            line.addWidget(bubble)
+        else:
+            line.addWidget(bubble)
+            line.addStretch(1)
+        self._column.insertWidget(self._column.count() - 1, row)
+        self._rows.append(row)
+        self._bubbles.append((turn_id, bubble))
+        return bubble
+
+    def _max_bubble_width(self) -> int:
+        margins = self._column.contentsMargins()
+        return int((self.viewport().width() - margins.left() - margins.right()) * MAX_BUBBLE_SHARE)
+
+    def _fit(self, bubble: Bubble) -> None:
+        bubble.fit(self._max_bubble_width())
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            width = self._max_bubble_width()
+            for bubble in self.bubbles():
+                bubble.fit(width)
+        return super().viewportEvent(event)
+
+    def _on_scrolled(self, value: int) -> None:
+        self._follow = value >= self.verticalScrollBar().maximum() - 4
+
+    def _on_range_changed(self, _lo: int, hi: int) -> None:
+        if self._follow:
+            self.verticalScrollBar().setValue(hi)
