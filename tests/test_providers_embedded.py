@@ -297,3 +297,27 @@ def test_missing_package_raises_missing_extra(
     provider = getattr(importlib.import_module(full_name), cls)()
     with pytest.raises(MissingExtraError, match=r"voiceagent-desktop\[local\]"):
         asyncio.run(provider.load())
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
+async def test_whisper_short_window_matches_keywords_and_falls_back_when_degenerate(
+    whisper: WhisperSTT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voiceagent_desktop.testing.speech import piper_speech
+
+    cases = {
+        "How many days are in a week?": ("days", "week"),
+        "I'd like to book a table for four people tomorrow evening.": ("book", "table", "tomorrow"),
+        "Play some jazz.": ("play", "jazz"),
+    }
+    model = whisper._model
+    for sentence, words in cases.items():
+        audio = piper_speech(sentence, 16000)
+        short = whisper._decode_window(model, audio, 1000).lower()
+        assert all(w in short for w in words), (sentence, short)
+    # A looping short-window result is detected and decoded again with the full window.
+    monkeypatch.setattr(whisper, "_decode_window", lambda *a: "What is X? " * 20)
+    audio = piper_speech("How many days are in a week?", 16000)
+    text = (await whisper.transcribe(audio)).text.lower()
+    assert "days" in text and text.count("what is x") == 0

@@ -23,6 +23,18 @@ def test_sentences_emitted_as_soon_as_they_end() -> None:
     assert sp.flush() == ["And"]
 
 
+def test_first_segment_may_end_at_a_clause() -> None:
+    out = split_stream(
+        ["Well, the capital of France, as you know, is Paris. ", "It has 2,000 years, more or less."]
+    )
+    assert out == [
+        "Well, the capital of France,",
+        "as you know, is Paris.",
+        "It has 2,000 years, more or less.",
+    ]
+    assert split_stream(["Yes, it is. Next, we go."]) == ["Yes, it is.", "Next, we go."]
+
+
 def test_abbreviations_numbers_and_markdown() -> None:
     out = split_stream(["Dr. Smith paid $3.50 for **tea**. ", "- Then he left.\n", "Done"])
     assert out == ["Dr. Smith paid $3.50 for tea.", "Then he left.", "Done"]

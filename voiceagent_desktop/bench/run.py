@@ -69,6 +69,22 @@ class Recorder:
         return None
 
 
+def generate_speech(texts: list[str]) -> dict[str, np.ndarray]:
+    """The user's lines, spoken by the Piper voice in a child process so that the voice loaded for the
+    benchmark's own use does not count in the app's memory."""
+    code = (
+        "import sys, numpy as np\n"
+        "from voiceagent_desktop.testing.speech import piper_speech\n"
+        "texts = sys.argv[2:]\n"
+        "np.savez(sys.argv[1], *[piper_speech(t, %d) for t in texts])\n" % RATE
+    )
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "speech.npz"
+        subprocess.run([sys.executable, "-c", code, str(out), *texts], check=True)
+        with np.load(out) as data:
+            return {t: data[f"arr_{i}"].astype(np.float32) for i, t in enumerate(texts)}
+
+
 async def _wait_state(agent: VoiceAgent, states: set[AgentState], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,12 +100,11 @@ def _cpu_seconds(proc: psutil.Process) -> float:
 
 
 async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[str, Any]:
-    from ..testing.speech import piper_speech
     from ..testing.virtual_audio import MIC_FEED, PROBE
     from ..wiring import build_agent
 
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(turns)]
-    speech = {q: piper_speech(q, RATE) for q in {*questions, LONG_QUESTION, INTERRUPTION}}
+    speech = generate_speech([*dict.fromkeys([*questions, LONG_QUESTION, INTERRUPTION])])
     agent = build_agent(settings.model_copy(update={"mode": "ptt"}))
     rec_events = Recorder()
     agent.bus.subscribe(rec_events)

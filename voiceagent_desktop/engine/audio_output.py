@@ -37,6 +37,9 @@ from .ports import PlaybackListener
 log = logging.getLogger(__name__)
 
 
+BLOCK_SECS = 0.02
+
+
 @dataclass(eq=False)
 class _Segment:
     sid: int
@@ -110,6 +113,9 @@ class AudioOutput:
                 channels=channels,
                 dtype="float32",
                 latency=latency,
+                # Fixed 20 ms blocks: half the idle CPU of PortAudio's variable blocks (1.2 % vs 2.2 % of
+                # a core measured here), and still fine-grained enough for a quick clear().
+                blocksize=round(sample_rate * BLOCK_SECS),
                 callback=self._callback,
                 finished_callback=self._finished,
             )

@@ -287,7 +287,8 @@ class Conversation:
                 self.bus.emit(timer.event())
             self._reply = None
             if reply.full_text:
-                self._append(ChatMessage("assistant", reply.full_text))
+                # The raw LLM text (not the cleaned, spoken one) keeps llama.cpp's prompt cache valid.
+                self._append(ChatMessage("assistant", reply.llm_text.strip() or reply.full_text))
             self.bus.emit(AssistantDone(timer.turn_id, reply.full_text, interrupted=False))
             self._set_state(AgentState.LISTENING)
         except asyncio.CancelledError:
