@@ -122,5 +122,6 @@ async def test_speaking_over_the_agent_silences_it_and_truncates_history(virtual
     barge_after = arrivals[BargeIn] - interrupted_at
     assert quiet is not None and quiet - onset < 1.0, (
         f"speaker silent only {quiet and quiet - onset} s after the interruption's onset "
-        f"(onset {onset - (interrupted_at - probe.t0):.3f} s after playing it; BargeIn event {barge_after:.3f} s after)"
+        f"(onset {onset - (interrupted_at - probe.t0):.3f} s after playing it; "
+        f"BargeIn event {barge_after:.3f} s after)"
     )

@@ -85,7 +85,7 @@ def silence_onset_after(
 ) -> float | None:
     """Start of the first stretch after ``t`` that stays below ``threshold_db`` for ``hold_s``."""
     env = envelope_db(x, rate, win_s)
-    need = int(round(hold_s / win_s))
+    need = round(hold_s / win_s)
     quiet = env <= threshold_db
     run = 0
     for i in range(int(np.ceil(t / win_s)), len(env)):

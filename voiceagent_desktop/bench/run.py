@@ -76,7 +76,7 @@ def generate_speech(texts: list[str]) -> dict[str, np.ndarray]:
         "import sys, numpy as np\n"
         "from voiceagent_desktop.testing.speech import piper_speech\n"
         "texts = sys.argv[2:]\n"
-        "np.savez(sys.argv[1], *[piper_speech(t, %d) for t in texts])\n" % RATE
+        f"np.savez(sys.argv[1], *[piper_speech(t, {RATE}) for t in texts])\n"
     )
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "speech.npz"
