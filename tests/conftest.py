@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt application exists
+
+import asyncio
 from collections.abc import Iterator
 
 import pytest
+import qasync
 
+from voiceagent_desktop.gui.qt import QApplication
 from voiceagent_desktop.testing.virtual_audio import VirtualAudio, available
 
 
@@ -24,3 +31,30 @@ def virtual_audio() -> Iterator[VirtualAudio]:
     va.start()
     yield va
     va.stop()
+
+
+# ---- loop fixtures (the pattern from /work/shared/notes/virtual-audio.md) ----------------------------
+
+
+@pytest.fixture(scope="session")
+def qasync_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.stop()  # calls QApplication.exit(): only once, at the very end of the session
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def aloop(qasync_loop: qasync.QEventLoop, qtbot) -> Iterator[qasync.QEventLoop]:
+    asyncio._set_running_loop(qasync_loop)
+    asyncio.set_event_loop(qasync_loop)
+    yield qasync_loop
+    pending = [t for t in asyncio.all_tasks(qasync_loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=5000)
+    # Leave no running loop behind for the pytest-asyncio tests of other modules.
+    asyncio._set_running_loop(None)
+    asyncio.set_event_loop(None)

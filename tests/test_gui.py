@@ -17,7 +17,7 @@ import logging
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,33 +54,6 @@ QUESTION = "What is the capital of France?"
 ANSWER = "The capital of France is Paris. Nice!"
 MS = re.compile(r"\d+ ms")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-# ---- loop fixtures (the pattern from /work/shared/notes/virtual-audio.md) ----------------------------
-
-
-@pytest.fixture(scope="session")
-def qasync_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    loop = qasync.QEventLoop(qapp, already_running=True)
-    asyncio.set_event_loop(loop)
-    yield loop
-    loop.stop()  # calls QApplication.exit(): only once, at the very end of the session
-    loop.close()
-    asyncio.set_event_loop(None)
-
-
-@pytest.fixture
-def aloop(qasync_loop: qasync.QEventLoop, qtbot) -> Iterator[qasync.QEventLoop]:
-    asyncio._set_running_loop(qasync_loop)
-    asyncio.set_event_loop(qasync_loop)
-    yield qasync_loop
-    pending = [t for t in asyncio.all_tasks(qasync_loop) if not t.done()]
-    for task in pending:
-        task.cancel()
-    qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=5000)
-    # Leave no running loop behind for the pytest-asyncio tests of other modules.
-    asyncio._set_running_loop(None)
-    asyncio.set_event_loop(None)
 
 
 # ---- a real agent on fakes, in a window ---------------------------------------------------------------

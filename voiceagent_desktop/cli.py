@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "devices":
             from .engine.audio_io import list_devices
 
-            for d in list_devices():
+            devices = list_devices()
+            if not devices:
+                print("No sound devices found. Check that a sound server (PulseAudio/PipeWire) is running.")
+            for d in devices:
                 flags = ("in " if d.max_input_channels else "   ") + (
                     "out" if d.max_output_channels else "   "
                 )

@@ -154,7 +154,7 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         await one_turn(InputMode.HANDS_FREE, q)
 
     barge_log: list[dict[str, Any]] = []
-    for _ in range(max(3, turns // 2 + 1)):
+    for _ in range(max(2, turns)):
         await _wait_state(agent, {AgentState.LISTENING}, 60)
         await asyncio.sleep(0.6)
         agent.set_mode(InputMode.HANDS_FREE)

@@ -1,0 +1,47 @@
+"""`voiceagent bench` runs end to end (one turn per mode) and writes the JSON the docs are built from."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.audio, pytest.mark.models]
+
+
+def test_bench_writes_results(tmp_path: Path) -> None:
+    out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+    env = {k: v for k, v in os.environ.items() if k != "PULSE_SERVER"}  # the bench starts its own daemon
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voiceagent_desktop.cli",
+            "bench",
+            "--json",
+            str(out),
+            "--turns",
+            "1",
+            "--markdown",
+            str(md),
+            "--no-startup",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    for mode in ("ptt", "handsfree"):
+        assert data["v2v_ms"][mode]["n"] == 1 and 0 < data["v2v_ms"][mode]["p50"] < 5000
+    assert data["barge_in_ms"]["n"] >= 1 and 0 < data["barge_in_ms"]["p95"] < 2000
+    for stage in ("stt", "llm_ttft", "tts_first_audio", "v2v"):
+        assert data["stages_ms"][stage]["p50"] > 0
+    assert 0 < data["idle_cpu_pct"] < 50 and 100 < data["rss_mib"] < 4000
+    assert "| V2V push-to-talk, median |" in md.read_text()
