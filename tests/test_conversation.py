@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -164,3 +165,25 @@ async def test_ptt_release_ends_turn_even_without_more_frames() -> None:
     await asyncio.sleep(0.2)  # no frames: the input stalled
     await s.settle()
     assert s.stt.calls
+
+
+async def test_history_is_trimmed_in_chunks_so_the_prompt_prefix_stays_stable() -> None:
+    s = Scenario(InputMode.PUSH_TO_TALK)
+    limit = s.conv.settings.max_history_messages
+    firsts = []
+    for _ in range(limit):  # two messages per turn
+        s.conv.ptt_press()
+        await s.frames(0.3, speech=True)
+        s.conv.ptt_release()
+        await s.frames(3.0, speech=False)
+        firsts.append(id(s.conv.history[0]))
+        assert len(s.conv.history) <= limit
+    assert s.conv.history[0].role == "user"
+    # the oldest message changed only a few times, not on every turn once the limit was reached
+    changes = sum(1 for a, b in itertools.pairwise(firsts) if a != b)
+    assert 1 <= changes <= 3
+    # and each time, the new prefix was handed to the LLM to read in while idle
+    assert len(s.llm.prefilled) == changes
+    assert [m.content for m in s.llm.prefilled[-1][1:]] == [m.content for m in s.conv.history][
+        : len(s.llm.prefilled[-1]) - 1
+    ]

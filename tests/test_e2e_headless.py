@@ -115,13 +115,13 @@ async def test_speaking_over_the_agent_silences_it_and_truncates_history(virtual
     assert any(m.role == "assistant" and m.interrupted and m.content == cut.text for m in history)
     # On the audio: the speaker was talking when the interruption began and fell silent soon after.
     mic, spk = audio[:, 0].copy(), audio[:, 1].copy()
-    onset = analysis.first_onset_after(mic, RATE, interrupted_at - probe.t0 - 0.05)
+    onset = analysis.first_onset_after(mic, RATE, probe.position(interrupted_at) - 0.05)
     assert onset is not None
     assert analysis.first_onset_after(spk, RATE, onset - 0.3, until=onset) is not None
     quiet = analysis.silence_onset_after(spk, RATE, onset, hold_s=1.0)
     barge_after = arrivals[BargeIn] - interrupted_at
     assert quiet is not None and quiet - onset < 1.0, (
         f"speaker silent only {quiet and quiet - onset} s after the interruption's onset "
-        f"(onset {onset - (interrupted_at - probe.t0):.3f} s after playing it; "
+        f"(onset {onset - (probe.position(interrupted_at)):.3f} s after playing it; "
         f"BargeIn event {barge_after:.3f} s after)"
     )

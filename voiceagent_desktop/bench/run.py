@@ -177,8 +177,9 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         await _wait_state(agent, {AgentState.LISTENING}, 60)  # the interruption is answered too
     await asyncio.sleep(0.5)
 
+    # The app's memory: the process minus the probe recording the benchmark itself holds.
+    rss_mib = (proc.memory_info().rss - probe.buffered_bytes) / 2**20
     audio = probe.stop()
-    rss_mib = proc.memory_info().rss / 2**20
     await agent.stop()
     return {
         "load_s": load_s,
@@ -186,6 +187,8 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         "rss_mib": rss_mib,
         "probe": audio,
         "probe_t0": probe.t0,
+        "probe_pos": probe.position,
+        "probe_checkpoints": probe.checkpoints,
         "turns": turns_log,
         "barge": barge_log,
         "metrics": [e for _, e in rec_events.events if isinstance(e, TurnMetrics)],
@@ -194,13 +197,18 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
 
 def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
     audio: np.ndarray = raw["probe"]
+    debug = os.environ.get("VOICEAGENT_BENCH_DEBUG")
+    if debug:  # keep the raw recording and timeline for inspection
+        np.savez(debug, probe=audio, checkpoints=np.asarray(raw["probe_checkpoints"]))
+        timeline = {"turns": raw["turns"], "barge": raw["barge"]}
+        Path(debug + ".json").write_text(json.dumps(timeline, default=str))
     mic, spk = np.ascontiguousarray(audio[:, 0]), np.ascontiguousarray(audio[:, 1])
-    t0 = raw["probe_t0"]
+    pos = raw["probe_pos"]  # monotonic time -> seconds into the probe recording
     v2v: dict[str, list[float]] = {"ptt": [], "handsfree": []}
     v2v_voiced: dict[str, list[float]] = {"ptt": [], "handsfree": []}
     per_turn = []
     for entry in raw["turns"]:
-        a, b = entry["speech_start"] - t0, entry["end"] - t0
+        a, b = pos(entry["speech_start"]), pos(entry["end"])
         spans = [s for s in analysis.active_spans(mic, RATE) if a - 0.05 <= s.start < b]
         row = {
             "mode": entry["mode"],
@@ -212,7 +220,7 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
             speech_end = spans[0].end
             onset = analysis.first_onset_after(spk, RATE, speech_end, until=b + 0.5)
             if onset is not None:
-                ref = entry["release"] - t0 if entry["mode"] == "ptt" else speech_end
+                ref = pos(entry["release"]) if entry["mode"] == "ptt" else speech_end
                 row["v2v_ms"] = round((onset - max(ref, speech_end)) * 1000, 1)
                 row["from_last_voiced_ms"] = round((onset - speech_end) * 1000, 1)
                 v2v[entry["mode"]].append(row["v2v_ms"])
@@ -220,7 +228,7 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         per_turn.append(row)
     barge = []
     for trial in raw["barge"]:
-        onset = analysis.first_onset_after(mic, RATE, trial["start"] - t0 - 0.05)
+        onset = analysis.first_onset_after(mic, RATE, pos(trial["start"]) - 0.05)
         if onset is None:
             continue
         was_speaking = analysis.first_onset_after(spk, RATE, onset - 0.3, until=onset) is not None

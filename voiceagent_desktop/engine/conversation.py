@@ -52,7 +52,7 @@ class ConversationSettings:
     vad: VADParams = VADParams()
     preroll_secs: float = 0.3  # audio kept from before the detected start / PTT press
     min_press_secs: float = 0.15  # shorter PTT presses are ignored
-    max_history_messages: int = 16
+    max_history_messages: int = 24
     max_turn_secs: float = 30.0
 
 
@@ -90,6 +90,7 @@ class Conversation:
         self._reply: Reply | None = None
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._prefill_due = False
         sink.set_listener(self)
 
     # ---- commands -------------------------------------------------------------------------------
@@ -249,10 +250,17 @@ class Conversation:
         self._set_state(AgentState.LISTENING)
 
     def _append(self, msg: ChatMessage) -> None:
+        """Add to the history; when it is too long, drop the oldest messages down to half the limit at once
+        (starting at a user message). Trimming rarely keeps the prompt prefix stable between turns, so
+        llama.cpp reuses its cache instead of re-reading the whole conversation every turn."""
         self.history.append(msg)
-        excess = len(self.history) - self.settings.max_history_messages
-        if excess > 0:
-            del self.history[:excess]
+        limit = self.settings.max_history_messages
+        if len(self.history) > limit:
+            cut = len(self.history) - limit // 2
+            while cut < len(self.history) - 1 and self.history[cut].role != "user":
+                cut += 1
+            del self.history[:cut]
+            self._prefill_due = True
 
     def messages(self) -> list[ChatMessage]:
         msgs = [ChatMessage("system", self.settings.system_prompt)]
@@ -291,6 +299,7 @@ class Conversation:
                 self._append(ChatMessage("assistant", reply.llm_text.strip() or reply.full_text))
             self.bus.emit(AssistantDone(timer.turn_id, reply.full_text, interrupted=False))
             self._set_state(AgentState.LISTENING)
+            self._prefill_if_due()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a provider failed: tell the user, keep listening
@@ -299,6 +308,17 @@ class Conversation:
             self.sink.clear()
             self.bus.emit(ErrorEvent(str(exc) or type(exc).__name__))
             self._set_state(AgentState.LISTENING)
+
+    def _prefill_if_due(self) -> None:
+        """After the history was trimmed its prefix is new to the LLM's cache: read it in now, while the
+        user is not waiting, instead of at the start of the next turn (~1 s for a long history here)."""
+        prefill = getattr(self.llm, "prefill", None)
+        if not self._prefill_due or prefill is None:
+            return
+        self._prefill_due = False
+        task = asyncio.get_running_loop().create_task(prefill(self.messages()), name="llm-prefill")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
         self.sink.set_listener(None)

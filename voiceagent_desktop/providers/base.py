@@ -76,6 +76,9 @@ class STT(Loadable, Protocol):
 
 @runtime_checkable
 class LLM(Loadable, Protocol):
+    """Optionally also ``async def prefill(messages)``: read a prompt prefix into a local model's cache
+    while idle (the conversation calls it after trimming the history)."""
+
     capabilities: LLMCapabilities
 
     def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:

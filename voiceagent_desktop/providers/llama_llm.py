@@ -208,6 +208,23 @@ class LlamaLLM:
             # Cancelled, closed early or finished: in every case the worker must stop.
             stop.set()
 
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        """Evaluate ``messages`` into the KV cache now (idle time), so the next turn that starts with them
+        only has to read its new user message. A stream started meanwhile waits for this to finish."""
+        llm = self._llm
+        if llm is None:
+            return
+        payload = [{"role": m.role, "content": m.content} for m in messages]
+
+        def run() -> None:
+            with self._lock:
+                llm.create_chat_completion(messages=payload, max_tokens=1, temperature=self._temperature)
+
+        try:
+            await asyncio.to_thread(run)
+        except Exception as e:
+            log.debug("prefill failed: %s", type(e).__name__)
+
     async def aclose(self) -> None:
         llm, self._llm = self._llm, None
         workers, self._workers = self._workers, []

@@ -88,6 +88,10 @@ class FakeLLM(_Loadable):
     calls: list[list[ChatMessage]] = field(default_factory=list)
     produced: int = 0
     cancelled: int = 0
+    prefilled: list[list[ChatMessage]] = field(default_factory=list)
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        self.prefilled.append(list(messages))
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
         self.calls.append(list(messages))

@@ -120,6 +120,9 @@ class Recording:
         #: Estimated ``time.monotonic()`` of sample 0 (an upper bound: min over reads of read time minus
         #: the duration received so far; it includes the ~10 ms capture latency).
         self.t0 = float("inf")
+        #: (time.monotonic() after a read, samples received by then): to map times to sample positions
+        #: locally when the capture drifts or drops (see ``position``).
+        self.checkpoints: list[tuple[float, int]] = []
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
         if not self._first.wait(timeout):
@@ -142,11 +145,24 @@ class Recording:
             self._chunks.append(data)
             self._nbytes += len(data)
             self.t0 = min(self.t0, now - (self._nbytes // frame_bytes) / self.sample_rate)
+            self.checkpoints.append((now, self._nbytes // frame_bytes))
             self._first.set()
 
     @property
     def done(self) -> bool:
         return self._proc.poll() is not None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Memory held by what was recorded so far."""
+        return self._nbytes
+
+    def position(self, t: float, window: float = 5.0) -> float:
+        """Seconds into the recording at which monotonic time ``t`` was captured, estimated from the read
+        checkpoints within ``window`` s of ``t`` (robust to capture drift and drops, unlike ``t0``)."""
+        near = [now - n / self.sample_rate for now, n in self.checkpoints if abs(now - t) <= window]
+        start = min(near) if near else self.t0
+        return t - start
 
     def stop(self) -> FloatArray:
         """Stop capturing and return everything recorded (1-D for a mono source). Idempotent."""
