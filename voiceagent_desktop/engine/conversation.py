@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,7 @@ from .events import (
     UserTranscript,
 )
 from .latency import TurnTimer
+from .memory import release_free_memory
 from .ports import AudioSink
 from .reply import Reply, run_reply
 from .vad import SpeechStarted, SpeechStopped, VADParams, VADStateMachine, rms_db
@@ -300,6 +302,7 @@ class Conversation:
             self.bus.emit(AssistantDone(timer.turn_id, reply.full_text, interrupted=False))
             self._set_state(AgentState.LISTENING)
             self._prefill_if_due()
+            self._background(asyncio.to_thread(release_free_memory), "trim-memory")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a provider failed: tell the user, keep listening
@@ -316,7 +319,10 @@ class Conversation:
         if not self._prefill_due or prefill is None:
             return
         self._prefill_due = False
-        task = asyncio.get_running_loop().create_task(prefill(self.messages()), name="llm-prefill")
+        self._background(prefill(self.messages()), "llm-prefill")
+
+    def _background(self, coro: Coroutine[object, object, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
