@@ -187,3 +187,21 @@ async def test_history_is_trimmed_in_chunks_so_the_prompt_prefix_stays_stable() 
     assert [m.content for m in s.llm.prefilled[-1][1:]] == [m.content for m in s.conv.history][
         : len(s.llm.prefilled[-1]) - 1
     ]
+
+
+async def test_history_stays_within_the_llms_prompt_budget() -> None:
+    from voiceagent_desktop.providers.base import LLMCapabilities
+
+    story = ["Once upon a time there was a dragon who could not fly, and every day he tried again. "] * 8
+    llm = FakeLLM(tokens=story, capabilities=LLMCapabilities(max_prompt_tokens=600))
+    s = Scenario(InputMode.PUSH_TO_TALK, llm=llm)
+    for _ in range(6):
+        s.conv.ptt_press()
+        await s.frames(0.3, speech=True)
+        s.conv.ptt_release()
+        await s.frames(12.0, speech=False)
+        assert s.conv._estimated_tokens() <= 600
+    assert s.conv.history[0].role == "user"
+    # every prompt the LLM was given fit the budget too (a long reply never overflows the context)
+    for call in s.llm.calls:
+        assert sum(len(m.content) for m in call) // 3 <= 600

@@ -146,6 +146,7 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         if isinstance(metrics, TurnMetrics):
             entry["engine_stages_ms"] = metrics.stages_ms
         entry["end"] = time.monotonic()
+        entry["rss_mib"] = round(proc.memory_info().rss / 2**20)
         turns_log.append(entry)
 
     for q in questions:
@@ -175,6 +176,7 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
             }
         )
         await _wait_state(agent, {AgentState.LISTENING}, 60)  # the interruption is answered too
+        barge_log[-1]["rss_mib"] = round(proc.memory_info().rss / 2**20)
     await asyncio.sleep(0.5)
 
     # The app's memory: the process minus the probe recording the benchmark itself holds.
@@ -214,6 +216,7 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
             "mode": entry["mode"],
             "question": entry["question"],
             "answered": entry["answered"],
+            "rss_mib": entry.get("rss_mib"),
             "engine_stages_ms": entry.get("engine_stages_ms", {}),
         }
         if spans and entry["answered"]:
@@ -250,6 +253,7 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         "models_load_s": round(raw["load_s"], 2),
         "turns": per_turn,
         "barge_in_trials": len(raw["barge"]),
+        "rss_mib_after_barge_in_trials": [t.get("rss_mib") for t in raw["barge"]],
     }
 
 

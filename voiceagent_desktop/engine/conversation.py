@@ -257,12 +257,23 @@ class Conversation:
         llama.cpp reuses its cache instead of re-reading the whole conversation every turn."""
         self.history.append(msg)
         limit = self.settings.max_history_messages
-        if len(self.history) > limit:
-            cut = len(self.history) - limit // 2
-            while cut < len(self.history) - 1 and self.history[cut].role != "user":
-                cut += 1
-            del self.history[:cut]
-            self._prefill_due = True
+        budget = self.llm.capabilities.max_prompt_tokens
+        if len(self.history) <= limit and (budget is None or self._estimated_tokens() <= budget):
+            return
+        cut = max(1, len(self.history) - limit // 2)
+        while (
+            budget is not None and cut < len(self.history) - 1 and self._estimated_tokens(cut) > budget // 2
+        ):
+            cut += 1
+        while cut < len(self.history) - 1 and self.history[cut].role != "user":
+            cut += 1
+        del self.history[:cut]
+        self._prefill_due = True
+
+    def _estimated_tokens(self, start: int = 0) -> int:
+        """A generous estimate of the prompt's tokens (≈3 characters per token, plus the chat template)."""
+        text = len(self.settings.system_prompt) + sum(len(m.content) + 30 for m in self.history[start:])
+        return text // 3 + 16
 
     def messages(self) -> list[ChatMessage]:
         msgs = [ChatMessage("system", self.settings.system_prompt)]

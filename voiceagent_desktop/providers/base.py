@@ -38,6 +38,8 @@ class STTCapabilities:
 @dataclass(frozen=True)
 class LLMCapabilities:
     streaming: bool = True
+    #: Prompt tokens the model can take (context minus room for the reply); None = no practical limit.
+    max_prompt_tokens: int | None = None
 
 
 @dataclass(frozen=True)

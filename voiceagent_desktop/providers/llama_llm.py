@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
 from .base import ChatMessage, LLMCapabilities, ProgressCallback
+from .threaded import ThreadStream
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ class LlamaLLM:
         temperature: float = 0.6,
         warmup_system_prompt: str = DEFAULT_SYSTEM_PROMPT,
     ) -> None:
+        self.capabilities = LLMCapabilities(
+            streaming=True, max_prompt_tokens=max(64, n_ctx - max_tokens - 32)
+        )
         self._model_path = model_path
         self._n_ctx = n_ctx
         self._n_threads = n_threads
@@ -180,33 +184,19 @@ class LlamaLLM:
         if llm is None:
             raise ProviderRuntimeError("The language model is not loaded")
         payload = [{"role": m.role, "content": m.content} for m in messages]
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
-        stop = threading.Event()
-
-        def emit(item: _Item) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                stop.set()
-
-        worker = threading.Thread(
-            target=self._generate, args=(llm, payload, stop, emit), name="llama-generate", daemon=True
+        ts: ThreadStream[str] = ThreadStream(
+            lambda stop, emit: self._generate(llm, payload, stop, emit),
+            name="llama-generate",
+            failure="llama.cpp generation failed",
         )
         self._workers = [(t, s) for t, s in self._workers if t.is_alive()]
-        self._workers.append((worker, stop))
-        worker.start()
+        self._workers.append((ts.thread, ts.stop))
+        items = ts.items()
         try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise ProviderRuntimeError(f"llama.cpp generation failed: {item}") from item
+            async for item in items:
                 yield item
         finally:
-            # Cancelled, closed early or finished: in every case the worker must stop.
-            stop.set()
+            await items.aclose()
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         """Evaluate ``messages`` into the KV cache now (idle time), so the next turn that starts with them

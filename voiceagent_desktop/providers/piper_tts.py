@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
 from .base import AudioArray, ProgressCallback, TTSCapabilities
+from .threaded import ThreadStream
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,11 @@ class PiperTTS:
         opts.intra_op_num_threads = self._threads
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # onnxruntime's memory arena: synthesis is 15-30 % faster with it (measured here); it grows to the
-        # longest sentence's needs and stays there (~+130 MiB for 200-character sentences), which the
-        # memory budget allows. The glibc heap around it is trimmed after each reply (engine/memory.py).
-        opts.enable_cpu_mem_arena = True
+        # No onnxruntime memory arena: with it synthesis was 15-30 % faster here, but the arena grows to the
+        # longest sentence's needs and keeps them (+225 MiB for 200-character sentences), which put the
+        # app at the edge of its 800 MiB budget. Without it the freed buffers go back to the heap, which
+        # the engine trims after each reply (engine/memory.py).
+        opts.enable_cpu_mem_arena = False
         opts.log_severity_level = 3
         try:
             session = ort.InferenceSession(model_path, sess_options=opts, providers=["CPUExecutionProvider"])
@@ -142,29 +144,17 @@ class PiperTTS:
             raise ProviderRuntimeError("The Piper voice is not loaded")
         if not text.strip():
             return
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
-        stop = threading.Event()
-
-        def emit(item: _Item) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                stop.set()
-
-        threading.Thread(
-            target=self._synthesize_worker, args=(voice, text, stop, emit), name="piper-tts", daemon=True
-        ).start()
+        ts: ThreadStream[AudioArray] = ThreadStream(
+            lambda stop, emit: self._synthesize_worker(voice, text, stop, emit),
+            name="piper-tts",
+            failure="Piper synthesis failed",
+        )
+        items = ts.items()
         try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise ProviderRuntimeError(f"Piper synthesis failed: {item}") from item
+            async for item in items:
                 yield item
         finally:
-            stop.set()
+            await items.aclose()
 
     async def aclose(self) -> None:
         # A synthesis still running in a worker thread holds its own reference to the voice.
