@@ -325,3 +325,22 @@ def test_probe_puts_microphone_left_and_speaker_right(virtual_audio: VirtualAudi
     assert len(onsets[0]) == len(onsets[1]) == 4
     offsets_ms = (onsets[1] - onsets[0]) / RATE * 1000
     assert float(np.abs(offsets_ms).max()) < 8.0, offsets_ms
+
+
+@pytest.mark.audio
+@pytest.mark.asyncio
+async def test_played_segments_do_not_accumulate_memory(virtual_audio: VirtualAudio) -> None:
+    """A long conversation without barge-ins: finished segments drop their resamplers (~0.6 MB of native
+    state each) and the since-last-clear bookkeeping stays bounded."""
+    out = AudioOutput(None, MonotonicClock())
+    try:
+        tone = np.zeros(220, np.float32)
+        for sid in range(1, 201):
+            out.play(sid, tone, 22050)
+            out.finish_segment(sid)
+        assert all(seg.resampler is None for seg in out._segments.values())
+        assert len(out._since_clear) <= 64
+        played = out.clear()
+        assert set(played) <= set(range(137, 201))
+    finally:
+        out.close()

@@ -59,6 +59,7 @@ class _Segment:
 
 _STARTED, _FINISHED = 0, 1
 _HISTORY = 256
+_SINCE_CLEAR_MAX = 64
 
 
 class AudioOutput:
@@ -164,12 +165,16 @@ class AudioOutput:
             if tail is not None and len(tail):
                 seg.chunks.append(tail)
             seg.finished = True
+        seg.resampler = None  # its native state is the bulk of a segment's memory: free it now
 
     def _remember(self, seg: _Segment) -> None:  # lock held
         self._segments[seg.sid] = seg
         self._since_clear[seg.sid] = seg
         while len(self._segments) > _HISTORY:
             self._segments.popitem(last=False)
+        # Without barge-ins nothing clears this: keep only the recent segments (a reply's worth and more).
+        while len(self._since_clear) > _SINCE_CLEAR_MAX:
+            del self._since_clear[next(iter(self._since_clear))]
 
     def clear(self) -> dict[int, int]:
         with self._lock:
