@@ -27,6 +27,7 @@ from .events import (
     Ready,
     StateChanged,
 )
+from .memory import configure_allocator
 from .ports import AudioSink
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class VoiceAgent:
         self._sink: AudioSink | None = None
         self._stop_lock = asyncio.Lock()
         self.bus.subscribe(self._track_state)
+        configure_allocator()
 
     def _track_state(self, event: object) -> None:
         if isinstance(event, StateChanged):
