@@ -8,12 +8,35 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt applicati
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import qasync
 
 from voiceagent_desktop.gui.qt import QApplication
 from voiceagent_desktop.testing.virtual_audio import VirtualAudio, available
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The app's data directory (prepared models) is a session temp dir, never the real home."""
+    path = tmp_path_factory.mktemp("voiceagent-data")
+    old = os.environ.get("VOICEAGENT_DATA_DIR")
+    os.environ["VOICEAGENT_DATA_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("VOICEAGENT_DATA_DIR", None)
+    else:
+        os.environ["VOICEAGENT_DATA_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def smart_turn_path(data_dir: Path) -> Path:
+    """Smart Turn v3.2 prepared once per session the way users get it (``voiceagent models prepare``:
+    pip downloads the pipecat-ai wheel without dependencies; the file is checked and stored)."""
+    from voiceagent_desktop import models
+
+    return models.prepare(models.SMART_TURN, pip_options=models.env_pip_options())
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,14 @@ import asyncio
 from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import Conversation, ConversationSettings
 from voiceagent_desktop.engine.events import Event, EventBus, InputMode
+from voiceagent_desktop.engine.turn import TurnParams
 from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.testing.fakes import (
     FakeLLM,
     FakeSink,
     FakeSTT,
     FakeTTS,
+    FakeTurnDetector,
     FakeVAD,
     silence_frame,
     speech_frame,
@@ -30,6 +32,8 @@ class Scenario:
         llm: FakeLLM | None = None,
         tts: FakeTTS | None = None,
         vad: VADParams | None = None,
+        turn: FakeTurnDetector | None = None,
+        turn_params: TurnParams | None = None,
     ) -> None:
         self.clock = FakeClock()
         self.bus = EventBus()
@@ -39,7 +43,12 @@ class Scenario:
         self.llm = llm or FakeLLM()
         self.tts = tts or FakeTTS()
         self.sink = FakeSink(self.clock, rate=self.tts.sample_rate)
-        settings = ConversationSettings(mode=mode, vad=vad or VADParams(start_secs=0.1, stop_secs=0.5))
+        self.turn = turn
+        settings = ConversationSettings(
+            mode=mode,
+            vad=vad or VADParams(start_secs=0.1, stop_secs=0.5),
+            turn=turn_params or TurnParams(),
+        )
         self.conv = Conversation(
             stt=self.stt,
             llm=self.llm,
@@ -49,6 +58,7 @@ class Scenario:
             clock=self.clock,
             bus=self.bus,
             settings=settings,
+            turn_detector=turn,
         )
 
     async def settle(self) -> None:

@@ -19,7 +19,7 @@ from voiceagent_desktop.engine.events import (
 )
 from voiceagent_desktop.engine.latency import MARKS
 from voiceagent_desktop.errors import ProviderRuntimeError
-from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT
+from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
 
 from .scenario import FRAME_SECS, Scenario
 
@@ -58,7 +58,7 @@ async def test_ptt_turn_answers_and_records_every_latency_mark() -> None:
     ]
 
 
-async def test_handsfree_turn_ends_on_vad_silence() -> None:
+async def test_handsfree_without_turn_model_ends_on_silence() -> None:
     s = Scenario(InputMode.HANDS_FREE)
     await s.frames(0.5, speech=False)
     await s.frames(1.2, speech=True)
@@ -70,7 +70,11 @@ async def test_handsfree_turn_ends_on_vad_silence() -> None:
     assert len(metrics) == 1
     m = metrics[0].marks
     assert m["user_speech_end"] == pytest.approx(speech_end)
-    assert 0.45 <= m["eot_decided"] - m["user_speech_end"] <= 0.55
+    # no end-of-turn model: plain silence endpointing (TurnParams.silence_only_secs = 0.6)
+    assert 0.58 <= m["eot_decided"] - m["user_speech_end"] <= 0.65
+    assert metrics[0].eot_reason == "silence" and metrics[0].eot_probability is None
+    # the speculative transcript taken at the short silence was reused: STT ran once
+    assert len(s.stt.calls) == 1 and metrics[0].stages_ms["stt"] == 0
     assert m["user_speech_start"] == pytest.approx(speech_end - 1.2, abs=FRAME_SECS)
     # the turn's audio covers the speech plus pre-roll and the silence wait
     assert s.stt.calls[0] >= 1.2 * 16000
@@ -100,9 +104,9 @@ async def test_short_ptt_press_is_ignored() -> None:
 
 async def test_barge_in_while_speaking_clears_playback_cancels_and_truncates_history() -> None:
     long = ["First sentence is here.", " Second sentence follows it.", " Third one is long and never heard."]
-    s = Scenario(InputMode.HANDS_FREE, llm=FakeLLM(tokens=long))
+    s = Scenario(InputMode.HANDS_FREE, llm=FakeLLM(tokens=long), turn=FakeTurnDetector(p=0.9))
     await s.frames(1.0, speech=True)
-    await s.frames(0.6, speech=False)  # turn ends, reply starts playing
+    await s.frames(0.6, speech=False)  # model + transcript say complete: turn ends, reply starts playing
     assert s.conv.state is AgentState.SPEAKING
     # FakeTTS: 10 samples/char at 1 kHz → "First sentence is here." = 0.23 s; let it and part of #2 play
     await s.frames(0.35, speech=False)

@@ -309,7 +309,7 @@ async def test_whisper_short_window_matches_keywords_and_falls_back_when_degener
     cases = {
         "How many days are in a week?": ("days", "week"),
         "I'd like to book a table for four people tomorrow evening.": ("book", "table", "tomorrow"),
-        "Play some jazz.": ("play", "jazz"),
+        "Play some music.": ("play", "music"),
     }
     model = whisper._model
     for sentence, words in cases.items():

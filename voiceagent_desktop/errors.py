@@ -12,6 +12,7 @@
         ├── MissingExtraError       the provider's optional dependencies are not installed;
         │                           the message names the extra (``pip install 'voiceagent-desktop[local]'``)
         ├── ModelLoadError          a model file is missing, unreadable or not a model
+        │   └── ModelUnavailableError   a model file could not be obtained or failed its checksum
         └── ProviderRuntimeError    the provider failed while working (inference error, closed stream)
 
 Cancellation is not an error: cancelled work raises ``asyncio.CancelledError`` as usual.
@@ -63,6 +64,10 @@ class MissingExtraError(ProviderError):
 
 
 class ModelLoadError(ProviderError):
+    pass
+
+
+class ModelUnavailableError(ModelLoadError):
     pass
 
 

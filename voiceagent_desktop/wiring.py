@@ -9,6 +9,7 @@ from .engine.agent import AudioSource, Providers, VoiceAgent
 from .engine.clock import Clock, MonotonicClock
 from .engine.conversation import ConversationSettings
 from .engine.events import EventBus, InputMode
+from .engine.turn import TurnParams
 from .engine.vad import VADParams
 from .errors import AudioDeviceError, ConfigError
 from .providers.base import AudioArray
@@ -48,6 +49,12 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
             stop_secs=v.stop_secs,
             min_volume_db=v.min_volume_db,
         ),
+        turn=TurnParams(
+            threshold=settings.turn.threshold,
+            disagree_secs=settings.turn.disagree_secs,
+            fallback_secs=settings.turn.fallback_secs,
+            silence_only_secs=settings.turn.silence_only_secs,
+        ),
     )
 
 
@@ -55,6 +62,7 @@ def embedded_providers(settings: Settings) -> Providers:
     from .providers.llama_llm import LlamaLLM
     from .providers.piper_tts import PiperTTS
     from .providers.silero_vad import SileroVAD
+    from .providers.smart_turn import SmartTurn
     from .providers.whisper_stt import WhisperSTT
 
     gguf = settings.llm.gguf_path
@@ -67,7 +75,8 @@ def embedded_providers(settings: Settings) -> Providers:
         temperature=settings.llm.temperature,
         warmup_system_prompt=settings.system_prompt,
     )
-    return Providers(stt=WhisperSTT(), llm=llm, tts=PiperTTS(), vad=SileroVAD())
+    turn = SmartTurn(settings.turn.model_path) if settings.turn.model else None
+    return Providers(stt=WhisperSTT(), llm=llm, tts=PiperTTS(), vad=SileroVAD(), turn=turn)
 
 
 def build_agent(settings: Settings, *, clock: Clock | None = None, bus: EventBus | None = None) -> VoiceAgent:

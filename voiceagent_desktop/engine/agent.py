@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import AudioDeviceError, VoiceAgentError
-from ..providers.base import LLM, STT, TTS, VAD, AudioArray
+from ..errors import AudioDeviceError, ProviderError, VoiceAgentError
+from ..providers.base import LLM, STT, TTS, VAD, AudioArray, TurnDetector
 from .clock import Clock, MonotonicClock
 from .conversation import Conversation, ConversationSettings
 from .events import (
@@ -24,6 +24,7 @@ from .events import (
     InputMode,
     ModeChanged,
     ModelProgress,
+    Notice,
     Ready,
     StateChanged,
 )
@@ -39,6 +40,8 @@ class Providers:
     llm: LLM
     tts: TTS
     vad: VAD
+    #: The end-of-turn model (optional: without it hands-free uses silence endpointing).
+    turn: TurnDetector | None = None
 
 
 class AudioSource(Protocol):
@@ -103,6 +106,7 @@ class VoiceAgent:
                 clock=self.clock,
                 bus=self.bus,
                 settings=self.settings,
+                turn_detector=self.providers.turn,
             )
             self.conversation.set_mode(self.mode)
             await self._input.start()
@@ -136,6 +140,29 @@ class VoiceAgent:
             self.bus.emit(ModelProgress(component, 0.0, f"loading {provider.name}"))
             await provider.load(reporter(component))
             self.bus.emit(ModelProgress(component, 1.0, f"{provider.name} ready"))
+        await self._load_turn_detector(reporter("turn"))
+
+    async def _load_turn_detector(self, progress: Callable[[float, str], None]) -> None:
+        """Optional: if the end-of-turn model cannot be obtained or loaded, say so and go on without it."""
+        turn = self.providers.turn
+        if turn is None:
+            return
+        self.bus.emit(ModelProgress("turn", 0.0, f"loading {turn.name}"))
+        try:
+            await turn.load(progress)
+        except ProviderError as exc:
+            log.warning("end-of-turn model unavailable: %s", exc)
+            self.providers.turn = None
+            secs = self.settings.turn.silence_only_secs
+            self.bus.emit(ModelProgress("turn", 1.0, f"{turn.name} unavailable"))
+            self.bus.emit(
+                Notice(
+                    f"End-of-turn model unavailable ({exc}). Hands-free ends a turn after {secs:.1f} s "
+                    "of silence instead; push-to-talk is unaffected."
+                )
+            )
+            return
+        self.bus.emit(ModelProgress("turn", 1.0, f"{turn.name} ready"))
 
     def _on_frame(self, frame: AudioArray, t: float) -> None:
         if self.conversation is not None:
@@ -182,7 +209,8 @@ class VoiceAgent:
             if close is not None:
                 close()
             self._sink = None
-        for provider in (self.providers.stt, self.providers.llm, self.providers.tts, self.providers.vad):
+        p = self.providers
+        for provider in (p.stt, p.llm, p.tts, p.vad, *([p.turn] if p.turn else [])):
             try:
                 await provider.aclose()
             except Exception:

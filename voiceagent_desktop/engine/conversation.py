@@ -1,8 +1,11 @@
 """The conversation orchestrator: listening → user speaking → thinking → speaking, and barge-in.
 
 Input arrives as 16 kHz frames (``on_frame``, on the event loop) plus push-to-talk commands. A user turn
-ends on PTT release or, hands-free, on VAD silence; the turn's audio goes to STT, the transcript to the
-LLM, the reply sentence by sentence to TTS and the sound device (``reply.run_reply``).
+ends on PTT release (at once: the release flushes the trailing frame, no model or silence wait; presses
+shorter than ``min_press_secs`` are ignored) or, hands-free, when ``turn.TurnPolicy`` decides (VAD short
+silence → end-of-turn model + speculative STT → adaptive silence deadline). The transcript goes to the
+LLM, the reply sentence by sentence to TTS and the sound device (``reply.run_reply``). A hands-free turn
+that ends on an evaluation reuses that evaluation's transcript instead of running STT again.
 
 Barge-in policy: when the user starts a turn (VAD start confirmed hands-free, or a PTT press) while the
 agent is thinking or speaking, playback is cleared at once, the reply task is cancelled (LLM and TTS stop)
@@ -19,13 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..providers.base import LLM, STT, TTS, VAD, AudioArray, ChatMessage
+from ..providers.base import LLM, STT, TTS, VAD, AudioArray, ChatMessage, Transcript, TurnDetector
 from .clock import Clock
 from .events import (
     AgentState,
     AssistantDone,
     AssistantSentence,
     BargeIn,
+    EndOfTurn,
     ErrorEvent,
     EventBus,
     InputMode,
@@ -37,7 +41,8 @@ from .latency import TurnTimer
 from .memory import release_free_memory
 from .ports import AudioSink
 from .reply import Reply, run_reply
-from .vad import SpeechStarted, SpeechStopped, VADParams, VADStateMachine, rms_db
+from .turn import EndOfTurnDecision, EOTReason, TurnParams, TurnPolicy, evaluate
+from .vad import SpeechStarted, SpeechStopped, VADParams, VADPhase, VADStateMachine, rms_db
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ class ConversationSettings:
     mode: InputMode = InputMode.PUSH_TO_TALK
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     vad: VADParams = VADParams()
+    turn: TurnParams = TurnParams()
     preroll_secs: float = 0.3  # audio kept from before the detected start / PTT press
     min_press_secs: float = 0.15  # shorter PTT presses are ignored
     max_history_messages: int = 24
@@ -70,13 +76,16 @@ class Conversation:
         clock: Clock,
         bus: EventBus,
         settings: ConversationSettings | None = None,
+        turn_detector: TurnDetector | None = None,
     ) -> None:
         self.stt, self.llm, self.tts, self.vad, self.sink = stt, llm, tts, vad, sink
+        self.turn_detector = turn_detector
         self.clock, self.bus = clock, bus
         self.settings = settings or ConversationSettings()
         self.mode = self.settings.mode
         self.frame_secs = vad.frame_samples / vad.sample_rate
         self.vad_machine = VADStateMachine(self.settings.vad, self.frame_secs)
+        self.turn_policy = TurnPolicy(self.settings.turn, model=turn_detector is not None)
         self.history: list[ChatMessage] = []
         self.state = AgentState.LISTENING
         self._preroll: collections.deque[AudioArray] = collections.deque(
@@ -102,6 +111,7 @@ class Conversation:
             return
         self.mode = mode
         self.vad_machine.reset()
+        self.turn_policy.reset()
         if self._turn_frames is not None and self.state is AgentState.USER_SPEAKING:
             self._abandon_user_turn()
         self.bus.emit(ModeChanged(mode))
@@ -113,6 +123,7 @@ class Conversation:
         self._ptt_down_at = now
         self._interrupt_if_busy(now)
         self.vad_machine.reset()  # while the key is held, the key decides the turn (also hands-free)
+        self.turn_policy.reset()
         if self._turn_frames is None:
             self._begin_user_turn(
                 now, InputMode.PUSH_TO_TALK, preroll_secs=min(self.settings.preroll_secs, 0.15)
@@ -132,6 +143,8 @@ class Conversation:
             return
         self._turn_timer.mark("user_speech_end", now)
         self._turn_timer.mark("eot_decided", now)
+        self._turn_timer.eot_reason = EOTReason.PUSH_TO_TALK.value
+        self.bus.emit(EndOfTurn(self._turn_timer.turn_id, EOTReason.PUSH_TO_TALK.value, None, None, 0.0))
         # The next frame carries the audio up to the release; then the turn ends. If no frame comes
         # (input stalled), end it anyway shortly after.
         self._ptt_closing = True
@@ -153,7 +166,7 @@ class Conversation:
                 self._end_user_turn()
                 return
             if len(self._turn_frames) * self.frame_secs > self.settings.max_turn_secs:
-                self._end_user_turn(t)
+                self._end_on_decision(EndOfTurnDecision(EOTReason.MAX_LENGTH, t, t))
                 return
         else:
             self._preroll.append(frame)
@@ -162,13 +175,55 @@ class Conversation:
         update = self.vad_machine.update(self.vad.probability(frame), rms_db(frame), t)
         if isinstance(update, SpeechStarted):
             self._interrupt_if_busy(t)
+            self.turn_policy.speech()  # a new turn, or the user goes on after a pause
             if self._turn_frames is None:
                 self._begin_user_turn(
                     update.t, InputMode.HANDS_FREE, preroll_secs=self.settings.preroll_secs, t_frame_end=t
                 )
-        elif isinstance(update, SpeechStopped) and self._turn_timer is not None:
-            self._turn_timer.mark("user_speech_end", update.t)
-            self._end_user_turn(t)
+        elif isinstance(update, SpeechStopped) and self._turn_frames is not None:
+            eval_id = self.turn_policy.silence(update.t)
+            audio = np.concatenate(self._turn_frames)
+            self._background(self._evaluate(eval_id, audio), f"turn-eval-{eval_id}")
+        if self._turn_frames is not None:
+            decision = self.turn_policy.tick(t, maybe_speaking=self.vad_machine.phase is VADPhase.STARTING)
+            if decision is not None:
+                self._end_on_decision(decision)
+
+    async def _evaluate(self, eval_id: int, audio: AudioArray) -> None:
+        """End-of-turn model + speculative STT on the turn so far (engine.turn); may end the turn."""
+        try:
+            evaluation = await evaluate(audio, self.turn_detector, self.stt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the fallback deadline stays in force
+            log.warning("end-of-turn evaluation failed: %s", type(exc).__name__)
+            return
+        decision = self.turn_policy.result(eval_id, evaluation, self.clock.now())
+        if decision is not None and self._turn_frames is not None:
+            self._end_on_decision(decision)
+
+    def _end_on_decision(self, decision: EndOfTurnDecision) -> None:
+        timer = self._turn_timer
+        if timer is None:
+            return
+        ev = decision.evaluation
+        timer.mark("user_speech_end", decision.t_last_voiced)
+        timer.eot_reason, timer.eot_probability = decision.reason.value, decision.probability
+        if ev is not None and ev.probability is not None:
+            timer.duration("turn_model", ev.model_s)
+        self.bus.emit(
+            EndOfTurn(
+                timer.turn_id,
+                decision.reason.value,
+                decision.probability,
+                ev.text_state.value if ev is not None and ev.transcript is not None else None,
+                round((decision.t_decided - decision.t_last_voiced) * 1000.0, 1),
+            )
+        )
+        transcript = ev.transcript if ev is not None else None
+        if transcript is not None:
+            timer.duration("stt_speculative", ev.stt_s if ev else 0.0)
+        self._end_user_turn(decision.t_decided, transcript=transcript)
 
     # ---- playback listener (AudioSink callbacks, on the loop) -------------------------------------
 
@@ -214,14 +269,18 @@ class Conversation:
         self._set_state(AgentState.USER_SPEAKING)
 
     def _abandon_user_turn(self) -> None:
+        self.turn_policy.reset()
         self._turn_frames = None
         self._turn_timer = None
         self._ptt_closing = False
         self._set_state(AgentState.LISTENING)
 
-    def _end_user_turn(self, t_decided: float | None = None) -> None:
+    def _end_user_turn(self, t_decided: float | None = None, *, transcript: Transcript | None = None) -> None:
+        """End the open turn and answer it. ``transcript``: the turn's words are already known (from the
+        end-of-turn evaluation), so STT is not run again."""
         frames, timer = self._turn_frames, self._turn_timer
         self._turn_frames, self._turn_timer = None, None
+        self.turn_policy.reset()
         if frames is None or timer is None:
             return
         if t_decided is not None:
@@ -229,7 +288,7 @@ class Conversation:
         audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
         self._set_state(AgentState.THINKING)
         task = asyncio.get_running_loop().create_task(
-            self._respond(timer, audio), name=f"turn-{timer.turn_id}"
+            self._respond(timer, audio, transcript), name=f"turn-{timer.turn_id}"
         )
         self._task = task
         self._tasks.add(task)
@@ -282,9 +341,9 @@ class Conversation:
             msgs.append(ChatMessage(m.role, content))
         return msgs
 
-    async def _respond(self, timer: TurnTimer, audio: AudioArray) -> None:
+    async def _respond(self, timer: TurnTimer, audio: AudioArray, known: Transcript | None = None) -> None:
         try:
-            transcript = await self.stt.transcribe(audio)
+            transcript = known if known is not None else await self.stt.transcribe(audio)
             timer.mark("stt_final", self.clock.now())
             text = transcript.text.strip()
             if not text:

@@ -97,6 +97,20 @@ class TurnMetrics(Event):
     mode: InputMode
     marks: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, float] = field(default_factory=dict)
+    #: Why the user's turn ended (engine.turn.EOTReason value) and the end-of-turn model's P(complete).
+    eot_reason: str = ""
+    eot_probability: float | None = None
+
+
+@dataclass(frozen=True)
+class EndOfTurn(Event):
+    """The engine decided the user's turn is over."""
+
+    turn_id: int
+    reason: str  # engine.turn.EOTReason value: model, silence, fallback, push-to-talk, max-length
+    probability: float | None  # the end-of-turn model's P(complete), None if it did not run
+    text_state: str | None  # engine.turn_text.TextState value of the transcript so far, if known
+    silence_ms: float  # decision time − end of the last voiced frame
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,11 @@ STAGES = {
     "playout": ("tts_first_audio", "playback_start"),
     "v2v": ("user_speech_end", "playback_start"),
 }
+#: Stages measured as compute durations rather than between marks (they overlap the ones above).
+DURATIONS = (
+    "turn_model",  # the end-of-turn model (features + inference) on the deciding evaluation
+    "stt_speculative",  # the speculative transcription whose text the answer reused
+)
 
 
 @dataclass
@@ -37,6 +42,14 @@ class TurnTimer:
     turn_id: int
     mode: InputMode
     marks: dict[str, float] = field(default_factory=dict)
+    durations_ms: dict[str, float] = field(default_factory=dict)
+    eot_reason: str = ""
+    eot_probability: float | None = None
+
+    def duration(self, name: str, seconds: float) -> None:
+        if name not in DURATIONS:
+            raise ValueError(f"unknown latency duration {name!r}")
+        self.durations_ms[name] = round(seconds * 1000.0, 1)
 
     def mark(self, name: str, t: float, *, overwrite: bool = False) -> None:
         if name not in MARKS:
@@ -49,7 +62,10 @@ class TurnTimer:
         for stage, (a, b) in STAGES.items():
             if a in self.marks and b in self.marks:
                 out[stage] = round((self.marks[b] - self.marks[a]) * 1000.0, 1)
+        out.update(self.durations_ms)
         return out
 
     def event(self) -> TurnMetrics:
-        return TurnMetrics(self.turn_id, self.mode, dict(self.marks), self.stages_ms())
+        return TurnMetrics(
+            self.turn_id, self.mode, dict(self.marks), self.stages_ms(), self.eot_reason, self.eot_probability
+        )

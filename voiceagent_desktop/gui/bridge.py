@@ -41,7 +41,7 @@ class EngineBridge(QObject):
     stateChanged = Signal(str)
     #: InputMode.value: "ptt" or "handsfree"
     modeChanged = Signal(str)
-    #: component ("vad", "stt", "llm", "tts"), fraction in [0, 1], message
+    #: component ("vad", "stt", "llm", "tts", "turn"), fraction in [0, 1], message
     modelProgress = Signal(str, float, str)
     #: seconds the start-up took
     ready = Signal(float)

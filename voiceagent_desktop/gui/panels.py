@@ -64,7 +64,7 @@ class LoadingPanel(QFrame):
     """Overall model-loading progress with the current component and message."""
 
     #: the engine loads these in this order; others are added as they appear
-    COMPONENTS = ("vad", "stt", "llm", "tts")
+    COMPONENTS = ("vad", "stt", "llm", "tts", "turn")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

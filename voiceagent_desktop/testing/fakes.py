@@ -79,6 +79,29 @@ class FakeSTT(_Loadable):
 
 
 @dataclass
+class FakeTurnDetector(_Loadable):
+    """P(complete) from ``probability(audio)`` (default: always ``p``); records the audio lengths it got.
+    ``gate`` (if set) holds each answer until it is set, so tests can race speech against inference."""
+
+    p: float = 0.9
+    probability: Callable[[AudioArray], float] | None = None
+    gate: asyncio.Event | None = None
+    calls: list[int] = field(default_factory=list)
+    fail: bool = False
+
+    async def completion_probability(self, audio: AudioArray) -> float:
+        self.calls.append(len(audio))
+        if self.gate is not None:
+            await self.gate.wait()
+        await asyncio.sleep(0)
+        if self.fail:
+            from ..errors import ProviderRuntimeError
+
+            raise ProviderRuntimeError("the end-of-turn model failed")
+        return self.probability(audio) if self.probability is not None else self.p
+
+
+@dataclass
 class FakeLLM(_Loadable):
     """Streams ``tokens``; waits ``gate`` (if set) before each token so tests control the pace."""
 

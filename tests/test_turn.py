@@ -1,0 +1,242 @@
+"""End of turn: the pure policy on scripted times, the text heuristics, and the policy inside the
+conversation on scripted VAD/model outputs with an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from voiceagent_desktop.engine.events import AgentState, BargeIn, EndOfTurn, InputMode, TurnMetrics
+from voiceagent_desktop.engine.turn import EOTReason, Evaluation, TurnParams, TurnPolicy
+from voiceagent_desktop.engine.turn_text import TextState, classify
+from voiceagent_desktop.providers.base import Transcript
+from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
+
+from .scenario import FRAME_SECS, Scenario
+
+P = TurnParams(threshold=0.5, disagree_secs=0.8, fallback_secs=2.0, silence_only_secs=0.6)
+
+
+def ev(p: float | None, text: str | None) -> Evaluation:
+    return Evaluation(p, Transcript(text) if text is not None else None, model_s=0.03, stt_s=0.1)
+
+
+# ---- the pure policy ---------------------------------------------------------------------------------
+
+
+def test_complete_model_and_text_end_the_turn_when_the_result_arrives() -> None:
+    pol = TurnPolicy(P)
+    eid = pol.silence(10.0)
+    assert pol.tick(10.2) is None  # evaluation still running; fallback deadline only
+    d = pol.result(eid, ev(0.93, "What time is it?"), 10.35)
+    assert d is not None and d.reason is EOTReason.MODEL and d.t_decided == 10.35
+    assert d.t_last_voiced == 10.0 and d.probability == 0.93
+    assert pol.deadline is None  # decided once
+
+
+@pytest.mark.parametrize(
+    ("p", "text", "wait", "reason"),
+    [
+        (0.2, "Turn off the lights.", 0.8, EOTReason.SILENCE),  # model says not yet, text complete
+        (0.9, "Turn off the lights", 0.8, EOTReason.SILENCE),  # no final punctuation: uncertain
+        (0.2, "Turn off the lights", 2.0, EOTReason.FALLBACK),  # both unsure
+        (0.98, "I'd like to book a table for", 2.0, EOTReason.FALLBACK),  # text needs more words
+        (0.9, "", 0.8, EOTReason.SILENCE),  # no words (a cough): not a confident end
+    ],
+)
+def test_disagreement_widens_the_silence_window(p: float, text: str, wait: float, reason: EOTReason) -> None:
+    pol = TurnPolicy(P)
+    eid = pol.silence(5.0)
+    assert pol.result(eid, ev(p, text), 5.3) is None
+    assert pol.tick(5.0 + wait - 0.01) is None
+    d = pol.tick(5.0 + wait)
+    assert d is not None and d.reason is reason and d.evaluation is not None
+
+
+def test_mid_sentence_pause_waits_and_resumed_speech_cancels_then_reevaluates() -> None:
+    pol = TurnPolicy(P)
+    first = pol.silence(1.0)
+    assert pol.result(first, ev(0.97, "I'd like to book a table for"), 1.3) is None
+    assert pol.tick(1.9) is None  # a 0.9 s pause: still the user's turn
+    pol.speech()  # "… four people"
+    assert pol.tick(3.5) is None  # no deadline while speaking
+    second = pol.silence(2.6)
+    assert pol.result(first, ev(0.99, "stale"), 2.7) is None  # the old evaluation no longer counts
+    d = pol.result(second, ev(0.95, "I'd like to book a table for four people."), 2.9)
+    assert d is not None and d.reason is EOTReason.MODEL
+
+
+def test_fallback_without_any_result_and_unconfirmed_voice_holds_the_decision() -> None:
+    pol = TurnPolicy(P)
+    pol.silence(3.0)  # evaluation never comes back (provider failed)
+    assert pol.tick(4.99) is None
+    assert pol.tick(5.0, maybe_speaking=True) is None  # a voiced frame not yet confirmed as speech
+    d = pol.tick(5.03)
+    assert d is not None and d.reason is EOTReason.FALLBACK and d.evaluation is None
+
+
+def test_without_a_model_it_is_silence_endpointing() -> None:
+    pol = TurnPolicy(P, model=False)
+    eid = pol.silence(0.0)
+    assert pol.result(eid, Evaluation(None, Transcript("Hello.")), 0.1) is None
+    d = pol.tick(0.6)
+    assert d is not None and d.reason is EOTReason.SILENCE and d.evaluation is not None
+
+
+# ---- text heuristics -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        ("What is the capital of France?", TextState.COMPLETE),
+        ("Yes.", TextState.COMPLETE),
+        ("No, thanks.", TextState.COMPLETE),
+        ("What are you looking for?", TextState.COMPLETE),  # a preposition may end a question
+        ("I would like to book a table for", TextState.INCOMPLETE),
+        ("I would like to book a table for.", TextState.INCOMPLETE),  # Whisper's period does not help
+        ("Can you tell me about the", TextState.INCOMPLETE),
+        ("I went to the store and", TextState.INCOMPLETE),
+        ("Send it to my", TextState.INCOMPLETE),
+        ("I think, um", TextState.INCOMPLETE),
+        ("If it rains tomorrow,", TextState.INCOMPLETE),
+        ("I would like to...", TextState.INCOMPLETE),
+        ("If it rains tomorrow.", TextState.UNCERTAIN),
+        ("Turn off the lights", TextState.UNCERTAIN),
+        ("  ", TextState.EMPTY),
+        ("...", TextState.EMPTY),
+    ],
+)
+def test_text_classification(text: str, state: TextState) -> None:
+    assert classify(text) is state
+
+
+# ---- inside the conversation (scripted VAD + model, injected clock) -----------------------------------
+
+
+def hf(
+    p: float | list[float] = 0.9, texts: list[str] | None = None, **kw: object
+) -> tuple[Scenario, FakeTurnDetector]:
+    if isinstance(p, list):
+        seq = iter(p)
+        det = FakeTurnDetector(probability=lambda _a: next(seq))
+    else:
+        det = FakeTurnDetector(p=p)
+    stt = FakeSTT(texts=texts or ["What is the capital of France?"])
+    s = Scenario(InputMode.HANDS_FREE, stt=stt, turn=det, **kw)  # type: ignore[arg-type]
+    return s, det
+
+
+@pytest.mark.asyncio
+async def test_conversation_complete_turn_ends_after_the_short_silence_with_reason_and_probability() -> None:
+    s, det = hf(0.93, vad=None)
+    await s.frames(0.3, speech=False)
+    await s.frames(1.5, speech=True)
+    speech_end = s.clock.now()
+    await s.frames(1.0, speech=False)
+    eots = s.of(EndOfTurn)
+    assert len(eots) == 1 and eots[0].reason == "model" and eots[0].probability == pytest.approx(0.93)
+    assert eots[0].text_state == "complete"
+    # Scenario VAD stop_secs = 0.5: decided on the frame that completed the short silence
+    assert eots[0].silence_ms == pytest.approx(500, abs=FRAME_SECS * 1000 + 1)
+    m = s.of(TurnMetrics)[0]
+    assert m.marks["user_speech_end"] == pytest.approx(speech_end)
+    assert m.eot_reason == "model" and "turn_model" in m.stages_ms
+    assert len(det.calls) == 1 and det.calls[0] >= 1.5 * 16000
+    assert len(s.stt.calls) == 1  # the evaluation's transcript is the final one
+
+
+@pytest.mark.asyncio
+async def test_conversation_mid_sentence_pause_does_not_end_the_turn() -> None:
+    s, det = hf(
+        [0.97, 0.95], texts=["I'd like to book a table for", "I'd like to book a table for four people."]
+    )
+    await s.frames(1.2, speech=True)
+    await s.frames(1.1, speech=False)  # a 1.1 s pause after "for"
+    assert s.conv.state is AgentState.USER_SPEAKING and not s.of(EndOfTurn)
+    await s.frames(0.8, speech=True)
+    await s.frames(1.0, speech=False)
+    eots = s.of(EndOfTurn)
+    assert [e.reason for e in eots] == ["model"]
+    assert len(det.calls) == 2 and det.calls[1] > det.calls[0]  # re-evaluated on the longer audio
+    assert [m.content for m in s.conv.history if m.role == "user"] == [
+        "I'd like to book a table for four people."
+    ]
+
+
+@pytest.mark.asyncio
+async def test_conversation_falls_back_after_the_hard_silence_limit() -> None:
+    s, _ = hf(0.1, texts=["So what I wanted to say is"])
+    await s.frames(1.0, speech=True)
+    await s.frames(1.9, speech=False)
+    assert not s.of(EndOfTurn)
+    await s.frames(0.3, speech=False)
+    eots = s.of(EndOfTurn)
+    assert len(eots) == 1 and eots[0].reason == "fallback"
+    assert 2000 <= eots[0].silence_ms <= 2000 + FRAME_SECS * 1000 + 1
+
+
+@pytest.mark.asyncio
+async def test_conversation_model_failure_keeps_the_fallback() -> None:
+    s, det = hf(0.9)
+    det.fail = True
+    await s.frames(1.0, speech=True)
+    await s.frames(2.3, speech=False)
+    assert [e.reason for e in s.of(EndOfTurn)] == ["fallback"]
+    assert s.of(TurnMetrics)  # the turn was still answered
+
+
+@pytest.mark.asyncio
+async def test_conversation_speech_during_inference_makes_the_result_stale() -> None:
+    s, det = hf(0.99)
+    det.gate = asyncio.Event()
+    await s.frames(1.0, speech=True)
+    await s.frames(0.55, speech=False)  # evaluation starts and blocks
+    await s.frames(0.5, speech=True)  # the user goes on
+    det.gate.set()
+    await s.settle()
+    assert not s.of(EndOfTurn) and s.conv.state is AgentState.USER_SPEAKING
+    await s.frames(0.7, speech=False)
+    assert [e.reason for e in s.of(EndOfTurn)] == ["model"]
+
+
+@pytest.mark.asyncio
+async def test_ptt_release_ends_at_once_without_model_or_silence_wait() -> None:
+    s, det = hf(0.01, texts=["I'd like to book a table for"])
+    s.conv.set_mode(InputMode.PUSH_TO_TALK)
+    s.conv.ptt_press()
+    await s.frames(1.0, speech=True)
+    s.conv.ptt_release()
+    released = s.clock.now()
+    await s.frames(0.1, speech=False)
+    eots = s.of(EndOfTurn)
+    assert [(e.reason, e.probability) for e in eots] == [("push-to-talk", None)]
+    m = s.of(TurnMetrics)[0]
+    assert m.marks["eot_decided"] == pytest.approx(released) and m.eot_reason == "push-to-talk"
+    assert det.calls == []  # the key decides, not the model
+
+
+@pytest.mark.asyncio
+async def test_ptt_held_in_hands_free_mode_overrides_the_policy() -> None:
+    s, det = hf(0.99)
+    s.conv.ptt_press()
+    await s.frames(1.0, speech=True)
+    await s.frames(1.0, speech=False)  # a pause while the key is held does not end the turn
+    assert not s.of(EndOfTurn) and det.calls == []
+    s.conv.ptt_release()
+    await s.frames(0.1, speech=False)
+    assert [e.reason for e in s.of(EndOfTurn)] == ["push-to-talk"]
+
+
+@pytest.mark.asyncio
+async def test_barge_in_during_speaking_then_the_new_turn_is_judged_by_the_model() -> None:
+    long = ["First sentence is here.", " Second sentence follows it.", " Third one is long."]
+    s, _det = hf(0.9, llm=FakeLLM(tokens=long))
+    await s.frames(1.0, speech=True)
+    await s.frames(0.6, speech=False)
+    assert s.conv.state is AgentState.SPEAKING
+    await s.frames(0.3, speech=True)  # the user talks over the agent
+    assert len(s.of(BargeIn)) == 1 and s.conv.state is AgentState.USER_SPEAKING
+    await s.frames(0.7, speech=False)
+    assert [e.reason for e in s.of(EndOfTurn)] == ["model", "model"]

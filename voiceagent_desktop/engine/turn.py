@@ -1,0 +1,169 @@
+"""End of turn, hands-free: when has the user finished speaking?
+
+Silence timers alone cannot both answer ~200 ms after a finished sentence and wait through "a table for
+… four people". This policy combines three signals, each cheap:
+
+1. **VAD** (``vad.VADStateMachine``): a short silence (its ``stop_secs``) opens an *evaluation*;
+2. **the audio model** (Smart Turn, a ``TurnDetector``): P(turn complete) from the turn's audio;
+3. **the transcript so far**: Whisper runs *speculatively* on the same audio at the same moment, and
+   ``turn_text.classify`` reads its last words and punctuation.
+
+Both run off the event loop, in parallel (``evaluate``). The decision then sets a silence *deadline*
+measured from the last voiced frame, shorter the more the signals agree:
+
+=====================  ==========================  ==========================
+text \\ model           P ≥ threshold               P < threshold
+=====================  ==========================  ==========================
+complete               end now (``MODEL``)         ``disagree_secs`` (SILENCE)
+uncertain / empty      ``disagree_secs``           ``fallback_secs``
+incomplete             ``fallback_secs``           ``fallback_secs``
+=====================  ==========================  ==========================
+
+New speech before the deadline cancels it (and any evaluation still running); the next short silence
+evaluates again on the longer audio. ``fallback_secs`` of silence always ends the turn. Without a model
+(missing file) the policy is plain silence endpointing after ``silence_only_secs``.
+
+When the turn ends on an evaluation, its transcript already covers the whole turn, so the conversation
+answers without running STT again. The policy is pure (times in, decisions out): the conversation and the
+turn benchmark drive the same code, the benchmark in virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from dataclasses import dataclass
+
+from ..providers.base import STT, AudioArray, Transcript, TurnDetector
+from .turn_text import TextState, classify
+
+
+class EOTReason(enum.Enum):
+    MODEL = "model"  # the audio model and the transcript both said complete
+    SILENCE = "silence"  # the silence window ran out (signals disagreed, or silence-only endpointing)
+    FALLBACK = "fallback"  # the hard fallback silence
+    PUSH_TO_TALK = "push-to-talk"
+    MAX_LENGTH = "max-length"
+
+
+@dataclass(frozen=True)
+class TurnParams:
+    threshold: float = 0.5
+    disagree_secs: float = 0.8
+    fallback_secs: float = 2.0
+    silence_only_secs: float = 0.6
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    probability: float | None  # None: no audio model
+    transcript: Transcript | None
+    model_s: float = 0.0  # features + inference
+    stt_s: float = 0.0
+
+    @property
+    def text_state(self) -> TextState:
+        return classify(self.transcript.text) if self.transcript is not None else TextState.EMPTY
+
+
+@dataclass(frozen=True)
+class EndOfTurnDecision:
+    reason: EOTReason
+    t_decided: float
+    t_last_voiced: float
+    evaluation: Evaluation | None = None
+
+    @property
+    def probability(self) -> float | None:
+        return self.evaluation.probability if self.evaluation else None
+
+
+class TurnPolicy:
+    """The decision logic of one conversation. Call ``speech`` when VAD confirms speech, ``silence`` when
+    it reports a short silence, ``result`` with each evaluation, ``tick`` on every frame."""
+
+    def __init__(self, params: TurnParams | None = None, *, model: bool = True) -> None:
+        self.params = params or TurnParams()
+        self.model = model
+        self._eval_id = 0
+        self._t_last_voiced: float | None = None
+        self._deadline: float | None = None
+        self._reason = EOTReason.FALLBACK
+        self._evaluation: Evaluation | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    def reset(self) -> None:
+        self._eval_id += 1
+        self._t_last_voiced = self._deadline = self._evaluation = None
+
+    def speech(self) -> None:
+        """The user is speaking (again): forget any pending decision; running evaluations go stale."""
+        self.reset()
+
+    def silence(self, t_last_voiced: float) -> int:
+        """VAD saw a short silence after speech ending at ``t_last_voiced``. Returns the id of the
+        evaluation to run now (its result goes to ``result``)."""
+        self._eval_id += 1
+        self._t_last_voiced = t_last_voiced
+        self._evaluation = None
+        p = self.params
+        if self.model:
+            self._deadline, self._reason = t_last_voiced + p.fallback_secs, EOTReason.FALLBACK
+        else:
+            self._deadline, self._reason = t_last_voiced + p.silence_only_secs, EOTReason.SILENCE
+        return self._eval_id
+
+    def result(self, eval_id: int, evaluation: Evaluation, t_now: float) -> EndOfTurnDecision | None:
+        """An evaluation finished at ``t_now``. Returns a decision if the turn ends right now."""
+        if eval_id != self._eval_id or self._t_last_voiced is None:
+            return None  # stale: the user spoke again since
+        self._evaluation = evaluation
+        if self.model and evaluation.probability is not None:
+            wait, reason = self._wait(evaluation.probability, evaluation.text_state)
+            self._deadline, self._reason = self._t_last_voiced + wait, reason
+        return self.tick(t_now)
+
+    def _wait(self, probability: float, text: TextState) -> tuple[float, EOTReason]:
+        p = self.params
+        complete = probability >= p.threshold
+        if text is TextState.INCOMPLETE:
+            return p.fallback_secs, EOTReason.FALLBACK
+        if text is TextState.COMPLETE:
+            return (0.0, EOTReason.MODEL) if complete else (p.disagree_secs, EOTReason.SILENCE)
+        return (p.disagree_secs, EOTReason.SILENCE) if complete else (p.fallback_secs, EOTReason.FALLBACK)
+
+    def tick(self, t_now: float, *, maybe_speaking: bool = False) -> EndOfTurnDecision | None:
+        """Called on every frame (and after each result). ``maybe_speaking``: VAD hears voice that is not
+        yet confirmed speech — hold the decision until it is confirmed or dismissed."""
+        if self._deadline is None or self._t_last_voiced is None or maybe_speaking:
+            return None
+        if t_now + 1e-9 < self._deadline:
+            return None
+        decision = EndOfTurnDecision(self._reason, t_now, self._t_last_voiced, self._evaluation)
+        self.reset()
+        return decision
+
+
+async def evaluate(audio: AudioArray, detector: TurnDetector | None, stt: STT | None) -> Evaluation:
+    """Run the audio model and a speculative transcription of ``audio`` in parallel, off the loop."""
+
+    async def prob() -> tuple[float | None, float]:
+        if detector is None:
+            return None, 0.0
+        t0 = time.perf_counter()
+        p = await detector.completion_probability(audio)
+        return p, time.perf_counter() - t0
+
+    async def text() -> tuple[Transcript | None, float]:
+        if stt is None:
+            return None, 0.0
+        t0 = time.perf_counter()
+        tr = await stt.transcribe(audio)
+        return tr, time.perf_counter() - t0
+
+    (p, model_s), (tr, stt_s) = await asyncio.gather(prob(), text())
+    return Evaluation(p, tr, model_s, stt_s)
