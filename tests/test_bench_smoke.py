@@ -45,3 +45,25 @@ def test_bench_writes_results(tmp_path: Path) -> None:
         assert data["stages_ms"][stage]["p50"] > 0
     assert 0 < data["idle_cpu_pct"] < 50 and 100 < data["rss_mib"] < 4000
     assert "| V2V push-to-talk, median |" in md.read_text()
+
+
+def test_turn_bench_writes_results(tmp_path: Path) -> None:
+    out, md = tmp_path / "turn.json", tmp_path / "bench.md"
+    md.write_text("# Benchmarks\n\nthe conversation section stays\n")
+    args = ["bench", "turn", "--json", str(out), "--limit", "1", "--markdown", str(md)]
+    res = subprocess.run(
+        [sys.executable, "-m", "voiceagent_desktop.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["corpus"]["clips"] == 4 * 3  # one line of each kind, three noise conditions
+    assert 0 <= data["premature_rate"] <= 1 and 0 <= data["missed_rate"] <= 1
+    assert 0 < data["eot_delay_ms"]["p50"] < 3000
+    assert set(data["by_stop_secs"]) == {"0.064", "0.1", "0.2", "0.3"}
+    assert 0 < data["cpu_percent_of_one_core"]["vad_and_turn_model"] < 50
+    text = md.read_text()
+    assert text.startswith("# Benchmarks\n\nthe conversation section stays") and "## End of turn" in text

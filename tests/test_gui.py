@@ -205,8 +205,11 @@ def test_ptt_button_turn_fills_transcript_and_latency(
     ]
     assert MS.fullmatch(w.latency.v2v.text())
     for key in STAGE_LABELS:
-        assert MS.fullmatch(w.latency.stage_text(key)), key
-    assert "turn 1" in w.latency.caption.text()
+        if key == "turn_model":  # push-to-talk: the key ends the turn, no end-of-turn model runs
+            assert w.latency.stage_text(key) == "—"
+        else:
+            assert MS.fullmatch(w.latency.stage_text(key)), key
+    assert "turn 1" in w.latency.caption.text() and "ended by push-to-talk" in w.latency.caption.text()
     # Transcripts are personal data: never in the log at INFO or above (and here not at all).
     assert not [r for r in caplog.records if "France" in r.getMessage()]
 
@@ -266,7 +269,7 @@ def test_hands_free_toggle_sets_the_agent_mode(make_rig: Callable[..., Rig]) -> 
     rig.speak(20)  # VAD start, then silence ends the turn
     rig.wait_reply_done()
     assert [e.text for e in w.transcript.entries()] == [QUESTION, ANSWER]
-    assert "hands-free" in w.latency.caption.text()
+    assert "hands-free" in w.latency.caption.text() and "ended by silence" in w.latency.caption.text()
 
     with qtbot.waitSignal(rig.bridge.modeChanged):
         qtbot.mouseClick(w.hands_free, Qt.MouseButton.LeftButton)

@@ -162,3 +162,20 @@ async def test_prepare_disabled_and_missing_says_how_to_prepare(
     monkeypatch.setenv(models.DATA_DIR_ENV, str(tmp_path))
     msg = await _start_without_model(SmartTurn(prepare=False))
     assert "voiceagent models prepare" in msg
+
+
+def test_language_model_scores_unfinished_words_lower() -> None:
+    from voiceagent_desktop.providers.text_turn import TextTurnModel
+
+    lm = TextTurnModel()
+    asyncio.run(lm.load())
+    pairs = [
+        ("I want to order", "I want to order a large pizza with mushrooms."),
+        ("I'd like to book a table for", "I'd like to book a table for four people."),
+        ("Can you remind me to", "Can you remind me to call my sister tomorrow?"),
+    ]
+    for unfinished, finished in pairs:
+        lo, hi = lm.predict(unfinished), lm.predict(finished)
+        assert lo < 0.05 < hi, (unfinished, lo, hi)
+    assert lm.predict("") == 0.0
+    asyncio.run(lm.aclose())

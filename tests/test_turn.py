@@ -10,6 +10,7 @@ import pytest
 from voiceagent_desktop.engine.events import AgentState, BargeIn, EndOfTurn, InputMode, TurnMetrics
 from voiceagent_desktop.engine.turn import EOTReason, Evaluation, TurnParams, TurnPolicy
 from voiceagent_desktop.engine.turn_text import TextState, classify
+from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.providers.base import Transcript
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
 
@@ -240,3 +241,49 @@ async def test_barge_in_during_speaking_then_the_new_turn_is_judged_by_the_model
     assert len(s.of(BargeIn)) == 1 and s.conv.state is AgentState.USER_SPEAKING
     await s.frames(0.7, speech=False)
     assert [e.reason for e in s.of(EndOfTurn)] == ["model", "model"]
+
+
+def test_a_language_model_that_hears_an_unfinished_sentence_holds_the_turn_longer() -> None:
+    pol = TurnPolicy(P)
+    eid = pol.silence(0.0)
+    unfinished = Evaluation(0.97, Transcript("I want to order."), text_probability=0.002)
+    assert pol.result(eid, unfinished, 0.3) is None  # Whisper's full stop and the audio model disagree
+    assert pol.tick(P.long_secs - 0.01) is None
+    d = pol.tick(P.long_secs)
+    assert d is not None and d.reason is EOTReason.SILENCE
+    eid = pol.silence(5.0)
+    finished = Evaluation(0.97, Transcript("I want to order a pizza."), text_probability=0.2)
+    d = pol.result(eid, finished, 5.3)
+    assert d is not None and d.reason is EOTReason.MODEL
+
+
+@pytest.mark.asyncio
+async def test_conversation_runs_one_evaluation_at_a_time_and_drops_stale_requests() -> None:
+    s, det = hf(0.95, vad=VADParams(start_secs=0.064, stop_secs=0.064))
+    det.gate = asyncio.Event()
+    await s.frames(1.0, speech=True)
+    await s.frames(0.1, speech=False)  # evaluation 1 starts and blocks
+    await s.frames(0.3, speech=True)
+    await s.frames(0.1, speech=False)  # evaluation 2 requested: waits
+    await s.frames(0.3, speech=True)
+    await s.frames(0.1, speech=False)  # evaluation 3 requested: replaces 2
+    assert len(det.calls) == 1
+    det.gate.set()
+    await s.frames(0.5, speech=False)
+    # 1 finished (stale), 3 ran on the longest audio, 2 never ran
+    assert len(det.calls) == 2 and det.calls[1] > det.calls[0] + 0.5 * 16000
+    assert [e.reason for e in s.of(EndOfTurn)] == ["model"]
+
+
+@pytest.mark.asyncio
+async def test_turn_model_can_be_switched_off_for_silence_endpointing() -> None:
+    s, det = hf(0.99)
+    s.conv.set_turn_model(False)
+    await s.frames(1.0, speech=True)
+    await s.frames(1.0, speech=False)
+    assert [e.reason for e in s.of(EndOfTurn)] == ["silence"] and det.calls == []
+    assert len(s.stt.calls) == 1  # the speculative transcript is still reused
+    s.conv.set_turn_model(True)
+    await s.frames(1.0, speech=True)
+    await s.frames(1.0, speech=False)
+    assert [e.reason for e in s.of(EndOfTurn)] == ["silence", "model"] and len(det.calls) == 1

@@ -41,7 +41,7 @@ def test_clips_and_ground_truth(corpus: list[TurnClip]) -> None:
     assert len(corpus) == len(KINDS) * 2 * 2
     assert len({c.id for c in corpus}) == len(corpus)
     assert {c.id for c in corpus if c.kind == "mid_pause"} == {
-        f"mid_pause-{i:02d}-{tag}" for i in (1, 2) for tag in ("quiet", "snr15")
+        f"mid_pause-{i:02d}-comma-{tag}" for i in (1, 2) for tag in ("quiet", "snr15")
     }
     intended = pause_lengths(0)
     for c in corpus:

@@ -4,6 +4,7 @@ voiceagent                      open the window (embedded offline stack unless c
 voiceagent --headless           the same conversation in the terminal (hands-free; Enter = push-to-talk)
 voiceagent devices              list sound devices
 voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
+voiceagent bench turn --json P  end of turn on a generated Piper-voice corpus: premature/missed rates, delay
 voiceagent models prepare       download the model files the app needs (--force: again); no config needed
 voiceagent models status        show where each model file is stored and whether it is ready
 """
@@ -33,7 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     sub.add_parser("devices", help="list sound devices")
     b = sub.add_parser("bench", help="measure latency, barge-in, CPU, memory and start-up")
+    b.add_argument(
+        "suite",
+        nargs="?",
+        choices=["conversation", "turn"],
+        default="conversation",
+        help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection",
+    )
     b.add_argument("--json", type=Path, required=True, help="write results here")
+    b.add_argument("--limit", type=int, default=None, help="turn: only the first N lines of each kind")
     b.add_argument("--turns", type=int, default=6, help="turns per mode")
     b.add_argument("--markdown", type=Path, default=None, help="also render into this Markdown file")
     b.add_argument("--no-startup", action="store_true", help="skip the GUI start-up measurement")
@@ -124,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             return _models(args)
         settings = _settings(args)
+        if args.command == "bench" and args.suite == "turn":
+            from .bench.turn_bench import run_turn_bench
+            from .wiring import conversation_settings
+
+            vad = conversation_settings(settings).vad
+            return run_turn_bench(
+                args.json, vad_params=vad, limit_per_kind=args.limit, markdown=args.markdown
+            )
         if args.command == "bench":
             from .bench.run import run_bench
 

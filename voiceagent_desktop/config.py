@@ -45,6 +45,8 @@ class TurnSettings(_Section):
     disagree_secs: float = Field(default=0.8, ge=0.0, le=10.0)
     fallback_secs: float = Field(default=2.0, ge=0.2, le=10.0)
     silence_only_secs: float = Field(default=0.6, ge=0.1, le=10.0)
+    text_low: float = Field(default=0.05, ge=0.0, le=1.0)  # LM P(sentence ends) below this: wait long_secs
+    long_secs: float = Field(default=1.3, ge=0.0, le=10.0)
 
 
 class LLMSettings(_Section):

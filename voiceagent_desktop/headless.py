@@ -30,14 +30,15 @@ from .engine.events import (
 )
 from .errors import VoiceAgentError
 
-STAGE_ORDER = ("eot_wait", "stt", "llm_ttft", "first_sentence", "tts_first_audio", "playout")
+STAGE_ORDER = ("eot_wait", "turn_model", "stt", "llm_ttft", "first_sentence", "tts_first_audio", "playout")
 
 
 def format_metrics(ev: TurnMetrics) -> str:
     s = ev.stages_ms
     parts = [f"{k} {s[k]:.0f}" for k in STAGE_ORDER if k in s]
     v2v = f"V2V {s['v2v']:.0f} ms" if "v2v" in s else "V2V —"
-    return f"  [{ev.mode.value} turn {ev.turn_id}] {v2v}  ({', '.join(parts)} ms)"
+    ended = ev.eot_reason + (f" P {ev.eot_probability:.2f}" if ev.eot_probability is not None else "")
+    return f"  [{ev.mode.value} turn {ev.turn_id}, ended by {ended}] {v2v}  ({', '.join(parts)} ms)"
 
 
 class TerminalPrinter:

@@ -54,6 +54,8 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
             disagree_secs=settings.turn.disagree_secs,
             fallback_secs=settings.turn.fallback_secs,
             silence_only_secs=settings.turn.silence_only_secs,
+            text_low=settings.turn.text_low,
+            long_secs=settings.turn.long_secs,
         ),
     )
 
@@ -63,6 +65,7 @@ def embedded_providers(settings: Settings) -> Providers:
     from .providers.piper_tts import PiperTTS
     from .providers.silero_vad import SileroVAD
     from .providers.smart_turn import SmartTurn
+    from .providers.text_turn import TextTurnModel
     from .providers.whisper_stt import WhisperSTT
 
     gguf = settings.llm.gguf_path
@@ -76,7 +79,8 @@ def embedded_providers(settings: Settings) -> Providers:
         warmup_system_prompt=settings.system_prompt,
     )
     turn = SmartTurn(settings.turn.model_path) if settings.turn.model else None
-    return Providers(stt=WhisperSTT(), llm=llm, tts=PiperTTS(), vad=SileroVAD(), turn=turn)
+    text = TextTurnModel() if settings.turn.model else None
+    return Providers(stt=WhisperSTT(), llm=llm, tts=PiperTTS(), vad=SileroVAD(), turn=turn, text_turn=text)
 
 
 def build_agent(settings: Settings, *, clock: Clock | None = None, bus: EventBus | None = None) -> VoiceAgent:

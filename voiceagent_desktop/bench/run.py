@@ -123,13 +123,16 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
     probe = va.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
     turns_log: list[dict[str, Any]] = []
 
-    async def one_turn(mode: InputMode, question: str) -> None:
+    async def one_turn(mode: InputMode, question: str, *, silence_only: bool = False) -> None:
         await _wait_state(agent, {AgentState.LISTENING}, 30)
         await asyncio.sleep(0.6)
         agent.set_mode(mode)
+        if agent.conversation is not None:
+            agent.conversation.set_turn_model(not silence_only)
         n_done, n_metrics = rec_events.count(AssistantDone), rec_events.count(TurnMetrics)
         player = va.player(MIC_FEED, speech[question], RATE)
-        entry: dict[str, Any] = {"mode": mode.value, "question": question}
+        label = "handsfree_silence" if silence_only else mode.value
+        entry: dict[str, Any] = {"mode": label, "question": question}
         if mode is InputMode.PUSH_TO_TALK:
             agent.ptt_press()
         player.start()
@@ -153,6 +156,12 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         await one_turn(InputMode.PUSH_TO_TALK, q)
     for q in questions:
         await one_turn(InputMode.HANDS_FREE, q)
+    # The same questions hands-free with silence endpointing only (the end-of-turn models off): the
+    # baseline the end-of-turn policy has to beat, measured in the same run.
+    for q in questions:
+        await one_turn(InputMode.HANDS_FREE, q, silence_only=True)
+    if agent.conversation is not None:
+        agent.conversation.set_turn_model(True)
 
     barge_log: list[dict[str, Any]] = []
     for _ in range(max(2, turns)):
@@ -206,8 +215,8 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         Path(debug + ".json").write_text(json.dumps(timeline, default=str))
     mic, spk = np.ascontiguousarray(audio[:, 0]), np.ascontiguousarray(audio[:, 1])
     pos = raw["probe_pos"]  # monotonic time -> seconds into the probe recording
-    v2v: dict[str, list[float]] = {"ptt": [], "handsfree": []}
-    v2v_voiced: dict[str, list[float]] = {"ptt": [], "handsfree": []}
+    v2v: dict[str, list[float]] = {"ptt": [], "handsfree": [], "handsfree_silence": []}
+    v2v_voiced: dict[str, list[float]] = {k: [] for k in v2v}
     per_turn = []
     for entry in raw["turns"]:
         a, b = pos(entry["speech_start"]), pos(entry["end"])
@@ -239,7 +248,12 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         if was_speaking and quiet is not None:
             barge.append(round((quiet - onset) * 1000, 1))
     stages: dict[str, list[float]] = {}
+    silence_only_ids = {
+        m.turn_id for m in raw["metrics"] if m.eot_reason == "silence" and "turn_model" not in m.stages_ms
+    }
     for m in raw["metrics"]:
+        if m.turn_id in silence_only_ids:
+            continue  # the baseline's turns are reported as V2V only
         for k, v in m.stages_ms.items():
             stages.setdefault(k, []).append(v)
     return {

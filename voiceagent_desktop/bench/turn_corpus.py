@@ -152,6 +152,9 @@ class TurnClip:
     speech_end: float  # s, end of the last voiced sample
     pauses: tuple[tuple[float, float], ...]  # unvoiced gaps >= 150 ms inside the speech, (start, end) in s
     cut: tuple[float, float] | None  # mid_pause only: the inserted pause as measured (one of ``pauses``)
+    style: str = ""  # mid_pause only: the first half spoken "comma" (more to come) or "final" (a full stop)
+    cut_type: str = ""  # mid_pause only: the words before the pause end on a "function" word, a "verb", or
+    #                     a grammatically "complete" clause
 
 
 def _db(x: float) -> float:
@@ -281,18 +284,24 @@ def pause_lengths(seed: int, n: int = len(MID_PAUSE)) -> list[float]:
     return [round((lo + (hi - lo) * float(s)) * RATE) / RATE for s in slots]
 
 
-# (text, first half, second half) of every line of each kind
-_LINES: dict[str, list[tuple[str, str | None, str | None]]] = {
-    "complete": [(t, None, None) for t in COMPLETE],
-    "mid_pause": [(f"{a} {b}", a, b) for a, b, _ in MID_PAUSE],
-    "short": [(t, None, None) for t in SHORT],
-    "comma": [(t, None, None) for t in COMMA],
+# (text, first half, second half, how the first half is spoken) of every line of each kind. A
+# ``mid_pause`` line comes twice: its first half spoken with "more to come" intonation (a trailing comma,
+# as a speaker pausing mid-sentence), and spoken as a finished sentence (a full stop: the prosody says
+# "done", only the words can tell otherwise, which is the hard case for an audio model).
+_LINES: dict[str, list[tuple[str, str | None, str | None, str]]] = {
+    "complete": [(t, None, None, "") for t in COMPLETE],
+    "mid_pause": [(f"{a} {b}", a, b, style) for style in ("comma", "final") for a, b, _ in MID_PAUSE],
+    "short": [(t, None, None, "") for t in SHORT],
+    "comma": [(t, None, None, "") for t in COMMA],
 }
+_CUT_TYPES = {f"{a} {b}": kind for a, b, kind in MID_PAUSE}
 
 
-def _said(text: str, first: str | None, second: str | None) -> list[str]:
-    """What Piper is asked to say for a line: the halves of a ``mid_pause`` line, the first with a comma."""
-    return [text] if first is None else [f"{first},", str(second)]
+def _said(text: str, first: str | None, second: str | None, style: str = "comma") -> list[str]:
+    """What Piper is asked to say for a line: the whole text, or the two halves of a ``mid_pause`` line."""
+    if first is None:
+        return [text]
+    return [f"{first}{',' if style == 'comma' else '.'}", str(second)]
 
 
 def _snr_tag(snr: float | None) -> str:
@@ -319,8 +328,9 @@ def build_corpus(
 
     clips: list[TurnClip] = []
     for kind, items in lines.items():
-        for i, (text, first, second) in enumerate(items):
-            clean, joint = _compose([speech[t] for t in _said(text, first, second)], round(pauses[i] * RATE))
+        for i, (text, first, second, style) in enumerate(items):
+            said = _said(text, first, second, style)
+            clean, joint = _compose([speech[t] for t in said], round(pauses[i % len(pauses)] * RATE))
             mask = voiced_mask(clean)
             voiced = np.flatnonzero(mask)
             gaps = _gaps(mask, round(MIN_PAUSE * RATE))
@@ -334,7 +344,7 @@ def build_corpus(
                 rng = np.random.default_rng([seed, KINDS.index(kind), i, code])
                 clips.append(
                     TurnClip(
-                        id=f"{kind}-{i + 1:02d}-{_snr_tag(snr)}",
+                        id=f"{kind}-{i + 1:02d}{'-' + style if style else ''}-{_snr_tag(snr)}",
                         kind=kind,
                         text=text,
                         first_part=first,
@@ -344,6 +354,8 @@ def build_corpus(
                         speech_end=(voiced[-1] + 1) / RATE,
                         pauses=tuple((s / RATE, e / RATE) for s, e in gaps),
                         cut=cut,
+                        style=style,
+                        cut_type=_CUT_TYPES.get(text, "") if first is not None else "",
                     )
                 )
     return clips
@@ -387,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             if c.kind == kind and len(c.pauses) != c.text.count(",") + (c.cut is not None):
                 print(f"  {c.id} {c.text!r}: pauses {[(round(s, 3), round(e, 3)) for s, e in c.pauses]}")
     args.out.mkdir(parents=True, exist_ok=True)
-    for cid in ("mid_pause-03-snr15", "comma-02-quiet", "short-02-snr30"):
+    for cid in ("mid_pause-03-comma-snr15", "mid_pause-27-final-quiet", "comma-02-quiet", "short-02-snr30"):
         clip = next(c for c in clips if c.id == cid)
         write_wav(args.out / f"{cid}.wav", clip.audio, RATE)
         print(f"wrote {args.out / cid}.wav: {clip.text!r}")

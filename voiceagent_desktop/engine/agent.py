@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import AudioDeviceError, ProviderError, VoiceAgentError
 from ..providers.base import LLM, STT, TTS, VAD, AudioArray, TurnDetector
@@ -42,6 +42,8 @@ class Providers:
     vad: VAD
     #: The end-of-turn model (optional: without it hands-free uses silence endpointing).
     turn: TurnDetector | None = None
+    #: Scores transcripts for P(sentence ends) (optional; providers/text_turn.py).
+    text_turn: Any = None
 
 
 class AudioSource(Protocol):
@@ -107,6 +109,7 @@ class VoiceAgent:
                 bus=self.bus,
                 settings=self.settings,
                 turn_detector=self.providers.turn,
+                text_model=self.providers.text_turn if self.providers.turn is not None else None,
             )
             self.conversation.set_mode(self.mode)
             await self._input.start()
@@ -162,6 +165,14 @@ class VoiceAgent:
                 )
             )
             return
+        text = self.providers.text_turn
+        if text is not None:
+            try:
+                await text.load(None)
+            except ProviderError as exc:
+                log.warning("end-of-sentence language model unavailable: %s", exc)
+                self.providers.text_turn = None
+                self.bus.emit(Notice(f"End-of-sentence scoring unavailable ({exc}); turns may end early."))
         self.bus.emit(ModelProgress("turn", 1.0, f"{turn.name} ready"))
 
     def _on_frame(self, frame: AudioArray, t: float) -> None:
@@ -210,7 +221,7 @@ class VoiceAgent:
                 close()
             self._sink = None
         p = self.providers
-        for provider in (p.stt, p.llm, p.tts, p.vad, *([p.turn] if p.turn else [])):
+        for provider in (p.stt, p.llm, p.tts, p.vad, *[x for x in (p.turn, p.text_turn) if x is not None]):
             try:
                 await provider.aclose()
             except Exception:

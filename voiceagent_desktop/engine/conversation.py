@@ -41,7 +41,7 @@ from .latency import TurnTimer
 from .memory import release_free_memory
 from .ports import AudioSink
 from .reply import Reply, run_reply
-from .turn import EndOfTurnDecision, EOTReason, TurnParams, TurnPolicy, evaluate
+from .turn import EndOfTurnDecision, EOTReason, TextScorer, TurnParams, TurnPolicy, evaluate
 from .vad import SpeechStarted, SpeechStopped, VADParams, VADPhase, VADStateMachine, rms_db
 
 log = logging.getLogger(__name__)
@@ -77,15 +77,20 @@ class Conversation:
         bus: EventBus,
         settings: ConversationSettings | None = None,
         turn_detector: TurnDetector | None = None,
+        text_model: TextScorer | None = None,
     ) -> None:
         self.stt, self.llm, self.tts, self.vad, self.sink = stt, llm, tts, vad, sink
         self.turn_detector = turn_detector
+        self.text_model = text_model
         self.clock, self.bus = clock, bus
         self.settings = settings or ConversationSettings()
         self.mode = self.settings.mode
         self.frame_secs = vad.frame_samples / vad.sample_rate
         self.vad_machine = VADStateMachine(self.settings.vad, self.frame_secs)
-        self.turn_policy = TurnPolicy(self.settings.turn, model=turn_detector is not None)
+        self._use_models = turn_detector is not None
+        self.turn_policy = TurnPolicy(self.settings.turn, model=self._use_models)
+        self._eval_running = False
+        self._queued_eval: tuple[int, AudioArray] | None = None
         self.history: list[ChatMessage] = []
         self.state = AgentState.LISTENING
         self._preroll: collections.deque[AudioArray] = collections.deque(
@@ -115,6 +120,11 @@ class Conversation:
         if self._turn_frames is not None and self.state is AgentState.USER_SPEAKING:
             self._abandon_user_turn()
         self.bus.emit(ModeChanged(mode))
+
+    def set_turn_model(self, enabled: bool) -> None:
+        """Hands-free end of turn by the models (the default when they are loaded) or by silence alone."""
+        self._use_models = enabled and self.turn_detector is not None
+        self.turn_policy = TurnPolicy(self.settings.turn, model=self._use_models)
 
     def ptt_press(self) -> None:
         if self._ptt_down_at is not None:
@@ -182,23 +192,41 @@ class Conversation:
                 )
         elif isinstance(update, SpeechStopped) and self._turn_frames is not None:
             eval_id = self.turn_policy.silence(update.t)
-            audio = np.concatenate(self._turn_frames)
-            self._background(self._evaluate(eval_id, audio), f"turn-eval-{eval_id}")
+            self._queued_eval = (eval_id, np.concatenate(self._turn_frames))
+            if not self._eval_running:
+                self._start_queued_evaluation()
         if self._turn_frames is not None:
             decision = self.turn_policy.tick(t, maybe_speaking=self.vad_machine.phase is VADPhase.STARTING)
             if decision is not None:
                 self._end_on_decision(decision)
 
+    def _start_queued_evaluation(self) -> None:
+        """One evaluation at a time (they share the cores): the latest request runs when the current one
+        is done; requests made stale by new speech meanwhile are dropped."""
+        queued, self._queued_eval = self._queued_eval, None
+        if queued is None or queued[0] != self.turn_policy.current_eval_id:
+            return
+        self._eval_running = True
+        self._background(self._evaluate(*queued), f"turn-eval-{queued[0]}")
+
     async def _evaluate(self, eval_id: int, audio: AudioArray) -> None:
         """End-of-turn model + speculative STT on the turn so far (engine.turn); may end the turn."""
         try:
-            evaluation = await evaluate(audio, self.turn_detector, self.stt)
+            models = self._use_models
+            evaluation = await evaluate(
+                audio, self.turn_detector if models else None, self.stt, self.text_model if models else None
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the fallback deadline stays in force
             log.warning("end-of-turn evaluation failed: %s", type(exc).__name__)
             return
-        decision = self.turn_policy.result(eval_id, evaluation, self.clock.now())
+        finally:
+            self._eval_running = False
+            self._start_queued_evaluation()
+        decision = self.turn_policy.result(
+            eval_id, evaluation, self.clock.now(), maybe_speaking=self.vad_machine.phase is VADPhase.STARTING
+        )
         if decision is not None and self._turn_frames is not None:
             self._end_on_decision(decision)
 

