@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Refresh docs/screenshot.png: the real app (embedded models) after spoken turns through virtual devices.
 
-Starts a private PulseAudio daemon with a virtual microphone and speaker, opens the real window, asks two
-questions with push-to-talk (speech made with the Piper voice), and interrupts the second answer by
-pressing push-to-talk again. Every number in the picture was measured in that run. Run it under a display:
+Starts a private PulseAudio daemon with a virtual microphone and speaker, opens the real window, asks for a
+story with push-to-talk (speech made with the Piper voice), interrupts it by pressing push-to-talk again,
+then asks a question hands-free. Every number in the picture was measured in that run. Run it under a display:
 
     Xvfb :99 -screen 0 1280x800x24 &
     DISPLAY=:99 QT_QPA_PLATFORM=xcb .venv/bin/python scripts/screenshot.py [OUT.png]
@@ -52,13 +52,20 @@ async def drive(va: VirtualAudio, bridge: EngineBridge, window: MainWindow, out:
         await asyncio.sleep(player.duration + 0.05)
         window.unhold_ptt("script")
 
-    await ask("What is the capital of France?")
     await ask("Tell me a long story about a brave little dragon.")
     await wait_for(lambda: agent.state is AgentState.SPEAKING, 60)
     await asyncio.sleep(2.5)
     window.hold_ptt("script")  # interrupt
     await asyncio.sleep(0.3)
     window.unhold_ptt("script")  # a short press: barge-in, then nothing said
+    # Then hands-free: no key, the end-of-turn policy decides when the question is over.
+    await wait_for(lambda: agent.state is AgentState.LISTENING, 60)
+    window.hands_free.click()
+    await asyncio.sleep(0.8)
+    player = va.player(MIC_FEED, piper_speech("What is the capital of France?", 16000), 16000)
+    player.start()
+    await asyncio.sleep(player.duration + 0.5)
+    await wait_for(lambda: agent.state is AgentState.LISTENING, 60)
     await asyncio.sleep(1.0)
     window.grab().save(str(out))
     await bridge.shutdown()

