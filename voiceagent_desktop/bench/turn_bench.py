@@ -66,6 +66,7 @@ class Variant:
     params: TurnParams
     model: bool = True
     text_model: bool = False  # also the language model's end-of-sentence probability (run after STT)
+    audio_model: bool = True  # False: as if Smart Turn always said "complete" (and took no time)
 
 
 VARIANTS = (
@@ -82,6 +83,8 @@ VARIANTS = (
     Variant("model + grammar + LM, low 0.10", TurnParams(text_low=0.10), text_model=True),
     Variant("model + grammar + LM, low 0.15", TurnParams(text_low=0.15), text_model=True),
     Variant("model + grammar + LM, low 0.05, long 1.0 s", TurnParams(long_secs=1.0), text_model=True),
+    Variant("model (threshold 0.2) + grammar + LM, low 0.05", TurnParams(threshold=0.2), text_model=True),
+    Variant("grammar + LM, no audio model", TurnParams(), text_model=True, audio_model=False),
 )
 DEFAULT = "model + grammar + LM (default: low 0.05, long 1.3 s)"
 DEFAULT_VARIANT = next(v for v in VARIANTS if v.name == DEFAULT)
@@ -160,6 +163,8 @@ def replay(trace: Trace, variant: Variant) -> EndOfTurnDecision | None:
         elif step.stopped_at is not None and step.evaluation is not None:
             eval_id = policy.silence(step.stopped_at)
             ev, wall = step.evaluation, step.wall_s
+            if not variant.audio_model:
+                ev, wall = replace(ev, probability=1.0), ev.stt_s
             if variant.text_model:
                 wall += step.text_s
             else:
