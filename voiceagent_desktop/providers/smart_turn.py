@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
 from .base import AudioArray, ProgressCallback
 from .mel import N_FRAMES, N_MELS, SAMPLE_RATE, log_mel
+from .onnx import single_thread_session
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,6 @@ class SmartTurn:
         )
 
     def _load_sync(self, ort: Any) -> None:
-        from .silero_vad import single_thread_session
-
         path = str(self.model_path)
         # Without the arena: ~30 MiB less resident memory for an inference every few seconds, same speed.
         session = single_thread_session(ort, path, self.name, arena=False)
