@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from voiceagent_desktop.engine.events import AgentState, BargeIn, EndOfTurn, InputMode, TurnMetrics
@@ -160,7 +161,10 @@ async def test_conversation_mid_sentence_pause_does_not_end_the_turn() -> None:
     await s.frames(1.0, speech=False)
     eots = s.of(EndOfTurn)
     assert [e.reason for e in eots] == ["model"]
-    assert len(det.calls) == 2 and det.calls[1] > det.calls[0]  # re-evaluated on the longer audio
+    stt_calls = s.stt.calls
+    assert len(stt_calls) == 2 and stt_calls[1] > stt_calls[0]  # re-evaluated on the longer audio
+    # "… a table for" needs no model to say "not yet": the audio model only ran on the second one
+    assert det.calls == [stt_calls[1]]
     assert [m.content for m in s.conv.history if m.role == "user"] == [
         "I'd like to book a table for four people."
     ]
@@ -287,3 +291,96 @@ async def test_turn_model_can_be_switched_off_for_silence_endpointing() -> None:
     await s.frames(1.0, speech=True)
     await s.frames(1.0, speech=False)
     assert [e.reason for e in s.of(EndOfTurn)] == ["silence", "model"] and len(det.calls) == 1
+
+
+# ---- early evaluation: the silence floor, the "unsure" tier, and what the evaluation skips ---------------
+
+
+def test_an_early_agreement_still_waits_the_silence_floor() -> None:
+    pol = TurnPolicy(TurnParams(min_silence_secs=0.2))
+    eid = pol.silence(4.0)  # evaluated after one silent frame
+    assert pol.result(eid, ev(0.95, "What time is it?"), 4.15) is None  # 150 ms of silence: too soon
+    assert pol.tick(4.19) is None
+    d = pol.tick(4.2)
+    assert d is not None and d.reason is EOTReason.MODEL
+    # an answer that arrives after the floor ends the turn when it arrives
+    pol2 = TurnPolicy(TurnParams(min_silence_secs=0.2))
+    d2 = pol2.result(pol2.silence(4.0), ev(0.95, "What time is it?"), 4.26)
+    assert d2 is not None and d2.t_decided == 4.26
+
+
+def test_a_barely_confident_audio_model_waits_long_enough_for_a_comma() -> None:
+    params = TurnParams(min_silence_secs=0.2, sure_threshold=0.7, unsure_secs=0.35)
+    pol = TurnPolicy(params)
+    eid = pol.silence(2.0)
+    assert pol.result(eid, ev(0.55, "Okay."), 2.15) is None  # "Okay, | so what should I cook …"
+    assert pol.tick(2.3) is None
+    pol.speech()  # the sentence goes on after a 0.3 s comma pause: nothing was cut
+    assert pol.deadline is None
+    eid = pol.silence(3.0)
+    assert pol.result(eid, ev(0.55, "Okay."), 3.15) is None
+    d = pol.tick(3.35)  # nobody went on: the turn ends after 0.35 s
+    assert d is not None and d.reason is EOTReason.MODEL
+
+
+class _Scorer:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def end_probability(self, text: str) -> float:
+        self.texts.append(text)
+        return 0.4
+
+
+@pytest.mark.asyncio
+async def test_evaluate_runs_the_models_only_when_their_answer_can_matter() -> None:
+    from voiceagent_desktop.engine.turn import evaluate
+
+    audio = np.zeros(16000, dtype=np.float32)
+    det, lm = FakeTurnDetector(p=0.9), _Scorer()
+    full = await evaluate(audio, det, FakeSTT(texts=["What time is it?"]), lm)
+    assert full.probability == 0.9 and full.text_probability == 0.4 and not full.skipped
+    unfinished = await evaluate(audio, det, FakeSTT(texts=["Book a table for"]), lm)
+    assert (
+        unfinished.skipped
+        and unfinished.probability is None
+        and unfinished.text_state is TextState.INCOMPLETE
+    )
+
+    async def not_current() -> bool:
+        return False
+
+    stale = await evaluate(audio, det, FakeSTT(texts=["What time is it?"]), lm, settled=not_current)
+    assert stale.skipped and stale.transcript is not None
+    assert len(det.calls) == 1 and lm.texts == ["What time is it?"]
+    # a skipped evaluation of unfinished words sets the fallback, not "no opinion"
+    pol = TurnPolicy(TurnParams(fallback_secs=2.0))
+    assert pol.result(pol.silence(1.0), unfinished, 1.2) is None and pol.deadline == pytest.approx(3.0)
+
+
+@pytest.mark.asyncio
+async def test_voice_heard_after_the_silence_holds_the_models_until_the_vad_rules() -> None:
+    s, det = hf(0.95, vad=VADParams(start_secs=0.15, stop_secs=0.032))
+    s.stt.gate = gate = asyncio.Event()  # STT takes as long as the test says
+    await s.frames(1.0, speech=True)
+    await s.frames(0.032, speech=False)  # one silent frame: the evaluation starts
+    await s.frames(0.064, speech=True)  # voice again, not yet confirmed speech (a blip, or going on?)
+    gate.set()
+    await s.settle()
+    assert s.stt.calls and not det.calls  # transcribed, but the models wait for the VAD's verdict
+    await s.frames(0.032, speech=False)  # the blip is over: the models run on the same evaluation
+    assert len(det.calls) == 1 and not s.of(EndOfTurn)  # … and the silence floor (0.2 s) still holds
+    await s.frames(0.3, speech=False)
+    assert [e.reason for e in s.of(EndOfTurn)] == ["model"]
+
+    s2, det2 = hf(0.95, vad=VADParams(start_secs=0.15, stop_secs=0.032))
+    s2.stt.gate = gate = asyncio.Event()
+    await s2.frames(1.0, speech=True)
+    await s2.frames(0.032, speech=False)
+    await s2.frames(0.064, speech=True)
+    gate.set()
+    await s2.frames(0.3, speech=True)  # the user goes on: the first evaluation is stale, no model ran
+    assert not det2.calls
+    gate.set()  # let the next transcription through
+    await s2.frames(0.5, speech=False)
+    assert len(det2.calls) == 1 and [e.reason for e in s2.of(EndOfTurn)] == ["model"]

@@ -4,8 +4,9 @@ what docs/benchmarks.md says they mean."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from voiceagent_desktop.bench.turn_bench import FRAME_SECS, Step, Trace, Variant, replay, score
+from voiceagent_desktop.bench.turn_bench import FRAME_SECS, Step, Trace, Variant, _models_start, replay, score
 from voiceagent_desktop.bench.turn_corpus import TurnClip
 from voiceagent_desktop.engine.turn import Evaluation, TurnParams
 from voiceagent_desktop.providers.base import Transcript
@@ -19,20 +20,48 @@ def clip(kind: str, speech_end: float, cut: tuple[float, float] | None = None) -
     )  # fmt: skip
 
 
-def trace(c: TurnClip, silences: list[tuple[float, float, str, float]], starts: list[float] = ()) -> Trace:
-    """``silences``: (VAD short-silence time, last voiced, transcript, audio-model P); 0.15 s evaluations."""
+def trace(
+    c: TurnClip,
+    silences: list[tuple[float, float, str, float]],
+    starts: list[float] = (),
+    starting: tuple[float, float] | None = None,
+) -> Trace:
+    """``silences``: (VAD short-silence time, last voiced, transcript, audio-model P); each evaluation is
+    0.1 s of STT, then 0.03 s of language model and 0.05 s of audio model, one after the other (both
+    skipped for unfinished words). ``starting``: a span of
+    unconfirmed voice."""
     steps = []
     for k in range(int(6.0 / FRAME_SECS)):
         t = (k + 1) * FRAME_SECS
         st = Step(t, started=any(round(s / FRAME_SECS) == k + 1 for s in starts))
+        st.starting = starting is not None and starting[0] <= t < starting[1]
         for ts, tv, text, p in silences:
             if round(ts / FRAME_SECS) == k + 1:
-                st.stopped_at, st.wall_s = tv, 0.15
+                st.stopped_at, st.stt_s, st.model_s, st.text_s = tv, 0.1, 0.05, 0.03
                 st.evaluation = Evaluation(
                     p, Transcript(text), text_probability=0.3 if text.endswith(".") else 0.01
                 )
         steps.append(st)
+    next_start = float("inf")
+    for st in reversed(steps):
+        st.next_start = next_start
+        next_start = st.t if st.started else next_start
     return Trace(c, steps)
+
+
+def test_the_models_wait_for_the_vad_and_are_skipped_when_they_cannot_matter() -> None:
+    c = clip("complete", speech_end=2.0)
+    tr = trace(c, [(2.032, 2.0, "What time is it.", 0.96)], starting=(2.1, 2.3))
+    step = next(s for s in tr.steps if s.evaluation)
+    assert _models_start(tr, step, step.t) == pytest.approx(2.3, abs=FRAME_SECS)  # after the blip
+    d = replay(tr, Variant("v", TurnParams(), text_model=True))
+    assert d is not None and d.t_decided == pytest.approx(2.3 + 0.03 + 0.05, abs=FRAME_SECS)
+    resumed = trace(c, [(2.032, 2.0, "What time is it.", 0.96)], starts=[2.1])
+    step = next(s for s in resumed.steps if s.evaluation)
+    assert _models_start(resumed, step, step.t) is None  # stale before STT was done
+    unfinished = trace(c, [(2.032, 2.0, "What time is it for", 0.96)])
+    step = next(s for s in unfinished.steps if s.evaluation)
+    assert _models_start(unfinished, step, step.t) is None
 
 
 def test_replay_respects_inference_time_and_stale_results() -> None:
@@ -41,7 +70,8 @@ def test_replay_respects_inference_time_and_stale_results() -> None:
     tr = trace(c, [(1.7, 1.5, "book a table for", 0.97), (3.7, 3.5, "book a table for four.", 0.95)], [2.55])
     d = replay(tr, Variant("v", TurnParams(), text_model=True))
     assert d is not None and d.reason.value == "model"
-    assert abs(d.t_decided - (3.7 + 0.15)) < FRAME_SECS  # the result arrives 150 ms after the silence
+    assert abs(d.t_decided - (3.7 + 0.18)) < FRAME_SECS  # the result arrives 180 ms after the silence
+    assert d.evaluation is not None and d.evaluation.probability == 0.95
     # the audio model alone ends the turn inside the pause
     early = replay(tr, Variant("m", TurnParams(use_text=False)))
     assert early is not None and early.t_decided < 2.0

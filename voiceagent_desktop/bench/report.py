@@ -142,10 +142,13 @@ once with "more to come" intonation (`comma`) and once as a finished sentence (`
 SNR. Real Silero VAD, Smart Turn v3.2 and Whisper run on every clip; policy variants replay the same
 traces in virtual time (`bench/turn_bench.py`).
 
-- **premature**: the turn was ended before the speech was over (b: the headline rate; per kind below);
+- **premature**: the turn was ended before the speech was over (b: the headline rate, every mid-sentence
+  pause; **unfinished words**: only the pauses after a function word or a verb, where the words so far are
+  not a sentence — after a complete clause ("Turn off the lights | in the kitchen") only prosody could
+  tell, and neither model hears it in Piper's voice);
 - **missed**: a complete (a) or short (c) utterance only ended at the hard fallback;
-- **delay**: decision − last voiced sample, on (a), (c), (d) clips not ended early (p50 / p95 ms);
-  **> 1 s**: the share of those that waited more than a second.
+- **delay**: decision − last voiced sample (p50 / p95 ms) on complete utterances (a), and on all finished
+  ones — (a), (c), (d) — not ended early; **> 1 s**: the share of those that waited more than a second.
 """
 
 
@@ -158,14 +161,16 @@ def render_turn_section(results: dict[str, Any], path: Path) -> None:
     )
     lines += [
         "",
-        "| variant | premature (b) | premature (d, commas) | missed (a, c) | delay p50 / p95 ms | > 1 s |",
-        "|---|---|---|---|---|---|",
+        "| variant | premature (b) | unfinished words | premature (d, commas) | missed (a, c) "
+        "| delay (a) p50 / p95 ms | delay (a, c, d) | > 1 s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for v in results["variants"]:
         lines.append(
-            f"| {v['name']} | {_rate(v['premature_rate'])} "
-            f"| {_rate(v['premature_by_kind'].get('comma'))} "
-            f"| {_rate(v['missed_rate'])} | {_ms(v['eot_delay_ms'])} | {_rate(v.get('slow_rate'))} |"
+            f"| {v['name']} | {_rate(v['premature_rate'])} | {_rate(v.get('premature_rate_unfinished'))} "
+            f"| {_rate(v['premature_by_kind'].get('comma'))} | {_rate(v['missed_rate'])} "
+            f"| {_ms(v.get('eot_delay_ms_complete') or {})} | {_ms(v['eot_delay_ms'])} "
+            f"| {_rate(v.get('slow_rate'))} |"
         )
     lines += ["", "Default policy by noise condition:", "", "| condition | premature (b) | missed | delay |"]
     lines.append("|---|---|---|---|")
@@ -179,10 +184,13 @@ def render_turn_section(results: dict[str, Any], path: Path) -> None:
     lines += ["", f"Default policy, premature by kind: {kinds}.", ""]
     ev, cpu = results["evaluation_ms"], results["cpu_percent_of_one_core"]
     lines.append(
-        f"Evaluation (Smart Turn ∥ Whisper, before the language model) wall time p50 {ev['wall']['p50']} ms, "
-        f"p95 {ev['wall']['p95']} ms "
-        f"(Smart Turn alone p50 {ev['smart_turn']['p50']} ms, Whisper p50 {ev['stt']['p50']} ms); "
-        f"{ev['per_clip']} evaluations per clip."
+        "Evaluation (Whisper, then the language model, then Smart Turn, each unless skipped) wall time "
+        f"p50 {ev['wall']['p50']} ms, p95 {ev['wall']['p95']} ms (Whisper p50 {ev['stt']['p50']} ms, "
+        f"Smart Turn {ev['smart_turn']['p50']} ms, language model {ev['text_model']['p50']} ms); "
+        f"{ev['per_clip']} evaluations per clip, the models ran in {_rate(ev['models_run_share'])} of them. "
+        f"The app's own pipeline measured on the quiet complete clips: p50 "
+        f"{ev['app_pipeline_measured']['p50']} ms "
+        f"(the replay assumed {ev['app_pipeline_replayed']['p50']} ms)."
     )
     lines.append(
         f"CPU while listening, over {cpu['audio_seconds']} s of mixed audio: VAD + end-of-turn model "
@@ -197,14 +205,15 @@ def render_turn_section(results: dict[str, Any], path: Path) -> None:
             "",
             "### When to evaluate: VAD `stop_secs` (default policy)",
             "",
-            "| stop_secs | premature (b) | premature (d) | missed | delay p50 / p95 ms "
-            "| evaluations / clip |",
-            "|---|---|---|---|---|---|",
+            "| stop_secs | premature (b) | premature (d) | missed | delay (a) p50 / p95 ms "
+            "| delay (a, c, d) | evaluations / clip |",
+            "|---|---|---|---|---|---|---|",
         ]
         for stop, v in stops.items():
             lines.append(
                 f"| {stop} | {_rate(v['premature_rate'])} | {_rate(v['premature_by_kind'].get('comma'))} "
-                f"| {_rate(v['missed_rate'])} | {_ms(v['eot_delay_ms'])} | {v['evaluations_per_clip']} |"
+                f"| {_rate(v['missed_rate'])} | {_ms(v.get('eot_delay_ms_complete') or {})} "
+                f"| {_ms(v['eot_delay_ms'])} | {v['evaluations_per_clip']} |"
             )
     grid = results.get("vad_grid") or []
     if grid:

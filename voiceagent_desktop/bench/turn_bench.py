@@ -32,7 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.turn import EndOfTurnDecision, EOTReason, Evaluation, TurnParams, TurnPolicy, evaluate
+from ..engine.turn import (
+    EndOfTurnDecision,
+    EOTReason,
+    Evaluation,
+    TurnParams,
+    TurnPolicy,
+    evaluate,
+)
+from ..engine.turn_text import TextState, classify
 from ..engine.vad import SpeechStarted, SpeechStopped, VADParams, VADPhase, VADStateMachine, rms_db
 from .turn_corpus import RATE, TurnClip, build_corpus
 
@@ -49,9 +57,12 @@ class Step:
     started: bool = False  # VAD confirmed speech on this frame
     stopped_at: float | None = None  # VAD short silence: end of the last voiced frame
     starting: bool = False  # voiced but not yet confirmed
+    #: Every signal of the evaluation started here (all three models run, whatever a policy would skip)
     evaluation: Evaluation | None = None
-    wall_s: float = 0.0  # how long the evaluation took
-    text_s: float = 0.0  # how long the language model's end-of-sentence score took (after STT)
+    stt_s: float = 0.0  # each stage's wall time, measured alone (the stages ran one after the other)
+    model_s: float = 0.0
+    text_s: float = 0.0
+    next_start: float = float("inf")  # when VAD next confirms speech after this frame (the clip's trace)
 
 
 @dataclass
@@ -67,27 +78,41 @@ class Variant:
     model: bool = True
     text_model: bool = False  # also the language model's end-of-sentence probability (run after STT)
     audio_model: bool = True  # False: as if Smart Turn always said "complete" (and took no time)
+    stop_secs: float | None = None  # replayed on the trace of this VAD stop_secs (None: the default's)
 
 
+DEFAULT = "model + grammar + LM (default)"
+D = TurnParams()
+#: The policy of the previous release: evaluation at 0.2 s of silence, no silence floor, no "unsure" tier.
+OLD = replace(D, long_secs=1.3, min_silence_secs=0.0, sure_threshold=0.0, unsure_secs=0.0)
 VARIANTS = (
     Variant("silence 0.8 s", TurnParams(silence_only_secs=0.8), model=False),
     Variant("silence 0.6 s", TurnParams(silence_only_secs=0.6), model=False),
     Variant(
-        "model only (stop 0.2 s, Smart Turn, 3 s fallback)", TurnParams(fallback_secs=3.0, use_text=False)
+        "model only (Pipecat's: stop 0.2 s, Smart Turn, 3 s fallback)",
+        replace(OLD, fallback_secs=3.0, use_text=False),
+        stop_secs=0.2,
     ),
-    Variant("model + grammar", TurnParams()),
-    Variant("model + grammar, disagree 0.6 s", TurnParams(disagree_secs=0.6)),
-    Variant("model + grammar, disagree 1.0 s", TurnParams(disagree_secs=1.0)),
-    Variant("model + grammar + LM, low 0.02", TurnParams(text_low=0.02), text_model=True),
-    Variant("model + grammar + LM (default: low 0.05, long 1.3 s)", TurnParams(), text_model=True),
-    Variant("model + grammar + LM, low 0.10", TurnParams(text_low=0.10), text_model=True),
-    Variant("model + grammar + LM, low 0.15", TurnParams(text_low=0.15), text_model=True),
-    Variant("model + grammar + LM, low 0.05, long 1.0 s", TurnParams(long_secs=1.0), text_model=True),
-    Variant("model (threshold 0.2) + grammar + LM, low 0.05", TurnParams(threshold=0.2), text_model=True),
-    Variant("grammar + LM, no audio model", TurnParams(), text_model=True, audio_model=False),
+    Variant("previous default (stop 0.2 s, long 1.3 s, no floor)", OLD, text_model=True, stop_secs=0.2),
+    Variant("model + grammar", D),
+    Variant(DEFAULT, D, text_model=True),
+    Variant("default, LM low 0.10", replace(D, text_low=0.10), text_model=True),
+    Variant("default, long 1.3 s", replace(D, long_secs=1.3), text_model=True),
+    Variant("default, no unsure tier", replace(D, sure_threshold=0.0), text_model=True),
+    Variant(
+        "default, no unsure tier, floor 0.25 s",
+        replace(D, sure_threshold=0.0, min_silence_secs=0.25),
+        text_model=True,
+    ),
+    Variant("grammar + LM, no audio model", D, text_model=True, audio_model=False),
 )
-DEFAULT = "model + grammar + LM (default: low 0.05, long 1.3 s)"
 DEFAULT_VARIANT = next(v for v in VARIANTS if v.name == DEFAULT)
+
+
+async def _timed(coro: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    result = await coro
+    return result, time.perf_counter() - t0
 
 
 async def trace_clip(
@@ -98,6 +123,7 @@ async def trace_clip(
     trace = Trace(clip)
     turn: list[np.ndarray] | None = None
     preroll: list[np.ndarray] = []
+    costs: list[tuple[Step, float, float]] = []
     n = len(clip.audio) // FRAME
     for k in range(n):
         frame = clip.audio[k * FRAME : (k + 1) * FRAME]
@@ -117,22 +143,76 @@ async def trace_clip(
         elif isinstance(update, SpeechStopped) and turn is not None:
             step.stopped_at = update.t
             audio = np.concatenate(turn)
-            r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-            step.evaluation = await evaluate(audio, detector, stt)
-            step.wall_s = time.perf_counter() - w0
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
+            tr, step.stt_s = await _timed(stt.transcribe(audio))
             r1 = resource.getrusage(resource.RUSAGE_SELF)
-            used = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-            turn_cpu = detector.last_cpu_s
-            cpu["turn_model"] += turn_cpu
-            cpu["stt"] += max(0.0, used - turn_cpu)
-            cpu["evaluations"] += 1
-            if step.evaluation.transcript is not None:
-                tp = await text.end_probability(step.evaluation.transcript.text)
+            cpu["stt"] += (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+            prob, step.model_s = await _timed(detector.completion_probability(audio))
+            cpu["turn_model"] += detector.last_cpu_s
+            tp = None
+            if tr.text.strip() and classify(tr.text) is not TextState.INCOMPLETE:  # as the app scores
+                tp = await text.end_probability(tr.text)
                 step.text_s = text.last_compute_s
-                cpu["text_model"] += text.last_cpu_s
-                step.evaluation = replace(step.evaluation, text_probability=tp)
+            step.evaluation = Evaluation(prob, tr, step.model_s, step.stt_s, tp)
+            costs.append((step, detector.last_cpu_s, text.last_cpu_s if tp is not None else 0.0))
         trace.steps.append(step)
+    next_start = float("inf")
+    for step in reversed(trace.steps):
+        step.next_start = next_start
+        if step.started:
+            next_start = step.t
+    for step, turn_cpu, text_cpu in costs:  # CPU as the app spends it: engine.turn.evaluate's skips
+        cpu["evaluations"] += 1
+        if _models_start(trace, step, step.t) is not None:
+            cpu["text_model"] += text_cpu
+            if not _text_low(step, DEFAULT_VARIANT.params):
+                cpu["turn_model_app"] += turn_cpu
     return trace
+
+
+def _models_start(trace: Trace, step: Step, t_start: float) -> float | None:
+    """When ``engine.turn.evaluate`` starts the models for the evaluation of ``step`` that began at
+    ``t_start``, or None if it skips them: the words are unfinished, or the VAD confirmed speech (the
+    result went stale) before STT was done or while it was still ruling on voice heard meanwhile."""
+    assert step.evaluation is not None
+    if step.evaluation.text_state is TextState.INCOMPLETE:
+        return None
+    t = t_start + step.stt_s
+    if step.next_start <= t:
+        return None
+    k = max(0, min(len(trace.steps) - 1, int(t / FRAME_SECS + 1e-9) - 1))  # the last frame before t
+    while trace.steps[k].starting and k + 1 < len(trace.steps):  # Conversation._settled
+        k += 1
+        t = trace.steps[k].t
+    return None if trace.steps[k].started else t
+
+
+def _as_run(variant: Variant, trace: Trace, step: Step, t_start: float) -> tuple[Evaluation, float]:
+    """What the evaluation of ``step`` started at ``t_start`` returns under ``variant``, and how long it
+    takes: the app's pipeline (``engine.turn.evaluate``) is STT, then — unless the words are unfinished or
+    the user spoke again meanwhile — the language model, then (unless it scored the words low) the audio
+    model, one after the other."""
+    ev = step.evaluation
+    assert ev is not None
+    if not variant.params.use_text:  # the audio model alone (Pipecat's policy): no STT in the way
+        return replace(ev, text_probability=None), step.model_s
+    if not variant.text_model:
+        ev = replace(ev, text_probability=None)
+    if not variant.audio_model:
+        ev = replace(ev, probability=1.0)
+    if not variant.model:
+        return ev, step.stt_s
+    if (t_models := _models_start(trace, step, t_start)) is None:
+        return replace(ev, probability=None, text_probability=None, skipped=True), step.stt_s
+    wall = t_models - t_start + (step.text_s if variant.text_model else 0.0)
+    if variant.text_model and _text_low(step, variant.params):  # the audio model is not asked
+        return replace(ev, probability=None, skipped=True), wall
+    return ev, wall + (step.model_s if variant.audio_model else 0.0)
+
+
+def _text_low(step: Step, params: TurnParams) -> bool:
+    tp = step.evaluation.text_probability if step.evaluation is not None else None
+    return tp is not None and tp < params.text_low
 
 
 def replay(trace: Trace, variant: Variant) -> EndOfTurnDecision | None:
@@ -141,14 +221,15 @@ def replay(trace: Trace, variant: Variant) -> EndOfTurnDecision | None:
     policy = TurnPolicy(variant.params, model=variant.model)
     results: list[tuple[float, int, Evaluation]] = []  # (ready at, eval id, evaluation)
     running_end = 0.0
-    queued: tuple[int, Evaluation, float] | None = None
+    queued: tuple[int, Step] | None = None
     prev_starting = False  # the VAD phase between the previous frame and this one
     for step in trace.steps:
         while True:
             if queued is not None and running_end <= step.t:
                 if queued[0] == policy.current_eval_id:
-                    running_end += queued[2]
-                    results.append((running_end, queued[0], queued[1]))
+                    ev, wall = _as_run(variant, trace, queued[1], running_end)
+                    running_end += wall
+                    results.append((running_end, queued[0], ev))
                 queued = None
             due = [r for r in results if r[0] <= step.t]
             if not due:
@@ -162,18 +243,12 @@ def replay(trace: Trace, variant: Variant) -> EndOfTurnDecision | None:
             policy.speech()
         elif step.stopped_at is not None and step.evaluation is not None:
             eval_id = policy.silence(step.stopped_at)
-            ev, wall = step.evaluation, step.wall_s
-            if not variant.audio_model:
-                ev, wall = replace(ev, probability=1.0), ev.stt_s
-            if variant.text_model:
-                wall += step.text_s
-            else:
-                ev = replace(ev, text_probability=None)
             if running_end <= step.t:
+                ev, wall = _as_run(variant, trace, step, step.t)
                 running_end = step.t + wall
                 results.append((running_end, eval_id, ev))
             else:
-                queued = (eval_id, ev, wall)
+                queued = (eval_id, step)
         decision = policy.tick(step.t, maybe_speaking=step.starting)
         if decision is not None:
             return decision
@@ -185,10 +260,15 @@ def _pct(values: Sequence[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if len(values) else None
 
 
+def _mean(values: Sequence[bool]) -> float | None:
+    return round(float(np.mean(values)), 3) if len(values) else None
+
+
 def score(traces: Sequence[Trace], variant: Variant) -> dict[str, Any]:
     premature: dict[str, list[bool]] = {}
     missed: list[bool] = []
     delays: list[float] = []
+    complete_delays: list[float] = []
     reasons: dict[str, int] = {}
     for tr in traces:
         c = tr.clip
@@ -204,13 +284,25 @@ def score(traces: Sequence[Trace], variant: Variant) -> dict[str, Any]:
             missed.append(d is None or d.reason is EOTReason.FALLBACK)
         if c.kind != "mid_pause" and d is not None and not early:
             delays.append((d.t_decided - c.speech_end) * 1000.0)
+            if c.kind == "complete":
+                complete_delays.append(delays[-1])
     mid = [e for k, v in premature.items() if k in ("mid_pause/comma", "mid_pause/final") for e in v]
     return {
         "name": variant.name,
         "premature_rate": round(float(np.mean(mid)), 3) if mid else None,
         "premature_by_kind": {k: round(float(np.mean(v)), 3) for k, v in sorted(premature.items())},
+        # (b) where the words before the pause are not a sentence (cut after a function word or a verb):
+        # the pauses that words can tell from an ending; after a complete clause only prosody could
+        "premature_rate_unfinished": _mean(
+            [e for k in ("mid_pause/after function", "mid_pause/after verb") for e in premature.get(k, [])]
+        ),
         "missed_rate": round(float(np.mean(missed)), 3) if missed else None,
         "eot_delay_ms": {"p50": _pct(delays, 50), "p95": _pct(delays, 95), "n": len(delays)},
+        "eot_delay_ms_complete": {
+            "p50": _pct(complete_delays, 50),
+            "p95": _pct(complete_delays, 95),
+            "n": len(complete_delays),
+        },
         # finished utterances (a, c, d) that waited more than a second: the "it hangs" experience
         "slow_rate": round(float(np.mean([d > 1000 for d in delays])), 3) if delays else None,
         "reasons": reasons,
@@ -287,6 +379,9 @@ async def _load(vad_params: VADParams) -> tuple[Any, Any, Any, Any]:
     return vad, detector, stt, text
 
 
+CPU_KEYS = ("vad", "turn_model", "turn_model_app", "text_model", "stt", "evaluations")
+
+
 def run_turn_bench(
     json_path: Path,
     *,
@@ -294,37 +389,49 @@ def run_turn_bench(
     snrs: Sequence[float | None] = (None, 30.0, 15.0),
     limit_per_kind: int | None = None,
     markdown: Path | None = None,
-    other_stops: Sequence[float] = (0.064, 0.1, 0.3),
+    other_stops: Sequence[float] = (0.064, 0.1, 0.2),
 ) -> int:
     """``other_stops``: also trace the corpus with these VAD ``stop_secs`` (when the evaluation starts) and
     report the default policy on them, to choose ``stop_secs`` from measurements."""
     vad_params = vad_params or VADParams()
+    stops = sorted({vad_params.stop_secs, *other_stops, *(v.stop_secs for v in VARIANTS if v.stop_secs)})
     t0 = time.monotonic()
     clips = build_corpus(snrs=snrs, limit_per_kind=limit_per_kind)
     log.info("corpus: %d clips in %.1f s", len(clips), time.monotonic() - t0)
+    traced: dict[float, tuple[list[Trace], dict[str, float]]] = {}
 
-    by_stop: dict[str, Any] = {}
-
-    async def main() -> tuple[list[Trace], dict[str, float], list[dict[str, Any]]]:
+    async def main() -> tuple[list[dict[str, Any]], list[tuple[float, float]]]:
         vad, detector, stt, text = await _load(vad_params)
-        cpu = {"vad": 0.0, "turn_model": 0.0, "text_model": 0.0, "stt": 0.0, "evaluations": 0.0}
-        traces = [await trace_clip(c, vad, detector, stt, vad_params, cpu, text) for c in clips]
-        for stop in other_stops:
+        for stop in stops:
+            cpu = dict.fromkeys(
+                ("vad", "turn_model", "turn_model_app", "text_model", "stt", "evaluations"), 0.0
+            )
             params = replace(vad_params, stop_secs=stop)
-            other_cpu = dict.fromkeys(cpu, 0.0)
-            other = [await trace_clip(c, vad, detector, stt, params, other_cpu, text) for c in clips]
-            per_clip = round(other_cpu["evaluations"] / max(1, len(clips)), 2)
-            by_stop[f"{stop:g}"] = {**score(other, DEFAULT_VARIANT), "evaluations_per_clip": per_clip}
-        grid = vad_grid(clips, vad)
-        return traces, cpu, grid
+            traced[stop] = ([await trace_clip(c, vad, detector, stt, params, cpu, text) for c in clips], cpu)
+        # The app's own pipeline (engine.turn.evaluate) on the last evaluation of the quiet complete
+        # clips: measured wall time next to the time the replay assumes for it.
+        checks = []
+        low = DEFAULT_VARIANT.params.text_low
+        for tr in traced[vad_params.stop_secs][0]:
+            evals = [s for s in tr.steps if s.evaluation is not None]
+            if tr.clip.kind == "complete" and tr.clip.snr_db is None and evals:
+                for s in evals:  # in order, so the language model's cache is as warm as in the app
+                    audio = tr.clip.audio[: round(s.t * RATE)]
+                    _, wall = await _timed(evaluate(audio, detector, stt, text, text_low=low))
+                checks.append((wall, _as_run(DEFAULT_VARIANT, tr, evals[-1], evals[-1].t)[1]))
+        return vad_grid(clips, vad), checks
 
-    traces, cpu, grid = asyncio.run(main())
-    by_stop[f"{vad_params.stop_secs:g}"] = {
-        **score(traces, DEFAULT_VARIANT),
-        "evaluations_per_clip": round(cpu["evaluations"] / max(1, len(clips)), 2),
+    grid, checks = asyncio.run(main())
+    traces, cpu = traced[vad_params.stop_secs]
+    by_stop = {
+        f"{stop:g}": {
+            **score(tr, DEFAULT_VARIANT),
+            "evaluations_per_clip": round(c["evaluations"] / max(1, len(clips)), 2),
+        }
+        for stop, (tr, c) in traced.items()
     }
     audio_s = sum(len(c.audio) for c in clips) / RATE
-    variants = [score(traces, v) for v in VARIANTS]
+    variants = [score(traced[v.stop_secs or vad_params.stop_secs][0], v) for v in VARIANTS]
     default = next(v for v in variants if v["name"] == DEFAULT)
     by_snr = {
         ("quiet" if snr is None else f"snr{snr:g}"): score(
@@ -332,39 +439,48 @@ def run_turn_bench(
         )
         for snr in snrs
     }
-    evals = [s for tr in traces for s in tr.steps if s.evaluation is not None]
+    evals = [(tr, s) for tr in traces for s in tr.steps if s.evaluation is not None]
+    walls = [_as_run(DEFAULT_VARIANT, tr, s, s.t)[1] * 1000 for tr, s in evals]
+    ran = [s for tr, s in evals if _models_start(tr, s, s.t) is not None]
+
+    def pct(values: Sequence[float]) -> dict[str, float | None]:
+        return {"p50": _pct(values, 50), "p95": _pct(values, 95)}
+
+    turn_cpu = cpu["vad"] + cpu["turn_model_app"] + cpu["text_model"]
     results: dict[str, Any] = {
         "eot_delay_ms": default["eot_delay_ms"],
+        "eot_delay_ms_complete": default["eot_delay_ms_complete"],
         "premature_rate": default["premature_rate"],
+        "premature_rate_unfinished": default["premature_rate_unfinished"],
         "missed_rate": default["missed_rate"],
         "policy": DEFAULT,
+        "turn_params": {k: getattr(DEFAULT_VARIANT.params, k) for k in TurnParams.__dataclass_fields__},
         "vad": {
             k: getattr(vad_params, k) for k in ("confidence", "start_secs", "stop_secs", "min_volume_db")
         },
         "variants": variants,
         "by_snr": by_snr,
         "evaluation_ms": {
-            "wall": {
-                "p50": _pct([s.wall_s * 1000 for s in evals], 50),
-                "p95": _pct([s.wall_s * 1000 for s in evals], 95),
-            },
-            "smart_turn": {"p50": _pct([s.evaluation.model_s * 1000 for s in evals if s.evaluation], 50)},
-            "stt": {"p50": _pct([s.evaluation.stt_s * 1000 for s in evals if s.evaluation], 50)},
+            "wall": pct(walls),
+            "stt": pct([s.stt_s * 1000 for _, s in evals]),
+            "smart_turn": pct([s.model_s * 1000 for s in ran]),
+            "text_model": pct([s.text_s * 1000 for s in ran]),
             "per_clip": round(len(evals) / max(1, len(traces)), 2),
+            "models_run_share": round(len(ran) / max(1, len(evals)), 3),
+            "app_pipeline_measured": pct([w * 1000 for w, _ in checks]),
+            "app_pipeline_replayed": pct([r * 1000 for _, r in checks]),
         },
         "cpu_percent_of_one_core": {
-            "vad_and_turn_model": round(
-                (cpu["vad"] + cpu["turn_model"] + cpu["text_model"]) / audio_s * 100, 2
-            ),
+            "vad_and_turn_model": round(turn_cpu / audio_s * 100, 2),
             "vad": round(cpu["vad"] / audio_s * 100, 2),
-            "turn_model": round(cpu["turn_model"] / audio_s * 100, 2),
+            "turn_model": round(cpu["turn_model_app"] / audio_s * 100, 2),
             "text_model": round(cpu["text_model"] / audio_s * 100, 2),
             "speculative_stt": round(cpu["stt"] / audio_s * 100, 2),
             "audio_seconds": round(audio_s, 1),
         },
         "vad_grid": grid,
-        "by_stop_secs": dict(sorted(by_stop.items(), key=lambda kv: float(kv[0]))),
-        "corpus": {"clips": len(clips), "snrs": [s for s in snrs], "seconds": round(audio_s, 1)},
+        "by_stop_secs": by_stop,
+        "corpus": {"clips": len(clips), "snrs": list(snrs), "seconds": round(audio_s, 1)},
         "elapsed_s": round(time.monotonic() - t0, 1),
     }
     json_path.write_text(json.dumps(results, indent=2))

@@ -2,10 +2,11 @@
 
 Input arrives as 16 kHz frames (``on_frame``, on the event loop) plus push-to-talk commands. A user turn
 ends on PTT release (at once: the release flushes the trailing frame, no model or silence wait; presses
-shorter than ``min_press_secs`` are ignored) or, hands-free, when ``turn.TurnPolicy`` decides (VAD short
-silence → end-of-turn model + speculative STT → adaptive silence deadline). The transcript goes to the
-LLM, the reply sentence by sentence to TTS and the sound device (``reply.run_reply``). A hands-free turn
-that ends on an evaluation reuses that evaluation's transcript instead of running STT again.
+shorter than ``min_press_secs`` are ignored) or, hands-free, when ``turn.TurnPolicy`` decides (VAD
+silence → speculative STT + language model + end-of-turn model → adaptive silence deadline). The
+transcript goes to the LLM, the reply sentence by sentence to TTS and the sound device
+(``reply.run_reply``). A hands-free turn that ends on an evaluation reuses that evaluation's transcript
+instead of running STT again.
 
 Barge-in policy: when the user starts a turn (VAD start confirmed hands-free, or a PTT press) while the
 agent is thinking or speaking, playback is cleared at once, the reply task is cancelled (LLM and TTS stop)
@@ -91,6 +92,7 @@ class Conversation:
         self.turn_policy = TurnPolicy(self.settings.turn, model=self._use_models)
         self._eval_running = False
         self._queued_eval: tuple[int, AudioArray] | None = None
+        self._frame_seen = asyncio.Event()
         self.history: list[ChatMessage] = []
         self.state = AgentState.LISTENING
         self._preroll: collections.deque[AudioArray] = collections.deque(
@@ -169,6 +171,7 @@ class Conversation:
 
     def on_frame(self, frame: AudioArray, t: float) -> None:
         """One 512-sample 16 kHz frame ending at clock time ``t`` (called on the event loop)."""
+        self._frame_seen.set()  # its waiters run after this frame has been handled
         if self._turn_frames is not None:
             self._turn_frames.append(frame)
             if self._ptt_closing:
@@ -214,7 +217,12 @@ class Conversation:
         try:
             models = self._use_models
             evaluation = await evaluate(
-                audio, self.turn_detector if models else None, self.stt, self.text_model if models else None
+                audio,
+                self.turn_detector if models else None,
+                self.stt,
+                self.text_model if models else None,
+                settled=lambda: self._settled(eval_id),
+                text_low=self.turn_policy.params.text_low if self.turn_policy.params.use_text else None,
             )
         except asyncio.CancelledError:
             raise
@@ -229,6 +237,20 @@ class Conversation:
         )
         if decision is not None and self._turn_frames is not None:
             self._end_on_decision(decision)
+
+    async def _settled(self, eval_id: int, limit_secs: float = 0.5) -> bool:
+        """Once the VAD has ruled on any voice heard since the evaluation started (a blip, or the user
+        going on): is evaluation ``eval_id`` still the current one? Waits for frames, at most
+        ``limit_secs``."""
+        policy = self.turn_policy
+        try:
+            async with asyncio.timeout(limit_secs):
+                while self.vad_machine.phase is VADPhase.STARTING and eval_id == policy.current_eval_id:
+                    self._frame_seen.clear()
+                    await self._frame_seen.wait()
+        except TimeoutError:
+            pass
+        return eval_id == policy.current_eval_id
 
     def _end_on_decision(self, decision: EndOfTurnDecision) -> None:
         timer = self._turn_timer

