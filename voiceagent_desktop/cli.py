@@ -7,6 +7,8 @@ voiceagent bench --json PATH    run the latency/resource benchmark through (virt
 voiceagent bench turn --json P  end of turn on a generated Piper-voice corpus: premature/missed rates, delay
 voiceagent models prepare       download the model files the app needs (--force: again); no config needed
 voiceagent models status        show where each model file is stored and whether it is ready
+voiceagent keys set NAME        store a cloud API key in the OS keyring (read from the terminal or stdin)
+voiceagent keys status          which keys are set, and where from (masked); keys delete NAME removes one
 """
 
 from __future__ import annotations
@@ -53,7 +55,39 @@ def _parser() -> argparse.ArgumentParser:
     mp = msub.add_parser("prepare", help="download and verify the model files the app needs")
     mp.add_argument("--force", action="store_true", help="download again even if a good copy exists")
     msub.add_parser("status", help="show the path and state of each model file")
+    k = sub.add_parser("keys", help="cloud API keys in the OS keyring (environment variables override)")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    ks = ksub.add_parser("set", help="store a key (prompted for, or read from standard input)")
+    ks.add_argument("name", help="openai, gemini, groq, deepgram or cartesia")
+    kd = ksub.add_parser("delete", help="remove a key from the keyring")
+    kd.add_argument("name")
+    ksub.add_parser("status", help="show which keys are set and where they come from")
     return p
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from . import keys
+
+    if args.keys_command == "status":
+        for name, spec in keys.KEYS.items():
+            value, source = keys.lookup(name)
+            shown = f"{keys.mask(value)} ({source})" if value else f"not set ({spec.env_var} or keyring)"
+            print(f"{name:9s} {shown}")
+        return 0
+    if args.keys_command == "delete":
+        keys.spec(args.name)
+        print(f"removed {args.name}" if keys.delete_key(args.name) else f"{args.name} was not in the keyring")
+        return 0
+    keys.spec(args.name)
+    if sys.stdin.isatty():
+        import getpass
+
+        value = getpass.getpass(f"{args.name} API key (not shown): ")
+    else:
+        value = sys.stdin.readline()
+    keys.set_key(args.name, value)
+    print(f"stored {args.name} in the keyring")
+    return 0
 
 
 def _progress_printer() -> Callable[[float, str], None]:
@@ -132,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "models":
             return _models(args)
+        if args.command == "keys":
+            return _keys(args)
         settings = _settings(args)
         if args.command == "bench" and args.suite == "turn":
             from .bench.turn_bench import run_turn_bench

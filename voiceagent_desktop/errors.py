@@ -13,7 +13,18 @@
         │                           the message names the extra (``pip install 'voiceagent-desktop[local]'``)
         ├── ModelLoadError          a model file is missing, unreadable or not a model
         │   └── ModelUnavailableError   a model file could not be obtained or failed its checksum
+        ├── MissingKeyError         a cloud provider has no API key; the message names the environment
+        │                           variable and the keyring entry to set
         └── ProviderRuntimeError    the provider failed while working (inference error, closed stream)
+            └── CloudError          a cloud (or local network) provider failed; ``retryable`` says if the
+                │                   same request may succeed later
+                ├── AuthError           the key was rejected (401/403): never retried
+                ├── RateLimitError      429: retried after ``retry_after`` seconds (or backoff)
+                ├── ServiceError        5xx, a dropped or refused connection, a stream that broke off:
+                │                       retried
+                ├── ProviderTimeout     no answer (or no next chunk) in time: retried
+                └── ProtocolError       an answer the client cannot read (malformed frame), or a request
+                                        the service refuses as invalid (400/404): not retried
 
 Cancellation is not an error: cancelled work raises ``asyncio.CancelledError`` as usual.
 """
@@ -72,4 +83,46 @@ class ModelUnavailableError(ModelLoadError):
 
 
 class ProviderRuntimeError(ProviderError):
+    pass
+
+
+class MissingKeyError(ProviderError):
+    def __init__(self, provider: str, env_var: str, key_name: str) -> None:
+        super().__init__(
+            f"{provider} needs an API key. Set the environment variable {env_var}, or store it in the system "
+            f"keyring with: voiceagent keys set {key_name}"
+        )
+        self.env_var = env_var
+        self.key_name = key_name
+
+
+class CloudError(ProviderRuntimeError):
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthError(CloudError):
+    pass
+
+
+class RateLimitError(CloudError):
+    retryable = True
+
+    def __init__(self, message: str, *, status: int | None = 429, retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class ServiceError(CloudError):
+    retryable = True
+
+
+class ProviderTimeout(CloudError):
+    retryable = True
+
+
+class ProtocolError(CloudError):
     pass

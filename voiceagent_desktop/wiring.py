@@ -56,6 +56,9 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
             silence_only_secs=settings.turn.silence_only_secs,
             text_low=settings.turn.text_low,
             long_secs=settings.turn.long_secs,
+            min_silence_secs=settings.turn.min_silence_secs,
+            sure_threshold=settings.turn.sure_threshold,
+            unsure_secs=settings.turn.unsure_secs,
         ),
     )
 
@@ -78,14 +81,33 @@ def embedded_providers(settings: Settings) -> Providers:
         temperature=settings.llm.temperature,
         warmup_system_prompt=settings.system_prompt,
     )
+    if settings.llm.provider != "embedded":
+        from .providers.fallback import FallbackLLM
+        from .providers.openai_llm import OpenAICompatibleLLM
+
+        cloud = OpenAICompatibleLLM(
+            settings.llm.provider,
+            base_url=settings.llm.base_url,
+            model=settings.llm.model,
+            max_tokens=settings.llm.max_tokens,
+            temperature=settings.llm.temperature,
+        )
+        llm = FallbackLLM(cloud, llm)  # type: ignore[assignment]
     turn = SmartTurn(settings.turn.model_path) if settings.turn.model else None
     text = TextTurnModel() if settings.turn.model else None
     return Providers(stt=WhisperSTT(), llm=llm, tts=PiperTTS(), vad=SileroVAD(), turn=turn, text_turn=text)
 
 
 def build_agent(settings: Settings, *, clock: Clock | None = None, bus: EventBus | None = None) -> VoiceAgent:
+    from .engine.events import Notice
+    from .providers.fallback import FallbackLLM
+
+    bus = bus or EventBus()
+    providers = embedded_providers(settings)
+    if isinstance(providers.llm, FallbackLLM):
+        providers.llm.on_switch = lambda message: bus.emit(Notice(message))
     return VoiceAgent(
-        embedded_providers(settings),
+        providers,
         SoundDeviceAudio(settings.audio.input_device, settings.audio.output_device),
         conversation_settings(settings),
         clock=clock or MonotonicClock(),

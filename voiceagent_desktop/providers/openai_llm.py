@@ -1,0 +1,258 @@
+"""Any OpenAI-compatible chat-completions server, streaming, through the official ``openai`` SDK: OpenAI,
+Google Gemini's OpenAI endpoint, Groq, and local servers (Ollama, LM Studio, llama.cpp's server).
+
+``PRESETS`` give each a base URL, a default model and the key it needs (none for local servers); the
+settings override any of them. The client is created and its connection opened at ``load`` (a tiny
+``GET /models``), so the first turn pays no TCP/TLS handshake; the SDK's own retries are off — this module
+retries, with backoff, only what can succeed on a second try and only before any text was produced.
+
+Errors are mapped here, at the boundary (``errors.py``):
+
+==================================================  =======================  =========
+openai SDK                                          ours                     retried
+==================================================  =======================  =========
+AuthenticationError, PermissionDeniedError          AuthError                no
+RateLimitError (429)                                RateLimitError           yes, after Retry-After
+InternalServerError (5xx), APIConnectionError       ServiceError             yes
+APITimeoutError, no next chunk within idle_secs     ProviderTimeout          yes
+BadRequestError, NotFoundError, other APIStatus     ProtocolError            no
+APIError mid-stream (``data: {"error": …}``)        ServiceError             before any text only
+a chunk that is not JSON                            ProtocolError            no
+==================================================  =======================  =========
+
+Cancelling the consumer (barge-in) closes the HTTP response: the server sees the connection go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import keys
+from ..errors import (
+    AuthError,
+    CloudError,
+    MissingExtraError,
+    ProtocolError,
+    ProviderTimeout,
+    RateLimitError,
+    ServiceError,
+)
+from .base import ChatMessage, LLMCapabilities, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Preset:
+    label: str
+    base_url: str
+    model: str
+    key: str | None  # a name in keys.KEYS, or None for servers that need none
+
+
+PRESETS = {
+    "openai": Preset("OpenAI", "https://api.openai.com/v1", "gpt-4o-mini", "openai"),
+    "gemini": Preset(
+        "Google Gemini",
+        "https://generativelanguage.googleapis.com/v1beta/openai/",
+        "gemini-2.5-flash",
+        "gemini",
+    ),
+    "groq": Preset("Groq", "https://api.groq.com/openai/v1", "llama-3.1-8b-instant", "groq"),
+    "ollama": Preset("Ollama", "http://127.0.0.1:11434/v1", "llama3.2", None),
+    "lmstudio": Preset("LM Studio", "http://127.0.0.1:1234/v1", "local-model", None),
+    "llamacpp": Preset("llama.cpp server", "http://127.0.0.1:8080/v1", "local", None),
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3  # tries in all
+    base_secs: float = 0.25  # backoff: base · 2^(try−1), ±25 % jitter, at most max_secs
+    max_secs: float = 2.0
+
+    def delay(self, attempt: int, error: CloudError) -> float:
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            return min(self.max_secs, max(0.0, error.retry_after))
+        base = min(self.max_secs, self.base_secs * 2 ** (attempt - 1))
+        return base * random.uniform(0.75, 1.25)
+
+
+def map_error(e: BaseException, provider: str) -> CloudError:
+    """The openai SDK's exception → ours (see the module docstring). Messages never carry the key."""
+    import openai
+
+    status = getattr(e, "status_code", None)
+    if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
+        return AuthError(f"{provider} rejected the API key (HTTP {status}). Check the key.", status=status)
+    if isinstance(e, openai.RateLimitError):
+        retry_after = None
+        with contextlib.suppress(TypeError, ValueError):
+            retry_after = float(e.response.headers.get("retry-after", ""))
+        return RateLimitError(f"{provider} is rate limiting (HTTP 429).", retry_after=retry_after)
+    if isinstance(e, openai.APITimeoutError):
+        return ProviderTimeout(f"{provider} did not answer in time.")
+    if isinstance(e, openai.APIConnectionError):
+        return ServiceError(f"Cannot reach {provider}: {type(e.__cause__ or e).__name__}.")
+    if isinstance(e, openai.InternalServerError):
+        return ServiceError(f"{provider} failed (HTTP {status}).", status=status)
+    if isinstance(e, openai.APIStatusError):
+        return ProtocolError(f"{provider} refused the request (HTTP {status}).", status=status)
+    if isinstance(e, openai.APIError):  # an error event inside the stream
+        return ServiceError(f"{provider} reported an error mid-answer: {e.message}")
+    if isinstance(e, ValueError):  # json.JSONDecodeError from a malformed chunk
+        return ProtocolError(f"{provider} sent a chunk that is not valid JSON.")
+    return ServiceError(f"{provider} failed: {type(e).__name__}.")
+
+
+class OpenAICompatibleLLM:
+    """Implements :class:`~voiceagent_desktop.providers.base.LLM`."""
+
+    def __init__(
+        self,
+        preset: str = "openai",
+        *,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        max_tokens: int = 160,
+        temperature: float = 0.7,
+        connect_secs: float = 3.0,
+        first_token_secs: float = 8.0,
+        idle_secs: float = 5.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        p = PRESETS[preset]
+        self.preset = p
+        self.name = p.label
+        self.base_url = base_url or p.base_url
+        self.model = model or p.model
+        self._api_key = api_key
+        self._max_tokens, self._temperature = max_tokens, temperature
+        self._connect_secs, self._first_token_secs, self._idle_secs = (
+            connect_secs,
+            first_token_secs,
+            idle_secs,
+        )
+        self.retry = retry or RetryPolicy()
+        self.capabilities = LLMCapabilities(streaming=True, max_prompt_tokens=None)
+        self._client: Any = None
+        #: Token counts of the last finished answer, from the stream's usage chunk.
+        self.last_usage: dict[str, int] | None = None
+        #: How many tries the last ``stream`` needed (1 = no retry).
+        self.last_attempts = 0
+
+    def _key(self) -> str:
+        if self._api_key is not None:
+            return self._api_key
+        if self.preset.key is None:
+            return "not-needed"  # local servers accept any key; the SDK insists on one
+        return keys.require_key(self.preset.key)
+
+    async def load(self, progress: ProgressCallback | None = None) -> None:
+        try:
+            import openai
+        except ImportError as e:
+            raise MissingExtraError("openai", "cloud", self.name) from e
+        self._client = openai.AsyncOpenAI(
+            api_key=self._key(),
+            base_url=self.base_url,
+            max_retries=0,
+            timeout=openai.Timeout(self._first_token_secs, connect=self._connect_secs),
+        )
+        t0 = time.perf_counter()
+        try:  # pre-warm: open the connection now (and learn early if the key or the server is wrong)
+            await self._client.models.list()
+        except openai.NotFoundError:
+            pass  # some compatible servers have no /models; the connection is open all the same
+        except Exception as e:
+            err = map_error(e, self.name)
+            if not err.retryable:
+                raise err from None
+            log.warning(
+                "%s not reachable yet (%s); will retry on the first turn", self.name, type(err).__name__
+            )
+        log.info(
+            "%s ready (%s, model %s) in %.3f s",
+            self.name,
+            self.base_url,
+            self.model,
+            time.perf_counter() - t0,
+        )
+        if progress:
+            progress(1.0, f"{self.name} ready")
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
+        client = self._client
+        if client is None:
+            raise ServiceError(f"{self.name} is not connected")
+        payload = [{"role": m.role, "content": m.content} for m in messages]
+        self.last_usage, attempt = None, 0
+        while True:
+            attempt += 1
+            self.last_attempts = attempt
+            produced = False
+            try:
+                async for text in self._one_stream(client, payload):
+                    produced = True
+                    yield text
+                return
+            except CloudError as err:
+                if produced or not err.retryable or attempt >= self.retry.attempts:
+                    raise
+                delay = self.retry.delay(attempt, err)
+                log.info("%s: %s, retry %d in %.2f s", self.name, type(err).__name__, attempt, delay)
+                await asyncio.sleep(delay)
+
+    async def _one_stream(self, client: Any, payload: list[dict[str, str]]) -> AsyncGenerator[str, None]:
+        try:
+            stream = await client.chat.completions.create(
+                model=self.model,
+                messages=payload,
+                stream=True,
+                stream_options={"include_usage": True},
+                max_tokens=self._max_tokens,
+                temperature=self._temperature,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            raise map_error(e, self.name) from None
+        chunks = stream.__aiter__()
+        wait = self._first_token_secs
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(wait):
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise ProviderTimeout(f"{self.name} stopped sending (no data for {wait:g} s).") from None
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    raise map_error(e, self.name) from None
+                wait = self._idle_secs
+                if chunk.usage is not None:
+                    self.last_usage = {
+                        "prompt_tokens": chunk.usage.prompt_tokens,
+                        "completion_tokens": chunk.usage.completion_tokens,
+                    }
+                for choice in chunk.choices:
+                    if choice.delta is not None and choice.delta.content:
+                        yield choice.delta.content
+        finally:
+            await asyncio.shield(stream.close())
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
