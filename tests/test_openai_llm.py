@@ -256,3 +256,28 @@ async def test_a_rejected_key_at_start_up_switches_to_the_embedded_llm_with_the_
         assert notices and "rejected the API key" in notices[0]
         assert await collect(model) == "Local."
         await model.aclose()
+
+
+@pytest.mark.asyncio
+async def test_no_key_at_all_answers_locally_and_says_which_key_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("voiceagent_desktop.keys.lookup", lambda name: (None, "not set"))
+    notices: list[str] = []
+    model = FallbackLLM(OpenAICompatibleLLM("groq"), FakeLLM(tokens=["Local."]), on_switch=notices.append)
+    await model.load()  # the app still starts, offline
+    assert len(notices) == 1 and "GROQ_API_KEY" in notices[0] and "voiceagent keys set groq" in notices[0]
+    assert await collect(model) == "Local." and model.active is model.fallback
+    await model.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_stream_that_breaks_mid_answer_is_completed_by_the_fallback() -> None:
+    async with FakeOpenAIServer([Script(text="The capital is", error_after=2)]) as server:
+        notices: list[str] = []
+        model = FallbackLLM(llm(server), FakeLLM(tokens=["Paris."]), on_switch=notices.append)
+        await model.load()
+        # what was already spoken stays; the embedded model gives the whole answer after it
+        assert await collect(model) == "The capital Paris."
+        assert notices and "mid-answer" in notices[0]
+        await model.aclose()

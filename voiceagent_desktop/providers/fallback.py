@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 
-from ..errors import AuthError, CloudError
+from ..errors import AuthError, CloudError, MissingKeyError
 from .base import LLM, ChatMessage, LLMCapabilities, ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class FallbackLLM:
         self.retry_primary_secs = retry_primary_secs
         self._clock = clock
         self._failed_at: float | None = None
-        self.last_error: CloudError | None = None
+        self.last_error: CloudError | MissingKeyError | None = None
 
     @property
     def name(self) -> str:
@@ -45,7 +45,10 @@ class FallbackLLM:
 
     @property
     def active(self) -> LLM:
-        if self._failed_at is not None and self._clock() - self._failed_at < self.retry_primary_secs:
+        failed = self._failed_at
+        if failed is not None and (
+            failed == float("inf") or self._clock() - failed < self.retry_primary_secs
+        ):
             return self.fallback
         return self.primary
 
@@ -57,14 +60,14 @@ class FallbackLLM:
         await self.fallback.load(progress)
         try:
             await self.primary.load(progress)
-        except CloudError as e:  # a rejected key at start-up: say so, answer locally
-            self._switch(e)
+        except (CloudError, MissingKeyError) as e:  # no key, or a rejected one: say so, answer locally
+            self._switch(e, for_good=isinstance(e, MissingKeyError))
 
-    def _switch(self, error: CloudError) -> None:
-        self._failed_at, self.last_error = self._clock(), error
+    def _switch(self, error: CloudError | MissingKeyError, *, for_good: bool = False) -> None:
+        self._failed_at, self.last_error = (float("inf") if for_good else self._clock()), error
         primary = getattr(self.primary, "name", "the cloud LLM")
         fallback = getattr(self.fallback, "name", "the embedded LLM")
-        why = str(error) if isinstance(error, AuthError) else f"{primary} failed ({error})"
+        why = str(error) if isinstance(error, AuthError | MissingKeyError) else f"{primary} failed ({error})"
         message = f"{why} Answering with {fallback} for now."
         log.warning("LLM fallback: %s → %s (%s)", primary, fallback, type(error).__name__)
         if self.on_switch is not None:
