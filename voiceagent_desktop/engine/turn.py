@@ -85,7 +85,8 @@ class Evaluation:
     stt_s: float = 0.0
     #: A language model's P(the words end a sentence), if one ran (providers/text_turn.py).
     text_probability: float | None = None
-    #: The models were not run: the words alone said the sentence is unfinished.
+    #: Not every model ran, because its answer could not change the decision (``evaluate``): the words
+    #: are unfinished, the language model scored them low, or the result was stale.
     skipped: bool = False
 
     @property
