@@ -60,7 +60,7 @@ async def test_streams_the_answer_with_usage_and_prewarms_the_connection() -> No
             first = first or time.monotonic() - t0
             parts.append(text)
         assert "".join(parts) == "Hello from the fake server."
-        assert first is not None and first < 0.1  # no handshake in the turn
+        assert first is not None and first < 0.15  # no handshake (0.15 s here) in the turn
         assert server.connections == 1  # the same keep-alive connection
         body = server.requests[-1].body
         assert (
@@ -214,7 +214,7 @@ async def test_cancelling_mid_stream_closes_the_response() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert time.monotonic() - t0 < 0.05  # barge-in: the stream is gone at once
+        assert time.monotonic() - t0 < 0.2  # barge-in: gone at once, not after the 4 s answer
         for _ in range(50):  # the server notices the closed connection on its next write
             if server.aborted:
                 break
