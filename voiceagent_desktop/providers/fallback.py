@@ -66,8 +66,9 @@ class FallbackLLM:
     def _switch(self, error: CloudError | MissingKeyError, *, for_good: bool = False) -> None:
         self._failed_at, self.last_error = (float("inf") if for_good else self._clock()), error
         primary = getattr(self.primary, "name", "the cloud LLM")
-        fallback = getattr(self.fallback, "name", "the embedded LLM")
+        fallback = f"the embedded model ({getattr(self.fallback, 'name', 'local')})"
         why = str(error) if isinstance(error, AuthError | MissingKeyError) else f"{primary} failed ({error})"
+        why = why if why.endswith((".", "!", "?")) else why + "."
         message = f"{why} Answering with {fallback} for now."
         log.warning("LLM fallback: %s → %s (%s)", primary, fallback, type(error).__name__)
         if self.on_switch is not None:
