@@ -164,7 +164,7 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         agent.conversation.set_turn_model(True)
 
     barge_log: list[dict[str, Any]] = []
-    for _ in range(max(2, turns)):
+    for _ in range(max(3, turns)):  # some trials may not count (see _analyse): at least three
         await _wait_state(agent, {AgentState.LISTENING}, 60)
         await asyncio.sleep(0.6)
         agent.set_mode(InputMode.HANDS_FREE)
@@ -243,9 +243,12 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         onset = analysis.first_onset_after(mic, RATE, pos(trial["start"]) - 0.05)
         if onset is None:
             continue
-        was_speaking = analysis.first_onset_after(spk, RATE, onset - 0.3, until=onset) is not None
+        # A trial counts only if the engine saw a barge-in and the speaker was sounding when the
+        # interruption began: an answer that ended (or paused between sentences) right then would read
+        # as a 0 ms barge-in.
+        sounding = analysis.first_onset_after(spk, RATE, onset - 0.05, until=onset + 0.005) is not None
         quiet = analysis.silence_onset_after(spk, RATE, onset, hold_s=1.0)
-        if was_speaking and quiet is not None:
+        if trial.get("engine_clear_ms") is not None and sounding and quiet is not None:
             barge.append(round((quiet - onset) * 1000, 1))
     stages: dict[str, list[float]] = {}
     silence_only_ids = {
