@@ -40,3 +40,13 @@ def test_onset_and_silence() -> None:
 def test_percentiles() -> None:
     p = percentiles([100.0, 200.0, 300.0])
     assert p["p50"] == 200.0 and p["n"] == 3
+
+
+def test_word_errors_count_substitutions_insertions_and_deletions() -> None:
+    from .asr import heard_as, word_errors
+
+    assert word_errors("What is the capital of France?", "what is the capital of france") == 0
+    assert word_errors("What is the capital of France?", "What is the capital of friends?") == 1
+    assert word_errors("What is the capital of France?", "What is capital of the France") == 2
+    assert heard_as("What is the capital of France?", "What is the capital of friends?")
+    assert not heard_as("What is the capital of France?", "What time is it?")
