@@ -4,33 +4,19 @@ rejects the key, the embedded LLM answers the same turn and the user is told whi
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from voiceagent_desktop.config import LLMSettings, Settings
-from voiceagent_desktop.engine.events import AssistantDone, Event, Notice, UserTranscript
+from voiceagent_desktop.engine.events import Event, Notice, UserTranscript
 from voiceagent_desktop.testing.openai_fake import FakeOpenAIServer, Script
-from voiceagent_desktop.testing.speech import piper_speech
-from voiceagent_desktop.testing.virtual_audio import MIC_FEED, VirtualAudio
+from voiceagent_desktop.testing.virtual_audio import VirtualAudio
 from voiceagent_desktop.wiring import build_agent
 
 from .asr import heard_as
-from .test_e2e_headless import of, wait_until
+from .test_e2e_headless import ask_with_ptt, of
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.audio, pytest.mark.models]
 RATE = 16000
-
-
-async def ask(agent, virtual_audio: VirtualAudio, events: list[Event], text: str) -> AssistantDone:  # type: ignore[no-untyped-def]
-    speech = piper_speech(text, RATE)
-    player = virtual_audio.player(MIC_FEED, speech, RATE)
-    agent.ptt_press()
-    player.start()
-    await asyncio.sleep(player.duration + 0.05)
-    agent.ptt_release()
-    assert await wait_until(lambda: of(events, AssistantDone), 30), "no answer within 30 s"
-    return of(events, AssistantDone)[-1]
 
 
 async def test_the_cloud_llm_answer_is_spoken(virtual_audio: VirtualAudio) -> None:
@@ -43,7 +29,7 @@ async def test_the_cloud_llm_answer_is_spoken(virtual_audio: VirtualAudio) -> No
         await agent.start()
         try:
             assert server.connections == 1  # pre-warmed at start
-            done = await ask(agent, virtual_audio, events, "What is the capital of France?")
+            done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
         finally:
             await agent.stop()
     said = of(events, UserTranscript)[0].text.lower()
@@ -64,7 +50,7 @@ async def test_a_rejected_key_falls_back_to_the_embedded_llm_with_a_notice(
         agent.bus.subscribe(events.append)
         await agent.start()
         try:
-            done = await ask(agent, virtual_audio, events, "What is the capital of France?")
+            done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
         finally:
             await agent.stop()
     notices = [n.message for n in of(events, Notice)]

@@ -45,21 +45,27 @@ def of(events: list[Event], kind: type) -> list:
     return [e for e in events if isinstance(e, kind)]
 
 
+async def ask_with_ptt(agent, virtual_audio: VirtualAudio, events: list[Event], text: str) -> AssistantDone:  # type: ignore[no-untyped-def]
+    """Hold push-to-talk while the virtual microphone plays ``text``; wait for the answer to end."""
+    speech = piper_speech(text, RATE)
+    player = virtual_audio.player(MIC_FEED, speech, RATE)
+    agent.ptt_press()
+    player.start()
+    await asyncio.sleep(player.duration + 0.05)
+    agent.ptt_release()
+    assert await wait_until(lambda: of(events, AssistantDone), 30), "no answer within 30 s"
+    return of(events, AssistantDone)[-1]
+
+
 async def test_ptt_question_is_transcribed_and_answered_aloud(virtual_audio: VirtualAudio) -> None:
     agent = build_agent(Settings(mode="ptt"))
     events: list[Event] = []
     agent.bus.subscribe(events.append)
     await agent.start()
     try:
-        speech = piper_speech("What is the capital of France?", RATE)
         probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
         await asyncio.sleep(0.3)
-        player = virtual_audio.player(MIC_FEED, speech, RATE)
-        agent.ptt_press()
-        player.start()
-        await asyncio.sleep(player.duration + 0.05)
-        agent.ptt_release()
-        assert await wait_until(lambda: of(events, AssistantDone), 30), "no answer within 30 s"
+        await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
         audio = probe.stop()
     finally:
         await agent.stop()

@@ -91,7 +91,9 @@ class Conversation:
         self._use_models = turn_detector is not None
         self.turn_policy = TurnPolicy(self.settings.turn, model=self._use_models)
         self._eval_running = False
-        self._queued_eval: tuple[int, AudioArray] | None = None
+        #: (evaluation id, frames of the turn it covers): the audio is joined only when it starts, since
+        #: with one-frame silences most requests are replaced by a newer one before they run.
+        self._queued_eval: tuple[int, int] | None = None
         self._frame_seen = asyncio.Event()
         self.history: list[ChatMessage] = []
         self.state = AgentState.LISTENING
@@ -195,7 +197,7 @@ class Conversation:
                 )
         elif isinstance(update, SpeechStopped) and self._turn_frames is not None:
             eval_id = self.turn_policy.silence(update.t)
-            self._queued_eval = (eval_id, np.concatenate(self._turn_frames))
+            self._queued_eval = (eval_id, len(self._turn_frames))
             if not self._eval_running:
                 self._start_queued_evaluation()
         if self._turn_frames is not None:
@@ -207,10 +209,12 @@ class Conversation:
         """One evaluation at a time (they share the cores): the latest request runs when the current one
         is done; requests made stale by new speech meanwhile are dropped."""
         queued, self._queued_eval = self._queued_eval, None
-        if queued is None or queued[0] != self.turn_policy.current_eval_id:
+        frames = self._turn_frames
+        if queued is None or queued[0] != self.turn_policy.current_eval_id or frames is None:
             return
+        eval_id, n = queued
         self._eval_running = True
-        self._background(self._evaluate(*queued), f"turn-eval-{queued[0]}")
+        self._background(self._evaluate(eval_id, np.concatenate(frames[:n])), f"turn-eval-{eval_id}")
 
     async def _evaluate(self, eval_id: int, audio: AudioArray) -> None:
         """End-of-turn model + speculative STT on the turn so far (engine.turn); may end the turn."""
