@@ -243,12 +243,11 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         onset = analysis.first_onset_after(mic, RATE, pos(trial["start"]) - 0.05)
         if onset is None:
             continue
-        # A trial counts only if the engine saw a barge-in and the speaker was sounding when the
-        # interruption began: an answer that ended (or paused between sentences) right then would read
-        # as a 0 ms barge-in.
-        sounding = analysis.first_onset_after(spk, RATE, onset - 0.05, until=onset + 0.005) is not None
+        was_speaking = analysis.first_onset_after(spk, RATE, onset - 0.3, until=onset) is not None
         quiet = analysis.silence_onset_after(spk, RATE, onset, hold_s=1.0)
-        if trial.get("engine_clear_ms") is not None and sounding and quiet is not None:
+        # A trial counts only if the engine saw a barge-in and the speaker was not already silent for
+        # good at the onset (an answer that ended right then would read as a 0 ms barge-in).
+        if trial.get("engine_clear_ms") is not None and was_speaking and quiet is not None and quiet > onset:
             barge.append(round((quiet - onset) * 1000, 1))
     stages: dict[str, list[float]] = {}
     silence_only_ids = {
