@@ -204,7 +204,7 @@ async def test_history_stays_within_the_llms_prompt_budget() -> None:
         await s.frames(0.3, speech=True)
         s.conv.ptt_release()
         await s.frames(12.0, speech=False)
-        assert s.conv._estimated_tokens() <= 600
+        assert s.conv.history.estimated_tokens() <= 600
     assert s.conv.history[0].role == "user"
     # every prompt the LLM was given fit the budget too (a long reply never overflows the context)
     for call in s.llm.calls:

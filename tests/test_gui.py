@@ -27,7 +27,14 @@ import qasync
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
 from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import ConversationSettings
-from voiceagent_desktop.engine.events import AgentState, ErrorEvent, InputMode, Notice
+from voiceagent_desktop.engine.events import (
+    AgentState,
+    ErrorEvent,
+    InputMode,
+    Notice,
+    UserInterim,
+    UserTranscript,
+)
 from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.errors import ConfigError, ModelLoadError
 from voiceagent_desktop.gui.app import GuiSession
@@ -298,6 +305,23 @@ def test_barge_in_marks_the_reply_interrupted(make_rig: Callable[..., Rig]) -> N
     assert reply.marker.text() == INTERRUPTED_MARK
     assert w.state_indicator.text == "You're speaking"
     qtbot.keyRelease(w, Qt.Key.Key_Space)
+
+
+def test_interim_words_show_live_and_the_final_transcript_replaces_them(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    with qtbot.waitSignal(rig.bridge.userInterim):
+        rig.agent.bus.emit(UserInterim(7, "what is the"))
+    rig.agent.bus.emit(UserInterim(7, "what is the capital"))
+    [live] = w.transcript.bubbles()
+    assert live.role == "user" and live.text == "what is the capital"
+    assert live.role_label.text() == "You (hearing…)"
+    with qtbot.waitSignal(rig.bridge.userTranscript):
+        rig.agent.bus.emit(UserTranscript(7, "What is the capital of France?"))
+    [final] = w.transcript.bubbles()  # the same bubble, now final
+    assert final is live and final.text == "What is the capital of France?"
+    assert final.role_label.text() == "You"
 
 
 def test_errors_and_notices_show_in_banners(make_rig: Callable[..., Rig]) -> None:

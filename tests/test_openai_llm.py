@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from voiceagent_desktop.engine.sentences import split_sentences
 from voiceagent_desktop.errors import (
     AuthError,
     MissingKeyError,
@@ -19,7 +20,7 @@ from voiceagent_desktop.errors import (
     RateLimitError,
     ServiceError,
 )
-from voiceagent_desktop.providers.base import ChatMessage
+from voiceagent_desktop.providers.base import RESTART, ChatMessage
 from voiceagent_desktop.providers.fallback import FallbackLLM
 from voiceagent_desktop.providers.openai_llm import OpenAICompatibleLLM, RetryPolicy
 from voiceagent_desktop.testing.fakes import FakeLLM
@@ -40,11 +41,18 @@ async def collect(model: OpenAICompatibleLLM | FallbackLLM) -> str:
     return "".join([t async for t in model.stream(ASK)])
 
 
+async def _aiter(items: list[str]):  # type: ignore[no-untyped-def]
+    for item in items:
+        yield item
+
+
 @pytest.fixture(autouse=True)
 def _no_key_in_logs(caplog: pytest.LogCaptureFixture):  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     yield
-    assert KEY not in caplog.text and KEY[-8:] not in caplog.text
+    # caplog.text after the yield is the teardown's only: read the records of setup and call
+    logged = "\n".join(r.getMessage() for r in caplog.get_records("setup") + caplog.get_records("call"))
+    assert KEY not in logged and KEY[-8:] not in logged
 
 
 @pytest.mark.asyncio
@@ -277,7 +285,9 @@ async def test_a_stream_that_breaks_mid_answer_is_completed_by_the_fallback() ->
         notices: list[str] = []
         model = FallbackLLM(llm(server), FakeLLM(tokens=["Paris."]), on_switch=notices.append)
         await model.load()
-        # what was already spoken stays; the embedded model gives the whole answer after it
-        assert await collect(model) == "The capital Paris."
+        # the embedded model gives the whole answer after a RESTART (the unspoken rest is dropped)
+        deltas = [t async for t in model.stream(ASK)]
+        assert "".join(deltas) == "The capital Paris." and RESTART in deltas
+        assert [s async for s in split_sentences(_aiter(deltas))] == ["Paris."]
         assert notices and "mid-answer" in notices[0]
         await model.aclose()

@@ -78,6 +78,26 @@ def test_fallback_without_any_result_and_unconfirmed_voice_holds_the_decision() 
     assert d is not None and d.reason is EOTReason.FALLBACK and d.evaluation is None
 
 
+def test_a_streaming_stt_utterance_end_cuts_an_unsure_wait_but_not_an_unfinished_sentence() -> None:
+    pol = TurnPolicy(P)
+    eid = pol.silence(1.0)
+    assert pol.result(eid, ev(0.2, "Turn off the lights"), 1.3) is None  # both unsure: 2.0 s fallback
+    d = pol.utterance_end(2.1)  # Deepgram: 1 s without words
+    assert d is not None and d.reason is EOTReason.UTTERANCE_END and d.t_decided == 2.1
+    eid = pol.silence(5.0)
+    assert pol.result(eid, ev(0.98, "I'd like to book a table for"), 5.3) is None
+    assert pol.utterance_end(6.1) is None  # grammar says more is coming: the fallback stands
+    assert pol.tick(6.9) is None and pol.tick(7.0) is not None
+    eid = pol.silence(9.0)
+    assert pol.result(eid, ev(0.2, "Turn off the lights."), 9.3) is None  # a 0.8 s SILENCE wait: not cut
+    assert pol.utterance_end(9.5) is None and pol.deadline == pytest.approx(9.8)
+    pol.silence(12.0)  # no evaluation back yet: the fallback deadline may be cut, not below the floor
+    assert pol.utterance_end(12.05) is None and pol.deadline == pytest.approx(12.2)
+    assert pol.utterance_end(12.1, maybe_speaking=True) is None
+    d = pol.tick(12.2)
+    assert d is not None and d.reason is EOTReason.UTTERANCE_END
+
+
 def test_without_a_model_it_is_silence_endpointing() -> None:
     pol = TurnPolicy(P, model=False)
     eid = pol.silence(0.0)

@@ -4,6 +4,7 @@ voiceagent                      open the window (embedded offline stack unless c
 voiceagent --headless           the same conversation in the terminal (hands-free; Enter = push-to-talk)
 voiceagent devices              list sound devices
 voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
+voiceagent bench --profile cloud-fake --json P   the Cloud profile's overhead against local fakes
 voiceagent bench turn --json P  end of turn on a generated Piper-voice corpus: premature/missed rates, delay
 voiceagent models prepare       download the model files the app needs (--force: again); no config needed
 voiceagent models status        show where each model file is stored and whether it is ready
@@ -42,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["conversation", "turn"],
         default="conversation",
         help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection",
+    )
+    b.add_argument(
+        "--profile",
+        choices=["embedded", "cloud-fake"],
+        default="embedded",
+        help="conversation: embedded (default) or cloud-fake (the Cloud profile against local fakes the "
+        "bench starts: its overhead with typical and with zero provider latency)",
     )
     b.add_argument("--json", type=Path, required=True, help="write results here")
     b.add_argument("--limit", type=int, default=None, help="turn: only the first N lines of each kind")
@@ -186,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 turns=args.turns,
                 markdown=args.markdown,
                 startup=not args.no_startup,
+                profile=args.profile,
             )
         if args.headless:
             from .headless import run_headless

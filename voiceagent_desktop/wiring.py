@@ -12,7 +12,7 @@ from .engine.events import EventBus, InputMode
 from .engine.turn import TurnParams
 from .engine.vad import VADParams
 from .errors import AudioDeviceError, ConfigError
-from .providers.base import AudioArray
+from .providers.base import LLM, STT, TTS, AudioArray
 
 
 class SoundDeviceAudio:
@@ -64,6 +64,8 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
 
 
 def embedded_providers(settings: Settings) -> Providers:
+    """The providers of every stage (the name is historical: a stage set to a cloud provider gets it,
+    with the embedded one behind it as its fallback)."""
     from .providers.llama_llm import LlamaLLM
     from .providers.piper_tts import PiperTTS
     from .providers.silero_vad import SileroVAD
@@ -74,38 +76,58 @@ def embedded_providers(settings: Settings) -> Providers:
     gguf = settings.llm.gguf_path
     if gguf is not None and not gguf.expanduser().is_file():
         raise ConfigError(f"The LLM model file {gguf} does not exist (llm.gguf_path / --gguf).")
-    llm = LlamaLLM(
+    llm: LLM = LlamaLLM(
         model_path=str(gguf.expanduser()) if gguf else None,
         n_ctx=settings.llm.n_ctx,
         max_tokens=settings.llm.max_tokens,
         temperature=settings.llm.temperature,
         warmup_system_prompt=settings.system_prompt,
     )
-    if settings.llm.provider != "embedded":
+    stt: STT = WhisperSTT()
+    tts: TTS = PiperTTS()
+    if settings.provider("llm") != "embedded":
         from .providers.fallback import FallbackLLM
         from .providers.openai_llm import OpenAICompatibleLLM
 
         cloud = OpenAICompatibleLLM(
-            settings.llm.provider,
+            settings.provider("llm"),
             base_url=settings.llm.base_url,
             model=settings.llm.model,
             max_tokens=settings.llm.max_tokens,
             temperature=settings.llm.temperature,
         )
-        llm = FallbackLLM(cloud, llm)  # type: ignore[assignment]
+        llm = FallbackLLM(cloud, llm)
+    if settings.provider("stt") == "deepgram":
+        from .providers.deepgram_stt import DeepgramSTT
+        from .providers.fallback import FallbackSTT
+
+        s = settings.stt
+        stt = FallbackSTT(DeepgramSTT(model=s.model, language=s.language, url=s.url), stt)
+    if settings.provider("tts") == "cartesia":
+        from .providers.cartesia_tts import CartesiaTTS
+        from .providers.fallback import FallbackTTS
+
+        t = settings.tts
+        cartesia = CartesiaTTS(model_id=t.model, language=t.language)
+        if t.voice_id:
+            cartesia.voice_id = t.voice_id
+        if t.url:
+            cartesia.websocket_url, cartesia.base_url = t.url, t.url.replace("ws", "http", 1)
+        tts = FallbackTTS(cartesia, tts)
     turn = SmartTurn(settings.turn.model_path) if settings.turn.model else None
     text = TextTurnModel() if settings.turn.model else None
-    return Providers(stt=WhisperSTT(), llm=llm, tts=PiperTTS(), vad=SileroVAD(), turn=turn, text_turn=text)
+    return Providers(stt=stt, llm=llm, tts=tts, vad=SileroVAD(), turn=turn, text_turn=text)
 
 
 def build_agent(settings: Settings, *, clock: Clock | None = None, bus: EventBus | None = None) -> VoiceAgent:
     from .engine.events import Notice
-    from .providers.fallback import FallbackLLM
+    from .providers.fallback import Failover
 
     bus = bus or EventBus()
     providers = embedded_providers(settings)
-    if isinstance(providers.llm, FallbackLLM):
-        providers.llm.on_switch = lambda message: bus.emit(Notice(message))
+    for stage in (providers.stt, providers.llm, providers.tts):
+        if isinstance(stage, Failover):
+            stage.on_switch = lambda message: bus.emit(Notice(message))
     return VoiceAgent(
         providers,
         SoundDeviceAudio(settings.audio.input_device, settings.audio.output_device),

@@ -37,6 +37,7 @@ STAGE_NAMES = {
     "turn_model": "end-of-turn model (features + inference; overlaps the wait)",
     "stt_speculative": "speculative STT reused as the transcript (overlaps the wait)",
 }
+CLOUD_MARK = "<!-- cloud profile: `voiceagent bench --profile cloud-fake --json cloud.json --markdown …` -->"
 TURN_MARK = "<!-- turn benchmark: `voiceagent bench turn --json turn.json --markdown docs/benchmarks.md` -->"
 
 HEADER = """# Benchmarks
@@ -120,7 +121,8 @@ def render_markdown(results: dict[str, Any], path: Path) -> None:
         lines += ["", f"Start-up measurement failed: {err}"]
     lines.append("")
     old = path.read_text() if path.exists() else ""
-    tail = old[old.index(TURN_MARK) :] if TURN_MARK in old else ""
+    starts = [old.index(m) for m in (TURN_MARK, CLOUD_MARK) if m in old]
+    tail = old[min(starts) :] if starts else ""
     path.write_text("\n".join(lines) + ("\n" + tail if tail else ""))
 
 
@@ -234,6 +236,66 @@ def render_turn_section(results: dict[str, Any], path: Path) -> None:
                 f"| {r['stop_seen_ms_p50']} / {r['stop_seen_ms_p95']} |"
             )
     lines.append("")
+    _replace_section(path, TURN_MARK, lines, before=CLOUD_MARK)
+
+
+def _replace_section(path: Path, mark: str, lines: list[str], *, before: str | None = None) -> None:
+    """Put ``lines`` (starting with ``mark``) in place of that section of ``path``: the section runs to
+    the next known mark, or the end. A new section goes before the section ``before``, or at the end."""
     old = path.read_text() if path.exists() else ""
-    head = old[: old.index(TURN_MARK)] if TURN_MARK in old else old
-    path.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines))
+    marks = [m for m in (CLOUD_MARK, TURN_MARK) if m != mark and m in old]
+    if mark in old:
+        head, rest = old[: old.index(mark)], old[old.index(mark) :]
+        ends = [rest.index(m) for m in marks if m in rest]
+        tail = rest[min(ends) :] if ends else ""
+    elif before is not None and before in old:
+        head, tail = old[: old.index(before)], old[old.index(before) :]
+    else:
+        head, tail = old, ""
+    body = "\n".join(lines).rstrip("\n") + "\n"
+    path.write_text(head.rstrip("\n") + "\n\n" + body + ("\n" + tail if tail else ""))
+
+
+CLOUD_HEADER = """## Cloud profile overhead (against local fakes)
+
+The Cloud profile (deepgram-sdk, openai, cartesia) through the virtual sound devices, each stage pointed
+at its protocol-faithful fake (testing/cloud_fakes.py), push-to-talk. Per turn: **overhead** = (first
+reply audio handed to the sound device − end-of-turn decision) − the fakes' own time on that path
+(Deepgram's Finalize → answer, the chat server's request → end of the first sentence, Cartesia's first
+text → first chunk: injected latency and the fakes' compute). **capture** (part of the overhead): the
+wait for the frame that carries the audio up to the release, then the Finalize — ≤ one 32 ms frame plus
+the input latency; **after capture**: the rest. **device**: handed over → the first sample at the
+speaker (output callback period and buffer; the same for every provider). Target: overhead p95 ≤ 10 ms
+(Pipecat's own, measured on this machine: 7–8 ms).
+"""
+
+
+def render_cloud_section(results: dict[str, Any], path: Path) -> None:
+    m = results.get("machine", {})
+    lines = [CLOUD_MARK, "", CLOUD_HEADER]
+    lines.append(
+        f"Run {results.get('date', '?')} on {m.get('cpu', '?')}, {m.get('cores', '?')} cores; "
+        f"{results.get('turns_per_run')} turns per run."
+    )
+    lines += [
+        "",
+        "| run | injected (s) | overhead p50 / p95 ms | of it: capture | after capture "
+        "| EOT → audio handed over | fakes' own time | device | answered |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in ("typical_latency", "zero_latency"):
+        r = results.get(run) or {}
+        lat = r.get("latency_injected_s", {})
+        injected = ", ".join(f"{k} {v}" for k, v in lat.items() if v) or "none"
+        lines.append(
+            f"| {run.replace('_', ' ')} | {injected} | **{_ms(r.get('overhead_ms'))}** "
+            f"| {_ms(r.get('capture_ms'))} | {_ms(r.get('overhead_after_capture_ms'))} "
+            f"| {_ms(r.get('eot_to_audio_ms'))} | {_ms(r.get('services_ms'))} "
+            f"| {_ms(r.get('device_ms'))} | {r.get('answered')} / {len(r.get('turns', []))} |"
+        )
+    notes = [n for run in ("typical_latency", "zero_latency") for n in results.get(run, {}).get(
+        "fallback_notices", [])]  # fmt: skip
+    if notes:
+        lines += ["", "Fallback notices during the runs: " + "; ".join(notes)]
+    lines.append("")
+    _replace_section(path, CLOUD_MARK, lines)

@@ -321,10 +321,31 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_bench(
-    settings: Settings, *, json_path: Path, turns: int, markdown: Path | None, startup: bool
+    settings: Settings,
+    *,
+    json_path: Path,
+    turns: int,
+    markdown: Path | None,
+    startup: bool,
+    profile: str = "embedded",
 ) -> int:
     from ..testing.virtual_audio import VirtualAudio
 
+    if profile == "cloud-fake":
+        from .cloud_bench import run_cloud_bench
+        from .report import render_cloud_section
+
+        with VirtualAudio() as va:
+            cloud: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            cloud["machine"] = machine_info()
+            cloud.update(run_cloud_bench(settings, va, turns))
+        json_path.write_text(json.dumps(cloud, indent=2) + "\n")
+        if markdown is not None:
+            render_cloud_section(cloud, markdown)
+        keys = ("overhead_ms", "capture_ms", "overhead_after_capture_ms", "device_ms", "answered")
+        summary = {run: {k: cloud[run][k] for k in keys} for run in ("typical_latency", "zero_latency")}
+        print(json.dumps(summary, indent=2))
+        return 0
     with VirtualAudio() as va:
         results: dict[str, Any] = {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -23,7 +23,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..providers.base import LLM, STT, TTS, VAD, AudioArray, ChatMessage, Transcript, TurnDetector
+from ..providers.base import (
+    LLM,
+    STT,
+    TTS,
+    VAD,
+    AudioArray,
+    ChatMessage,
+    StreamingSTT,
+    Transcript,
+    TurnDetector,
+)
 from .clock import Clock
 from .events import (
     AgentState,
@@ -36,13 +46,23 @@ from .events import (
     InputMode,
     ModeChanged,
     StateChanged,
+    UserInterim,
     UserTranscript,
 )
+from .history import History
 from .latency import TurnTimer
 from .memory import release_free_memory
 from .ports import AudioSink
 from .reply import Reply, run_reply
-from .turn import EndOfTurnDecision, EOTReason, TextScorer, TurnParams, TurnPolicy, evaluate
+from .turn import (
+    EndOfTurnDecision,
+    EOTReason,
+    StreamedTurnSTT,
+    TextScorer,
+    TurnParams,
+    TurnPolicy,
+    evaluate,
+)
 from .vad import SpeechStarted, SpeechStopped, VADParams, VADPhase, VADStateMachine, rms_db
 
 log = logging.getLogger(__name__)
@@ -95,7 +115,7 @@ class Conversation:
         #: with one-frame silences most requests are replaced by a newer one before they run.
         self._queued_eval: tuple[int, int] | None = None
         self._frame_seen = asyncio.Event()
-        self.history: list[ChatMessage] = []
+        self.history = History(self.settings.system_prompt, self.settings.max_history_messages)
         self.state = AgentState.LISTENING
         self._preroll: collections.deque[AudioArray] = collections.deque(
             maxlen=max(
@@ -111,6 +131,14 @@ class Conversation:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._prefill_due = False
+        #: A streaming STT hears the turn as it is spoken (``providers.base.StreamingSTT``).
+        self._stream: StreamingSTT | None = (
+            stt if stt.capabilities.streaming and isinstance(stt, StreamingSTT) else None
+        )
+        if self._stream is not None:
+            self._stream.on_interim = self._on_interim
+            self._stream.on_utterance_end = self._on_utterance_end
+        self._eval_stt: STT = StreamedTurnSTT(self._stream) if self._stream is not None else stt
         sink.set_listener(self)
 
     # ---- commands -------------------------------------------------------------------------------
@@ -176,6 +204,8 @@ class Conversation:
         self._frame_seen.set()  # its waiters run after this frame has been handled
         if self._turn_frames is not None:
             self._turn_frames.append(frame)
+            if self._stream is not None:
+                self._stream.send(frame)
             if self._ptt_closing:
                 self._ptt_closing = False
                 self._end_user_turn()
@@ -223,7 +253,7 @@ class Conversation:
             evaluation = await evaluate(
                 audio,
                 self.turn_detector if models else None,
-                self.stt,
+                self._eval_stt,
                 self.text_model if models else None,
                 settled=lambda: self._settled(eval_id),
                 text_low=self.turn_policy.params.text_low if self.turn_policy.params.use_text else None,
@@ -240,6 +270,21 @@ class Conversation:
             eval_id, evaluation, self.clock.now(), maybe_speaking=self.vad_machine.phase is VADPhase.STARTING
         )
         if decision is not None and self._turn_frames is not None:
+            self._end_on_decision(decision)
+
+    def _on_interim(self, text: str) -> None:
+        if self._turn_timer is not None and text:
+            self.bus.emit(UserInterim(self._turn_timer.turn_id, text))
+
+    def _on_utterance_end(self) -> None:
+        """The streaming STT saw the utterance end: the turn policy may end a turn it was unsure of."""
+        if self._turn_frames is None or self.mode is not InputMode.HANDS_FREE or self._ptt_down_at:
+            return
+        now = self.clock.now()
+        decision = self.turn_policy.utterance_end(
+            now, maybe_speaking=self.vad_machine.phase is VADPhase.STARTING
+        )
+        if decision is not None:
             self._end_on_decision(decision)
 
     async def _settled(self, eval_id: int, limit_secs: float = 0.5) -> bool:
@@ -320,10 +365,18 @@ class Conversation:
         self._preroll.clear()
         self._turn_frames = frames
         self._turn_timer = timer
+        if self._stream is not None:
+            self._stream.begin_turn(frames)
+        for provider in (self.llm, self.tts):  # a cloud provider re-opens an idle connection meanwhile
+            warm = getattr(provider, "warm", None)
+            if warm is not None:
+                self._background(warm(), "warm")
         self._set_state(AgentState.USER_SPEAKING)
 
     def _abandon_user_turn(self) -> None:
         self.turn_policy.reset()
+        if self._stream is not None:
+            self._stream.end_turn()
         self._turn_frames = None
         self._turn_timer = None
         self._ptt_closing = False
@@ -365,39 +418,20 @@ class Conversation:
         self._set_state(AgentState.LISTENING)
 
     def _append(self, msg: ChatMessage) -> None:
-        """Add to the history; when it is too long, drop the oldest messages down to half the limit at once
-        (starting at a user message). Trimming rarely keeps the prompt prefix stable between turns, so
-        llama.cpp reuses its cache instead of re-reading the whole conversation every turn."""
-        self.history.append(msg)
-        limit = self.settings.max_history_messages
-        budget = self.llm.capabilities.max_prompt_tokens
-        if len(self.history) <= limit and (budget is None or self._estimated_tokens() <= budget):
-            return
-        cut = max(1, len(self.history) - limit // 2)
-        while (
-            budget is not None and cut < len(self.history) - 1 and self._estimated_tokens(cut) > budget // 2
-        ):
-            cut += 1
-        while cut < len(self.history) - 1 and self.history[cut].role != "user":
-            cut += 1
-        del self.history[:cut]
-        self._prefill_due = True
-
-    def _estimated_tokens(self, start: int = 0) -> int:
-        """A generous estimate of the prompt's tokens (≈3 characters per token, plus the chat template)."""
-        text = len(self.settings.system_prompt) + sum(len(m.content) + 30 for m in self.history[start:])
-        return text // 3 + 16
+        if self.history.add(msg, self.llm.capabilities.max_prompt_tokens):
+            self._prefill_due = True
 
     def messages(self) -> list[ChatMessage]:
-        msgs = [ChatMessage("system", self.settings.system_prompt)]
-        for m in self.history:
-            content = m.content + (" [interrupted by the user]" if m.interrupted else "")
-            msgs.append(ChatMessage(m.role, content))
-        return msgs
+        return self.history.messages()
 
     async def _respond(self, timer: TurnTimer, audio: AudioArray, known: Transcript | None = None) -> None:
         try:
-            transcript = known if known is not None else await self.stt.transcribe(audio)
+            if self._stream is not None:
+                transcript = known if known is not None else await self._stream.finalize()
+                if self._turn_frames is None:  # no new turn has begun meanwhile
+                    self._stream.end_turn()
+            else:
+                transcript = known if known is not None else await self.stt.transcribe(audio)
             timer.mark("stt_final", self.clock.now())
             text = transcript.text.strip()
             if not text:

@@ -66,6 +66,14 @@ class UserTranscript(Event):
 
 
 @dataclass(frozen=True)
+class UserInterim(Event):
+    """The words of the open turn so far, from a streaming STT (replaced by ``UserTranscript``)."""
+
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True)
 class AssistantSentence(Event):
     """A sentence of the reply went to TTS (streaming text for the transcript view)."""
 

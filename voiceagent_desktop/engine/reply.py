@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..providers.base import LLM, TTS, ChatMessage
+from ..providers.base import LLM, TTS, ChatMessage, Restart
 from .clock import Clock
 from .latency import TurnTimer
 from .ports import AudioSink
@@ -82,10 +82,14 @@ async def run_reply(
     """Stream the LLM into sentences and the sentences through TTS into the sink, concurrently."""
     timer = reply.timer
     sentences: asyncio.Queue[str | None] = asyncio.Queue()
+    said: list[str] = []  # sentences out of the splitter so far
 
     async def deltas():
         async for delta in llm.stream(messages):
-            if delta:
+            if isinstance(delta, Restart):  # a fallback answers afresh: keep what was said, drop the rest
+                reply.llm_text = " ".join(said)
+                yield delta
+            elif delta:
                 timer.mark("llm_first_token", clock.now())
                 reply.llm_text += delta
                 yield delta
@@ -94,6 +98,7 @@ async def run_reply(
         try:
             async for sentence in split_sentences(deltas()):
                 timer.mark("first_sentence_ready", clock.now())
+                said.append(sentence)
                 on_sentence(sentence)
                 sentences.put_nowait(sentence)
         finally:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
+from ..providers.base import Restart
+
 _ABBREVIATIONS = frozenset(
     [
         "mr",
@@ -112,8 +114,12 @@ class SentenceSplitter:
 
 
 async def split_sentences(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Sentences from LLM deltas; a ``providers.base.Restart`` delta drops the unfinished sentence."""
     splitter = SentenceSplitter()
     async for delta in deltas:
+        if isinstance(delta, Restart):
+            splitter = SentenceSplitter()
+            continue
         for sentence in splitter.push(delta):
             yield sentence
     for sentence in splitter.flush():

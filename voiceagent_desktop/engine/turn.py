@@ -29,7 +29,8 @@ incomplete (grammar)       ``fallback_secs``           ``fallback_secs``
 (rows are checked bottom-up: grammar first, then the language model.)
 
 New speech before the deadline cancels it (and any evaluation still running); the next short silence
-evaluates again on the longer audio. ``fallback_secs`` of silence always ends the turn. Without a model
+evaluates again on the longer audio. ``fallback_secs`` of silence always ends the turn; with a streaming
+STT, its end-of-utterance signal (``utterance_end``) ends an unsure wait sooner. Without a model
 (missing file) the policy is plain silence endpointing after ``silence_only_secs``.
 
 When the turn ends on an evaluation, its transcript already covers the whole turn, so the conversation
@@ -45,7 +46,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..providers.base import STT, AudioArray, Transcript, TurnDetector
+from ..providers.base import STT, AudioArray, StreamingSTT, Transcript, TurnDetector
 from .turn_text import TextState, classify
 
 
@@ -53,6 +54,7 @@ class EOTReason(enum.Enum):
     MODEL = "model"  # the audio model and the transcript both said complete
     SILENCE = "silence"  # the silence window ran out (signals disagreed, or silence-only endpointing)
     FALLBACK = "fallback"  # the hard fallback silence
+    UTTERANCE_END = "utterance-end"  # a streaming STT saw the utterance end while the signals were unsure
     PUSH_TO_TALK = "push-to-talk"
     MAX_LENGTH = "max-length"
 
@@ -183,6 +185,19 @@ class TurnPolicy:
             return (0.0 if sure else p.unsure_secs), EOTReason.MODEL
         return (p.disagree_secs, EOTReason.SILENCE) if complete else (p.fallback_secs, EOTReason.FALLBACK)
 
+    def utterance_end(self, t_now: float, *, maybe_speaking: bool = False) -> EndOfTurnDecision | None:
+        """A streaming STT reports the utterance over (Deepgram's ``UtteranceEnd``: no word for its
+        ``utterance_end_ms``). A turn that only waits for the fallback silence because the signals were
+        unsure ends now — unless the words are unfinished (then the fallback stands)."""
+        ev = self._evaluation
+        if self._deadline is None or self._reason is not EOTReason.FALLBACK or self._t_last_voiced is None:
+            return None
+        if ev is not None and ev.text_state is TextState.INCOMPLETE:
+            return None
+        self._deadline = max(self._t_last_voiced + self.params.min_silence_secs, min(self._deadline, t_now))
+        self._reason = EOTReason.UTTERANCE_END
+        return self.tick(t_now, maybe_speaking=maybe_speaking)
+
     def tick(self, t_now: float, *, maybe_speaking: bool = False) -> EndOfTurnDecision | None:
         """Called on every frame (and after each result). ``maybe_speaking``: VAD hears voice that is not
         yet confirmed speech — hold the decision until it is confirmed or dismissed."""
@@ -240,3 +255,22 @@ async def evaluate(
         return Evaluation(None, tr, 0.0, stt_s, tp, skipped=True)
     p, model_s = await prob()
     return Evaluation(p, tr, model_s, stt_s, tp)
+
+
+class StreamedTurnSTT:
+    """A streaming STT as ``engine.turn.evaluate`` sees one: "transcribing" the turn so far is flushing the
+    stream (the audio was sent as it was captured)."""
+
+    def __init__(self, stream: StreamingSTT) -> None:
+        self.stream = stream
+        self.name = stream.name
+        self.capabilities = stream.capabilities
+
+    async def load(self, progress: object = None) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def transcribe(self, audio: AudioArray) -> Transcript:
+        return await self.stream.finalize()

@@ -26,6 +26,7 @@ from ..engine.events import (
     Ready,
     StateChanged,
     TurnMetrics,
+    UserInterim,
     UserTranscript,
 )
 from ..errors import VoiceAgentError
@@ -46,6 +47,7 @@ class EngineBridge(QObject):
     #: seconds the start-up took
     ready = Signal(float)
     userTranscript = Signal(int, str)
+    userInterim = Signal(int, str)
     assistantSentence = Signal(int, str)
     #: turn id, the text the user heard, interrupted
     assistantDone = Signal(int, str, bool)
@@ -172,6 +174,8 @@ class EngineBridge(QObject):
         elif isinstance(event, AssistantSentence):
             log.debug("turn %d: assistant sentence (%d chars)", event.turn_id, len(event.text))
             self.assistantSentence.emit(event.turn_id, event.text)
+        elif isinstance(event, UserInterim):
+            self.userInterim.emit(event.turn_id, event.text)
         elif isinstance(event, UserTranscript):
             log.debug("turn %d: user transcript (%d chars)", event.turn_id, len(event.text))
             self.userTranscript.emit(event.turn_id, event.text)

@@ -104,6 +104,7 @@ class TranscriptView(QScrollArea):
         self._bubbles: list[tuple[int, Bubble]] = []
         self._rows: list[QWidget] = []
         self._replies: dict[int, Bubble] = {}
+        self._hearing: dict[int, Bubble] = {}  # user turns shown from interim results, not final yet
         self._follow = True
         bar = self.verticalScrollBar()
         bar.rangeChanged.connect(self._on_range_changed)
@@ -112,7 +113,18 @@ class TranscriptView(QScrollArea):
     # ---- engine events --------------------------------------------------------------------------
 
     def add_user(self, turn_id: int, text: str) -> None:
-        bubble = self._add_bubble("user", turn_id)
+        """The user's turn, final (it replaces the live words of that turn, if any were shown)."""
+        bubble = self._hearing.pop(turn_id, None) or self._add_bubble("user", turn_id)
+        bubble.role_label.setText("You")
+        bubble.set_text(text)
+        self._fit(bubble)
+
+    def add_user_interim(self, turn_id: int, text: str) -> None:
+        """The words of a turn still being spoken (a streaming STT's interim results)."""
+        bubble = self._hearing.get(turn_id)
+        if bubble is None:
+            bubble = self._hearing[turn_id] = self._add_bubble("user", turn_id)
+            bubble.role_label.setText("You (hearing…)")
         bubble.set_text(text)
         self._fit(bubble)
 
@@ -144,6 +156,7 @@ class TranscriptView(QScrollArea):
         self._rows.clear()
         self._bubbles.clear()
         self._replies.clear()
+        self._hearing.clear()
         self.placeholder.show()
 
     # ---- reading it back (tests, copy) ------------------------------------------------------------

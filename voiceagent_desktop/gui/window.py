@@ -189,6 +189,7 @@ class MainWindow(QMainWindow):
         bridge.modelProgress.connect(self.loading.update_progress)
         bridge.ready.connect(self._on_ready)
         bridge.userTranscript.connect(self.transcript.add_user)
+        bridge.userInterim.connect(self.transcript.add_user_interim)
         bridge.assistantSentence.connect(self.transcript.add_sentence)
         bridge.assistantDone.connect(self.transcript.finish_reply)
         bridge.turnMetrics.connect(self._on_metrics)

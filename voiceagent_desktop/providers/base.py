@@ -21,6 +21,14 @@ ProgressCallback = Callable[[float, str], None]
 Role = Literal["system", "user", "assistant"]
 
 
+class Restart(str):
+    """Yielded (as ``RESTART``) by an LLM whose answer starts over — a fallback model took over mid-answer:
+    the text since the last spoken sentence is dropped, the new answer follows."""
+
+
+RESTART = Restart("")
+
+
 @dataclass
 class ChatMessage:
     role: Role
@@ -58,7 +66,8 @@ class Transcript:
 
 @runtime_checkable
 class Loadable(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
         """Load the model (off the event loop) and run one warm-up inference."""
@@ -69,7 +78,8 @@ class Loadable(Protocol):
 
 @runtime_checkable
 class STT(Loadable, Protocol):
-    capabilities: STTCapabilities
+    @property
+    def capabilities(self) -> STTCapabilities: ...
 
     async def transcribe(self, audio: AudioArray) -> Transcript:
         """Transcribe one finished user turn (16 kHz mono float32)."""
@@ -77,20 +87,45 @@ class STT(Loadable, Protocol):
 
 
 @runtime_checkable
+class StreamingSTT(STT, Protocol):
+    """An STT fed while the user speaks (``capabilities.streaming``): the conversation calls
+    ``begin_turn`` with the pre-roll, ``send`` per captured frame, ``finalize`` for the words so far (at
+    the end of the turn, and for each speculative end-of-turn evaluation), ``end_turn`` when done.
+    ``on_interim`` receives the turn's text so far as it grows; ``on_utterance_end`` fires when the
+    service saw the utterance end (an extra end-of-turn signal)."""
+
+    on_interim: Callable[[str], None] | None
+    on_utterance_end: Callable[[], None] | None
+
+    def begin_turn(self, preroll: Sequence[AudioArray] = ()) -> None: ...
+
+    def send(self, frame: AudioArray) -> None:
+        """One 16 kHz frame of the open turn. Never blocks (called on the loop per 32 ms frame)."""
+        ...
+
+    async def finalize(self) -> Transcript: ...
+
+    def end_turn(self) -> None: ...
+
+
+@runtime_checkable
 class LLM(Loadable, Protocol):
     """Optionally also ``async def prefill(messages)``: read a prompt prefix into a local model's cache
     while idle (the conversation calls it after trimming the history)."""
 
-    capabilities: LLMCapabilities
+    @property
+    def capabilities(self) -> LLMCapabilities: ...
 
     def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        """Yield text deltas. Cancelling the consuming task stops generation between tokens."""
+        """Yield text deltas (or ``RESTART``). Cancelling the consuming task stops generation between
+        tokens."""
         ...
 
 
 @runtime_checkable
 class TTS(Loadable, Protocol):
-    capabilities: TTSCapabilities
+    @property
+    def capabilities(self) -> TTSCapabilities: ...
 
     @property
     def sample_rate(self) -> int: ...

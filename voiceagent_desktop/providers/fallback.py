@@ -1,11 +1,17 @@
-"""A cloud LLM with the embedded one behind it: when the cloud provider fails for good (a rejected key, or a
-retryable failure that outlived its retries), the turn is completed by the fallback and later turns stay
-on it; ``on_switch`` tells the user which provider now answers and why.
+"""A cloud provider with the embedded one of the same stage behind it (LLM, STT, TTS).
 
-If the cloud stream broke off after some text, the fallback answers the same messages from the start (it
-cannot continue another model's sentence); the listener has heard a partial sentence, then the whole
-answer. ``retry_primary_secs`` later the next turn tries the cloud again (the key may have been fixed,
-the outage over).
+When the cloud provider fails for good — a rejected or missing key, or a retryable failure that outlived
+its own retries — the current turn is completed by the embedded provider and later turns stay on it;
+``on_switch`` tells the user which provider is now in use and why. ``retry_primary_secs`` later the next
+turn tries the cloud again (the key may have been fixed, the outage over); a missing key or SDK is for
+good (this session).
+
+- **LLM**: if the cloud stream broke off after some text, the embedded model answers the same messages
+  from the start (it cannot continue another model's sentence): the listener hears a partial sentence,
+  then the whole answer.
+- **STT**: the turn's audio is kept until the turn ends, so a fallback mid-turn transcribes all of it
+  locally — no word is lost.
+- **TTS**: a sentence whose cloud synthesis failed is synthesized again, whole, by the embedded voice.
 """
 
 from __future__ import annotations
@@ -13,20 +19,40 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
-from ..errors import AuthError, CloudError, MissingKeyError
-from .base import LLM, ChatMessage, LLMCapabilities, ProgressCallback
+import numpy as np
+
+from ..errors import AuthError, CloudError, MissingExtraError, MissingKeyError
+from .base import (
+    LLM,
+    RESTART,
+    STT,
+    TTS,
+    AudioArray,
+    ChatMessage,
+    LLMCapabilities,
+    ProgressCallback,
+    StreamingSTT,
+    STTCapabilities,
+    Transcript,
+    TTSCapabilities,
+)
 
 log = logging.getLogger(__name__)
 
+P = TypeVar("P")
 
-class FallbackLLM:
-    """Implements :class:`~voiceagent_desktop.providers.base.LLM` over two of them."""
+
+class Failover(Generic[P]):
+    #: Completes the notice: "… {doing} the embedded {what} (name) for now."
+    doing = "Using"
+    what = "provider"
 
     def __init__(
         self,
-        primary: LLM,
-        fallback: LLM,
+        primary: P,
+        fallback: P,
         *,
         on_switch: Callable[[str], None] | None = None,
         retry_primary_secs: float = 300.0,
@@ -37,14 +63,14 @@ class FallbackLLM:
         self.retry_primary_secs = retry_primary_secs
         self._clock = clock
         self._failed_at: float | None = None
-        self.last_error: CloudError | MissingKeyError | None = None
+        self.last_error: CloudError | MissingKeyError | MissingExtraError | None = None
 
     @property
     def name(self) -> str:
-        return str(getattr(self.active, "name", "LLM"))
+        return str(getattr(self.active, "name", self.what))
 
     @property
-    def active(self) -> LLM:
+    def active(self) -> P:
         failed = self._failed_at
         if failed is not None and (
             failed == float("inf") or self._clock() - failed < self.retry_primary_secs
@@ -52,37 +78,63 @@ class FallbackLLM:
             return self.fallback
         return self.primary
 
+    async def load(self, progress: ProgressCallback | None = None) -> None:
+        await self.fallback.load(progress)  # type: ignore[attr-defined]
+        try:
+            await self.primary.load(progress)  # type: ignore[attr-defined]
+        except (CloudError, MissingKeyError, MissingExtraError) as e:  # no key or SDK, a rejected key:
+            self._switch(e, for_good=not isinstance(e, CloudError))  # say so, go on locally
+
+    def _switch(
+        self, error: CloudError | MissingKeyError | MissingExtraError, *, for_good: bool = False
+    ) -> None:
+        self._failed_at, self.last_error = (float("inf") if for_good else self._clock()), error
+        primary = getattr(self.primary, "name", f"the cloud {self.what}")
+        fallback = f"the embedded {self.what} ({getattr(self.fallback, 'name', 'local')})"
+        plain = isinstance(error, AuthError | MissingKeyError | MissingExtraError)
+        why = str(error) if plain else f"{primary} failed ({error})"
+        why = why if why.endswith((".", "!", "?")) else why + "."
+        message = f"{why} {self.doing} {fallback} for now."
+        log.warning("%s fallback: %s → %s (%s)", self.what, primary, fallback, type(error).__name__)
+        if self.on_switch is not None:
+            self.on_switch(message)
+
+    def _recovered(self) -> None:
+        self._failed_at = None
+
+    async def warm(self) -> None:
+        """Open the active provider's connection now, if it has one to open."""
+        warm = getattr(self.active, "warm", None)
+        if warm is not None:
+            await warm()
+
+    async def aclose(self) -> None:
+        for p in (self.primary, self.fallback):
+            await p.aclose()  # type: ignore[attr-defined]
+
+
+class FallbackLLM(Failover[LLM]):
+    """Implements :class:`~voiceagent_desktop.providers.base.LLM` over two of them."""
+
+    doing, what = "Answering with", "model"
+
     @property
     def capabilities(self) -> LLMCapabilities:
         return self.active.capabilities
 
-    async def load(self, progress: ProgressCallback | None = None) -> None:
-        await self.fallback.load(progress)
-        try:
-            await self.primary.load(progress)
-        except (CloudError, MissingKeyError) as e:  # no key, or a rejected one: say so, answer locally
-            self._switch(e, for_good=isinstance(e, MissingKeyError))
-
-    def _switch(self, error: CloudError | MissingKeyError, *, for_good: bool = False) -> None:
-        self._failed_at, self.last_error = (float("inf") if for_good else self._clock()), error
-        primary = getattr(self.primary, "name", "the cloud LLM")
-        fallback = f"the embedded model ({getattr(self.fallback, 'name', 'local')})"
-        why = str(error) if isinstance(error, AuthError | MissingKeyError) else f"{primary} failed ({error})"
-        why = why if why.endswith((".", "!", "?")) else why + "."
-        message = f"{why} Answering with {fallback} for now."
-        log.warning("LLM fallback: %s → %s (%s)", primary, fallback, type(error).__name__)
-        if self.on_switch is not None:
-            self.on_switch(message)
-
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         if self.active is self.primary:
+            started = False
             try:
                 async for text in self.primary.stream(messages):
+                    started = started or bool(text)
                     yield text
-                self._failed_at = None
+                self._recovered()
                 return
             except CloudError as e:
                 self._switch(e)
+            if started:
+                yield RESTART
         async for text in self.fallback.stream(messages):
             yield text
 
@@ -91,6 +143,102 @@ class FallbackLLM:
         if prefill is not None:
             await prefill(messages)
 
-    async def aclose(self) -> None:
-        for p in (self.primary, self.fallback):
-            await p.aclose()
+
+class FallbackSTT(Failover[Any]):
+    """Implements :class:`~voiceagent_desktop.providers.base.StreamingSTT` over a streaming cloud STT and
+    a batch embedded one (which then transcribes the buffered turn at ``finalize``)."""
+
+    doing, what = "Transcribing with", "speech recognition"
+    capabilities = STTCapabilities(streaming=True, interim_results=True)
+
+    def __init__(self, primary: StreamingSTT, fallback: STT, **kw: Any) -> None:
+        super().__init__(primary, fallback, **kw)
+        self._frames: list[AudioArray] | None = None
+        self._cloud_turn = False  # this turn streams to the primary
+
+    @property
+    def on_interim(self) -> Callable[[str], None] | None:
+        return self.primary.on_interim
+
+    @on_interim.setter
+    def on_interim(self, callback: Callable[[str], None] | None) -> None:
+        self.primary.on_interim = callback
+
+    @property
+    def on_utterance_end(self) -> Callable[[], None] | None:
+        return self.primary.on_utterance_end
+
+    @on_utterance_end.setter
+    def on_utterance_end(self, callback: Callable[[], None] | None) -> None:
+        self.primary.on_utterance_end = callback
+
+    def begin_turn(self, preroll: Sequence[AudioArray] = ()) -> None:
+        self._frames = list(preroll)
+        self._cloud_turn = self.active is self.primary
+        if self._cloud_turn:
+            self.primary.begin_turn(preroll)
+
+    def send(self, frame: AudioArray) -> None:
+        if self._frames is None:
+            return
+        self._frames.append(frame)
+        if self._cloud_turn:
+            self.primary.send(frame)
+
+    async def finalize(self) -> Transcript:
+        if self._cloud_turn:
+            try:
+                transcript: Transcript = await self.primary.finalize()
+                self._recovered()
+                return transcript
+            except CloudError as e:
+                self._switch(e)
+                self._cloud_turn = False
+                self.primary.end_turn()
+        audio = np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
+        return await self.fallback.transcribe(audio)
+
+    def end_turn(self) -> None:
+        self._frames, self._cloud_turn = None, False
+        self.primary.end_turn()
+
+    async def transcribe(self, audio: AudioArray) -> Transcript:
+        if self.active is self.primary:
+            try:
+                return await self.primary.transcribe(audio)
+            except CloudError as e:
+                self._switch(e)
+        return await self.fallback.transcribe(audio)
+
+
+class FallbackTTS(Failover[TTS]):
+    """Implements :class:`~voiceagent_desktop.providers.base.TTS` over two voices. ``sample_rate`` is the
+    rate of the chunk last yielded (the voices differ), which is how ``engine.reply`` reads it."""
+
+    doing, what = "Speaking with", "voice"
+
+    def __init__(self, primary: TTS, fallback: TTS, **kw: Any) -> None:
+        super().__init__(primary, fallback, **kw)
+        self._rate = primary.sample_rate
+
+    @property
+    def capabilities(self) -> TTSCapabilities:
+        return self.active.capabilities
+
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    async def synthesize(self, text: str) -> AsyncGenerator[AudioArray, None]:
+        if self.active is self.primary:
+            try:
+                self._rate = self.primary.sample_rate
+                async for chunk in self.primary.synthesize(text):
+                    yield chunk
+                self._recovered()
+                return
+            except CloudError as e:
+                self._switch(e)
+        self._rate = self.fallback.sample_rate
+        async for chunk in self.fallback.synthesize(text):
+            yield chunk

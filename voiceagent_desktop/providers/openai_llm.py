@@ -143,6 +143,7 @@ class OpenAICompatibleLLM:
         )
         self.retry = retry or RetryPolicy()
         self.capabilities = LLMCapabilities(streaming=True, max_prompt_tokens=None)
+        self._used_at = 0.0  # monotonic time of the last request
         self._client: Any = None
         #: Token counts of the last finished answer, from the stream's usage chunk.
         self.last_usage: dict[str, int] | None = None
@@ -188,6 +189,17 @@ class OpenAICompatibleLLM:
         )
         if progress:
             progress(1.0, f"{self.name} ready")
+
+    async def warm(self) -> None:
+        """Make sure a connection is open for the next request: the HTTP pool closes idle ones after 5 s,
+        so the conversation calls this when the user starts to speak and the answer's request finds the
+        handshake done (a tiny ``GET /models``)."""
+        client = self._client
+        if client is None or time.monotonic() - self._used_at < 2.0:
+            return
+        self._used_at = time.monotonic()
+        with contextlib.suppress(Exception):
+            await client.models.list()
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         client = self._client
@@ -250,6 +262,7 @@ class OpenAICompatibleLLM:
                     if choice.delta is not None and choice.delta.content:
                         yield choice.delta.content
         finally:
+            self._used_at = time.monotonic()
             await asyncio.shield(stream.close())
 
     async def aclose(self) -> None:

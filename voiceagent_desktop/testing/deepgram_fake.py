@@ -32,6 +32,7 @@ import numpy as np
 
 Transcriber = Callable[[np.ndarray], Awaitable[str]]
 GATE_RMS = 10 ** (-45 / 20)
+Inbox = asyncio.Queue[tuple[float, bytes | str] | None]  # (arrival time, message); None: the end
 
 
 @dataclass
@@ -42,6 +43,9 @@ class Faults:
     unknown_after: int | None = None  # send {"type": "Mystery"} after this many results
     silent_after: int | None = None  # stop answering (keep the socket open) after this many results
     drop_after: int | None = None  # close the TCP connection without a close frame after this many
+    handshake_secs: float = 0.0  # before answering the handshake
+    #: The faults hit only the first this-many connections (a reconnect then finds a healthy server).
+    times: int | None = None
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Session:
     utterance_open: bool = False
     results: int = 0
     finals: list[str] = field(default_factory=list)
+    faulty: bool = True  # the server's Faults apply to this session
 
 
 class FakeDeepgramServer:
@@ -76,6 +81,10 @@ class FakeDeepgramServer:
         self.sessions: list[Session] = []
         self.received: list[str] = []  # text messages from clients
         self.closed_codes: list[int] = []
+        self.handshakes = 0  # attempts, rejected ones included
+        #: (Finalize received, its answer sent): the server's own time on a turn's path (the bench
+        #: subtracts it)
+        self.finalize_spans: list[tuple[float, float]] = []
         self._server: Any = None
 
     @property
@@ -93,8 +102,14 @@ class FakeDeepgramServer:
         self._server.close()
         await self._server.wait_closed()
 
-    def _check(self, connection: Any, request: Any) -> Any:
-        if self.faults.reject_status is not None:
+    def _faulty(self, index: int) -> bool:
+        return self.faults.times is None or index < self.faults.times
+
+    async def _check(self, connection: Any, request: Any) -> Any:
+        self.handshakes += 1
+        if self.faults.handshake_secs:
+            await asyncio.sleep(self.faults.handshake_secs)
+        if self.faults.reject_status is not None and self._faulty(self.handshakes - 1):
             return connection.respond(HTTPStatus(self.faults.reject_status), "rejected by the fake\n")
         if request.headers.get("Authorization") != f"Token {self.api_key}":
             return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid credentials\n")
@@ -103,11 +118,16 @@ class FakeDeepgramServer:
         return None
 
     async def _handle(self, ws: Any) -> None:
+        """Reads on while a worker processes the session's messages in order (as a real server keeps
+        reading while it transcribes): a message's arrival time is when the client sent it."""
         query = parse_qs(urlparse(ws.request.path).query)
         s = Session({k: v[0] for k, v in query.items()}, rate=int(query.get("sample_rate", ["16000"])[0]))
+        s.faulty = self._faulty(len(self.sessions))
         self.sessions.append(s)
+        inbox: Inbox = asyncio.Queue()
+        worker = asyncio.create_task(self._work(ws, s, inbox))
         try:
-            while True:
+            while not worker.done():
                 try:
                     message = await asyncio.wait_for(ws.recv(), self.idle_close_secs)
                 except TimeoutError:
@@ -116,13 +136,31 @@ class FakeDeepgramServer:
                     )
                     self.closed_codes.append(1011)
                     return
+                if isinstance(message, str):
+                    self.received.append(message)
+                inbox.put_nowait((time.monotonic(), message))
+        except Exception as e:  # the client went away, or a fault closed the socket
+            if type(e).__name__ not in ("ConnectionClosedOK", "ConnectionClosedError", "_Dropped"):
+                raise
+        finally:
+            inbox.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(worker), 5.0)
+            worker.cancel()
+
+    async def _work(
+        self, ws: Any, s: Session, inbox: asyncio.Queue[tuple[float, bytes | str] | None]
+    ) -> None:
+        try:
+            while (item := await inbox.get()) is not None:
+                t_in, message = item
                 if isinstance(message, bytes):
                     await self._audio(ws, s, message)
                     continue
-                self.received.append(message)
                 kind = json.loads(message).get("type")
                 if kind == "Finalize":
                     await self._final(ws, s, speech_final=False, from_finalize=True)
+                    self.finalize_spans.append((t_in, time.monotonic()))
                 elif kind == "CloseStream":
                     await self._final(ws, s, speech_final=False)
                     await self._send(ws, s, self._metadata(s), count=False)
@@ -255,14 +293,15 @@ class FakeDeepgramServer:
         }  # fmt: skip
 
     async def _send(self, ws: Any, s: Session, msg: dict[str, Any], *, count: bool = True) -> None:
-        f = self.faults
+        f = self.faults if s.faulty else Faults(latency_secs=self.faults.latency_secs)
         if f.latency_secs:
             await asyncio.sleep(f.latency_secs)
         n = s.results
         if count:
             s.results += 1
         if f.silent_after is not None and n >= f.silent_after:
-            await asyncio.sleep(3600)
+            await ws.wait_closed()  # answers nothing more (the handler reads on, so a close is seen)
+            raise _Dropped()
         if f.drop_after is not None and n >= f.drop_after:
             ws.transport.abort()
             raise _Dropped()

@@ -70,6 +70,9 @@ class FakeOpenAIServer:
         self.connections = 0  # TCP connections accepted
         self.aborted = 0  # streams the client closed before the end
         self.headers_sent_at: list[float] = []  # monotonic time of each chat response's headers
+        #: (request arrival, first sentence's last chunk sent) per streamed answer: the server's own time
+        #: on the path to the first spoken sentence (the bench subtracts it)
+        self.first_sentence_spans: list[tuple[float, float]] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -200,6 +203,7 @@ class FakeOpenAIServer:
 
         words = [w_ + " " for w_ in s.text.split(" ")]
         words[-1] = words[-1].rstrip()
+        sentence_done = False
         try:
             await send(chunk({"role": "assistant", "content": ""}))
             for i, word in enumerate(words):
@@ -218,6 +222,9 @@ class FakeOpenAIServer:
                 if s.chunk_secs:
                     await asyncio.sleep(s.chunk_secs)
                 await send(chunk({"content": word}))
+                if word.rstrip().endswith((".", "!", "?")) and not sentence_done:
+                    sentence_done = True
+                    self.first_sentence_spans.append((req.t, time.monotonic()))
             await send(chunk({}, "stop"))
             if (req.body.get("stream_options") or {}).get("include_usage"):
                 n = len(words)

@@ -1,0 +1,221 @@
+"""The Deepgram STT provider (official deepgram-sdk) against the Deepgram-protocol fake: a streamed turn
+with interims, Finalize, turns kept apart, pre-warming, and its faults — drops mid-turn (reconnect and
+resend), rejected keys, 429, malformed and unknown frames, a silent server, idle close 1011 — plus the
+fallback to an embedded STT with the buffered turn. The transcriber is scripted, so these run fast."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+import pytest
+
+from voiceagent_desktop.errors import AuthError, ProviderTimeout, RateLimitError, ServiceError
+from voiceagent_desktop.providers.deepgram_stt import DeepgramSTT
+from voiceagent_desktop.providers.fallback import FallbackSTT
+from voiceagent_desktop.providers.openai_llm import RetryPolicy
+from voiceagent_desktop.testing.deepgram_fake import FakeDeepgramServer, Faults
+from voiceagent_desktop.testing.fakes import FakeSTT
+
+RATE, FRAME = 16000, 512
+KEY = "dg-secret-key-0123456789"
+FAST = RetryPolicy(attempts=3, base_secs=0.02, max_secs=0.05)
+
+
+async def words_by_length(audio: np.ndarray) -> str:
+    """Scripted 'recognition': one word per 0.5 s of the audio it was given."""
+    n = max(1, round(len(audio) / RATE * 2))
+    return " ".join(f"w{i}" for i in range(n)) + "."
+
+
+def utterance(voiced_secs: float, pause_secs: float = 0.2) -> list[np.ndarray]:
+    t = np.arange(int(voiced_secs * RATE)) / RATE
+    audio = np.concatenate([0.2 * np.sin(2 * np.pi * 220 * t), np.zeros(int(pause_secs * RATE))])
+    audio = audio.astype(np.float32)
+    return [audio[k : k + FRAME] for k in range(0, len(audio) - FRAME + 1, FRAME)]
+
+
+@pytest.fixture(autouse=True)
+def key_never_logged(caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    yield
+    # caplog.text after the yield is the teardown's only: read the records of setup and call
+    logged = "\n".join(r.getMessage() for r in caplog.get_records("setup") + caplog.get_records("call"))
+    assert KEY not in logged
+
+
+def provider(server: FakeDeepgramServer, **kw) -> DeepgramSTT:
+    kw.setdefault("retry", FAST)
+    return DeepgramSTT(url=server.url, api_key=KEY, **kw)
+
+
+async def stream_turn(stt, frames: list[np.ndarray], *, pace_secs: float = 0.0) -> None:
+    stt.begin_turn(frames[:5])
+    for f in frames[5:]:
+        stt.send(f)
+        await asyncio.sleep(pace_secs)
+
+
+@pytest.mark.asyncio
+async def test_a_streamed_turn_gives_interims_then_the_whole_transcript_on_finalize() -> None:
+    async with FakeDeepgramServer(words_by_length, api_key=KEY) as server:
+        stt = provider(server)
+        await stt.load()
+        assert server.handshakes == 1 and stt.connected  # pre-warmed: the turn pays no handshake
+        interims: list[str] = []
+        stt.on_interim = interims.append
+        await stream_turn(stt, utterance(2.0), pace_secs=0.001)
+        transcript = await stt.finalize()
+        stt.end_turn()
+        assert transcript.text == "w0 w1 w2 w3."
+        assert len(interims) >= 2 and interims[-1] == "w0 w1 w2 w3."
+        assert '{"type": "Finalize"}' in server.received
+        assert server.handshakes == 1
+        await stt.aclose()
+        assert server.closed_codes == [1000]  # CloseStream, Metadata, a clean close
+
+
+@pytest.mark.asyncio
+async def test_consecutive_turns_keep_their_own_words_and_utterance_end_is_reported() -> None:
+    async with FakeDeepgramServer(words_by_length, api_key=KEY) as server:
+        stt = provider(server)
+        await stt.load()
+        ends: list[int] = []
+        stt.on_utterance_end = lambda: ends.append(1)
+        await stream_turn(stt, utterance(1.0, pause_secs=1.2))
+        first = await stt.finalize()
+        stt.end_turn()
+        await stream_turn(stt, utterance(1.5))
+        second = await stt.finalize()
+        stt.end_turn()
+        assert first.text == "w0 w1." and second.text == "w0 w1 w2."
+        assert ends  # 1.2 s of silence > utterance_end_ms
+        await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_drop_mid_turn_reconnects_and_resends_the_turn_so_no_word_is_lost() -> None:
+    faults = Faults(drop_after=1, times=1)  # the first connection breaks after one message
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, faults=faults) as server:
+        stt = provider(server)
+        await stt.load()
+        await stream_turn(stt, utterance(2.0), pace_secs=0.002)
+        t0 = time.monotonic()
+        transcript = await stt.finalize()
+        assert transcript.text == "w0 w1 w2 w3."
+        assert server.handshakes == 2 and time.monotonic() - t0 < 2.0
+        await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_rejected_key_is_an_auth_error_with_no_retry_loop() -> None:
+    async with FakeDeepgramServer(words_by_length, api_key="another-key") as server:
+        stt = provider(server)
+        with pytest.raises(AuthError, match="rejected the API key"):
+            await stt.load()
+        assert server.handshakes == 1
+
+
+@pytest.mark.asyncio
+async def test_429_at_the_handshake_is_retried_with_backoff() -> None:
+    faults = Faults(reject_status=429, times=2)
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, faults=faults) as server:
+        stt = provider(server)
+        await stt.load()
+        assert server.handshakes == 3 and stt.connected
+        await stt.aclose()
+    faults = Faults(reject_status=503)
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, faults=faults) as server:
+        with pytest.raises(ServiceError, match="HTTP 503"):
+            await provider(server).load()
+        assert server.handshakes == 3  # bounded
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, faults=Faults(reject_status=429)) as server:
+        with pytest.raises(RateLimitError):
+            await provider(server).load()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fault", [Faults(malformed_after=1), Faults(unknown_after=0)])
+async def test_malformed_and_unknown_frames_are_skipped(fault: Faults) -> None:
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, faults=fault) as server:
+        stt = provider(server)
+        await stt.load()
+        await stream_turn(stt, utterance(1.5))
+        assert (await stt.finalize()).text == "w0 w1 w2."
+        assert server.handshakes == 1
+        await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_silent_server_is_a_timeout_within_bounded_time() -> None:
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, faults=Faults(silent_after=0)) as server:
+        stt = provider(server, finalize_timeout_secs=0.5)
+        await stt.load()
+        await stream_turn(stt, utterance(2.0))
+        t0 = time.monotonic()
+        with pytest.raises(ProviderTimeout):
+            await stt.finalize()
+        assert time.monotonic() - t0 < 1.0
+        await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_keepalive_holds_an_idle_socket_and_an_idle_close_1011_is_reopened_lazily() -> None:
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, idle_close_secs=0.4) as server:
+        alive = provider(server, keepalive_secs=0.1)
+        await alive.load()
+        await asyncio.sleep(0.8)
+        assert alive.connected and '{"type": "KeepAlive"}' in server.received
+        await alive.aclose()
+        idle = provider(server, keepalive_secs=5.0)
+        await idle.load()
+        await asyncio.sleep(0.8)
+        assert 1011 in server.closed_codes and not idle.connected
+        await stream_turn(idle, utterance(1.0))  # the first frame re-opens the socket
+        assert (await idle.finalize()).text == "w0 w1."
+        await idle.aclose()
+
+
+@pytest.mark.asyncio
+async def test_fallback_transcribes_the_buffered_turn_locally_when_deepgram_goes_away() -> None:
+    notices: list[str] = []
+    local = FakeSTT(["what the local model heard"])
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, faults=Faults(silent_after=0)) as server:
+        cloud = provider(server, finalize_timeout_secs=0.4)
+        stt = FallbackSTT(cloud, local, on_switch=notices.append)
+        await stt.load()
+        frames = utterance(1.5)
+        await stream_turn(stt, frames)
+        transcript = await stt.finalize()
+        stt.end_turn()
+        assert transcript.text == "what the local model heard"
+        assert local.calls == [len(frames) * FRAME]  # the whole turn
+        assert notices and "Transcribing with the embedded speech recognition" in notices[0]
+        assert stt.active is local
+        await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_without_the_cloud_sdk_the_app_starts_on_the_embedded_stt_and_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_deepgram(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name.startswith("deepgram"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_deepgram)
+    notices: list[str] = []
+    local = FakeSTT(["heard locally"])
+    stt = FallbackSTT(DeepgramSTT(api_key=KEY), local, on_switch=notices.append)
+    await stt.load()
+    assert stt.active is local
+    assert notices and "pip install 'voiceagent-desktop[cloud]'" in notices[0]
+    stt.begin_turn(utterance(0.5))
+    assert (await stt.finalize()).text == "heard locally"

@@ -1,0 +1,122 @@
+"""End to end through the virtual sound devices on the Cloud profile, every stage pointed at its
+protocol-faithful fake (testing/cloud_fakes.py): Deepgram transcribing with Whisper, a scripted
+OpenAI-compatible server, Cartesia synthesizing with Piper — all through the official SDKs. Push-to-talk
+and hands-free; and a Cartesia outage mid-session, which the embedded voice covers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from voiceagent_desktop.bench import analysis
+from voiceagent_desktop.config import Settings
+from voiceagent_desktop.engine.agent import VoiceAgent
+from voiceagent_desktop.engine.events import (
+    AgentState,
+    AssistantDone,
+    Event,
+    Notice,
+    UserInterim,
+    UserTranscript,
+)
+from voiceagent_desktop.testing.cloud_fakes import CloudFakes
+from voiceagent_desktop.testing.speech import piper_speech
+from voiceagent_desktop.testing.virtual_audio import PROBE, VirtualAudio
+from voiceagent_desktop.wiring import build_agent
+
+from .asr import heard_as
+from .test_e2e_headless import ask_with_ptt, of, wait_until
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.audio, pytest.mark.models]
+RATE = 16000
+ANSWER = "Paris is the capital of France. It is known for the Eiffel Tower."
+
+
+@pytest_asyncio.fixture
+async def fakes(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CloudFakes]:
+    from voiceagent_desktop.providers.piper_tts import PiperTTS
+    from voiceagent_desktop.providers.whisper_stt import WhisperSTT
+
+    stt, tts = WhisperSTT(), PiperTTS()
+    await stt.load()
+    await tts.load()
+    async with CloudFakes(stt, tts) as f:
+        for name, value in f.environ.items():
+            monkeypatch.setenv(name, value)
+        yield f
+    await stt.aclose()
+    await tts.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, events: list[Event]) -> AsyncIterator[VoiceAgent]:
+    agent = build_agent(settings)
+    agent.bus.subscribe(events.append)
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.stop()
+
+
+async def test_cloud_profile_push_to_talk_streams_every_stage(
+    virtual_audio: VirtualAudio, fakes: CloudFakes
+) -> None:
+    events: list[Event] = []
+    async with running(fakes.settings(Settings(mode="ptt")), events) as agent:
+        # pre-warmed: every service was connected once at start, before any turn
+        assert fakes.deepgram.handshakes == 1 and fakes.openai.connections == 1
+        assert fakes.cartesia.connections == 1
+        probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
+        await asyncio.sleep(0.3)
+        done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
+        await asyncio.sleep(0.3)
+        audio = probe.stop()
+    said = of(events, UserTranscript)[0].text
+    assert heard_as("What is the capital of France?", said.lower()), said
+    assert of(events, UserInterim), "no interim words while speaking"
+    assert done.text == ANSWER and not done.interrupted
+    assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
+    assert '{"type": "Finalize"}' in fakes.deepgram.received
+    assert fakes.deepgram.handshakes == 1 and fakes.cartesia.connections == 1
+    spoken = [m.get("transcript") for m in fakes.cartesia.received if m.get("transcript")]
+    assert " ".join(t.strip() for t in spoken) == ANSWER  # the text went to Cartesia, and nothing else
+    mic, spk = audio[:, 0].copy(), audio[:, 1].copy()
+    speech_end = analysis.active_spans(mic, RATE)[0].end
+    onset = analysis.first_onset_after(spk, RATE, speech_end)
+    assert onset is not None and onset - speech_end < 3.0
+    reply = spk[int(onset * RATE) : int((onset + 1.0) * RATE)]
+    assert float(np.sqrt(np.mean(reply**2))) > 0.01  # Piper's speech, through Cartesia's protocol
+
+
+async def test_cloud_profile_hands_free_ends_the_turn_and_answers(
+    virtual_audio: VirtualAudio, fakes: CloudFakes, smart_turn_path: Path
+) -> None:
+    events: list[Event] = []
+    async with running(fakes.settings(Settings(mode="handsfree")), events) as agent:
+        assert await wait_until(lambda: agent.state is AgentState.LISTENING, 30)
+        virtual_audio.play_to_mic(piper_speech("What time is it in Tokyo right now?", RATE), RATE)
+        assert await wait_until(lambda: of(events, AssistantDone), 30), "no answer"
+    said = of(events, UserTranscript)[0].text
+    assert heard_as("What time is it in Tokyo right now?", said.lower()), said
+    assert of(events, AssistantDone)[0].text == ANSWER
+    assert not of(events, Notice)
+
+
+async def test_a_cartesia_outage_mid_session_is_covered_by_the_embedded_voice(
+    virtual_audio: VirtualAudio, fakes: CloudFakes
+) -> None:
+    events: list[Event] = []
+    async with running(fakes.settings(Settings(mode="ptt")), events) as agent:
+        fakes.cartesia.faults.reject_status = 503  # from now on: every reconnect is refused
+        fakes.cartesia.drop_connections()
+        done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
+    assert done.text == ANSWER and not done.interrupted  # the turn was completed
+    notices = [n.message for n in of(events, Notice)]
+    assert any("Speaking with the embedded voice" in n for n in notices), notices

@@ -1,0 +1,305 @@
+"""Cartesia streaming TTS (sonic-3) over one long-lived WebSocket, through the official ``cartesia`` SDK.
+
+The socket opens at ``load`` (pre-warm: no turn pays the handshake) and re-opens lazily if it dropped.
+One *context* per utterance: ``synthesize(text)``, or ``open_turn()`` fed as the LLM writes, yielding
+``pcm_s16le`` 24 kHz as float32, with word timestamps (to cut the history to the words played). Cancelling
+the consumer (barge-in) or ``cancel()`` sends the cancel frame at once.
+
+Errors are mapped here; retried = with backoff, up to ``retry.attempts`` tries, only before any audio of
+the turn was yielded (the text so far is replayed in a new context). Unknown frame types are ignored.
+
+==============================================  ===============  =====================
+cause                                           ours             retried
+==============================================  ===============  =====================
+handshake 401/403                               AuthError        no
+handshake 429                                   RateLimitError   yes
+handshake 5xx, refused, reset; socket dropped   ServiceError     yes
+no handshake, or no frame, in time              ProviderTimeout  yes
+handshake 400/404, a frame that is not JSON     ProtocolError    no
+``error`` frame 4xx / 5xx (or no status)        ProtocolError    no / ServiceError yes
+==============================================  ===============  =====================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+
+from .. import errors, keys
+from ..errors import AuthError, CloudError, ProtocolError, ProviderTimeout, RateLimitError, ServiceError
+from .base import AudioArray, ProgressCallback, TTSCapabilities
+from .openai_llm import RetryPolicy
+
+log = logging.getLogger(__name__)
+_WS_LOG = logging.getLogger(__name__ + ".websockets")  # websockets logs the headers (the key) at DEBUG
+_WS_LOG.setLevel(logging.INFO)
+DEFAULT_VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"  # a stock English voice of Cartesia's library
+SAMPLE_RATE = 24000
+WordTimestamps = list[tuple[str, float, float]]  # (word, start s, end s)
+_WAKE = SimpleNamespace(type="_wake")  # our signal in a context queue: new input, or a cancel
+
+
+def map_error(e: BaseException, provider: str) -> CloudError:
+    """An exception from the SDK / websockets → ours (see the module docstring). No key in messages."""
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+    if isinstance(e, CloudError):
+        return e
+    if isinstance(e, InvalidStatus):
+        s = e.response.status_code
+        kinds: dict[int, type[CloudError]] = {401: AuthError, 403: AuthError, 429: RateLimitError}
+        kind = kinds.get(s, ServiceError if s >= 500 else ProtocolError)
+        what = "rejected the API key" if kind is AuthError else "refused the connection"
+        return kind(f"{provider} {what} (HTTP {s}).{' Check the key.' * (kind is AuthError)}", status=s)
+    if isinstance(e, ConnectionClosed | EOFError):
+        return ServiceError(f"The connection to {provider} dropped.")
+    if isinstance(e, TimeoutError):
+        return ProviderTimeout(f"{provider} did not answer in time.")
+    if isinstance(e, InvalidHandshake | OSError):
+        return ServiceError(f"Cannot reach {provider}: {type(e).__name__}.")
+    if isinstance(e, ValueError):  # json.JSONDecodeError, from the SDK's reader
+        return ProtocolError(f"{provider} sent a frame that is not valid JSON.")
+    return ServiceError(f"{provider} failed: {type(e).__name__}.")
+
+
+# SDK 4.2's receive() waits forever once its context was cancelled or the SDK's reader task ended (socket
+# closed, or a frame that is not JSON killed it): we queue our own signals and keep our own deadlines.
+def _reader_ended(conn: Any, reader: asyncio.Task[None]) -> None:
+    why = (None if reader.cancelled() else reader.exception()) or EOFError("the socket closed")
+    for queue in list(conn._context_queues.values()):
+        queue.put_nowait(SimpleNamespace(type="_ended", why=why))
+
+
+def _alive(conn: Any) -> bool:
+    return conn._connection.state.name == "OPEN" and not conn._processing_task.done()
+
+
+class CartesiaTurn:
+    """One context: ``push`` text as it comes, then ``end``; the audio (and errors) from ``chunks()``."""
+
+    def __init__(self, tts: CartesiaTTS, text: str = "", *, ended: bool = False) -> None:
+        self._tts, self._texts, self._sent = tts, [text] if text else [], 0  # _sent: texts the context got
+        self._ended, self._end_sent, self._done, self._cancelled = ended, False, ended and not text, False
+        self._ctx = self._conn = self._flushing = cast(Any, None)  # this try's context, its socket; _flush's
+        self._queue: asyncio.Queue[Any] | None = None  # the SDK's queue of that context
+        self._error: CloudError | None = None
+        self._last_input, self.context_id, self.attempts = 0.0, "", 0
+        self.word_timestamps: WordTimestamps = []
+
+    async def push(self, text: str) -> None:
+        if self._ended and not self._cancelled:
+            raise ValueError("push() after end()")
+        if text and not self._cancelled:  # (after a barge-in the LLM may still be writing)
+            self._texts.append(text)
+            await self._flush()
+
+    async def end(self) -> None:
+        if not self._ended:
+            self._ended, self._done = True, not "".join(self._texts).strip()  # (done: nothing to say)
+            await self._flush()
+
+    async def _flush(self) -> None:  # what the context has not got; one flusher each: it sees later pushes
+        self._last_input, ctx = time.monotonic(), self._ctx
+        if ctx is not None and self._error is None and self._flushing is not ctx:
+            self._flushing = ctx
+            try:
+                while self._sent < len(self._texts) and ctx is self._ctx:
+                    await ctx.push(self._texts[self._sent])
+                    self._sent += ctx is self._ctx  # (not if a retry replaced the context meanwhile)
+                if self._ended and not self._end_sent and ctx is self._ctx:
+                    await ctx.no_more_inputs()
+                    self._end_sent = True
+            except Exception as e:
+                if ctx is self._ctx:
+                    self._error = map_error(e, self._tts.name)  # for chunks() (which may retry)
+            finally:
+                self._flushing = None if self._flushing is ctx else self._flushing
+        if self._queue is not None:
+            self._queue.put_nowait(_WAKE)
+
+    async def _start(self) -> None:
+        tts, self._error = self._tts, None
+        self._conn = conn = await tts._connection()
+        self.context_id = f"turn-{uuid.uuid4().hex[:12]}"
+        fmt = {"container": "raw", "encoding": "pcm_s16le", "sample_rate": SAMPLE_RATE}
+        self._ctx = conn.context(
+            self.context_id, model_id=tts.model_id, voice={"mode": "id", "id": tts.voice_id},
+            output_format=fmt, language=tts.language, add_timestamps=True,
+        )  # fmt: skip
+        self._queue = conn._context_queues[self.context_id]
+        self._sent, self._end_sent, self.word_timestamps = 0, False, []
+        await self._flush()
+
+    async def chunks(self) -> AsyncGenerator[AudioArray, None]:
+        tts, produced = self._tts, False
+        try:
+            while not self._cancelled and not self._done:
+                self.attempts += 1
+                try:
+                    if self._ctx is None or self._error is not None:
+                        await self._start()
+                    async with contextlib.aclosing(self._receive()) as frames:
+                        async for audio in frames:
+                            produced = True
+                            yield audio
+                except CloudError as err:
+                    ctx, conn, self._ctx, self._conn = self._ctx, self._conn, None, None
+                    if conn is not None and (not _alive(conn) or isinstance(err, ProviderTimeout)):
+                        await tts._discard(conn)  # broken or hung: the next try opens a new socket
+                    elif ctx is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(ctx.cancel(), 0.5)
+                    if produced or not err.retryable or self.attempts >= tts.retry.attempts:
+                        raise
+                    delay, kind = tts.retry.delay(self.attempts, err), type(err).__name__
+                    log.info("%s: %s, retry %d in %.2f s", tts.name, kind, self.attempts, delay)
+                    await asyncio.sleep(delay)
+        finally:
+            tts.last_word_timestamps, tts.last_attempts = self.word_timestamps, self.attempts
+            await self.cancel()
+
+    async def _receive(self) -> AsyncGenerator[AudioArray, None]:
+        tts, last_frame, produced = self._tts, time.monotonic(), False
+        async with contextlib.aclosing(self._ctx.receive()) as events:
+            while not self._cancelled and not self._done:
+                if self._error is not None:
+                    raise self._error
+                timeout, wait = None, 0.0
+                if self._texts or self._ended:  # audio is due, counted from the last frame or input
+                    wait = tts.idle_secs if produced else tts.first_audio_timeout_secs
+                    timeout = max(0.0, max(last_frame, self._last_input) + wait - time.monotonic())
+                try:
+                    async with asyncio.timeout(timeout):
+                        ev = await anext(events)
+                except TimeoutError:
+                    raise ProviderTimeout(f"{tts.name} sent no audio for {wait:g} s.") from None
+                kind, status = getattr(ev, "type", None), getattr(ev, "status_code", None)
+                if kind == "_ended":
+                    raise map_error(ev.why, tts.name)
+                last_frame = time.monotonic() if kind != "_wake" else last_frame
+                if kind == "chunk" and (data := ev.audio):
+                    produced = True
+                    pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+                    yield pcm.astype(np.float32) / np.float32(32768.0)
+                elif kind == "timestamps" and (wt := getattr(ev, "word_timestamps", None)) is not None:
+                    self.word_timestamps.extend(zip(wt.words, wt.start, wt.end, strict=False))
+                elif kind == "done":
+                    self._done = True
+                elif kind == "error":
+                    self._ctx = None  # the context is over on the server: nothing to cancel
+                    what = f"{tts.name} reported an error: {ev.title or 'error'}: {ev.message or ''}"
+                    client = status is not None and 400 <= status < 500 and status != 429
+                    raise (ProtocolError if client else ServiceError)(what.rstrip(": "), status=status)
+                elif kind != "_wake":
+                    log.debug("%s: ignored a %r frame", tts.name, kind)
+
+    async def cancel(self) -> None:
+        """Stop this context at once (barge-in): sends the cancel frame, waits 0.5 s at most."""
+        if self._done:
+            return
+        self._cancelled = True  # (called again if a context started meanwhile: it is cancelled too)
+        ctx, self._ctx = self._ctx, None
+        if self._queue is not None:
+            self._queue.put_nowait(_WAKE)
+        if ctx is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ctx.cancel(), 0.5)
+
+
+class CartesiaTTS:
+    """The TTS Protocol. Defaults: ``websocket_url``: ``base_url`` as ws(s)://; ``api_key``: ``keys``."""
+
+    def __init__(
+        self, *, model_id: str = "sonic-3", voice_id: str = DEFAULT_VOICE, language: str = "en",
+        base_url: str = "https://api.cartesia.ai", websocket_url: str | None = None,
+        api_key: str | None = None, connect_secs: float = 5.0, first_audio_timeout_secs: float = 5.0,
+        idle_secs: float = 5.0, retry: RetryPolicy | None = None,
+    ) -> None:  # fmt: skip
+        self.name = f"Cartesia {model_id}"
+        self.model_id, self.voice_id, self.language = model_id, voice_id, language
+        self.base_url, self.websocket_url = base_url, websocket_url or base_url.replace("http", "ws", 1)
+        self._api_key, self.retry, self.connect_secs = api_key, retry or RetryPolicy(), connect_secs
+        self.first_audio_timeout_secs, self.idle_secs = first_audio_timeout_secs, idle_secs
+        self.capabilities = TTSCapabilities(streaming=True, sample_rate=SAMPLE_RATE)
+        self._client = self._conn = cast(Any, None)
+        self._conn_lock = asyncio.Lock()
+        self.last_word_timestamps: WordTimestamps = []  # of the last turn's audio: (word, start s, end s)
+        self.last_attempts = self.connects = 0  # tries of the last turn; sockets opened
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    async def load(self, progress: ProgressCallback | None = None) -> None:
+        try:
+            import cartesia
+            import websockets  # noqa: F401  (the SDK's "websockets" extra)
+        except ImportError as e:
+            raise errors.MissingExtraError("cartesia", "cloud", "Cartesia TTS") from e
+        key = self._api_key if self._api_key is not None else keys.require_key("cartesia")
+        self._client = cartesia.AsyncCartesia(
+            api_key=key, base_url=self.base_url, websocket_base_url=self.websocket_url, max_retries=0
+        )
+        try:  # pre-warm (and learn now if the key is wrong)
+            await self._connection()
+        except CloudError as err:
+            if not err.retryable:
+                raise
+            log.warning("%s not reachable yet (%s); will retry", self.name, type(err).__name__)
+        log.info("%s ready (%s)", self.name, self.websocket_url)
+        if progress:
+            progress(1.0, f"{self.name} ready")
+
+    async def _connection(self) -> Any:
+        """The open WebSocket; (re)opened if there is none or it dropped (one try, mapped errors)."""
+        async with self._conn_lock:
+            if self._conn is not None and _alive(self._conn):
+                return self._conn
+            if self._conn is not None:
+                log.info("%s: the WebSocket had closed; reconnecting", self.name)
+                await self._discard(self._conn)
+            if self._client is None:
+                raise ServiceError(f"{self.name} is not loaded.")
+            options: Any = {"logger": _WS_LOG, "close_timeout": 1.0}
+            manager = self._client.tts.websocket_connect(websocket_connection_options=options)
+            try:
+                self._conn = conn = await asyncio.wait_for(manager.enter(), self.connect_secs)
+            except Exception as e:
+                raise map_error(e, self.name) from None
+            conn._dispatch_listener()  # the SDK's reader task (else started by the first send)
+            conn._processing_task.add_done_callback(lambda reader: _reader_ended(conn, reader))
+            self.connects += 1
+            return conn
+
+    async def _discard(self, conn: Any) -> None:
+        self._conn = None if self._conn is conn else self._conn
+        for close in (conn.close, conn._connection.close):  # close() raises the reader's error first
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(close(), 1.5)
+
+    async def warm(self) -> None:
+        """Re-open the socket now if it dropped (called when the user starts to speak)."""
+        with contextlib.suppress(CloudError):
+            await self._connection()
+
+    def open_turn(self) -> CartesiaTurn:
+        """A new context for one assistant turn, fed while the LLM writes. Consume ``chunks()`` at once."""
+        return CartesiaTurn(self)
+
+    def synthesize(self, text: str) -> AsyncGenerator[AudioArray, None]:
+        return CartesiaTurn(self, text.strip(), ended=True).chunks()
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            await self._discard(self._conn)
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

@@ -1,0 +1,300 @@
+"""A Cartesia streaming-TTS (``/tts/websocket``) server on 127.0.0.1 that really synthesizes, for tests and
+the bench.
+
+It speaks the frames of ../shared/notes/protocols.md. The handshake needs ``Authorization: Bearer <key>``
+(what the ``cartesia`` SDK sends; ``?api_key=`` is accepted too), else 401. In come JSON generation
+requests ``{"context_id", "model_id", "voice", "transcript", "continue", "output_format", "language",
+"add_timestamps"}`` and cancels ``{"context_id", "cancel": true}``; several contexts may be open on one
+connection. Each context's text is synthesized a clause at a time as it arrives (up to the last
+``.,;:!?`` followed by a space; the rest on ``continue: false``) by the injected ``synthesize``
+(``text -> (float32 audio, rate)``: a tone generator in fast tests, Piper for real speech), resampled with
+soxr to the requested ``sample_rate`` and encoded as ``pcm_s16le`` or ``pcm_f32le``. Out come ``chunk``
+frames (base64 ``data``, 100 ms of audio each, ``status_code`` 206, ``step_time``), one ``timestamps``
+frame per clause (its words spread over the clause's audio, in seconds from the start of the context),
+and ``done`` once ``continue: false`` arrived and all audio went out. A cancel stops that context at once:
+no frame for it follows. A bad request gets ``{"type": "error", "status_code": 400, "title", "message",
+"error_code", "done": true}``.
+
+``Faults`` (on the first ``times`` connections, or all) inject a handshake delay or rejection (429/5xx),
+latency before each context's first chunk, trickling chunks, and — counted in chunks of a context — an
+error frame, a frame that is not JSON, an unknown message type, silence, or a dropped TCP connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import soxr
+
+Synthesizer = Callable[[str], Awaitable[tuple[np.ndarray, int]]]
+CHUNK_SECS = 0.1  # audio per chunk frame
+_BOUNDARY = re.compile(r".*[.,;:!?](\s|$)", re.S)  # the longest prefix ending at a clause boundary
+_QUIET = logging.getLogger(__name__ + ".websockets")  # websockets logs request headers (the key) at DEBUG
+_QUIET.setLevel(logging.WARNING)
+
+
+@dataclass
+class Faults:
+    handshake_secs: float = 0.0  # before answering the handshake
+    reject_status: int | None = None  # e.g. 429 or 500 at the handshake
+    latency_secs: float = 0.0  # before the first chunk of each context ("time to first audio")
+    chunk_secs: float = 0.0  # between chunks (a trickling server)
+    error_after: int | None = None  # an error frame for the context after this many chunks
+    error_status: int = 500  # … with this status_code
+    malformed_after: int | None = None  # a frame that is not JSON after this many chunks
+    unknown_after: int | None = None  # {"type": "mystery"} for the context after this many chunks
+    silent_after: int | None = None  # stop sending (keep the socket open) after this many chunks
+    drop_after: int | None = None  # abort the TCP connection after this many chunks
+    times: int | None = None  # the faults apply to the first `times` connections only (None: all)
+
+
+@dataclass
+class _Context:
+    id: str
+    request: dict[str, Any]  # the first generation request (output format, language …)
+    pieces: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    buffer: str = ""
+    ended: bool = False
+    chunks: int = 0
+    offset: float = 0.0  # seconds of audio sent so far
+    task: asyncio.Task[None] | None = None
+    t_created: float = field(default_factory=time.monotonic)  # its first request arrived
+
+
+async def tone(text: str) -> tuple[np.ndarray, int]:
+    """A cheap stand-in for speech: 0.2 s of a 220 Hz tone per word, at 16 kHz."""
+    rate = 16000
+    t = np.arange(int(0.2 * rate * max(1, len(text.split())))) / rate
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate
+
+
+def from_tts(tts: Any) -> Synthesizer:
+    """A ``synthesize`` for the fake from any of our TTS providers (e.g. a loaded ``PiperTTS``)."""
+
+    async def synthesize(text: str) -> tuple[np.ndarray, int]:
+        parts = [a async for a in tts.synthesize(text)]
+        return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), tts.sample_rate
+
+    return synthesize
+
+
+class FakeCartesiaServer:
+    def __init__(
+        self,
+        synthesize: Synthesizer = tone,
+        *,
+        api_key: str = "cartesia-test-key",
+        faults: Faults | None = None,
+    ) -> None:
+        self.synthesize, self.api_key = synthesize, api_key
+        self.faults = faults or Faults()
+        self.port = 0
+        self.connections = 0  # handshakes attempted (rejected ones included)
+        self.received: list[dict[str, Any]] = []  # parsed JSON messages from clients
+        self.sent: list[dict[str, Any]] = []  # frames sent (``data`` left out)
+        self.cancelled: list[str] = []  # context ids the clients cancelled
+        self.first_audio_spans: list[tuple[float, float]] = []  # (first request, first chunk) per context
+        self.headers: list[dict[str, str]] = []  # handshake headers, Authorization left out
+        self._index: dict[Any, int] = {}
+        self._live: set[Any] = set()
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> FakeCartesiaServer:
+        from websockets.asyncio.server import serve
+
+        self._server = await serve(
+            self._handle, "127.0.0.1", 0, process_request=self._check, logger=_QUIET, compression=None
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    def drop_connections(self) -> None:
+        """Abort every open connection (TCP reset, no close frame), as a network failure would."""
+        for ws in list(self._live):
+            ws.transport.abort()
+
+    def frames(self, context_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        return [f for f in self.sent if f.get("context_id") == context_id and kind in (None, f["type"])]
+
+    def _faults(self, connection: int) -> Faults:
+        f = self.faults
+        return f if f.times is None or connection < f.times else Faults()
+
+    async def _check(self, connection: Any, request: Any) -> Any:
+        n = self.connections
+        self.connections += 1
+        self._index[connection] = n
+        f = self._faults(n)
+        self.headers.append({k: v for k, v in request.headers.raw_items() if k.lower() != "authorization"})
+        if f.handshake_secs:
+            await asyncio.sleep(f.handshake_secs)
+        if f.reject_status is not None:
+            return connection.respond(HTTPStatus(f.reject_status), "rejected by the fake\n")
+        url = urlparse(request.path)
+        key = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        key = key or parse_qs(url.query).get("api_key", [""])[0]
+        if key != self.api_key:
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "Invalid API key\n")
+        if url.path != "/tts/websocket":
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        return None
+
+    async def _handle(self, ws: Any) -> None:
+        n = self._index.pop(ws, 0)  # the faults are looked up per context: tests may change them
+        contexts: dict[str, _Context] = {}
+        self._live.add(ws)
+        try:
+            async for message in ws:
+                try:
+                    msg = json.loads(message)
+                except ValueError:
+                    await self._error(ws, None, "Invalid JSON", "The message is not valid JSON.")
+                    continue
+                self.received.append(msg)
+                cid = msg.get("context_id")
+                if not isinstance(cid, str) or not cid:
+                    await self._error(ws, None, "Invalid request", "context_id is required.")
+                elif msg.get("cancel"):
+                    self.cancelled.append(cid)
+                    ctx = contexts.pop(cid, None)
+                    if ctx is not None and ctx.task is not None:
+                        ctx.task.cancel()
+                else:
+                    await self._generate(ws, contexts, cid, msg, n)
+        except Exception as e:  # the client went away, or a fault aborted the connection
+            if type(e).__name__ not in ("ConnectionClosedOK", "ConnectionClosedError"):
+                raise
+        finally:
+            self._live.discard(ws)
+            for ctx in contexts.values():
+                if ctx.task is not None:
+                    ctx.task.cancel()
+
+    async def _generate(
+        self, ws: Any, contexts: dict[str, _Context], cid: str, msg: dict[str, Any], n: int
+    ) -> None:
+        ctx = contexts.get(cid)
+        if ctx is None:
+            problem = self._invalid(msg)
+            if problem:
+                await self._error(ws, cid, "Invalid request", problem)
+                return
+            ctx = contexts[cid] = _Context(cid, msg)
+            ctx.task = asyncio.create_task(self._worker(ws, ctx, contexts, self._faults(n)))
+        elif ctx.ended:
+            await self._error(ws, cid, "Context closed", "This context already received continue: false.")
+            return
+        ctx.buffer += str(msg.get("transcript", ""))
+        ctx.ended = not msg.get("continue", False)
+        cut = len(ctx.buffer) if ctx.ended else (m.end() if (m := _BOUNDARY.match(ctx.buffer)) else 0)
+        piece, ctx.buffer = ctx.buffer[:cut], ctx.buffer[cut:]
+        if piece.strip():
+            ctx.pieces.put_nowait(piece.strip())
+        if ctx.ended:
+            ctx.pieces.put_nowait(None)
+
+    @staticmethod
+    def _invalid(msg: dict[str, Any]) -> str | None:
+        for name in ("model_id", "voice", "output_format"):
+            if not msg.get(name):
+                return f"{name} is required."
+        fmt = msg["output_format"]
+        if fmt.get("container", "raw") != "raw" or fmt.get("encoding") not in ("pcm_s16le", "pcm_f32le"):
+            return "This fake speaks raw pcm_s16le and pcm_f32le only."
+        if not 8000 <= int(fmt.get("sample_rate", 0)) <= 48000:
+            return "sample_rate must be between 8000 and 48000."
+        return None
+
+    async def _worker(self, ws: Any, ctx: _Context, contexts: dict[str, _Context], f: Faults) -> None:
+        fmt = ctx.request["output_format"]
+        rate, encoding = int(fmt["sample_rate"]), fmt["encoding"]
+        stamps = bool(ctx.request.get("add_timestamps"))
+        while (piece := await ctx.pieces.get()) is not None:
+            t0 = time.perf_counter()
+            audio, sr = await self.synthesize(piece)
+            audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+            if sr != rate and len(audio):
+                audio = np.asarray(soxr.resample(audio, sr, rate, quality="HQ"), dtype=np.float32)
+            step_ms = round((time.perf_counter() - t0) * 1000, 1)
+            step = int(CHUNK_SECS * rate)
+            for k in range(0, len(audio), step):
+                if not await self._faulty(ws, ctx, f):
+                    contexts.pop(ctx.id, None)
+                    return
+                if encoding == "pcm_s16le":
+                    data = (np.clip(audio[k : k + step], -1, 1) * 32767).round().astype("<i2").tobytes()
+                else:
+                    data = audio[k : k + step].astype("<f4").tobytes()
+                chunk = {"type": "chunk", "context_id": ctx.id, "status_code": 206, "done": False}
+                await self._send(ws, {**chunk, "data": base64.b64encode(data).decode(), "step_time": step_ms})
+                ctx.chunks += 1
+                if ctx.chunks == 1:  # the server's own time to first audio (the bench subtracts it)
+                    self.first_audio_spans.append((ctx.t_created, time.monotonic()))
+            dur = len(audio) / rate
+            words = piece.split()
+            if stamps and words:
+                starts = [round(ctx.offset + dur * i / len(words), 3) for i in range(len(words))]
+                ends = [round(ctx.offset + dur * (i + 1) / len(words), 3) for i in range(len(words))]
+                await self._send(
+                    ws,
+                    {"type": "timestamps", "context_id": ctx.id, "status_code": 206, "done": False,
+                     "word_timestamps": {"words": words, "start": starts, "end": ends}},
+                )  # fmt: skip
+            ctx.offset += dur
+        await self._send(ws, {"type": "done", "context_id": ctx.id, "status_code": 206, "done": True})
+        contexts.pop(ctx.id, None)
+
+    async def _faulty(self, ws: Any, ctx: _Context, f: Faults) -> bool:
+        """The faults due before chunk number ``ctx.chunks``; False: the context ends here."""
+        n = ctx.chunks
+        await asyncio.sleep(f.latency_secs if n == 0 else f.chunk_secs)
+        if f.silent_after is not None and n >= f.silent_after:
+            await asyncio.Event().wait()  # until the context is cancelled or the connection goes
+        if f.drop_after is not None and n >= f.drop_after:
+            ws.transport.abort()
+            return False
+        if f.error_after is not None and n == f.error_after:
+            await self._error(ws, ctx.id, "Generation failed", "The fake failed on purpose.", f.error_status)
+            return False
+        if f.malformed_after is not None and n == f.malformed_after:
+            await ws.send('{"type": "chunk", "data": ')
+        if f.unknown_after is not None and n == f.unknown_after:
+            await self._send(ws, {"type": "mystery", "context_id": ctx.id, "detail": "a type nobody knows"})
+        return True
+
+    async def _error(
+        self, ws: Any, cid: str | None, title: str, message: str, status: int = HTTPStatus.BAD_REQUEST
+    ) -> None:
+        code = "invalid_request" if status < 500 else "internal_error"
+        frame: dict[str, Any] = {"type": "error", "status_code": int(status), "title": title,
+                                 "message": message, "error_code": code, "done": True,
+                                 "request_id": str(uuid.uuid4())}  # fmt: skip
+        if cid is not None:
+            frame["context_id"] = cid
+        await self._send(ws, frame)
+
+    async def _send(self, ws: Any, frame: dict[str, Any]) -> None:
+        self.sent.append({k: v for k, v in frame.items() if k != "data"})
+        with contextlib.suppress(Exception):  # the client may be gone
+            await ws.send(json.dumps(frame))

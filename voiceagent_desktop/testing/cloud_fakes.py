@@ -1,0 +1,119 @@
+"""The Cloud profile's three services, faked on 127.0.0.1 with real models, for end-to-end tests and
+``voiceagent bench --profile cloud-fake``: Deepgram (``listen/v1``, transcribing with the local Whisper),
+an OpenAI-compatible chat server (scripted answers) and Cartesia (``/tts/websocket``, synthesizing with
+Piper). ``Latency`` injects provider delays; ``settings`` points a ``Settings`` at the fakes and
+``environ`` holds the keys they accept (the providers read ``*_API_KEY`` before the keyring).
+
+Each fake also records how long it took itself on the path of a reply — the Deepgram fake from a
+``Finalize`` to its answer, the chat server from a request to the end of its first sentence, the Cartesia
+fake from a context's first text to its first chunk — so the bench can subtract the services' time
+(injected latency and the fakes' own compute) and keep the app's overhead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import LLMSettings, Settings, STTSettings, TTSSettings
+from .cartesia_fake import FakeCartesiaServer, from_tts
+from .cartesia_fake import Faults as CartesiaFaults
+from .deepgram_fake import FakeDeepgramServer
+from .deepgram_fake import Faults as DeepgramFaults
+from .openai_fake import FakeOpenAIServer, Request, Script
+
+KEYS = {
+    "DEEPGRAM_API_KEY": "dg-fake-key-9f3b2c",
+    "OPENAI_API_KEY": "sk-fake-key-77aa01",
+    "CARTESIA_API_KEY": "cartesia-fake-key-51d0e4",
+}
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Delays the fakes inject (seconds)."""
+
+    stt_result: float = 0.0  # Deepgram: before every result (the Finalize answer included)
+    llm_first_byte: float = 0.0  # chat server: before the response starts
+    llm_chunk: float = 0.0  # chat server: between streamed chunks
+    tts_first_audio: float = 0.0  # Cartesia: before each context's first chunk
+    handshake: float = 0.0  # every new connection (what TLS costs)
+
+
+#: Typical latencies of the real services from a European or US desktop (published figures and
+#: commonly reported measurements): Deepgram nova-3 answers a Finalize in ~150 ms; gpt-4o-mini's first
+#: token takes ~350 ms, then ~100 tokens/s; Cartesia sonic's first audio ~90 ms; a TLS handshake ~100 ms.
+TYPICAL = Latency(stt_result=0.15, llm_first_byte=0.35, llm_chunk=0.01, tts_first_audio=0.09, handshake=0.1)
+
+
+def default_answer(request: Request) -> Script:
+    return Script(text="Paris is the capital of France. It is known for the Eiffel Tower.")
+
+
+class CloudFakes:
+    """``async with CloudFakes(stt, tts) as fakes:`` — ``stt``/``tts`` are loaded embedded providers the
+    fakes use for their own transcription and synthesis (a WhisperSTT, a PiperTTS)."""
+
+    def __init__(
+        self,
+        stt: Any,
+        tts: Any,
+        *,
+        latency: Latency = Latency(),
+        answer: Callable[[Request], Script] = default_answer,
+        deepgram_faults: DeepgramFaults | None = None,
+        cartesia_faults: CartesiaFaults | None = None,
+    ) -> None:
+        self.latency = latency
+        self._answer = answer
+
+        async def transcribe(audio: np.ndarray) -> str:
+            return str((await stt.transcribe(audio)).text)
+
+        dg = deepgram_faults or DeepgramFaults()
+        dg.latency_secs, dg.handshake_secs = latency.stt_result, latency.handshake
+        self.deepgram = FakeDeepgramServer(transcribe, api_key=KEYS["DEEPGRAM_API_KEY"], faults=dg)
+        self.openai = FakeOpenAIServer(
+            self._script, handshake_secs=latency.handshake, api_key=KEYS["OPENAI_API_KEY"]
+        )
+        ca = cartesia_faults or CartesiaFaults()
+        ca.latency_secs, ca.handshake_secs = latency.tts_first_audio, latency.handshake
+        self.cartesia = FakeCartesiaServer(from_tts(tts), api_key=KEYS["CARTESIA_API_KEY"], faults=ca)
+        self._stack = contextlib.AsyncExitStack()
+
+    def _script(self, request: Request) -> Script:
+        s = self._answer(request)
+        if s.first_byte_secs == 0.0 and s.chunk_secs == 0.0:
+            s.first_byte_secs, s.chunk_secs = self.latency.llm_first_byte, self.latency.llm_chunk
+        return s
+
+    async def __aenter__(self) -> CloudFakes:
+        for server in (self.deepgram, self.openai, self.cartesia):
+            await self._stack.enter_async_context(server)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return dict(KEYS)
+
+    def settings(self, base: Settings | None = None, **changes: Any) -> Settings:
+        """``base`` (default settings) on the Cloud profile, every stage pointed at its fake."""
+        base = base or Settings()
+        return base.model_copy(
+            update={
+                "profile": "cloud",
+                "stt": STTSettings(url=self.deepgram.url),
+                "llm": base.llm.model_copy(update={"base_url": self.openai.base_url, "model": "fake"})
+                if base.llm.provider in (None, "openai")
+                else LLMSettings(base_url=self.openai.base_url, model="fake"),
+                "tts": TTSSettings(url=self.cartesia.url),
+                **changes,
+            }
+        )
