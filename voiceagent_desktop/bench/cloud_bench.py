@@ -2,9 +2,11 @@
 
 The app runs on the Cloud profile (deepgram-sdk, openai, cartesia) through the virtual sound devices,
 its stages pointed at the protocol-faithful fakes of testing/cloud_fakes.py (Deepgram transcribing with
-Whisper, a scripted OpenAI-compatible server, Cartesia synthesizing with Piper). Push-to-talk questions
-are spoken into the virtual microphone, twice: once with typical provider latencies injected
-(``cloud_fakes.TYPICAL``), once with zero-latency fakes.
+Whisper, a scripted OpenAI-compatible server, Cartesia synthesizing with Piper), which run in a process
+of their own. Push-to-talk questions
+are spoken into the virtual microphone, three times: with typical provider latencies injected
+(``cloud_fakes.TYPICAL``), with zero-latency fakes, and with typical latencies but connections not
+re-warmed at the start of each turn (what keeping them warm saves).
 
 For each turn, from the engine's marks and the fakes' own records (one clock):
 
@@ -23,14 +25,18 @@ For each turn, from the engine's marks and the fakes' own records (one clock):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
+import subprocess
+import sys
 import time
 from dataclasses import asdict
 from typing import Any
 
 from ..config import Settings
 from ..engine.events import AgentState, AssistantDone, InputMode, Notice, TurnMetrics
-from ..testing.cloud_fakes import TYPICAL, CloudFakes, Latency
+from ..testing.cloud_fakes import TYPICAL, Latency, cloud_settings
 from . import analysis
 from .run import QUESTIONS, Recorder, _wait_state, generate_speech
 
@@ -39,25 +45,64 @@ SUMMARY = (
 )  # fmt: skip
 
 
-def _first(spans: list[tuple[float, float]], since: int) -> tuple[float, float] | None:
+def _first(spans: list[list[float]], since: int) -> list[float] | None:
     """The turn's first span (the first sentence's context, the release's Finalize, …)."""
     return spans[since] if len(spans) > since else None
 
 
-async def _run(settings: Settings, va: Any, turns: int, latency: Latency, speech: dict[str, Any]) -> dict:
-    from ..providers.piper_tts import PiperTTS
-    from ..providers.whisper_stt import WhisperSTT
+class RemoteFakes:
+    """The fakes in a child process (``testing/cloud_fakes._serve``): their Whisper, Piper and Python
+    work must not share the app's event loop and GIL, as real services would not. Times in their records
+    are the system-wide monotonic clock, the app's clock too."""
+
+    def __init__(self, latency: Latency) -> None:
+        self.latency = latency
+        self._proc: subprocess.Popen[str] | None = None
+        self.urls: dict[str, str] = {}
+        self.environ: dict[str, str] = {}
+
+    def _line(self) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdout is not None
+        while line := self._proc.stdout.readline():
+            if line.startswith("{"):
+                return dict(json.loads(line))
+        raise RuntimeError("the fakes' process ended")
+
+    async def __aenter__(self) -> RemoteFakes:
+        module = "voiceagent_desktop.testing.cloud_fakes"
+        cmd = [sys.executable, "-m", module, json.dumps(asdict(self.latency))]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        hello = await asyncio.to_thread(self._line)
+        self.urls, self.environ = hello["urls"], hello["environ"]
+        return self
+
+    async def records(self) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write("spans\n")
+        self._proc.stdin.flush()
+        return await asyncio.to_thread(self._line)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.stdin is not None:
+            self._proc.stdin.close()
+            try:
+                await asyncio.to_thread(self._proc.wait, 20)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+
+async def _run(
+    settings: Settings, va: Any, turns: int, latency: Latency, speech: dict[str, Any], *, warm: bool = True
+) -> dict:
     from ..testing.virtual_audio import MIC_FEED
     from ..wiring import build_agent
 
-    fake_stt, fake_tts = WhisperSTT(), PiperTTS()
-    await fake_stt.load()
-    await fake_tts.load()
     rows: list[dict[str, Any]] = []
-    async with CloudFakes(fake_stt, fake_tts, latency=latency) as fakes:
+    async with RemoteFakes(latency) as fakes:
         saved = {k: os.environ.get(k) for k in fakes.environ}
         os.environ.update(fakes.environ)
-        agent = build_agent(fakes.settings(settings.model_copy(update={"mode": "ptt"})))
+        agent = build_agent(cloud_settings(fakes.urls, settings.model_copy(update={"mode": "ptt"})))
+        agent.settings = dataclasses.replace(agent.settings, warm_connections=warm)
         rec = Recorder()
         agent.bus.subscribe(rec)
         try:
@@ -68,11 +113,7 @@ async def _run(settings: Settings, va: Any, turns: int, latency: Latency, speech
                 await _wait_state(agent, {AgentState.LISTENING}, 30)
                 await asyncio.sleep(0.6)
                 n_done, n_metrics = rec.count(AssistantDone), rec.count(TurnMetrics)
-                since = (
-                    len(fakes.deepgram.finalize_spans),
-                    len(fakes.openai.first_sentence_spans),
-                    len(fakes.cartesia.first_audio_spans),
-                )
+                before = (await fakes.records())["spans"]
                 player = va.player(MIC_FEED, speech[question], 16000)
                 agent.ptt_press()
                 player.start()
@@ -84,13 +125,11 @@ async def _run(settings: Settings, va: Any, turns: int, latency: Latency, speech
                 if not isinstance(metrics, TurnMetrics) or done is None:
                     rows.append({"question": question, "answered": False})
                     continue
-                rows.append(_row(question, metrics, fakes, since))
+                after = (await fakes.records())["spans"]
+                firsts = {k: _first(after[k], len(before[k])) for k in after}
+                rows.append(_row(question, metrics, firsts))
         finally:
-            connections = {
-                "deepgram": fakes.deepgram.handshakes,
-                "openai": fakes.openai.connections,
-                "cartesia": fakes.cartesia.connections,
-            }
+            connections = (await fakes.records())["connections"]
             await agent.stop()
             notices = [e.message for _, e in rec.events if isinstance(e, Notice)]
             for k, v in saved.items():
@@ -98,10 +137,9 @@ async def _run(settings: Settings, va: Any, turns: int, latency: Latency, speech
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-    await fake_stt.aclose()
-    await fake_tts.aclose()
     ok = [r for r in rows if "overhead_ms" in r]
     return {
+        "warm_connections": warm,
         "latency_injected_s": asdict(latency),
         "turns": rows,
         "answered": len(ok),
@@ -111,11 +149,10 @@ async def _run(settings: Settings, va: Any, turns: int, latency: Latency, speech
     }
 
 
-def _row(question: str, m: TurnMetrics, fakes: CloudFakes, since: tuple[int, int, int]) -> dict[str, Any]:
+def _row(question: str, m: TurnMetrics, firsts: dict[str, Any]) -> dict[str, Any]:
     marks = m.marks
-    stt = _first(fakes.deepgram.finalize_spans, since[0])
-    llm = _first(fakes.openai.first_sentence_spans, since[1])
-    tts = _first(fakes.cartesia.first_audio_spans, since[2])
+    stt, llm = firsts["deepgram_finalize"], firsts["openai_first_sentence"]
+    tts = firsts["cartesia_first_audio"]
     need = ("eot_decided", "stt_final", "first_sentence_ready", "tts_first_audio")
     row: dict[str, Any] = {"question": question, "answered": True}
     if stt is None or llm is None or tts is None or any(k not in marks for k in need):
@@ -152,8 +189,10 @@ def run_cloud_bench(settings: Settings, va: Any, turns: int) -> dict[str, Any]:
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(turns)]
     speech = generate_speech(list(dict.fromkeys(questions)))
     out: dict[str, Any] = {"profile": "cloud-fake", "turns_per_run": turns}
-    for name, latency in (("typical_latency", TYPICAL), ("zero_latency", Latency())):
+    runs = (("typical_latency", TYPICAL, True), ("zero_latency", Latency(), True),
+            ("typical_latency_not_kept_warm", TYPICAL, False))  # fmt: skip
+    for name, latency, warm in runs:
         t0 = time.monotonic()
-        out[name] = asyncio.run(_run(settings, va, turns, latency, speech))
+        out[name] = asyncio.run(_run(settings, va, turns, latency, speech, warm=warm))
         out[name]["wall_s"] = round(time.monotonic() - t0, 1)
     return out

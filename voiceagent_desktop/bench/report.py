@@ -266,8 +266,15 @@ text → first chunk: injected latency and the fakes' compute). **capture** (par
 wait for the frame that carries the audio up to the release, then the Finalize — ≤ one 32 ms frame plus
 the input latency; **after capture**: the rest. **device**: handed over → the first sample at the
 speaker (output callback period and buffer; the same for every provider). Target: overhead p95 ≤ 10 ms
-(Pipecat's own, measured on this machine: 7–8 ms).
+(Pipecat's own, measured on this machine: 7–8 ms). The fakes run in a process of their own (their
+Whisper, Piper and Python work must not share the app's loop). *Not kept warm*: the same typical run
+without re-opening idle connections when a turn starts — the HTTP pool drops an idle connection after
+5 s, so each turn pays the LLM's handshake again (the fake's 100 ms); that difference is what keeping
+connections warm saves.
 """
+
+
+RUNS = ("typical_latency", "zero_latency", "typical_latency_not_kept_warm")
 
 
 def render_cloud_section(results: dict[str, Any], path: Path) -> None:
@@ -283,7 +290,7 @@ def render_cloud_section(results: dict[str, Any], path: Path) -> None:
         "| EOT → audio handed over | fakes' own time | device | answered |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in ("typical_latency", "zero_latency"):
+    for run in RUNS:
         r = results.get(run) or {}
         lat = r.get("latency_injected_s", {})
         injected = ", ".join(f"{k} {v}" for k, v in lat.items() if v) or "none"
@@ -293,7 +300,11 @@ def render_cloud_section(results: dict[str, Any], path: Path) -> None:
             f"| {_ms(r.get('eot_to_audio_ms'))} | {_ms(r.get('services_ms'))} "
             f"| {_ms(r.get('device_ms'))} | {r.get('answered')} / {len(r.get('turns', []))} |"
         )
-    notes = [n for run in ("typical_latency", "zero_latency") for n in results.get(run, {}).get(
+    cold = results.get("typical_latency_not_kept_warm", {}).get("connections_opened")
+    warm = results.get("typical_latency", {}).get("connections_opened")
+    if cold and warm:
+        lines += ["", f"Connections opened in the session: kept warm {warm}; not kept warm {cold}."]
+    notes = [n for run in RUNS for n in results.get(run, {}).get(
         "fallback_notices", [])]  # fmt: skip
     if notes:
         lines += ["", "Fallback notices during the runs: " + "; ".join(notes)]

@@ -333,7 +333,7 @@ def run_bench(
 
     if profile == "cloud-fake":
         from .cloud_bench import run_cloud_bench
-        from .report import render_cloud_section
+        from .report import RUNS, render_cloud_section
 
         with VirtualAudio() as va:
             cloud: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -343,7 +343,7 @@ def run_bench(
         if markdown is not None:
             render_cloud_section(cloud, markdown)
         keys = ("overhead_ms", "capture_ms", "overhead_after_capture_ms", "device_ms", "answered")
-        summary = {run: {k: cloud[run][k] for k in keys} for run in ("typical_latency", "zero_latency")}
+        summary = {run: {k: cloud[run][k] for k in keys} for run in RUNS}
         print(json.dumps(summary, indent=2))
         return 0
     with VirtualAudio() as va:

@@ -83,6 +83,8 @@ class ConversationSettings:
     min_press_secs: float = 0.15  # shorter PTT presses are ignored
     max_history_messages: int = 24
     max_turn_secs: float = 30.0
+    #: Cloud providers re-open idle connections when a user turn starts (False: only for benchmarks).
+    warm_connections: bool = True
 
 
 class Conversation:
@@ -369,7 +371,7 @@ class Conversation:
             self._stream.begin_turn(frames)
         for provider in (self.llm, self.tts):  # a cloud provider re-opens an idle connection meanwhile
             warm = getattr(provider, "warm", None)
-            if warm is not None:
+            if warm is not None and self.settings.warm_connections:
                 self._background(warm(), "warm")
         self._set_state(AgentState.USER_SPEAKING)
 

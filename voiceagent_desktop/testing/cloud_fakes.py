@@ -12,6 +12,7 @@ fake from a context's first text to its first chunk — so the bench can subtrac
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,7 +57,9 @@ def default_answer(request: Request) -> Script:
 
 class CloudFakes:
     """``async with CloudFakes(stt, tts) as fakes:`` — ``stt``/``tts`` are loaded embedded providers the
-    fakes use for their own transcription and synthesis (a WhisperSTT, a PiperTTS)."""
+    fakes use for their own transcription and synthesis (a WhisperSTT, a PiperTTS). ``python -m
+    voiceagent_desktop.testing.cloud_fakes LATENCY_JSON`` runs them in a process of their own
+    (``_serve``)."""
 
     def __init__(
         self,
@@ -103,17 +106,76 @@ class CloudFakes:
     def environ(self) -> dict[str, str]:
         return dict(KEYS)
 
+    @property
+    def urls(self) -> dict[str, str]:
+        return {"deepgram": self.deepgram.url, "openai": self.openai.base_url, "cartesia": self.cartesia.url}
+
     def settings(self, base: Settings | None = None, **changes: Any) -> Settings:
-        """``base`` (default settings) on the Cloud profile, every stage pointed at its fake."""
-        base = base or Settings()
-        return base.model_copy(
-            update={
-                "profile": "cloud",
-                "stt": STTSettings(url=self.deepgram.url),
-                "llm": base.llm.model_copy(update={"base_url": self.openai.base_url, "model": "fake"})
-                if base.llm.provider in (None, "openai")
-                else LLMSettings(base_url=self.openai.base_url, model="fake"),
-                "tts": TTSSettings(url=self.cartesia.url),
-                **changes,
-            }
-        )
+        return cloud_settings(self.urls, base, **changes)
+
+
+def cloud_settings(urls: dict[str, str], base: Settings | None = None, **changes: Any) -> Settings:
+    """``base`` (default settings) on the Cloud profile, every stage pointed at its fake."""
+    base = base or Settings()
+    llm = (
+        base.llm.model_copy(update={"base_url": urls["openai"], "model": "fake"})
+        if base.llm.provider in (None, "openai")
+        else LLMSettings(base_url=urls["openai"], model="fake")
+    )
+    return base.model_copy(
+        update={
+            "profile": "cloud",
+            "stt": STTSettings(url=urls["deepgram"]),
+            "llm": llm,
+            "tts": TTSSettings(url=urls["cartesia"]),
+            **changes,
+        }
+    )
+
+
+# ---- the fakes in a child process (the bench: their CPU work must not share the app's loop and GIL) ----
+
+
+def spans(fakes: CloudFakes) -> dict[str, list[tuple[float, float]]]:
+    return {
+        "deepgram_finalize": list(fakes.deepgram.finalize_spans),
+        "openai_first_sentence": list(fakes.openai.first_sentence_spans),
+        "cartesia_first_audio": list(fakes.cartesia.first_audio_spans),
+    }
+
+
+def connections(fakes: CloudFakes) -> dict[str, int]:
+    return {
+        "deepgram": fakes.deepgram.handshakes,
+        "openai": fakes.openai.connections,
+        "cartesia": fakes.cartesia.connections,
+    }
+
+
+async def _serve(latency: Latency) -> None:
+    """Start the fakes, print their URLs and keys as one JSON line, then answer ``spans`` lines on stdin
+    with the records (times: the system-wide monotonic clock, as the app's) until stdin closes."""
+    import json
+    import sys
+
+    from ..providers.piper_tts import PiperTTS
+    from ..providers.whisper_stt import WhisperSTT
+
+    stt, tts = WhisperSTT(), PiperTTS()
+    await stt.load()
+    await tts.load()
+    async with CloudFakes(stt, tts, latency=latency) as fakes:
+        print(json.dumps({"urls": fakes.urls, "environ": fakes.environ}), flush=True)
+        loop = asyncio.get_running_loop()
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            if line.strip() == "spans":
+                print(json.dumps({"spans": spans(fakes), "connections": connections(fakes)}), flush=True)
+    await stt.aclose()
+    await tts.aclose()
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    asyncio.run(_serve(Latency(**json.loads(sys.argv[1]))))
