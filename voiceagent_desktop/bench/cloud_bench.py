@@ -45,11 +45,6 @@ SUMMARY = (
 )  # fmt: skip
 
 
-def _first(spans: list[list[float]], since: int) -> list[float] | None:
-    """The turn's first span (the first sentence's context, the release's Finalize, …)."""
-    return spans[since] if len(spans) > since else None
-
-
 class RemoteFakes:
     """The fakes in a child process (``testing/cloud_fakes._serve``): their Whisper, Piper and Python
     work must not share the app's event loop and GIL, as real services would not. Times in their records
@@ -107,27 +102,30 @@ async def _run(
         agent.bus.subscribe(rec)
         try:
             await agent.start()
-            agent.set_mode(InputMode.PUSH_TO_TALK)
-            for i in range(turns):
-                question = QUESTIONS[i % len(QUESTIONS)]
-                await _wait_state(agent, {AgentState.LISTENING}, 30)
-                await asyncio.sleep(0.6)
-                n_done, n_metrics = rec.count(AssistantDone), rec.count(TurnMetrics)
-                before = (await fakes.records())["spans"]
-                player = va.player(MIC_FEED, speech[question], 16000)
-                agent.ptt_press()
-                player.start()
-                await asyncio.sleep(player.duration + 0.03)
-                agent.ptt_release()
-                done = await rec.wait_for(AssistantDone, n_done, 60)
-                metrics = await rec.wait_for(TurnMetrics, n_metrics, 2)
-                player.stop()
-                if not isinstance(metrics, TurnMetrics) or done is None:
-                    rows.append({"question": question, "answered": False})
-                    continue
-                after = (await fakes.records())["spans"]
-                firsts = {k: _first(after[k], len(before[k])) for k in after}
-                rows.append(_row(question, metrics, firsts))
+            for mode in (InputMode.PUSH_TO_TALK, InputMode.HANDS_FREE):
+                agent.set_mode(mode)
+                for i in range(turns):
+                    question = QUESTIONS[i % len(QUESTIONS)]
+                    await _wait_state(agent, {AgentState.LISTENING}, 30)
+                    await asyncio.sleep(0.6)
+                    n_done, n_metrics = rec.count(AssistantDone), rec.count(TurnMetrics)
+                    before = (await fakes.records())["spans"]
+                    player = va.player(MIC_FEED, speech[question], 16000)
+                    if mode is InputMode.PUSH_TO_TALK:
+                        agent.ptt_press()
+                    player.start()
+                    if mode is InputMode.PUSH_TO_TALK:
+                        await asyncio.sleep(player.duration + 0.03)
+                        agent.ptt_release()
+                    done = await rec.wait_for(AssistantDone, n_done, 60)
+                    metrics = await rec.wait_for(TurnMetrics, n_metrics, 2)
+                    player.stop()
+                    row: dict[str, Any] = {"mode": mode.value, "question": question, "answered": False}
+                    if isinstance(metrics, TurnMetrics) and done is not None:
+                        after = (await fakes.records())["spans"]
+                        new = {k: after[k][len(before[k]) :] for k in after}
+                        row.update(_row(metrics, new))
+                    rows.append(row)
         finally:
             connections = (await fakes.records())["connections"]
             await agent.stop()
@@ -137,49 +135,70 @@ async def _run(
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-    ok = [r for r in rows if "overhead_ms" in r]
-    return {
+    out: dict[str, Any] = {
         "warm_connections": warm,
         "latency_injected_s": asdict(latency),
         "turns": rows,
-        "answered": len(ok),
         "fallback_notices": notices,
         "connections_opened": connections,  # pre-warmed at start: 1 each unless a socket dropped
-        **{key: analysis.percentiles([r[key] for r in ok]) for key in SUMMARY},
     }
+    for label in ("ptt", "handsfree"):
+        ok = [r for r in rows if r["mode"] == label and "overhead_ms" in r]
+        out[label] = {
+            "answered": len(ok),
+            **{k: analysis.percentiles([r[k] for r in ok if k in r]) for k in SUMMARY},
+        }
+    return out
 
 
-def _row(question: str, m: TurnMetrics, firsts: dict[str, Any]) -> dict[str, Any]:
+def _on_path(span: list[float], start: float, end: float) -> float:
+    """The part of a service's span that lies between the end-of-turn decision and the hand-over."""
+    return max(0.0, min(span[1], end) - max(span[0], start))
+
+
+def _row(m: TurnMetrics, new: dict[str, list[list[float]]]) -> dict[str, Any]:
+    """One turn: the fakes' records since it began (``new``) against the engine's marks. Hands-free, the
+    turn usually ends on an evaluation whose Finalize was answered before the decision: then no STT time
+    lies on the path (only the parts of spans between the decision and the hand-over count)."""
     marks = m.marks
-    stt, llm = firsts["deepgram_finalize"], firsts["openai_first_sentence"]
-    tts = firsts["cartesia_first_audio"]
     need = ("eot_decided", "stt_final", "first_sentence_ready", "tts_first_audio")
-    row: dict[str, Any] = {"question": question, "answered": True}
-    if stt is None or llm is None or tts is None or any(k not in marks for k in need):
-        return row | {"missing": [k for k, v in {"stt": stt, "llm": llm, "tts": tts}.items() if v is None]}
+    llm = new["openai_first_sentence"][:1]
+    tts = new["cartesia_first_audio"][:1]
+    if not llm or not tts or any(k not in marks for k in need):
+        return {
+            "missing": [k for k, v in {"llm": llm, "tts": tts}.items() if not v]
+            + [k for k in need if k not in marks]
+        }
     eot, handed = marks["eot_decided"], marks["tts_first_audio"]
-    services = (stt[1] - stt[0]) + (llm[1] - llm[0]) + (tts[1] - tts[0])
+    stt = [sp for sp in new["deepgram_finalize"] if _on_path(sp, eot, handed) > 0]
+    on_path = {
+        "stt": sum(_on_path(sp, eot, handed) for sp in stt),
+        "llm_first_sentence": _on_path(llm[0], eot, handed),
+        "tts_first_audio": _on_path(tts[0], eot, handed),
+    }
+    services = sum(on_path.values())
 
     def ms(seconds: float) -> float:
         return round(seconds * 1000, 2)
 
-    row.update(
+    row: dict[str, Any] = dict(
         eot_to_audio_ms=ms(handed - eot),
         services_ms=ms(services),
-        stages_ms={"stt": ms(stt[1] - stt[0]), "llm_first_sentence": ms(llm[1] - llm[0]),
-                   "tts_first_audio": ms(tts[1] - tts[0])},
+        stages_ms={k: ms(v) for k, v in on_path.items()},
         overhead_ms=ms(handed - eot - services),
-        capture_ms=ms(stt[0] - eot),
-        overhead_after_capture_ms=ms(handed - stt[0] - services),
-        # the rest of the overhead, hop by hop (the app's side of each hand-over)
-        overhead_parts_ms={
-            "transcript_to_llm_request": ms(llm[0] - stt[1]),
-            "llm_sentence_to_tts_request": ms(tts[0] - llm[1]),
-            "tts_chunk_to_device": ms(handed - tts[1]),
-            "of_which_reading_the_transcript": ms(marks["stt_final"] - stt[1]),
-            "of_which_reading_the_sentence": ms(marks["first_sentence_ready"] - llm[1]),
-        },
-    )  # fmt: skip
+        eot_reason=m.eot_reason,
+    )
+    if stt:  # the wait for the turn's last audio, then the Finalize (push-to-talk)
+        capture = max(0.0, stt[0][0] - eot)
+        row.update(capture_ms=ms(capture), overhead_after_capture_ms=ms(handed - eot - capture - services))
+    else:
+        row.update(capture_ms=0.0, overhead_after_capture_ms=row["overhead_ms"])
+    after_stt = stt[-1][1] if stt else eot
+    row["overhead_parts_ms"] = {  # the app's side of each hand-over
+        "transcript_to_llm_request": ms(llm[0][0] - after_stt),
+        "llm_sentence_to_tts_request": ms(tts[0][0] - llm[0][1]),
+        "tts_chunk_to_device": ms(handed - tts[0][1]),
+    }
     if "playback_start" in marks:
         row["device_ms"] = ms(marks["playback_start"] - handed)
     return row

@@ -343,7 +343,9 @@ def run_bench(
         if markdown is not None:
             render_cloud_section(cloud, markdown)
         keys = ("overhead_ms", "capture_ms", "overhead_after_capture_ms", "device_ms", "answered")
-        summary = {run: {k: cloud[run][k] for k in keys} for run in RUNS}
+        summary = {
+            f"{run} {m}": {k: cloud[run][m][k] for k in keys} for run in RUNS for m in ("ptt", "handsfree")
+        }
         print(json.dumps(summary, indent=2))
         return 0
     with VirtualAudio() as va:
