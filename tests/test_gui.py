@@ -324,6 +324,16 @@ def test_interim_words_show_live_and_the_final_transcript_replaces_them(make_rig
     assert final.role_label.text() == "You"
 
 
+def test_the_header_names_each_stage_provider_and_follows_a_fallback(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.start()
+    w, p = rig.window, rig.agent.providers
+    assert w.providers_caption.text() == f"{p.stt.name} · {p.llm.name} · {p.tts.name}"
+    p.tts.name = "Piper (embedded)"  # as a FallbackTTS reads after switching
+    rig.agent.bus.emit(Notice("Cartesia failed. Speaking with the embedded voice (Piper) for now."))
+    assert w.providers_caption.text().endswith(" · Piper (embedded)")
+
+
 def test_errors_and_notices_show_in_banners(make_rig: Callable[..., Rig]) -> None:
     rig = make_rig()
     rig.start()

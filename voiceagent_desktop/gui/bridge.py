@@ -83,6 +83,11 @@ class EngineBridge(QObject):
     def hands_free(self) -> bool:
         return self._agent.mode is InputMode.HANDS_FREE
 
+    def provider_names(self) -> dict[str, str]:
+        """The provider each stage uses now (a cloud stage that fell back names its embedded one)."""
+        p = self._agent.providers
+        return {"speech": p.stt.name, "language": p.llm.name, "voice": p.tts.name}
+
     # ---- commands ---------------------------------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:

@@ -134,9 +134,12 @@ class MainWindow(QMainWindow):
         self.hands_free.setToolTip("Listen all the time and detect when you stop speaking")
         self.hands_free.setEnabled(False)
         self.hands_free.toggled.connect(self._on_hands_free_toggled)
+        self.providers_caption = QLabel("")
+        self.providers_caption.setObjectName("caption")
         header.addWidget(self.state_indicator)
         header.addWidget(self.status_caption)
         header.addStretch(1)
+        header.addWidget(self.providers_caption)
         header.addWidget(self.hands_free)
         root.addLayout(header)
 
@@ -221,6 +224,15 @@ class MainWindow(QMainWindow):
         if self.fatal_error is None:
             self.ptt_button.setEnabled(True)
         self.status_caption.setText(f"ready in {load_s:.1f} s" if load_s > 0 else "ready")
+        self._show_providers()
+
+    def _show_providers(self) -> None:
+        """Which provider each stage uses, under the header; refreshed when a notice may mean a switch."""
+        if self._bridge is None or not self._bridge.is_ready:
+            return
+        names = self._bridge.provider_names()
+        self.providers_caption.setText(" · ".join(names.values()))
+        self.providers_caption.setToolTip("\n".join(f"{stage}: {name}" for stage, name in names.items()))
 
     def _on_metrics(self, metrics: object) -> None:
         if isinstance(metrics, TurnMetrics):
@@ -244,6 +256,7 @@ class MainWindow(QMainWindow):
 
     def show_notice(self, message: str) -> None:
         self.notice_banner.show_message(message)
+        self._show_providers()
 
     # ---- push-to-talk -----------------------------------------------------------------------------
 
