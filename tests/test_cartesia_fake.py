@@ -114,6 +114,29 @@ async def test_continued_input_is_synthesized_a_clause_at_a_time() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_flush_synthesizes_all_text_so_far_and_tags_its_audio_with_the_flush_id() -> None:
+    async with FakeCartesiaServer(api_key=KEY) as server, raw(server) as ws:
+        await ws.send(
+            request("c1", "Hello there, how", more=True, flush=True)
+        )  # no clause boundary at the end
+        await ws.send(request("c1", "Fine", more=True))
+        await ws.send(request("c1", " thanks.", more=True, flush=True))
+        await ws.send(request("c1", "", more=False))
+        got = await frames_until_done(ws)
+    kinds = [f["type"] for f in got]
+    assert kinds.count("flush_done") == 2 and kinds[-1] == "done"
+    first = kinds.index("flush_done")
+    assert {f["flush_id"] for f in got[:first]} == {1} and got[first]["flush_id"] == 1
+    assert got[first] == {"type": "flush_done", "context_id": "c1", "status_code": 206, "done": False,
+                          "flush_done": True, "flush_id": 1}  # fmt: skip
+    second = got[first + 1 : -2]
+    assert {f["flush_id"] for f in second} == {2} and got[-2]["flush_id"] == 2
+    stamps = [f["word_timestamps"]["words"] for f in got if f["type"] == "timestamps"]
+    assert stamps == [["Hello", "there,", "how"], ["Fine", "thanks."]]  # all of each flush, at once
+    assert sum(f["type"] == "chunk" for f in got[:first]) == 6  # 0.6 s (3 words) in 100 ms chunks
+
+
+@pytest.mark.asyncio
 async def test_two_contexts_on_one_socket_and_a_cancel_stops_one_at_once() -> None:
     async with FakeCartesiaServer(api_key=KEY, faults=Faults(chunk_secs=0.05)) as server, sdk(server) as conn:
         a = conn.context("a", model_id="sonic-3", voice=VOICE, output_format=fmt())

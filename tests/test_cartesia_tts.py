@@ -114,25 +114,36 @@ async def test_streaming_with_timestamps_on_a_prewarmed_socket(caplog: pytest.Lo
 @pytest.mark.asyncio
 async def test_a_turn_takes_the_text_as_the_llm_writes_it_in_one_context() -> None:
     async with loaded() as (server, tts):
-        turn, got, first = tts.open_turn(), list[np.ndarray](), asyncio.Event()
+        turn, got, first = tts.open_turn(), list[tuple[int, np.ndarray]](), asyncio.Event()
 
         async def play() -> None:
-            async for chunk in turn.chunks():
-                got.append(chunk)
+            async for index, chunk in turn.chunks():
+                got.append((index, chunk))
                 first.set()
 
         player = asyncio.create_task(play())
-        await turn.push("Hello there, ")
-        await asyncio.wait_for(first.wait(), 2)  # audio for the first clause before the rest is written
-        for token in ("how ", "are ", "you?"):
-            await turn.push(token)
+        await turn.push("Hello there.")
+        await asyncio.wait_for(first.wait(), 2)  # audio for the first sentence before the rest is written
+        for sentence in ("How are you?", "Fine."):
+            await turn.push(sentence)
         await turn.end()
         await asyncio.wait_for(player, 5)
         assert {m["context_id"] for m in server.received} == {turn.context_id}
-        assert len(generations(server)) == 5
-        assert [w for w, _, _ in turn.word_timestamps] == ["Hello", "there,", "how", "are", "you?"]
+        gens = generations(server)
+        assert [(m["transcript"], m["continue"], m.get("flush")) for m in gens] == [
+            ("Hello there.", True, True), ("How are you?", True, True), ("Fine.", True, True),
+            ("", False, None),
+        ]  # fmt: skip
+        assert len(server.frames(turn.context_id, "flush_done")) == 3 and turn.completed == 3
+        indices = [i for i, _ in got]
+        assert indices == sorted(indices) and set(indices) == {0, 1, 2}  # each sentence's audio, in order
+        per = [sum(len(c) for i, c in got if i == k) / RATE for k in range(3)]
+        assert per == pytest.approx([0.4, 0.6, 0.2], abs=0.01)  # 0.2 s of tone per word
+        assert [w for w, _, _ in turn.word_timestamps] == ["Hello", "there.", "How", "are", "you?", "Fine."]
         assert tts.last_word_timestamps == turn.word_timestamps
-        assert abs(sum(len(c) for c in got) / RATE - 5 * 0.2) < 0.01
+        second = turn.timestamps(1)  # from the start of the second sentence's audio
+        assert [w for w, _, _ in second] == ["How", "are", "you?"]
+        assert second[0][1] == pytest.approx(0.0, abs=0.002) and second[-1][2] == pytest.approx(0.6, abs=0.01)
         assert len(server.frames(turn.context_id, "done")) == 1 and not server.cancelled
 
 

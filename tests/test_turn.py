@@ -8,11 +8,18 @@ import asyncio
 import numpy as np
 import pytest
 
-from voiceagent_desktop.engine.events import AgentState, BargeIn, EndOfTurn, InputMode, TurnMetrics
+from voiceagent_desktop.engine.events import (
+    AgentState,
+    BargeIn,
+    EndOfTurn,
+    InputMode,
+    TurnMetrics,
+    UserTranscript,
+)
 from voiceagent_desktop.engine.turn import EOTReason, Evaluation, TurnParams, TurnPolicy
 from voiceagent_desktop.engine.turn_text import TextState, classify
 from voiceagent_desktop.engine.vad import VADParams
-from voiceagent_desktop.providers.base import Transcript
+from voiceagent_desktop.providers.base import STTCapabilities, Transcript
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
 
 from .scenario import FRAME_SECS, Scenario
@@ -404,3 +411,56 @@ async def test_voice_heard_after_the_silence_holds_the_models_until_the_vad_rule
     gate.set()  # let the next transcription through
     await s2.frames(0.5, speech=False)
     assert len(det2.calls) == 1 and [e.reason for e in s2.of(EndOfTurn)] == ["model"]
+
+
+class FakeStream:
+    """A streaming STT (``StreamingSTT``) that counts the frames it was sent and when it was flushed."""
+
+    name = "fake stream"
+    capabilities = STTCapabilities(streaming=True, interim_results=True)
+
+    def __init__(self, text: str = "What time is it?") -> None:
+        self.text, self.frames, self.flushed_at = text, 0, list[int]()
+        self.on_interim = self.on_utterance_end = None
+
+    async def load(self, progress=None) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    def begin_turn(self, preroll=()) -> None:  # type: ignore[no-untyped-def]
+        self.frames = len(preroll)
+
+    def send(self, frame) -> None:  # type: ignore[no-untyped-def]
+        self.frames += 1
+
+    async def finalize(self) -> Transcript:
+        self.flushed_at.append(self.frames)
+        return Transcript(self.text)
+
+    def end_turn(self) -> None:
+        return None
+
+    async def transcribe(self, audio) -> Transcript:  # type: ignore[no-untyped-def]
+        raise AssertionError("a streaming STT is flushed, never given the audio")
+
+
+@pytest.mark.asyncio
+async def test_a_streaming_stt_is_flushed_only_after_a_real_pause_not_inside_a_word() -> None:
+    stream = FakeStream()
+    s = Scenario(
+        InputMode.HANDS_FREE, stt=stream, turn=FakeTurnDetector(p=0.9),  # type: ignore[arg-type]
+        vad=VADParams(start_secs=0.1, stop_secs=0.032),
+    )  # fmt: skip
+    await s.frames(1.0, speech=True)
+    await s.frames(0.064, speech=False)  # a stop consonant's closure: VAD sees silence, no flush
+    await s.frames(0.5, speech=True)
+    assert stream.flushed_at == []
+    n_spoken = stream.frames
+    await s.frames(1.0, speech=False)
+    assert len(stream.flushed_at) == 1
+    silent_frames = stream.flushed_at[0] - n_spoken
+    assert silent_frames * FRAME_SECS >= 0.15 - 1e-6  # flushed once the pause reached stream_pause_secs
+    assert [e.text for e in s.of(UserTranscript)] == ["What time is it?"]
+    assert s.of(EndOfTurn)[0].reason == "model"

@@ -5,8 +5,7 @@ ends on PTT release (at once: the release flushes the trailing frame, no model o
 shorter than ``min_press_secs`` are ignored) or, hands-free, when ``turn.TurnPolicy`` decides (VAD
 silence → speculative STT + language model + end-of-turn model → adaptive silence deadline). The
 transcript goes to the LLM, the reply sentence by sentence to TTS and the sound device
-(``reply.run_reply``). A hands-free turn that ends on an evaluation reuses that evaluation's transcript
-instead of running STT again.
+(``reply.run_reply``); a hands-free turn that ends on an evaluation reuses its transcript.
 
 Barge-in policy: when the user starts a turn (VAD start confirmed hands-free, or a PTT press) while the
 agent is thinking or speaking, playback is cleared at once, the reply task is cancelled (LLM and TTS stop)
@@ -49,6 +48,7 @@ from .events import (
     UserInterim,
     UserTranscript,
 )
+from .frames import FrameWaiter
 from .history import History
 from .latency import TurnTimer
 from .memory import release_free_memory
@@ -85,6 +85,9 @@ class ConversationSettings:
     max_turn_secs: float = 30.0
     #: Cloud providers re-open idle connections when a user turn starts (False: only for benchmarks).
     warm_connections: bool = True
+    #: A streaming STT is flushed for an end-of-turn evaluation once the silence is this long (a flush
+    #: splits the service's segment: not inside a word).
+    stream_pause_secs: float = 0.15
 
 
 class Conversation:
@@ -116,7 +119,7 @@ class Conversation:
         #: (evaluation id, frames of the turn it covers): the audio is joined only when it starts, since
         #: with one-frame silences most requests are replaced by a newer one before they run.
         self._queued_eval: tuple[int, int] | None = None
-        self._frame_seen = asyncio.Event()
+        self._frames = FrameWaiter()
         self.history = History(self.settings.system_prompt, self.settings.max_history_messages)
         self.state = AgentState.LISTENING
         self._preroll: collections.deque[AudioArray] = collections.deque(
@@ -140,7 +143,6 @@ class Conversation:
         if self._stream is not None:
             self._stream.on_interim = self._on_interim
             self._stream.on_utterance_end = self._on_utterance_end
-        self._eval_stt: STT = StreamedTurnSTT(self._stream) if self._stream is not None else stt
         sink.set_listener(self)
 
     # ---- commands -------------------------------------------------------------------------------
@@ -203,7 +205,7 @@ class Conversation:
 
     def on_frame(self, frame: AudioArray, t: float) -> None:
         """One 512-sample 16 kHz frame ending at clock time ``t`` (called on the event loop)."""
-        self._frame_seen.set()  # its waiters run after this frame has been handled
+        self._frames.frame(t)
         if self._turn_frames is not None:
             self._turn_frames.append(frame)
             if self._stream is not None:
@@ -255,7 +257,7 @@ class Conversation:
             evaluation = await evaluate(
                 audio,
                 self.turn_detector if models else None,
-                self._eval_stt,
+                self._eval_stt(eval_id),
                 self.text_model if models else None,
                 settled=lambda: self._settled(eval_id),
                 text_low=self.turn_policy.params.text_low if self.turn_policy.params.use_text else None,
@@ -289,19 +291,23 @@ class Conversation:
         if decision is not None:
             self._end_on_decision(decision)
 
+    def _eval_stt(self, eval_id: int) -> STT:
+        if self._stream is None:
+            return self.stt
+        args = (self._frames, self.turn_policy, self.vad_machine, eval_id, self.settings.stream_pause_secs)
+        return StreamedTurnSTT.after_pause(self._stream, *args)
+
+    def _current(self, eval_id: int) -> bool:
+        return eval_id == self.turn_policy.current_eval_id
+
     async def _settled(self, eval_id: int, limit_secs: float = 0.5) -> bool:
         """Once the VAD has ruled on any voice heard since the evaluation started (a blip, or the user
-        going on): is evaluation ``eval_id`` still the current one? Waits for frames, at most
-        ``limit_secs``."""
-        policy = self.turn_policy
-        try:
-            async with asyncio.timeout(limit_secs):
-                while self.vad_machine.phase is VADPhase.STARTING and eval_id == policy.current_eval_id:
-                    self._frame_seen.clear()
-                    await self._frame_seen.wait()
-        except TimeoutError:
-            pass
-        return eval_id == policy.current_eval_id
+        going on): is evaluation ``eval_id`` still the current one?"""
+        starting = VADPhase.STARTING
+        await self._frames.until(
+            lambda: self.vad_machine.phase is not starting or not self._current(eval_id), limit_secs
+        )
+        return self._current(eval_id)
 
     def _end_on_decision(self, decision: EndOfTurnDecision) -> None:
         timer = self._turn_timer

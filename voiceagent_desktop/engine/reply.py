@@ -3,16 +3,22 @@
 A ``Reply`` runs as one task. Cancelling the task stops the LLM (between tokens) and TTS (between
 chunks); the conversation clears playback separately and asks ``heard_text`` what the user actually
 heard, from the samples the sound device played for each sentence segment.
+
+A TTS with ``open_turn`` (a ``TurnTTS``) gets the whole reply as one turn, each sentence pushed as the
+LLM finishes it; its audio comes back tagged with the sentence's number, one playback segment per
+sentence (a new one, too, if the rate changes: a fallback voice took over). Otherwise each sentence is
+synthesized on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..providers.base import LLM, TTS, ChatMessage, Restart
+from ..providers.base import LLM, TTS, ChatMessage, Restart, TTSTurn, WordTimestamps
 from .clock import Clock
 from .latency import TurnTimer
 from .ports import AudioSink
@@ -29,6 +35,9 @@ class Segment:
     synthesized: bool = False  # all audio for the text was produced
     started: bool = False
     finished: bool = False
+    rate: int = 0  # of its audio (turn TTS)
+    words: WordTimestamps | None = None  # its words' times from the start of its audio, if known
+    superseded: bool = False  # its sentence was spoken again, whole, in a later segment (a fallback voice)
 
 
 @dataclass
@@ -48,21 +57,26 @@ class Reply:
 
     @property
     def full_text(self) -> str:
-        return " ".join(s.text for s in self.segments)
+        return " ".join(s.text for s in self.segments if not s.superseded)
 
     def heard_text(self, played: dict[int, int]) -> str:
-        """Text the user heard: whole sentences that played out, plus the played share of the words of a
-        sentence cut mid-way (proportional to samples played)."""
+        """Text the user heard: whole sentences that played out, plus the words of a sentence cut mid-way
+        that ended in the samples played (by the word timestamps; else in proportion to them)."""
         heard: list[str] = []
         for seg in self.segments:
             n = played.get(seg.segment_id, 0)
             if seg.finished or (seg.synthesized and seg.samples and n >= seg.samples):
-                heard.append(seg.text)
+                if not seg.superseded:
+                    heard.append(seg.text)
                 continue
             if n <= 0 or seg.samples <= 0:
                 break
             words = seg.text.split()
-            keep = int(len(words) * min(1.0, n / seg.samples))
+            if seg.words and seg.rate:
+                ended = sum(1 for _, _, end in seg.words if end <= n / seg.rate + 1e-6)
+                keep = ended if len(seg.words) == len(words) else len(words) * ended // len(seg.words)
+            else:
+                keep = int(len(words) * min(1.0, n / seg.samples))
             if keep:
                 heard.append(" ".join(words[:keep]) + " …")
             break
@@ -81,8 +95,12 @@ async def run_reply(
 ) -> None:
     """Stream the LLM into sentences and the sentences through TTS into the sink, concurrently."""
     timer = reply.timer
+    open_turn = getattr(tts, "open_turn", None)
+    turn: TTSTurn | None = open_turn() if open_turn is not None else None
     sentences: asyncio.Queue[str | None] = asyncio.Queue()
     said: list[str] = []  # sentences out of the splitter so far
+    # False once the turn's audio has ended: later sentences go one by one through ``sentences``
+    state = {"turn_open": turn is not None, "all_said": False}
 
     async def deltas():
         async for delta in llm.stream(messages):
@@ -100,9 +118,16 @@ async def run_reply(
                 timer.mark("first_sentence_ready", clock.now())
                 said.append(sentence)
                 on_sentence(sentence)
-                sentences.put_nowait(sentence)
+                if turn is None or not state["turn_open"]:
+                    sentences.put_nowait(sentence)
+                else:
+                    await turn.push(sentence)  # piece number len(said) - 1
         finally:
-            sentences.put_nowait(None)
+            state["all_said"] = True
+            if turn is None or not state["turn_open"]:
+                sentences.put_nowait(None)
+            else:
+                await turn.end()
 
     async def speak() -> None:
         while (sentence := await sentences.get()) is not None:
@@ -114,20 +139,58 @@ async def run_reply(
                 timer.mark("tts_first_audio", clock.now())
                 seg.samples += len(chunk)
                 sink.play(seg.segment_id, chunk, tts.sample_rate)
-            seg.synthesized = True
-            if seg.samples:
-                sink.finish_segment(seg.segment_id)
-            else:
-                seg.finished = True
+            close(seg)
+
+    def close(seg: Segment) -> None:
+        seg.synthesized = True
+        if seg.samples:
+            sink.finish_segment(seg.segment_id)
+        else:
+            seg.finished = True
+
+    async def speak_turn(turn: TTSTurn) -> None:
+        seg, pieces = None, list[int]()  # the segment being filled; the piece of each segment
+        async with contextlib.aclosing(turn.chunks()) as chunks:
+            async for index, chunk in chunks:
+                if len(chunk) == 0:
+                    continue
+                rate = turn.sample_rate
+                if seg is None or index != pieces[-1] or rate != seg.rate:  # a new sentence, or a new voice
+                    if seg is not None:
+                        close(seg)
+                    for old, piece in zip(reply.segments, pieces, strict=True):
+                        old.superseded = old.superseded or piece >= index  # spoken again from here
+                    for piece in range(pieces[-1] + 1 if pieces else 0, index):  # sentences without audio
+                        reply.segments.append(Segment(next(_segment_ids), said[piece]))
+                        pieces.append(piece)
+                        close(reply.segments[-1])
+                    seg = Segment(next(_segment_ids), said[index], rate=rate, words=turn.timestamps(index))
+                    reply.segments.append(seg)
+                    pieces.append(index)
+                timer.mark("tts_first_audio", clock.now())
+                seg.samples += len(chunk)
+                sink.play(seg.segment_id, chunk, rate)
+        if seg is not None:
+            close(seg)
+        # Normally the turn's audio ends after its last sentence. If the service ended the context early,
+        # the sentences it did not voice (and any still to come) are synthesized one by one.
+        state["turn_open"] = False
+        for piece in range(pieces[-1] + 1 if pieces else 0, len(said)):
+            sentences.put_nowait(said[piece])
+        if state["all_said"]:
+            sentences.put_nowait(None)
+        await speak()
 
     producer = asyncio.create_task(produce(), name=f"llm-{reply.turn_id}")
     try:
-        await speak()
+        await (speak() if turn is None else speak_turn(turn))
         await producer
     finally:
         if not producer.done():
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
+        if turn is not None:
+            await turn.cancel()  # (at once on a barge-in; nothing left to stop otherwise)
     reply.all_queued = True
     if all(s.finished for s in reply.segments):
         reply.done.set()

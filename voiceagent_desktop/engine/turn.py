@@ -47,7 +47,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..providers.base import STT, AudioArray, StreamingSTT, Transcript, TurnDetector
+from .frames import FrameWaiter
 from .turn_text import TextState, classify
+from .vad import VADPhase, VADStateMachine
 
 
 class EOTReason(enum.Enum):
@@ -129,6 +131,11 @@ class TurnPolicy:
     @property
     def deadline(self) -> float | None:
         return self._deadline
+
+    @property
+    def last_voiced(self) -> float | None:
+        """End of the last voiced frame before the current silence (None while speaking)."""
+        return self._t_last_voiced
 
     def reset(self) -> None:
         self._eval_id += 1
@@ -258,13 +265,41 @@ async def evaluate(
 
 
 class StreamedTurnSTT:
-    """A streaming STT as ``engine.turn.evaluate`` sees one: "transcribing" the turn so far is flushing the
-    stream (the audio was sent as it was captured)."""
+    """A streaming STT as ``evaluate`` sees one: "transcribing" the turn so far is flushing the stream (the
+    audio was sent as it was captured). A flush ends the service's segment and its model loses the context
+    across it, so ``wait_pause`` first waits until the silence is a pause between words, not a stop
+    consonant's closure; False means the user went on (the evaluation is stale: nothing is flushed)."""
 
-    def __init__(self, stream: StreamingSTT) -> None:
-        self.stream = stream
+    def __init__(self, stream: StreamingSTT, wait_pause: Callable[[], Awaitable[bool]] | None = None) -> None:
+        self.stream, self.wait_pause = stream, wait_pause
         self.name = stream.name
         self.capabilities = stream.capabilities
+
+    @classmethod
+    def after_pause(
+        cls,
+        stream: StreamingSTT,
+        frames: FrameWaiter,
+        policy: TurnPolicy,
+        vad: VADStateMachine,
+        eval_id: int,
+        pause_secs: float,
+    ) -> StreamedTurnSTT:
+        """Flushed once the silence before evaluation ``eval_id`` has lasted ``pause_secs`` (frame time)
+        and the VAD hears no voice that may be the user going on."""
+
+        def current() -> bool:
+            return eval_id == policy.current_eval_id
+
+        def pause() -> bool:
+            quiet = vad.phase is not VADPhase.STARTING
+            return quiet and frames.t - (policy.last_voiced or 0) >= pause_secs
+
+        async def paused() -> bool:
+            await frames.until(lambda: not current() or pause(), 1.0)
+            return current()
+
+        return cls(stream, paused)
 
     async def load(self, progress: object = None) -> None:
         return None
@@ -273,4 +308,6 @@ class StreamedTurnSTT:
         return None
 
     async def transcribe(self, audio: AudioArray) -> Transcript:
+        if self.wait_pause is not None and not await self.wait_pause():
+            return Transcript("")
         return await self.stream.finalize()

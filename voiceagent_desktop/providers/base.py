@@ -6,7 +6,7 @@ TTS yields audio at its own ``sample_rate`` (the playback side resamples).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -133,6 +133,46 @@ class TTS(Loadable, Protocol):
     def synthesize(self, text: str) -> AsyncIterator[AudioArray]:
         """Yield audio chunks for ``text``. Cancelling the consuming task stops synthesis."""
         ...
+
+
+#: (word, start s, end s), in seconds from the start of the piece's audio.
+WordTimestamps = list[tuple[str, float, float]]
+
+
+@runtime_checkable
+class TTSTurn(Protocol):
+    """One assistant turn fed as the LLM writes: ``push`` each piece (a sentence), then ``end``.
+    ``chunks()`` yields ``(index, audio)``, ``index`` = the number of the pushed piece (0, 1, …) the audio
+    belongs to, in order; ``sample_rate`` is the rate of the chunk last yielded (it may change between
+    pieces, never within one). ``cancel`` stops at once (barge-in) and ends ``chunks()``."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def completed(self) -> int:
+        """Pieces whose audio has all been yielded (0 … the number pushed)."""
+        ...
+
+    async def push(self, text: str) -> None: ...
+
+    async def end(self) -> None: ...
+
+    async def cancel(self) -> None: ...
+
+    def chunks(self) -> AsyncGenerator[tuple[int, AudioArray], None]: ...
+
+    def timestamps(self, index: int) -> WordTimestamps | None:
+        """The words of piece ``index`` with their times (a live list: it grows as they arrive), or None
+        if this voice gives none."""
+        ...
+
+
+@runtime_checkable
+class TurnTTS(TTS, Protocol):
+    """A TTS that also takes a whole turn in one stream (one context, continuous prosody)."""
+
+    def open_turn(self) -> TTSTurn: ...
 
 
 @runtime_checkable

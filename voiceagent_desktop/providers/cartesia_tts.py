@@ -1,23 +1,17 @@
 """Cartesia streaming TTS (sonic-3) over one long-lived WebSocket, through the official ``cartesia`` SDK.
 
 The socket opens at ``load`` (pre-warm: no turn pays the handshake) and re-opens lazily if it dropped.
-One *context* per utterance: ``synthesize(text)``, or ``open_turn()`` fed as the LLM writes, yielding
-``pcm_s16le`` 24 kHz as float32, with word timestamps (to cut the history to the words played). Cancelling
-the consumer (barge-in) or ``cancel()`` sends the cancel frame at once.
+One *context* per utterance: ``synthesize(text)``, or ``open_turn()`` (a ``TTSTurn``) fed a sentence at a
+time as the LLM writes, each a continuation with ``flush: true`` (sentence ``i``'s audio comes as
+``flush_id`` ``i + 1``). ``pcm_s16le`` 24 kHz as float32, with word timestamps (to cut the history to the
+words played). Cancelling the consumer (barge-in) or ``cancel()`` sends the cancel frame at once.
 
-Errors are mapped here; retried = with backoff, up to ``retry.attempts`` tries, only before any audio of
-the turn was yielded (the text so far is replayed in a new context). Unknown frame types are ignored.
-
-==============================================  ===============  =====================
-cause                                           ours             retried
-==============================================  ===============  =====================
-handshake 401/403                               AuthError        no
-handshake 429                                   RateLimitError   yes
-handshake 5xx, refused, reset; socket dropped   ServiceError     yes
-no handshake, or no frame, in time              ProviderTimeout  yes
-handshake 400/404, a frame that is not JSON     ProtocolError    no
-``error`` frame 4xx / 5xx (or no status)        ProtocolError    no / ServiceError yes
-==============================================  ===============  =====================
+Errors are mapped here — handshake 401/403: AuthError; 429: RateLimitError; 5xx, refused, reset, a dropped
+socket: ServiceError; no handshake or no frame in time: ProviderTimeout; handshake 400/404, a frame that
+is not JSON: ProtocolError; an ``error`` frame: ProtocolError if 4xx, else ServiceError — and the
+retryable ones (RateLimitError, ServiceError, ProviderTimeout) retried with backoff, up to
+``retry.attempts`` tries, only before any audio of the turn was yielded (the text so far is replayed in a
+new context). Unknown frame types are ignored.
 """
 
 from __future__ import annotations
@@ -35,7 +29,7 @@ import numpy as np
 
 from .. import errors, keys
 from ..errors import AuthError, CloudError, ProtocolError, ProviderTimeout, RateLimitError, ServiceError
-from .base import AudioArray, ProgressCallback, TTSCapabilities
+from .base import AudioArray, ProgressCallback, TTSCapabilities, WordTimestamps
 from .openai_llm import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -43,7 +37,6 @@ _WS_LOG = logging.getLogger(__name__ + ".websockets")  # websockets logs the hea
 _WS_LOG.setLevel(logging.INFO)
 DEFAULT_VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"  # a stock English voice of Cartesia's library
 SAMPLE_RATE = 24000
-WordTimestamps = list[tuple[str, float, float]]  # (word, start s, end s)
 _WAKE = SimpleNamespace(type="_wake")  # our signal in a context queue: new input, or a cancel
 
 
@@ -83,7 +76,10 @@ def _alive(conn: Any) -> bool:
 
 
 class CartesiaTurn:
-    """One context: ``push`` text as it comes, then ``end``; the audio (and errors) from ``chunks()``."""
+    """One context (a ``TTSTurn``): ``push`` sentences as they come, then ``end``; ``(index, audio)`` (and
+    errors) from ``chunks()``. ``word_timestamps``: all of them, from the start of the context."""
+
+    sample_rate = SAMPLE_RATE
 
     def __init__(self, tts: CartesiaTTS, text: str = "", *, ended: bool = False) -> None:
         self._tts, self._texts, self._sent = tts, [text] if text else [], 0  # _sent: texts the context got
@@ -93,6 +89,17 @@ class CartesiaTurn:
         self._error: CloudError | None = None
         self._last_input, self.context_id, self.attempts = 0.0, "", 0
         self.word_timestamps: WordTimestamps = []
+        self._stamps: dict[int, WordTimestamps] = {}  # per piece, from the piece's start (_base[i] s)
+        self._secs, self.completed, self._base = 0.0, 0, dict[int, float]()  # audio so far; flushes done
+
+    def timestamps(self, index: int) -> WordTimestamps:
+        return self._stamps.setdefault(index, [])
+
+    def _piece(self, ev: Any) -> int:  # the piece an event belongs to (flush_id n: the n-th push; never
+        fid = getattr(ev, "flush_id", None) or 0  # one whose flush is done: the next if the ids restarted)
+        index = max(0, min(max(fid - 1, self.completed), len(self._texts) - 1))
+        self._base.setdefault(index, self._secs)
+        return index
 
     async def push(self, text: str) -> None:
         if self._ended and not self._cancelled:
@@ -112,7 +119,7 @@ class CartesiaTurn:
             self._flushing = ctx
             try:
                 while self._sent < len(self._texts) and ctx is self._ctx:
-                    await ctx.push(self._texts[self._sent])
+                    await ctx.push(self._texts[self._sent], flush=True)
                     self._sent += ctx is self._ctx  # (not if a retry replaced the context meanwhile)
                 if self._ended and not self._end_sent and ctx is self._ctx:
                     await ctx.no_more_inputs()
@@ -136,9 +143,10 @@ class CartesiaTurn:
         )  # fmt: skip
         self._queue = conn._context_queues[self.context_id]
         self._sent, self._end_sent, self.word_timestamps = 0, False, []
+        self._secs, self.completed, self._base, self._stamps = 0.0, 0, {}, {}  # (retried before any audio)
         await self._flush()
 
-    async def chunks(self) -> AsyncGenerator[AudioArray, None]:
+    async def chunks(self) -> AsyncGenerator[tuple[int, AudioArray], None]:
         tts, produced = self._tts, False
         try:
             while not self._cancelled and not self._done:
@@ -166,14 +174,15 @@ class CartesiaTurn:
             tts.last_word_timestamps, tts.last_attempts = self.word_timestamps, self.attempts
             await self.cancel()
 
-    async def _receive(self) -> AsyncGenerator[AudioArray, None]:
+    async def _receive(self) -> AsyncGenerator[tuple[int, AudioArray], None]:
         tts, last_frame, produced = self._tts, time.monotonic(), False
         async with contextlib.aclosing(self._ctx.receive()) as events:
             while not self._cancelled and not self._done:
                 if self._error is not None:
                     raise self._error
                 timeout, wait = None, 0.0
-                if self._texts or self._ended:  # audio is due, counted from the last frame or input
+                if self._ended or self.completed < len(self._texts):  # audio is due (not while the LLM
+                    # writes the next sentence), counted from the last frame or input
                     wait = tts.idle_secs if produced else tts.first_audio_timeout_secs
                     timeout = max(0.0, max(last_frame, self._last_input) + wait - time.monotonic())
                 try:
@@ -186,13 +195,21 @@ class CartesiaTurn:
                     raise map_error(ev.why, tts.name)
                 last_frame = time.monotonic() if kind != "_wake" else last_frame
                 if kind == "chunk" and (data := ev.audio):
-                    produced = True
+                    produced, index = True, self._piece(ev)
                     pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
-                    yield pcm.astype(np.float32) / np.float32(32768.0)
+                    self._secs += len(pcm) / SAMPLE_RATE
+                    yield index, pcm.astype(np.float32) / np.float32(32768.0)
                 elif kind == "timestamps" and (wt := getattr(ev, "word_timestamps", None)) is not None:
-                    self.word_timestamps.extend(zip(wt.words, wt.start, wt.end, strict=False))
+                    words = list(zip(wt.words, wt.start, wt.end, strict=False))
+                    self.word_timestamps.extend(words)
+                    index = self._piece(ev)
+                    base = self._base[index]  # (times run on over the context; if not, taken as they are)
+                    base = base if words and words[0][1] >= base / 2 else 0.0
+                    self.timestamps(index).extend((w, a - base, b - base) for w, a, b in words)
+                elif kind == "flush_done":
+                    self.completed = max(self.completed, self._piece(ev) + 1)
                 elif kind == "done":
-                    self._done = True
+                    self.completed, self._done = len(self._texts), True
                 elif kind == "error":
                     self._ctx = None  # the context is over on the server: nothing to cancel
                     what = f"{tts.name} reported an error: {ev.title or 'error'}: {ev.message or ''}"
@@ -294,8 +311,10 @@ class CartesiaTTS:
         """A new context for one assistant turn, fed while the LLM writes. Consume ``chunks()`` at once."""
         return CartesiaTurn(self)
 
-    def synthesize(self, text: str) -> AsyncGenerator[AudioArray, None]:
-        return CartesiaTurn(self, text.strip(), ended=True).chunks()
+    async def synthesize(self, text: str) -> AsyncGenerator[AudioArray, None]:
+        async with contextlib.aclosing(CartesiaTurn(self, text.strip(), ended=True).chunks()) as chunks:
+            async for _, audio in chunks:
+                yield audio
 
     async def aclose(self) -> None:
         if self._conn is not None:

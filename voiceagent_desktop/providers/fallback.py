@@ -11,11 +11,15 @@ good (this session).
   then the whole answer.
 - **STT**: the turn's audio is kept until the turn ends, so a fallback mid-turn transcribes all of it
   locally — no word is lost.
-- **TTS**: a sentence whose cloud synthesis failed is synthesized again, whole, by the embedded voice.
+- **TTS**: a sentence whose cloud synthesis failed is synthesized again, whole, by the embedded voice. In
+  a turn (``open_turn``), every sentence whose audio had not all arrived when the cloud voice failed, and
+  every later one, is spoken by the embedded voice (at its own rate).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -37,6 +41,8 @@ from .base import (
     STTCapabilities,
     Transcript,
     TTSCapabilities,
+    TTSTurn,
+    WordTimestamps,
 )
 
 log = logging.getLogger(__name__)
@@ -242,3 +248,110 @@ class FallbackTTS(Failover[TTS]):
         self._rate = self.fallback.sample_rate
         async for chunk in self.fallback.synthesize(text):
             yield chunk
+
+    def open_turn(self) -> TTSTurn:
+        """One turn on the cloud voice's own turn (one context) if it has them, else sentence by sentence."""
+        open_turn = getattr(self.primary, "open_turn", None)
+        if self.active is self.primary and open_turn is not None:
+            return _FailoverTurn(self, open_turn())
+        return _SentenceTurn(self)
+
+
+class _SentenceTurn:
+    """A ``TTSTurn`` over a plain TTS: each piece pushed is synthesized in turn, from piece ``completed``."""
+
+    def __init__(self, tts: TTS) -> None:
+        self._tts, self._texts, self.completed = tts, list[str](), 0
+        self._ended = self._cancelled = False
+        self._more = asyncio.Event()
+
+    @property
+    def sample_rate(self) -> int:
+        return self._tts.sample_rate
+
+    async def push(self, text: str) -> None:
+        if text and not self._cancelled:
+            self._texts.append(text)
+            self._more.set()
+
+    async def end(self) -> None:
+        self._ended = True
+        self._more.set()
+
+    async def cancel(self) -> None:
+        self._cancelled = True
+        self._more.set()
+
+    def timestamps(self, index: int) -> WordTimestamps | None:
+        return None
+
+    async def chunks(self) -> AsyncGenerator[tuple[int, AudioArray], None]:
+        while not self._cancelled:
+            if self.completed >= len(self._texts):
+                if self._ended:
+                    return
+                self._more.clear()
+                await self._more.wait()
+                continue
+            async for chunk in self._tts.synthesize(self._texts[self.completed]):
+                if self._cancelled:
+                    return
+                yield self.completed, chunk
+            self.completed += 1
+
+
+class _FailoverTurn:
+    """The cloud voice's turn; if it fails (before or mid-turn), the embedded voice speaks from the first
+    sentence whose audio had not all arrived."""
+
+    def __init__(self, owner: FallbackTTS, primary: TTSTurn) -> None:
+        self._owner, self._primary = owner, primary
+        self._local = _SentenceTurn(owner.fallback)  # holds every piece, for a switch
+        self._switched_at: int | None = None  # the first piece of the embedded voice
+
+    @property
+    def sample_rate(self) -> int:
+        return self._primary.sample_rate if self._switched_at is None else self._local.sample_rate
+
+    @property
+    def completed(self) -> int:
+        return self._primary.completed if self._switched_at is None else self._local.completed
+
+    async def push(self, text: str) -> None:
+        await self._local.push(text)
+        if self._switched_at is None:
+            with contextlib.suppress(CloudError):  # (chunks() raises it, and switches)
+                await self._primary.push(text)
+
+    async def end(self) -> None:
+        await self._local.end()
+        if self._switched_at is None:
+            with contextlib.suppress(CloudError):
+                await self._primary.end()
+
+    async def cancel(self) -> None:
+        await self._local.cancel()
+        await self._primary.cancel()
+
+    def timestamps(self, index: int) -> WordTimestamps | None:
+        return (
+            self._primary.timestamps(index)
+            if self._switched_at is None or index < self._switched_at
+            else None
+        )
+
+    async def chunks(self) -> AsyncGenerator[tuple[int, AudioArray], None]:
+        try:
+            async with contextlib.aclosing(self._primary.chunks()) as chunks:
+                async for item in chunks:
+                    self._owner._rate = self._primary.sample_rate
+                    yield item
+            self._owner._recovered()
+            return
+        except CloudError as e:
+            self._owner._switch(e)
+            self._switched_at = self._local.completed = self._primary.completed
+        self._owner._rate = self._local.sample_rate
+        async with contextlib.aclosing(self._local.chunks()) as chunks:
+            async for item in chunks:
+                yield item

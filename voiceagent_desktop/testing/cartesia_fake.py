@@ -1,19 +1,18 @@
 """A Cartesia streaming-TTS (``/tts/websocket``) server on 127.0.0.1 that really synthesizes, for tests and
-the bench.
+the bench. It speaks the frames of ../shared/notes/protocols.md.
 
-It speaks the frames of ../shared/notes/protocols.md. The handshake needs ``Authorization: Bearer <key>``
-(what the ``cartesia`` SDK sends; ``?api_key=`` is accepted too), else 401. In come JSON generation
-requests ``{"context_id", "model_id", "voice", "transcript", "continue", "output_format", "language",
-"add_timestamps"}`` and cancels ``{"context_id", "cancel": true}``; several contexts may be open on one
-connection. Each context's text is synthesized a clause at a time as it arrives (up to the last
-``.,;:!?`` followed by a space; the rest on ``continue: false``) by the injected ``synthesize``
-(``text -> (float32 audio, rate)``: a tone generator in fast tests, Piper for real speech), resampled with
-soxr to the requested ``sample_rate`` and encoded as ``pcm_s16le`` or ``pcm_f32le``. Out come ``chunk``
-frames (base64 ``data``, 100 ms of audio each, ``status_code`` 206, ``step_time``), one ``timestamps``
-frame per clause (its words spread over the clause's audio, in seconds from the start of the context),
-and ``done`` once ``continue: false`` arrived and all audio went out. A cancel stops that context at once:
-no frame for it follows. A bad request gets ``{"type": "error", "status_code": 400, "title", "message",
-"error_code", "done": true}``.
+The handshake needs ``Authorization: Bearer <key>`` (what the SDK sends; ``?api_key=`` too), else 401. In
+come generation requests ``{"context_id", "model_id", "voice", "transcript", "continue", "output_format",
+"language", "add_timestamps", "flush"}`` and cancels ``{"context_id", "cancel": true}``; several contexts
+may be open on one connection. A context's text is synthesized a clause at a time as it arrives (up to the
+last ``.,;:!?`` + space; all of it on ``continue: false`` or ``flush: true``) by the injected
+``synthesize`` (``text -> (float32 audio, rate)``: a tone in fast tests, Piper for real speech),
+resampled with soxr, encoded as ``pcm_s16le`` or ``pcm_f32le``. Out come ``chunk`` frames (base64
+``data``, 100 ms each, ``status_code`` 206, ``step_time``), one ``timestamps`` frame per clause (its words
+spread over its audio, in seconds from the start of the context), and ``done`` once ``continue: false``
+arrived and all audio went out. Chunks and timestamps carry ``flush_id`` = 1 + the context's flushes
+before their text; after a flush's audio comes ``{"type": "flush_done", "flush_id": n, ...}``. A cancel
+stops that context at once. A bad request gets ``{"type": "error", "status_code": 400, ...}``.
 
 ``Faults`` (on the first ``times`` connections, or all) inject a handshake delay or rejection (429/5xx),
 latency before each context's first chunk, trickling chunks, and — counted in chunks of a context — an
@@ -65,9 +64,10 @@ class Faults:
 class _Context:
     id: str
     request: dict[str, Any]  # the first generation request (output format, language …)
-    pieces: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    pieces: asyncio.Queue[tuple[str, int, bool] | None] = field(default_factory=asyncio.Queue)
     buffer: str = ""
     ended: bool = False
+    flushes: int = 0
     chunks: int = 0
     offset: float = 0.0  # seconds of audio sent so far
     task: asyncio.Task[None] | None = None
@@ -92,15 +92,9 @@ def from_tts(tts: Any) -> Synthesizer:
 
 
 class FakeCartesiaServer:
-    def __init__(
-        self,
-        synthesize: Synthesizer = tone,
-        *,
-        api_key: str = "cartesia-test-key",
-        faults: Faults | None = None,
-    ) -> None:
-        self.synthesize, self.api_key = synthesize, api_key
-        self.faults = faults or Faults()
+    def __init__(self, synthesize: Synthesizer = tone, *, api_key: str = "cartesia-test-key",
+                 faults: Faults | None = None) -> None:  # fmt: skip
+        self.synthesize, self.api_key, self.faults = synthesize, api_key, faults or Faults()
         self.port = 0
         self.connections = 0  # handshakes attempted (rejected ones included)
         self.received: list[dict[str, Any]] = []  # parsed JSON messages from clients
@@ -206,11 +200,12 @@ class FakeCartesiaServer:
             await self._error(ws, cid, "Context closed", "This context already received continue: false.")
             return
         ctx.buffer += str(msg.get("transcript", ""))
-        ctx.ended = not msg.get("continue", False)
-        cut = len(ctx.buffer) if ctx.ended else (m.end() if (m := _BOUNDARY.match(ctx.buffer)) else 0)
-        piece, ctx.buffer = ctx.buffer[:cut], ctx.buffer[cut:]
-        if piece.strip():
-            ctx.pieces.put_nowait(piece.strip())
+        ctx.ended, flush, fid = not msg.get("continue", False), bool(msg.get("flush")), ctx.flushes + 1
+        whole = ctx.ended or flush
+        cut = len(ctx.buffer) if whole else (m.end() if (m := _BOUNDARY.match(ctx.buffer)) else 0)
+        piece, ctx.buffer, ctx.flushes = ctx.buffer[:cut], ctx.buffer[cut:], ctx.flushes + flush
+        if piece.strip() or flush:
+            ctx.pieces.put_nowait((piece.strip(), fid, flush))
         if ctx.ended:
             ctx.pieces.put_nowait(None)
 
@@ -230,8 +225,8 @@ class FakeCartesiaServer:
         fmt = ctx.request["output_format"]
         rate, encoding = int(fmt["sample_rate"]), fmt["encoding"]
         stamps = bool(ctx.request.get("add_timestamps"))
-        while (piece := await ctx.pieces.get()) is not None:
-            t0 = time.perf_counter()
+        while (item := await ctx.pieces.get()) is not None:
+            (piece, fid, flush), t0 = item, time.perf_counter()
             audio, sr = await self.synthesize(piece)
             audio = np.asarray(audio, dtype=np.float32).reshape(-1)
             if sr != rate and len(audio):
@@ -247,7 +242,8 @@ class FakeCartesiaServer:
                 else:
                     data = audio[k : k + step].astype("<f4").tobytes()
                 chunk = {"type": "chunk", "context_id": ctx.id, "status_code": 206, "done": False}
-                await self._send(ws, {**chunk, "data": base64.b64encode(data).decode(), "step_time": step_ms})
+                data64 = base64.b64encode(data).decode()
+                await self._send(ws, {**chunk, "flush_id": fid, "data": data64, "step_time": step_ms})
                 ctx.chunks += 1
                 if ctx.chunks == 1:  # the server's own time to first audio (the bench subtracts it)
                     self.first_audio_spans.append((ctx.t_created, time.monotonic()))
@@ -259,9 +255,12 @@ class FakeCartesiaServer:
                 await self._send(
                     ws,
                     {"type": "timestamps", "context_id": ctx.id, "status_code": 206, "done": False,
-                     "word_timestamps": {"words": words, "start": starts, "end": ends}},
+                     "flush_id": fid, "word_timestamps": {"words": words, "start": starts, "end": ends}},
                 )  # fmt: skip
             ctx.offset += dur
+            if flush:
+                await self._send(ws, {"type": "flush_done", "context_id": ctx.id, "status_code": 206,
+                                      "done": False, "flush_done": True, "flush_id": fid})  # fmt: skip
         await self._send(ws, {"type": "done", "context_id": ctx.id, "status_code": 206, "done": True})
         contexts.pop(ctx.id, None)
 
@@ -290,9 +289,7 @@ class FakeCartesiaServer:
         frame: dict[str, Any] = {"type": "error", "status_code": int(status), "title": title,
                                  "message": message, "error_code": code, "done": True,
                                  "request_id": str(uuid.uuid4())}  # fmt: skip
-        if cid is not None:
-            frame["context_id"] = cid
-        await self._send(ws, frame)
+        await self._send(ws, frame if cid is None else {**frame, "context_id": cid})
 
     async def _send(self, ws: Any, frame: dict[str, Any]) -> None:
         self.sent.append({k: v for k, v in frame.items() if k != "data"})
