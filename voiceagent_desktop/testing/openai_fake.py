@@ -44,6 +44,9 @@ class Script:
     malformed_after: int | None = None  # a chunk that is not JSON
     silent_after: int | None = None  # stop sending (keep the connection open) after this many chunks
     drop_after: int | None = None  # close the connection without finishing the response
+    #: (function name, JSON arguments) calls streamed after the text, as OpenAI does: the first delta of a
+    #: call has its id, type and name; the arguments follow in two pieces; finish_reason "tool_calls"
+    tool_calls: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -201,8 +204,9 @@ class FakeOpenAIServer:
                  "choices": [choice], **more}
             )  # fmt: skip
 
-        words = [w_ + " " for w_ in s.text.split(" ")]
-        words[-1] = words[-1].rstrip()
+        words = [w_ + " " for w_ in s.text.split(" ")] if s.text else []
+        if words:
+            words[-1] = words[-1].rstrip()
         sentence_done = False
         try:
             await send(chunk({"role": "assistant", "content": ""}))
@@ -225,7 +229,17 @@ class FakeOpenAIServer:
                 if word.rstrip().endswith((".", "!", "?")) and not sentence_done:
                     sentence_done = True
                     self.first_sentence_spans.append((req.t, time.monotonic()))
-            await send(chunk({}, "stop"))
+            for k, (name, args) in enumerate(s.tool_calls):
+                head = {
+                    "index": k,
+                    "id": f"call_{k}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }
+                await send(chunk({"tool_calls": [head]}))
+                for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                    await send(chunk({"tool_calls": [{"index": k, "function": {"arguments": piece}}]}))
+            await send(chunk({}, "tool_calls" if s.tool_calls else "stop"))
             if (req.body.get("stream_options") or {}).get("include_usage"):
                 n = len(words)
                 usage = {"prompt_tokens": 12, "completion_tokens": n, "total_tokens": 12 + n}
