@@ -270,7 +270,7 @@ class StreamedTurnSTT:
     across it, so ``wait_pause`` first waits until the silence is a pause between words, not a stop
     consonant's closure; False means the user went on (the evaluation is stale: nothing is flushed)."""
 
-    def __init__(self, stream: StreamingSTT, wait_pause: Callable[[], Awaitable[bool]] | None = None) -> None:
+    def __init__(self, stream: StreamingSTT, wait_pause: Callable[[], Awaitable[bool]]) -> None:
         self.stream, self.wait_pause = stream, wait_pause
         self.name = stream.name
         self.capabilities = stream.capabilities
@@ -308,6 +308,6 @@ class StreamedTurnSTT:
         return None
 
     async def transcribe(self, audio: AudioArray) -> Transcript:
-        if self.wait_pause is not None and not await self.wait_pause():
+        if not await self.wait_pause():
             return Transcript("")
         return await self.stream.finalize()

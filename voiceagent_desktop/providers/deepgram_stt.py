@@ -352,10 +352,6 @@ class DeepgramSTT:
         self._turn = None
         self._finals, self._interim = [], ""
 
-    @property
-    def turn_audio(self) -> list[AudioArray]:
-        return list(self._turn or ())
-
     async def transcribe(self, audio: AudioArray) -> Transcript:
         """One finished utterance, streamed at once (the STT protocol; the app streams turns instead)."""
         self.begin_turn([audio])
