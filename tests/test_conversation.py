@@ -171,6 +171,33 @@ async def test_ptt_release_ends_turn_even_without_more_frames() -> None:
     assert s.stt.calls
 
 
+async def test_ptt_release_after_silence_ends_the_turn_without_waiting_for_the_frame_in_flight() -> None:
+    s = Scenario(InputMode.PUSH_TO_TALK)
+    s.conv.ptt_press()
+    await s.frames(0.64, speech=True)
+    await s.frames(0.064, speech=False)  # the audio delivered so far ends in 64 ms of VAD silence
+    s.conv.ptt_release()
+    await s.settle()
+    assert s.conv.state is AgentState.THINKING  # no frame arrived after the release
+    assert s.stt.calls == [(20 + 2) * 512]  # the frames held, nothing after the release
+    await s.frames(2.0, speech=False)
+    assert [d.interrupted for d in s.of(AssistantDone)] == [False]
+
+
+async def test_ptt_release_mid_speech_waits_for_the_frame_that_carries_the_release() -> None:
+    for quiet_frames in (0, 1):  # still speaking, or a pause shorter than a word gap
+        s = Scenario(InputMode.PUSH_TO_TALK)
+        s.conv.ptt_press()
+        await s.frames(0.64, speech=True)
+        await s.frames(quiet_frames * FRAME_SECS, speech=False)
+        s.conv.ptt_release()
+        await s.settle()
+        assert s.conv.state is AgentState.USER_SPEAKING and not s.stt.calls
+        await s.frames(FRAME_SECS, speech=True)  # the last word's end, captured before the release
+        assert s.conv.state is AgentState.THINKING
+        assert s.stt.calls == [(20 + quiet_frames + 1) * 512]
+
+
 async def test_history_is_trimmed_in_chunks_so_the_prompt_prefix_stays_stable() -> None:
     s = Scenario(InputMode.PUSH_TO_TALK)
     limit = s.conv.settings.max_history_messages

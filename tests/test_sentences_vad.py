@@ -18,9 +18,50 @@ def split_stream(deltas: list[str]) -> list[str]:
 def test_sentences_emitted_as_soon_as_they_end() -> None:
     sp = SentenceSplitter()
     assert sp.push("Paris is the capital") == []
-    assert sp.push(".") == []  # a period not yet followed by white space may be "3.5"
-    assert sp.push(" It is lovely! And") == ["Paris is the capital.", "It is lovely!"]
+    # LLMs send the space with the next token: a period after a word ends the sentence at once
+    assert sp.push(".") == ["Paris is the capital."]
+    assert sp.push(" It is lovely! And") == ["It is lovely!"]
     assert sp.flush() == ["And"]
+
+
+def test_a_period_at_the_end_of_a_delta_waits_when_the_text_may_go_on() -> None:
+    tokens = [
+        "It costs $3",
+        ".",
+        "50",
+        " at 9",
+        ".",
+        " Dr",
+        ".",
+        " Smith",
+        " and J",
+        ".",
+        " Doe",
+        " visit",
+        " www",
+        ".",
+        "example",
+        ".",
+        "com",
+        " or mail me@example",
+        ".",
+        "org",
+        " today",
+        ".",
+    ]
+    sp = SentenceSplitter()
+    emitted = [(t, sp.push(t)) for t in tokens]
+    assert [out for _, out in emitted if out] == [
+        ["It costs $3.50 at 9."],  # "9." waited for the next token, which began with a space
+        ["Dr. Smith and J. Doe visit www.example.com or mail me@example.org today."],
+    ]
+    assert emitted[-1][1]  # the last period ended the sentence as it arrived
+
+
+def test_question_and_exclamation_end_at_once_and_stray_punctuation_is_not_spoken() -> None:
+    assert split_stream(["Really", "?", "!", " Yes", "…", ".", "."]) == ["Really?", "Yes…"]
+    assert split_stream(["Hello", " there", "!"]) == ["Hello there!"]
+    assert split_stream(["Done", ".", " --", " **"]) == ["Done."]
 
 
 def test_first_segment_may_end_at_a_clause() -> None:

@@ -20,7 +20,7 @@ from voiceagent_desktop.engine.turn import EOTReason, Evaluation, TurnParams, Tu
 from voiceagent_desktop.engine.turn_text import TextState, classify
 from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.providers.base import STTCapabilities, Transcript
-from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
+from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector, silence_frame
 
 from .scenario import FRAME_SECS, Scenario
 
@@ -318,6 +318,31 @@ async def test_turn_model_can_be_switched_off_for_silence_endpointing() -> None:
     await s.frames(1.0, speech=True)
     await s.frames(1.0, speech=False)
     assert [e.reason for e in s.of(EndOfTurn)] == ["silence", "model"] and len(det.calls) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_decision_on_a_late_frame_is_marked_when_the_app_makes_it() -> None:
+    """The silence is measured on the audio's timeline, but the decision is made (and marked, and the
+    overhead counted from) when the frame completing it reaches the app."""
+    s, _det = hf(0.99)
+    s.conv.set_turn_model(False)
+    await s.frames(1.0, speech=True)
+    arrivals = []
+    for _ in range(40):  # every frame reaches the app 20 ms after its last sample was captured
+        s.clock.advance(FRAME_SECS)
+        arrivals.append(s.clock.now())
+        s.conv.on_frame(silence_frame(), arrivals[-1] - 0.02)
+        await s.settle()
+    await s.frames(2.0, speech=False)  # the reply plays
+    m = s.of(TurnMetrics)[0]
+    assert m.eot_reason == "silence"
+    deadline = m.marks["user_speech_end"] + s.conv.turn_policy.params.silence_only_secs
+    # the frame whose audio completed the silence, marked at its arrival (not 20 ms earlier)
+    arrival = next(a for a in arrivals if a - 0.02 >= deadline - 1e-9)
+    assert m.marks["eot_decided"] == pytest.approx(arrival, abs=1e-6)
+    assert s.of(EndOfTurn)[0].silence_ms == pytest.approx(
+        (arrival - m.marks["user_speech_end"]) * 1000, abs=1
+    )
 
 
 # ---- early evaluation: the silence floor, the "unsure" tier, and what the evaluation skips ---------------

@@ -3,20 +3,22 @@
 The app runs on the Cloud profile (deepgram-sdk, openai, cartesia) through the virtual sound devices,
 its stages pointed at the protocol-faithful fakes of testing/cloud_fakes.py (Deepgram transcribing with
 Whisper, a scripted OpenAI-compatible server, Cartesia synthesizing with Piper), which run in a process
-of their own. Push-to-talk questions
-are spoken into the virtual microphone, three times: with typical provider latencies injected
-(``cloud_fakes.TYPICAL``), with zero-latency fakes, and with typical latencies but connections not
-re-warmed at the start of each turn (what keeping them warm saves).
+of their own at a lower CPU priority (real services do not share the app's cores). Push-to-talk and
+hands-free questions are spoken into the virtual microphone, three times: with typical provider
+latencies injected (``cloud_fakes.TYPICAL``), with zero-latency fakes, and with typical latencies but
+connections not re-warmed at the start of each turn (what keeping them warm saves).
 
 For each turn, from the engine's marks and the fakes' own records (one clock):
 
-- ``eot_to_audio`` = first reply audio handed to the sound device − end-of-turn decision (PTT release);
+- ``eot_to_audio`` = first reply audio handed to the sound device − end-of-turn decision (the PTT
+  release; hands-free, the clock time at which the app decided);
 - ``services`` = the fakes' own time on that path: Deepgram from ``Finalize`` to its answer, the chat
   server from the request to the end of the first sentence, Cartesia from the context's first text to
   its first chunk — injected latency *and* the fakes' compute (Whisper, Piper);
 - ``overhead_ms`` = ``eot_to_audio − services``: what the app itself adds — waiting for the frame that
-  carries the audio up to the release (``capture_ms``, ≤ one 32 ms frame plus the input latency), the
-  SDKs, the sockets, sentence splitting, decoding and resampling;
+  carries the audio up to the release when the user let go mid-speech (``capture_ms``, ≤ one 32 ms
+  frame plus the input latency; none after a pause, ``engine.ptt``), the SDKs, the sockets, sentence
+  splitting, decoding and resampling;
 - ``overhead_after_capture_ms`` = the overhead once the turn's audio is complete (from the Finalize);
 - ``device_ms`` = the reply's first sample at the speaker (PortAudio's DAC time) − handed over: the
   output callback's period and buffer, the same for every provider.

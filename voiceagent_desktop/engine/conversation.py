@@ -1,11 +1,12 @@
 """The conversation orchestrator: listening → user speaking → thinking → speaking, and barge-in.
 
 Input arrives as 16 kHz frames (``on_frame``, on the event loop) plus push-to-talk commands. A user turn
-ends on PTT release (at once: the release flushes the trailing frame, no model or silence wait; presses
-shorter than ``min_press_secs`` are ignored) or, hands-free, when ``turn.TurnPolicy`` decides (VAD
-silence → speculative STT + language model + end-of-turn model → adaptive silence deadline). The
-transcript goes to the LLM, the reply sentence by sentence to TTS and the sound device
-(``reply.run_reply``); a hands-free turn that ends on an evaluation reuses its transcript.
+ends on PTT release (no model or silence wait: at once, or with the frame carrying the release if the
+audio so far ends in speech, ``engine.ptt``; presses shorter than ``min_press_secs`` are ignored) or,
+hands-free, when ``turn.TurnPolicy`` decides (VAD silence → speculative STT + language model +
+end-of-turn model → adaptive silence deadline), at the clock time the app decides. The transcript goes
+to the LLM, the reply sentence by sentence to TTS and the sound device (``reply.run_reply``); a
+hands-free turn that ends on an evaluation reuses its transcript.
 
 Barge-in policy: when the user starts a turn (VAD start confirmed hands-free, or a PTT press) while the
 agent is thinking or speaking, playback is cleared at once, the reply task is cancelled (LLM and TTS stop)
@@ -53,6 +54,7 @@ from .history import History
 from .latency import TurnTimer
 from .memory import release_free_memory
 from .ports import AudioSink
+from .ptt import PushToTalk
 from .reply import Reply, run_reply
 from .turn import (
     EndOfTurnDecision,
@@ -130,8 +132,7 @@ class Conversation:
         self._turn_frames: list[AudioArray] | None = None
         self._turn_timer: TurnTimer | None = None
         self._turn_ids = 0
-        self._ptt_down_at: float | None = None
-        self._ptt_closing = False
+        self._ptt = PushToTalk(self.settings.vad)
         self._reply: Reply | None = None
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -163,10 +164,9 @@ class Conversation:
         self.turn_policy = TurnPolicy(self.settings.turn, model=self._use_models)
 
     def ptt_press(self) -> None:
-        if self._ptt_down_at is not None:
-            return  # key auto-repeat
         now = self.clock.now()
-        self._ptt_down_at = now
+        if not self._ptt.press(now):
+            return  # key auto-repeat
         self._interrupt_if_busy(now)
         self.vad_machine.reset()  # while the key is held, the key decides the turn (also hands-free)
         self.turn_policy.reset()
@@ -176,12 +176,9 @@ class Conversation:
             )
 
     def ptt_release(self) -> None:
-        if self._ptt_down_at is None:
-            return
         now = self.clock.now()
-        held = now - self._ptt_down_at
-        self._ptt_down_at = None
-        if self._turn_frames is None or self._turn_timer is None:
+        held = self._ptt.release(now)
+        if held is None or self._turn_frames is None or self._turn_timer is None:
             return
         if held < self.settings.min_press_secs:
             log.debug("PTT press of %.0f ms ignored", held * 1000)
@@ -191,14 +188,17 @@ class Conversation:
         self._turn_timer.mark("eot_decided", now)
         self._turn_timer.eot_reason = EOTReason.PUSH_TO_TALK.value
         self.bus.emit(EndOfTurn(self._turn_timer.turn_id, EOTReason.PUSH_TO_TALK.value, None, None, 0.0))
+        if self._ptt.ended_quiet():  # nothing still in flight can add a word (engine.ptt)
+            self._end_user_turn()
+            return
         # The next frame carries the audio up to the release; then the turn ends. If no frame comes
         # (input stalled), end it anyway shortly after.
-        self._ptt_closing = True
+        self._ptt.closing = True
         asyncio.get_running_loop().call_later(0.12, self._flush_ptt)
 
     def _flush_ptt(self) -> None:
-        if self._ptt_closing:
-            self._ptt_closing = False
+        if self._ptt.closing:
+            self._ptt.closing = False
             self._end_user_turn()
 
     # ---- audio input ----------------------------------------------------------------------------
@@ -206,12 +206,17 @@ class Conversation:
     def on_frame(self, frame: AudioArray, t: float) -> None:
         """One 512-sample 16 kHz frame ending at clock time ``t`` (called on the event loop)."""
         self._frames.frame(t)
+        policy = self.mode is InputMode.HANDS_FREE and not self._ptt.held and not self._ptt.closing
+        if policy or self._ptt.held:  # the VAD rules hands-free; with the key held it tracks the tail
+            probability, volume = self.vad.probability(frame), rms_db(frame)
+            if self._ptt.held:
+                self._ptt.frame(probability, volume, t)
         if self._turn_frames is not None:
             self._turn_frames.append(frame)
             if self._stream is not None:
                 self._stream.send(frame)
-            if self._ptt_closing:
-                self._ptt_closing = False
+            if self._ptt.closing:
+                self._ptt.closing = False
                 self._end_user_turn()
                 return
             if len(self._turn_frames) * self.frame_secs > self.settings.max_turn_secs:
@@ -219,9 +224,9 @@ class Conversation:
                 return
         else:
             self._preroll.append(frame)
-        if self.mode is not InputMode.HANDS_FREE or self._ptt_down_at is not None or self._ptt_closing:
+        if not policy:
             return
-        update = self.vad_machine.update(self.vad.probability(frame), rms_db(frame), t)
+        update = self.vad_machine.update(probability, volume, t)
         if isinstance(update, SpeechStarted):
             self._interrupt_if_busy(t)
             self.turn_policy.speech()  # a new turn, or the user goes on after a pause
@@ -282,7 +287,7 @@ class Conversation:
 
     def _on_utterance_end(self) -> None:
         """The streaming STT saw the utterance end: the turn policy may end a turn it was unsure of."""
-        if self._turn_frames is None or self.mode is not InputMode.HANDS_FREE or self._ptt_down_at:
+        if self._turn_frames is None or self.mode is not InputMode.HANDS_FREE or self._ptt.held:
             return
         now = self.clock.now()
         decision = self.turn_policy.utterance_end(
@@ -310,7 +315,7 @@ class Conversation:
         return self._current(eval_id)
 
     def _end_on_decision(self, decision: EndOfTurnDecision) -> None:
-        timer = self._turn_timer
+        timer, now = self._turn_timer, self.clock.now()  # a frame's decision is made when it arrives
         if timer is None:
             return
         ev = decision.evaluation
@@ -324,13 +329,13 @@ class Conversation:
                 decision.reason.value,
                 decision.probability,
                 ev.text_state.value if ev is not None and ev.transcript is not None else None,
-                round((decision.t_decided - decision.t_last_voiced) * 1000.0, 1),
+                round((now - decision.t_last_voiced) * 1000.0, 1),
             )
         )
         transcript = ev.transcript if ev is not None else None
         if transcript is not None:
             timer.duration("stt_speculative", ev.stt_s if ev else 0.0)
-        self._end_user_turn(decision.t_decided, transcript=transcript)
+        self._end_user_turn(now, transcript=transcript)
 
     # ---- playback listener (AudioSink callbacks, on the loop) -------------------------------------
 
@@ -387,7 +392,7 @@ class Conversation:
             self._stream.end_turn()
         self._turn_frames = None
         self._turn_timer = None
-        self._ptt_closing = False
+        self._ptt.closing = False
         self._set_state(AgentState.LISTENING)
 
     def _end_user_turn(self, t_decided: float | None = None, *, transcript: Transcript | None = None) -> None:
@@ -402,12 +407,7 @@ class Conversation:
             timer.mark("eot_decided", t_decided)
         audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
         self._set_state(AgentState.THINKING)
-        task = asyncio.get_running_loop().create_task(
-            self._respond(timer, audio, transcript), name=f"turn-{timer.turn_id}"
-        )
-        self._task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._task = self._background(self._respond(timer, audio, transcript), f"turn-{timer.turn_id}")
 
     def _interrupt_if_busy(self, trigger_t: float) -> None:
         task, reply = self._task, self._reply
@@ -429,9 +429,6 @@ class Conversation:
         if self.history.add(msg, self.llm.capabilities.max_prompt_tokens):
             self._prefill_due = True
 
-    def messages(self) -> list[ChatMessage]:
-        return self.history.messages()
-
     async def _respond(self, timer: TurnTimer, audio: AudioArray, known: Transcript | None = None) -> None:
         try:
             if self._stream is not None:
@@ -452,7 +449,7 @@ class Conversation:
             self._reply = reply
             await run_reply(
                 reply,
-                self.messages(),
+                self.history.messages(),
                 llm=self.llm,
                 tts=self.tts,
                 sink=self.sink,
@@ -485,12 +482,13 @@ class Conversation:
         if not self._prefill_due or prefill is None:
             return
         self._prefill_due = False
-        self._background(prefill(self.messages()), "llm-prefill")
+        self._background(prefill(self.history.messages()), "llm-prefill")
 
-    def _background(self, coro: Coroutine[object, object, None], name: str) -> None:
+    def _background(self, coro: Coroutine[object, object, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def aclose(self) -> None:
         self.sink.set_listener(None)

@@ -183,6 +183,7 @@ async def run_reply(
 
     producer = asyncio.create_task(produce(), name=f"llm-{reply.turn_id}")
     try:
+        await asyncio.sleep(0)  # the LLM request goes out first; the TTS context is set up meanwhile
         await (speak() if turn is None else speak_turn(turn))
         await producer
     finally:

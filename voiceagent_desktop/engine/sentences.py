@@ -1,8 +1,12 @@
 """Cut a stream of LLM text deltas into speakable sentences as early as possible.
 
 A sentence ends at ``.``, ``!``, ``?`` or ``…`` followed by white space (or at a line break), unless the
-word before the period is a known abbreviation. A very long run without an end is cut at the last comma
-or space so TTS is never starved. Markdown decoration is removed: it must not be read aloud.
+word before the period is a known abbreviation. LLMs stream the space with the *next* token (``" France"``,
+``"."``, ``" It"``), so waiting for it would cost a token's time on every first sentence: a delta that
+ends in ``!``/``?``/``…``, or in a period after a word that is not a number, an abbreviation, an initial or
+part of an address (``3.``, ``Dr.``, ``J.``, ``www.``, ``example.co``), ends the sentence at once. A very
+long run without an end is cut at the last comma or space so TTS is never starved. Markdown decoration is
+removed: it must not be read aloud, and what is left without a letter or digit is not spoken.
 
 The *first* segment of a reply may also end at a clause boundary (``,`` ``;`` ``:`` followed by white
 space) once it has ``first_clause_words`` words: the user hears the answer begin one clause earlier, and
@@ -45,11 +49,16 @@ _END = re.compile(r"([.!?…]+)[\"')\]]*(\s+)|\n+")
 _MARKDOWN = re.compile(r"(\*\*|__|\*|`+|^#+\s*|^\s*[-*•]\s+|^\s*\d+\.\s+)", re.MULTILINE)
 _SPACE = re.compile(r"\s+")
 _CLAUSE = re.compile(r"[,;:](\s+)")
+_END_OF_BUFFER = re.compile(r"([.!?…]+)[\"')\]]*$")
 
 
 def clean_for_speech(text: str) -> str:
     text = _MARKDOWN.sub("", text)
     return _SPACE.sub(" ", text).strip()
+
+
+def _speakable(text: str) -> bool:
+    return any(c.isalnum() for c in text)
 
 
 class SentenceSplitter:
@@ -75,7 +84,7 @@ class SentenceSplitter:
             if len(head.split()) >= self.first_clause_words:
                 clause = clean_for_speech(self._buf[: m.end()])
                 self._buf = self._buf[m.end() :]
-                return [clause] if clause else []
+                return [clause] if _speakable(clause) else []
         return []
 
     def _split(self) -> list[str]:
@@ -86,15 +95,20 @@ class SentenceSplitter:
                 continue
             sentence = clean_for_speech(self._buf[start : m.end()])
             start = m.end()
-            if sentence:
+            if _speakable(sentence):
                 out.append(sentence)
         self._buf = self._buf[start:]
+        tail = _END_OF_BUFFER.search(self._buf)
+        if tail is not None and self._ends_at_once(self._buf[: tail.start(1)], tail.group(1)):
+            sentence, self._buf = clean_for_speech(self._buf), ""
+            if _speakable(sentence):
+                out.append(sentence)
         if len(self._buf) > self.max_chars:
             cut = max(self._buf.rfind(",", 0, self.max_chars), self._buf.rfind(" ", 0, self.max_chars))
             if cut > 0:
                 head = clean_for_speech(self._buf[: cut + 1])
                 self._buf = self._buf[cut + 1 :]
-                if head:
+                if _speakable(head):
                     out.append(head)
         return out
 
@@ -102,7 +116,20 @@ class SentenceSplitter:
         rest = clean_for_speech(self._buf)
         self._buf = ""
         self._emitted = False
-        return [rest] if rest else []
+        return [rest] if _speakable(rest) else []
+
+    @classmethod
+    def _ends_at_once(cls, before: str, punctuation: str) -> bool:
+        """Does the text ``before`` + ``punctuation`` (the end of what has arrived) end a sentence even
+        though no white space follows yet?"""
+        if not _speakable(before):
+            return False
+        if "." not in punctuation:
+            return True  # ! ? …
+        word = before.split()[-1] if before.split() else ""
+        if not word[-1:].isalpha() or cls._is_abbreviation(before):
+            return False  # "3." may be "3.5"; "Dr." and "J." go on
+        return word.lower() != "www" and not any(c in word for c in "./@:")  # an address goes on
 
     @staticmethod
     def _is_abbreviation(before: str) -> bool:

@@ -155,6 +155,7 @@ class OpenAICompatibleLLM:
         self.max_tool_rounds = max_tool_rounds
         self.last_tool_calls: list[str] = []
         self._client: Any = None
+        self._response_types: tuple[Any, Any] = (None, None)  # the SDK's ChatCompletion, its stream
         #: Token counts of the last finished answer, from the stream's usage chunk.
         self.last_usage: dict[str, int] | None = None
         #: How many tries the last ``stream`` needed (1 = no retry).
@@ -180,6 +181,9 @@ class OpenAICompatibleLLM:
         )
         t0 = time.perf_counter()
         _ = self._client.chat.completions  # its lazily imported modules: ~20 ms off the first turn
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        self._response_types = (ChatCompletion, openai.AsyncStream[ChatCompletionChunk])
         try:  # pre-warm: open the connection now (and learn early if the key or the server is wrong)
             await self._client.models.list()
         except openai.NotFoundError:
@@ -256,15 +260,24 @@ class OpenAICompatibleLLM:
         self, client: Any, payload: list[dict[str, Any]], calls: ToolCalls, offer: bool
     ) -> AsyncGenerator[str, None]:
         tools = {"tools": [t.schema for t in self._tools.values()]} if offer else {}
+        body = {
+            "model": self.model,
+            "messages": payload,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": self._max_tokens,
+            "temperature": self._temperature,
+            **tools,
+        }
+        cast_to, stream_cls = self._response_types
         try:
-            stream = await client.chat.completions.create(
-                model=self.model,
-                messages=payload,
-                stream=True,
-                stream_options={"include_usage": True},
-                max_tokens=self._max_tokens,
-                temperature=self._temperature,
-                **tools,
+            # ``chat.completions.create`` through the SDK's documented custom-request path: ``create``
+            # first walks the whole payload against its TypedDicts (``_transform``), which leaves plain
+            # JSON like ours unchanged but costs ~0.3 ms per message here: with 34 messages of history
+            # the request left after 11.6 ms instead of 2.1 ms (p50, same server). Same request and
+            # response types.
+            stream = await client.post(
+                "/chat/completions", body=body, cast_to=cast_to, stream=True, stream_cls=stream_cls
             )
         except asyncio.CancelledError:
             raise

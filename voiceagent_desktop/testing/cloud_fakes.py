@@ -176,6 +176,11 @@ async def _serve(latency: Latency) -> None:
 
 if __name__ == "__main__":
     import json
+    import os
     import sys
 
+    # Real services do not share the app's cores. On a 2-core machine the fakes' Whisper and Piper would
+    # otherwise take the CPU from the app's own work on the measured path: they yield it (niceness 10,
+    # set before any thread starts; their own time is subtracted from the app's in any case).
+    os.nice(10)
     asyncio.run(_serve(Latency(**json.loads(sys.argv[1]))))

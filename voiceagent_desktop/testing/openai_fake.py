@@ -204,9 +204,8 @@ class FakeOpenAIServer:
                  "choices": [choice], **more}
             )  # fmt: skip
 
-        words = [w_ + " " for w_ in s.text.split(" ")] if s.text else []
-        if words:
-            words[-1] = words[-1].rstrip()
+        # as LLM tokenizers stream it: the space goes with the next word ("Paris", " is", … " France.")
+        words = [(" " if i else "") + w_ for i, w_ in enumerate(s.text.split(" "))] if s.text else []
         sentence_done = False
         try:
             await send(chunk({"role": "assistant", "content": ""}))

@@ -1,0 +1,56 @@
+"""Push-to-talk: the key decides the turn, and on release, whether the audio still in flight matters.
+
+When the key goes up, the sound device has not yet delivered the last ~15–50 ms before the release (the
+frame being filled, plus the input latency). If the audio delivered so far ends in speech, the turn waits
+for the frame that carries the release (the user may have let go mid-word). If it ends in at least
+``quiet_secs`` of silence, the speech is over: nothing in flight can add a word (at most a fragment the
+release cuts anyway), so the turn ends at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .vad import VADParams
+
+
+@dataclass
+class PushToTalk:
+    vad: VADParams = VADParams()
+    #: Silero goes on calling ~100 ms after a word's end voiced: this much VAD silence means ~160 ms of
+    #: real silence (measured on the Piper voice's questions).
+    quiet_secs: float = 0.064
+    down_at: float | None = None  # the key is held since
+    closing: bool = False  # released; the turn ends with the next frame
+    _voiced_end: float | None = None  # end of the last voiced frame while held
+    _last_t: float | None = None  # end of the last frame while held
+
+    @property
+    def held(self) -> bool:
+        return self.down_at is not None
+
+    def press(self, now: float) -> bool:
+        """The key went down; False for the key's auto-repeat."""
+        if self.down_at is not None:
+            return False
+        self.down_at, self._voiced_end, self._last_t = now, None, None
+        return True
+
+    def release(self, now: float) -> float | None:
+        """The key went up: how long it was held (None if it was not down)."""
+        if self.down_at is None:
+            return None
+        held, self.down_at = now - self.down_at, None
+        return held
+
+    def frame(self, probability: float, volume_db: float, t: float) -> None:
+        """A frame heard while the key is held, ending at ``t``, with its VAD probability and volume."""
+        self._last_t = t
+        if probability >= self.vad.confidence and volume_db >= self.vad.min_volume_db:
+            self._voiced_end = t
+
+    def ended_quiet(self) -> bool:
+        """The audio delivered while the key was held ends in ``quiet_secs`` of silence (or had no voice)."""
+        if self._last_t is None:
+            return False
+        return self._voiced_end is None or self._last_t - self._voiced_end >= self.quiet_secs - 1e-9
