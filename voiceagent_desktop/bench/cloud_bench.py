@@ -2,11 +2,11 @@
 
 The app runs on the Cloud profile (deepgram-sdk, openai, cartesia) through the virtual sound devices,
 its stages pointed at the protocol-faithful fakes of testing/cloud_fakes.py (Deepgram transcribing with
-Whisper, a scripted OpenAI-compatible server, Cartesia synthesizing with Piper), which run in a process
-of their own at a lower CPU priority (real services do not share the app's cores). Push-to-talk and
-hands-free questions are spoken into the virtual microphone, three times: with typical provider
-latencies injected (``cloud_fakes.TYPICAL``), with zero-latency fakes, and with typical latencies but
-connections not re-warmed at the start of each turn (what keeping them warm saves).
+Whisper, a scripted OpenAI-compatible server, Cartesia synthesizing with Piper), which run in processes
+of their own, one per service, at a lower CPU priority (real services do not share the app's cores).
+Push-to-talk and hands-free questions are spoken into the virtual microphone, three times: with typical
+provider latencies injected (``cloud_fakes.TYPICAL``), with zero-latency fakes, and with typical
+latencies but connections not re-warmed at the start of each turn (what keeping them warm saves).
 
 For each turn, from the engine's marks and the fakes' own records (one clock):
 
@@ -38,7 +38,7 @@ from typing import Any
 
 from ..config import Settings
 from ..engine.events import AgentState, AssistantDone, InputMode, Notice, TurnMetrics
-from ..testing.cloud_fakes import TYPICAL, Latency, cloud_settings
+from ..testing.cloud_fakes import SERVICES, TYPICAL, Latency, cloud_settings
 from . import analysis
 from .run import QUESTIONS, Recorder, _wait_state, generate_speech
 
@@ -48,44 +48,56 @@ SUMMARY = (
 
 
 class RemoteFakes:
-    """The fakes in a child process (``testing/cloud_fakes._serve``): their Whisper, Piper and Python
-    work must not share the app's event loop and GIL, as real services would not. Times in their records
-    are the system-wide monotonic clock, the app's clock too."""
+    """The fakes in child processes, one per service (``testing/cloud_fakes._serve``): their Whisper,
+    Piper and Python work must share neither the app's event loop and GIL nor each other's, as real
+    services would not. Times in their records are the system-wide monotonic clock, the app's clock too."""
 
     def __init__(self, latency: Latency) -> None:
         self.latency = latency
-        self._proc: subprocess.Popen[str] | None = None
+        self._procs: list[subprocess.Popen[str]] = []
         self.urls: dict[str, str] = {}
         self.environ: dict[str, str] = {}
 
-    def _line(self) -> dict[str, Any]:
-        assert self._proc is not None and self._proc.stdout is not None
-        while line := self._proc.stdout.readline():
+    @staticmethod
+    def _line(proc: subprocess.Popen[str]) -> dict[str, Any]:
+        assert proc.stdout is not None
+        while line := proc.stdout.readline():
             if line.startswith("{"):
                 return dict(json.loads(line))
-        raise RuntimeError("the fakes' process ended")
+        raise RuntimeError("a fake's process ended")
 
     async def __aenter__(self) -> RemoteFakes:
         module = "voiceagent_desktop.testing.cloud_fakes"
-        cmd = [sys.executable, "-m", module, json.dumps(asdict(self.latency))]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        hello = await asyncio.to_thread(self._line)
-        self.urls, self.environ = hello["urls"], hello["environ"]
+        for service in SERVICES:
+            cmd = [sys.executable, "-m", module, json.dumps(asdict(self.latency)), service]
+            self._procs.append(
+                subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            )
+        for hello in await asyncio.gather(*(asyncio.to_thread(self._line, p) for p in self._procs)):
+            self.urls.update(hello["urls"])
+            self.environ.update(hello["environ"])
         return self
 
     async def records(self) -> dict[str, Any]:
-        assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write("spans\n")
-        self._proc.stdin.flush()
-        return await asyncio.to_thread(self._line)
+        for proc in self._procs:
+            assert proc.stdin is not None
+            proc.stdin.write("spans\n")
+            proc.stdin.flush()
+        out: dict[str, Any] = {"spans": {}, "connections": {}}
+        for part in await asyncio.gather(*(asyncio.to_thread(self._line, p) for p in self._procs)):
+            out["spans"].update(part["spans"])
+            out["connections"].update(part["connections"])
+        return out
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._proc is not None and self._proc.stdin is not None:
-            self._proc.stdin.close()
+        for proc in self._procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self._procs:
             try:
-                await asyncio.to_thread(self._proc.wait, 20)
+                await asyncio.to_thread(proc.wait, 20)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
+                proc.kill()
 
 
 async def _run(

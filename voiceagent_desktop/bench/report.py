@@ -259,21 +259,25 @@ def _replace_section(path: Path, mark: str, lines: list[str], *, before: str | N
 CLOUD_HEADER = """## Cloud profile overhead (against local fakes)
 
 The Cloud profile (deepgram-sdk, openai, cartesia) through the virtual sound devices, each stage pointed
-at its protocol-faithful fake (testing/cloud_fakes.py), push-to-talk. Per turn: **overhead** = (first
-reply audio handed to the sound device − end-of-turn decision) − the fakes' own time on that path
-(Deepgram's Finalize → answer, the chat server's request → end of the first sentence, Cartesia's first
-text → first chunk: injected latency and the fakes' compute). **capture** (part of the overhead): the
-wait for the frame that carries the audio up to the release, then the Finalize — ≤ one 32 ms frame plus
-the input latency; **after capture**: the rest. **device**: handed over → the first sample at the
-speaker (output callback period and buffer; the same for every provider). Hands-free, a turn usually
-ends on an evaluation whose Finalize was answered before the decision, so no STT time lies on the path
-(only the parts of the fakes' spans between the decision and the hand-over are subtracted, in both
-modes). Target: overhead p95 ≤ 10 ms
-(Pipecat's own, measured on this machine: 7–8 ms). The fakes run in a process of their own (their
-Whisper, Piper and Python work must not share the app's loop). *Not kept warm*: the same typical run
-without re-opening idle connections when a turn starts — the HTTP pool drops an idle connection after
-5 s, so each turn pays the LLM's handshake again (the fake's 100 ms); that difference is what keeping
-connections warm saves.
+at its protocol-faithful fake (testing/cloud_fakes.py), push-to-talk and hands-free. Per turn:
+**overhead** = (first reply audio handed to the sound device − end-of-turn decision) − the fakes' own
+time on that path (Deepgram's Finalize → answer, the chat server's request → end of the first sentence,
+Cartesia's first text → first chunk: injected latency and the fakes' compute). The decision is the PTT
+release, or hands-free the clock time at which the app decided (when the frame completing the silence,
+or the end-of-turn evaluation, reached it). **capture** (part of the overhead): from the release to the
+Finalize reaching the fake — it includes the wait for the frame that carries the audio up to the
+release when the user let go mid-speech (≤ one 32 ms frame plus the input latency; after a pause the
+turn ends at the release, `engine/ptt.py`); **after capture**: the rest. **device**: handed over → the
+first sample at the speaker (output callback period and buffer; the same for every provider).
+Hands-free, a turn usually ends on an evaluation whose Finalize was answered before the decision, so no
+STT time lies on the path (only the parts of the fakes' spans between the decision and the hand-over
+are subtracted, in both modes). Target: overhead p95 ≤ 10 ms (Pipecat's own, measured on this machine:
+7–8 ms). Each fake runs in a process of its own at niceness 10: real services share neither the app's
+cores nor each other's, and one fake's work (Whisper, streaming an answer) must not delay another's
+reading of the app's requests, which would be counted as the app's. The chat fake streams words with
+the space in front, as LLM tokenizers do. *Not kept warm*: the same typical run without re-opening idle
+connections when a turn starts — the HTTP pool drops an idle connection after 5 s, so each turn pays the
+LLM's handshake again (the fake's 100 ms); that difference is what keeping connections warm saves.
 """
 
 

@@ -65,14 +65,15 @@ class ToolCalls:
         self._calls.clear()
 
     def add(self, deltas: Any) -> None:
+        """One chunk's ``delta.tool_calls`` (the streamed JSON: a list of dicts)."""
         for d in deltas:
-            call = self._calls.setdefault(int(d.index or 0), {"id": "", "name": "", "arguments": ""})
-            if d.id:
-                call["id"] = d.id
-            f = d.function
+            call = self._calls.setdefault(int(d.get("index") or 0), {"id": "", "name": "", "arguments": ""})
+            if d.get("id"):
+                call["id"] = d["id"]
+            f = d.get("function")
             if f is not None:
-                call["name"] += f.name or ""
-                call["arguments"] += f.arguments or ""
+                call["name"] += f.get("name") or ""
+                call["arguments"] += f.get("arguments") or ""
 
     @property
     def names(self) -> list[str]:

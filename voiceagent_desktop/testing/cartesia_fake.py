@@ -101,6 +101,7 @@ class FakeCartesiaServer:
         self.sent: list[dict[str, Any]] = []  # frames sent (``data`` left out)
         self.cancelled: list[str] = []  # context ids the clients cancelled
         self.first_audio_spans: list[tuple[float, float]] = []  # (first request, first chunk) per context
+        self.sent_at = 0.0  # when the last frame was ready to send (monotonic)
         self.headers: list[dict[str, str]] = []  # handshake headers, Authorization left out
         self._index: dict[Any, int] = {}
         self._live: set[Any] = set()
@@ -246,7 +247,7 @@ class FakeCartesiaServer:
                 await self._send(ws, {**chunk, "flush_id": fid, "data": data64, "step_time": step_ms})
                 ctx.chunks += 1
                 if ctx.chunks == 1:  # the server's own time to first audio (the bench subtracts it)
-                    self.first_audio_spans.append((ctx.t_created, time.monotonic()))
+                    self.first_audio_spans.append((ctx.t_created, self.sent_at))
             dur = len(audio) / rate
             words = piece.split()
             if stamps and words:
@@ -293,5 +294,7 @@ class FakeCartesiaServer:
 
     async def _send(self, ws: Any, frame: dict[str, Any]) -> None:
         self.sent.append({k: v for k, v in frame.items() if k != "data"})
+        data = json.dumps(frame)
+        self.sent_at = time.monotonic()  # ready to go: the time after this is the transport's and the app's
         with contextlib.suppress(Exception):  # the client may be gone
-            await ws.send(json.dumps(frame))
+            await ws.send(data)

@@ -51,6 +51,9 @@ class Latency:
 TYPICAL = Latency(stt_result=0.15, llm_first_byte=0.35, llm_chunk=0.01, tts_first_audio=0.09, handshake=0.1)
 
 
+SERVICES = ("deepgram", "openai", "cartesia")
+
+
 def default_answer(request: Request) -> Script:
     return Script(text="Paris is the capital of France. It is known for the Eiffel Tower.")
 
@@ -95,9 +98,16 @@ class CloudFakes:
         return s
 
     async def __aenter__(self) -> CloudFakes:
-        for server in (self.deepgram, self.openai, self.cartesia):
-            await self._stack.enter_async_context(server)
+        await self.start()
         return self
+
+    async def start(self, services: tuple[str, ...] = SERVICES) -> None:
+        """Start the fakes named (all of them by default)."""
+        servers: dict[str, contextlib.AbstractAsyncContextManager[Any]] = {
+            "deepgram": self.deepgram, "openai": self.openai, "cartesia": self.cartesia,
+        }  # fmt: skip
+        for name in services:
+            await self._stack.enter_async_context(servers[name])
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
@@ -152,9 +162,11 @@ def connections(fakes: CloudFakes) -> dict[str, int]:
     }
 
 
-async def _serve(latency: Latency) -> None:
-    """Start the fakes, print their URLs and keys as one JSON line, then answer ``spans`` lines on stdin
-    with the records (times: the system-wide monotonic clock, as the app's) until stdin closes."""
+async def _serve(latency: Latency, service: str) -> None:
+    """Start one fake, print its URL and key as one JSON line, then answer ``spans`` lines on stdin with
+    its records (times: the system-wide monotonic clock, as the app's) until stdin closes. One process
+    per service, as real services are apart: one fake's work (Whisper, streaming an answer) must not
+    delay another's reading of its requests — that delay would be counted as the app's."""
     import json
     import sys
 
@@ -162,16 +174,29 @@ async def _serve(latency: Latency) -> None:
     from ..providers.whisper_stt import WhisperSTT
 
     stt, tts = WhisperSTT(), PiperTTS()
-    await stt.load()
-    await tts.load()
-    async with CloudFakes(stt, tts, latency=latency) as fakes:
-        print(json.dumps({"urls": fakes.urls, "environ": fakes.environ}), flush=True)
+    models: list[WhisperSTT | PiperTTS] = [stt] if service == "deepgram" else []
+    models += [tts] if service == "cartesia" else []
+    for model in models:
+        await model.load()
+    fakes = CloudFakes(stt, tts, latency=latency)
+    await fakes.start((service,))
+    try:
+        urls = {service: fakes.urls[service]}
+        print(json.dumps({"urls": urls, "environ": fakes.environ}), flush=True)
         loop = asyncio.get_running_loop()
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             if line.strip() == "spans":
-                print(json.dumps({"spans": spans(fakes), "connections": connections(fakes)}), flush=True)
-    await stt.aclose()
-    await tts.aclose()
+                own = {"deepgram": "deepgram_finalize", "openai": "openai_first_sentence"}
+                key = own.get(service, "cartesia_first_audio")
+                records = {
+                    "spans": {key: spans(fakes)[key]},
+                    "connections": {service: connections(fakes)[service]},
+                }
+                print(json.dumps(records), flush=True)
+    finally:
+        await fakes.__aexit__(None, None, None)
+        for model in models:
+            await model.aclose()
 
 
 if __name__ == "__main__":
@@ -183,4 +208,4 @@ if __name__ == "__main__":
     # otherwise take the CPU from the app's own work on the measured path: they yield it (niceness 10,
     # set before any thread starts; their own time is subtracted from the app's in any case).
     os.nice(10)
-    asyncio.run(_serve(Latency(**json.loads(sys.argv[1]))))
+    asyncio.run(_serve(Latency(**json.loads(sys.argv[1])), sys.argv[2]))

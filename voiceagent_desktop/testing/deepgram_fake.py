@@ -85,6 +85,7 @@ class FakeDeepgramServer:
         #: (Finalize received, its answer sent): the server's own time on a turn's path (the bench
         #: subtracts it)
         self.finalize_spans: list[tuple[float, float]] = []
+        self.sent_at = 0.0  # when the last message was ready to send (monotonic)
         self._server: Any = None
 
     @property
@@ -160,7 +161,7 @@ class FakeDeepgramServer:
                 kind = json.loads(message).get("type")
                 if kind == "Finalize":
                     await self._final(ws, s, speech_final=False, from_finalize=True)
-                    self.finalize_spans.append((t_in, time.monotonic()))
+                    self.finalize_spans.append((t_in, self.sent_at))
                 elif kind == "CloseStream":
                     await self._final(ws, s, speech_final=False)
                     await self._send(ws, s, self._metadata(s), count=False)
@@ -309,8 +310,10 @@ class FakeDeepgramServer:
             await ws.send('{"type": "Results", "channel": {')
         if f.unknown_after is not None and n == f.unknown_after:
             await ws.send(json.dumps({"type": "Mystery", "detail": "a message type the SDK does not know"}))
+        data = json.dumps(msg)
+        self.sent_at = time.monotonic()  # ready to go: the time after this is the transport's and the app's
         with contextlib.suppress(Exception):
-            await ws.send(json.dumps(msg))
+            await ws.send(data)
 
 
 class _Dropped(Exception):

@@ -192,8 +192,11 @@ class FakeOpenAIServer:
         self.headers_sent_at.append(time.monotonic())
         model = str(req.body.get("model", "fake"))
 
+        sent_at = [0.0]  # when the last chunk was ready to send: the time after it is the transport's
+
         async def send(payload: str) -> None:
             data = f"data: {payload}\n\n".encode()
+            sent_at[0] = time.monotonic()
             w.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             await w.drain()
 
@@ -227,7 +230,7 @@ class FakeOpenAIServer:
                 await send(chunk({"content": word}))
                 if word.rstrip().endswith((".", "!", "?")) and not sentence_done:
                     sentence_done = True
-                    self.first_sentence_spans.append((req.t, time.monotonic()))
+                    self.first_sentence_spans.append((req.t, sent_at[0]))
             for k, (name, args) in enumerate(s.tool_calls):
                 head = {
                     "index": k,
