@@ -46,7 +46,7 @@ class PushToTalk:
     def frame(self, probability: float, volume_db: float, t: float) -> None:
         """A frame heard while the key is held, ending at ``t``, with its VAD probability and volume."""
         self._last_t = t
-        if probability >= self.vad.confidence and volume_db >= self.vad.min_volume_db:
+        if self.vad.voiced(probability, volume_db):
             self._voiced_end = t
 
     def ended_quiet(self) -> bool:

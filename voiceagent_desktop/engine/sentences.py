@@ -126,7 +126,7 @@ class SentenceSplitter:
             return False
         if "." not in punctuation:
             return True  # ! ? …
-        word = before.split()[-1] if before.split() else ""
+        word = before.split()[-1]  # (speakable: there is a word)
         if not word[-1:].isalpha() or cls._is_abbreviation(before):
             return False  # "3." may be "3.5"; "Dr." and "J." go on
         return word.lower() != "www" and not any(c in word for c in "./@:")  # an address goes on

@@ -31,6 +31,11 @@ class VADParams:
     stop_secs: float = 0.032  # the silence after which the end-of-turn policy evaluates (one frame)
     min_volume_db: float = -50.0
 
+    def voiced(self, probability: float, volume_db: float, *, speaking: bool = False) -> bool:
+        """Is a frame voice? Once speaking, the threshold drops by ``hysteresis``."""
+        threshold = self.confidence - self.hysteresis if speaking else self.confidence
+        return probability >= threshold and volume_db >= self.min_volume_db
+
 
 class VADPhase(enum.Enum):
     QUIET = "quiet"
@@ -76,9 +81,7 @@ class VADStateMachine:
         return self.phase in (VADPhase.SPEAKING, VADPhase.STOPPING)
 
     def is_voiced(self, probability: float, volume_db: float) -> bool:
-        p = self.params
-        threshold = p.confidence - p.hysteresis if self.speaking else p.confidence
-        return probability >= threshold and volume_db >= p.min_volume_db
+        return self.params.voiced(probability, volume_db, speaking=self.speaking)
 
     def update(self, probability: float, volume_db: float, t_end: float) -> VADUpdate:
         """Feed one frame ending at ``t_end``; returns a start/stop decision made on this frame."""
