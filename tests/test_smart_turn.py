@@ -82,12 +82,19 @@ def smart_turn(smart_turn_path: Path) -> SmartTurn:
 
 def test_smart_turn_hears_finished_sentences_as_complete(smart_turn: SmartTurn) -> None:
     pad = np.zeros(3200, np.float32)  # the 200 ms of silence after which the engine asks
-    complete, cut = [], []
+    complete, cut, readings = [], [], []
     for text in COMPLETE:
-        audio = piper_speech(text)
-        complete.append(smart_turn.predict(np.concatenate([audio, pad])))
+        # Piper's voice varies from one synthesis to the next (its noise terms), and now and then a
+        # reading ends in a way Smart Turn is less sure of (once 0.75 among ~50 readings here): judge
+        # the median of three readings, and no reading far off
+        ps = []
+        for _ in range(3):
+            audio = piper_speech(text)
+            ps.append(smart_turn.predict(np.concatenate([audio, pad])))
+        readings += ps
+        complete.append(float(np.median(ps)))
         cut += [smart_turn.predict(np.concatenate([audio[: int(len(audio) * f)], pad])) for f in (0.4, 0.6)]
-    assert min(complete) > 0.8, complete
+    assert min(complete) > 0.8 and min(readings) > 0.6, readings
     # audio cut off mid-sentence sounds less finished on average (the model alone is not enough: see
     # engine/turn.py for why the transcript is consulted too)
     assert float(np.mean(cut)) < float(np.mean(complete)) - 0.1, cut
