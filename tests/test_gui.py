@@ -32,6 +32,9 @@ from voiceagent_desktop.engine.events import (
     ErrorEvent,
     InputMode,
     Notice,
+    Reminder,
+    ToolCalled,
+    ToolResult,
     UserInterim,
     UserTranscript,
 )
@@ -297,12 +300,13 @@ def test_barge_in_marks_the_reply_interrupted(make_rig: Callable[..., Rig]) -> N
 
     with qtbot.waitSignal(rig.bridge.assistantDone) as done:
         qtbot.keyPress(w, Qt.Key.Key_Space)  # the user talks over the reply
-    _turn_id, heard, interrupted = done.args
+    _turn_id, heard, interrupted, unheard = done.args
     assert interrupted and heard.startswith("The capital") and heard.endswith("…")
     reply = w.transcript.bubbles()[1]
     assert reply.role == "assistant" and reply.text == heard  # only what was heard
     assert reply.interrupted and reply.marker.isVisible()
     assert reply.marker.text() == INTERRUPTED_MARK
+    assert unheard and reply.unheard_label.text() == unheard  # the rest, greyed
     assert w.state_indicator.text == "You're speaking"
     qtbot.keyRelease(w, Qt.Key.Key_Space)
 
@@ -322,6 +326,29 @@ def test_interim_words_show_live_and_the_final_transcript_replaces_them(make_rig
     [final] = w.transcript.bubbles()  # the same bubble, now final
     assert final is live and final.text == "What is the capital of France?"
     assert final.role_label.text() == "You"
+
+
+def test_tool_calls_are_compact_rows_and_a_reminder_shows_in_the_banner(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    with qtbot.waitSignal(rig.bridge.toolCalled):
+        rig.agent.bus.emit(ToolCalled(3, "call_0", "calculate", '{"expression": "6 * 7"}'))
+    [row] = w.transcript.tool_rows()
+    assert row.text() == "⚙ calculate(expression: 6 * 7) …"
+    qtbot.waitUntil(lambda: row.isVisibleTo(w))  # (the layout shows a new row on its next pass)
+    with qtbot.waitSignal(rig.bridge.toolResult):
+        rig.agent.bus.emit(ToolResult(3, "call_0", "calculate", "42", True, 0.4))
+    assert row.text() == "⚙ calculate(expression: 6 * 7) → 42" and row.ok
+    rig.agent.bus.emit(ToolCalled(3, "call_1", "flaky", "{}"))
+    rig.agent.bus.emit(
+        ToolResult(3, "call_1", "flaky", "error: flaky failed (ValueError: " + "x" * 200 + ")", False, 1)
+    )
+    failed = w.transcript.tool_rows()[1]
+    assert not failed.ok and failed.text().endswith("…") and len(failed.text()) < 110
+    with qtbot.waitSignal(rig.bridge.reminder):
+        rig.agent.bus.emit(Reminder("Reminder: the tea."))
+    assert w.notice_banner.isVisible() and w.notice_banner.text == "Reminder: the tea."
 
 
 def test_the_header_names_each_stage_provider_and_follows_a_fallback(make_rig: Callable[..., Rig]) -> None:

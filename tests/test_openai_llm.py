@@ -8,7 +8,6 @@ import asyncio
 import logging
 import socket
 import time
-from datetime import UTC, datetime
 
 import pytest
 
@@ -24,7 +23,6 @@ from voiceagent_desktop.errors import (
 from voiceagent_desktop.providers.base import RESTART, ChatMessage
 from voiceagent_desktop.providers.fallback import FallbackLLM
 from voiceagent_desktop.providers.openai_llm import OpenAICompatibleLLM, RetryPolicy
-from voiceagent_desktop.providers.tools import clock_tool
 from voiceagent_desktop.testing.fakes import FakeLLM
 from voiceagent_desktop.testing.openai_fake import FakeOpenAIServer, Script
 
@@ -293,60 +291,4 @@ async def test_a_stream_that_breaks_mid_answer_is_completed_by_the_fallback() ->
         assert deltas == ["The", " capital", RESTART, "Paris."]
         assert [s async for s in split_sentences(_aiter(deltas))] == ["Paris."]
         assert notices and "mid-answer" in notices[0]
-        await model.aclose()
-
-
-# ---- tool calls --------------------------------------------------------------------------------------
-
-FIXED = datetime(2026, 12, 1, 22, 10, tzinfo=UTC)
-
-
-@pytest.mark.asyncio
-async def test_a_tool_call_runs_locally_and_the_answer_follows_in_a_second_request() -> None:
-    scripts = [Script(text="", tool_calls=(("get_current_time", "{}"),)), Script(text="It is ten past ten.")]
-    async with FakeOpenAIServer(scripts, api_key=KEY) as server:
-        model = llm(server, tools=(clock_tool(lambda: FIXED),))
-        await model.load()
-        assert await collect(model) == "It is ten past ten."
-        assert model.last_tool_calls == ["get_current_time"]
-        first, second = (r.body for r in server.requests if r.path.endswith("/chat/completions"))
-        assert first is not None and second is not None
-        assert [t["function"]["name"] for t in first["tools"]] == ["get_current_time"]
-        call, result = second["messages"][-2:]
-        assert call["role"] == "assistant" and call["tool_calls"][0]["function"]["name"] == "get_current_time"
-        assert result == {
-            "role": "tool",
-            "tool_call_id": "call_0",
-            "content": "Tuesday 01 December 2026, 22:10 (UTC)",
-        }
-        await model.aclose()
-
-
-@pytest.mark.asyncio
-async def test_an_unknown_tool_or_bad_arguments_answer_with_an_error_and_rounds_are_bounded() -> None:
-    scripts = [
-        Script(text="", tool_calls=(("launch_rockets", '{"count": 3}'),)),
-        Script(text="", tool_calls=(("get_current_time", "{not json"),)),
-        Script(text="I could not do that."),
-    ]
-    async with FakeOpenAIServer(scripts, api_key=KEY) as server:
-        model = llm(server, tools=(clock_tool(lambda: FIXED),), max_tool_rounds=2)
-        await model.load()
-        assert await collect(model) == "I could not do that."
-        bodies = [r.body for r in server.requests if r.path.endswith("/chat/completions")]
-        assert len(bodies) == 3 and all(b is not None for b in bodies)
-        tool_results = [m["content"] for m in bodies[2]["messages"] if m["role"] == "tool"]  # type: ignore[index]
-        assert tool_results == ["error: there is no tool named 'launch_rockets'", "error: JSONDecodeError"]
-        assert "tools" not in bodies[2]  # type: ignore[operator]  # the last round offers no tools
-        await model.aclose()
-
-
-@pytest.mark.asyncio
-async def test_local_servers_get_no_tools_unless_asked() -> None:
-    async with FakeOpenAIServer([Script(text="Hi.")]) as server:
-        model = OpenAICompatibleLLM("llamacpp", base_url=server.base_url, model="m")
-        await model.load()
-        assert await collect(model) == "Hi."
-        body = server.requests[-1].body
-        assert body is not None and "tools" not in body
         await model.aclose()

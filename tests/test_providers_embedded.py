@@ -217,6 +217,31 @@ async def test_llama_cancel_stops_worker_promptly(llama: LlamaLLM) -> None:
         await gen.aclose()
 
 
+SAMPLE_TURNS = [
+    "What's the weather going to be like in Lisbon tomorrow afternoon?",
+    "I can't check live forecasts, but Lisbon in December is usually mild, around 15 degrees.",
+    "Can you remind me to call my sister at 7:30 tonight?",
+    "Sure. I've set a reminder for 7:30 p.m. to call your sister.",
+    "How many tablespoons are in a quarter cup, and is that the same for butter?",
+    "A quarter cup is four tablespoons; for butter that's half a stick, about 57 grams.",
+    "Thanks! Tell me a short story about a dragon who couldn't fly.",
+]
+
+
+def test_llama_counts_tokens_with_its_tokenizer_and_the_estimate_is_calibrated(llama: LlamaLLM) -> None:
+    from voiceagent_desktop.engine.history import estimate_tokens
+
+    raw = llama._llm  # the loaded llama_cpp.Llama
+    for text in SAMPLE_TURNS:
+        assert llama.count_tokens(text) == len(raw.tokenize(text.encode(), add_bos=False, special=True))
+    exact = sum(llama.count_tokens(t) for t in SAMPLE_TURNS)
+    estimate = sum(estimate_tokens(t) for t in SAMPLE_TURNS)
+    # the estimate used without a tokenizer errs on the safe side, and not by much
+    assert exact <= estimate <= 1.3 * exact, (exact, estimate)
+    for text in SAMPLE_TURNS:  # digits are a token each: "7:30 p.m." runs at 2.7 characters a token
+        assert 0.75 * llama.count_tokens(text) <= estimate_tokens(text), text
+
+
 def test_llama_missing_gguf_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "model.gguf"
     with pytest.raises(ModelLoadError, match="nope"):

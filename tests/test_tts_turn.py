@@ -65,7 +65,7 @@ class PacedLLM:
     def __init__(self, tokens: list[str], hold_from: int | None = None) -> None:
         self.tokens, self.hold_from, self.later = tokens, hold_from, asyncio.Event()
 
-    async def stream(self, messages: Any) -> AsyncIterator[str]:
+    async def stream(self, messages: Any, tools: Any = None) -> AsyncIterator[str]:
         for k, tok in enumerate(self.tokens):
             if k == self.hold_from:
                 await asyncio.wait_for(self.later.wait(), 5)

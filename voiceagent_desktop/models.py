@@ -82,11 +82,15 @@ SMART_TURN = ModelSpec(
 KNOWN_MODELS: tuple[ModelSpec, ...] = (SMART_TURN,)
 
 
-def models_dir() -> Path:
-    """``$VOICEAGENT_DATA_DIR/models`` if set, else ``models`` in the user data directory."""
+def data_dir() -> Path:
+    """``$VOICEAGENT_DATA_DIR`` if set, else the platformdirs user data directory."""
     env = os.environ.get(DATA_DIR_ENV)
-    base = Path(env) if env else Path(platformdirs.user_data_dir(APP_NAME))
-    return base / "models"
+    return Path(env) if env else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def models_dir() -> Path:
+    """``models`` in the data directory."""
+    return data_dir() / "models"
 
 
 def stored_path(spec: ModelSpec) -> Path:

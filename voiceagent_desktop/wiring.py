@@ -42,7 +42,8 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
     v = settings.vad
     return ConversationSettings(
         mode=InputMode(settings.mode),
-        system_prompt=settings.system_prompt,
+        system_prompt=settings.active_persona().system_prompt,
+        greeting=settings.active_persona().greeting,
         vad=VADParams(
             confidence=v.confidence,
             start_secs=v.start_secs,
@@ -73,6 +74,7 @@ def embedded_providers(settings: Settings) -> Providers:
     from .providers.text_turn import TextTurnModel
     from .providers.whisper_stt import WhisperSTT
 
+    persona = settings.active_persona()
     gguf = settings.llm.gguf_path
     if gguf is not None and not gguf.expanduser().is_file():
         raise ConfigError(f"The LLM model file {gguf} does not exist (llm.gguf_path / --gguf).")
@@ -81,23 +83,25 @@ def embedded_providers(settings: Settings) -> Providers:
         n_ctx=settings.llm.n_ctx,
         max_tokens=settings.llm.max_tokens,
         temperature=settings.llm.temperature,
-        warmup_system_prompt=settings.system_prompt,
+        warmup_system_prompt=persona.system_prompt,
     )
     stt: STT = WhisperSTT()
-    tts: TTS = PiperTTS()
+    piper = persona.piper_voice
+    if piper is not None and not piper.expanduser().is_file():
+        raise ConfigError(f"The Piper voice {piper} of persona {settings.persona!r} does not exist.")
+    tts: TTS = PiperTTS(str(piper.expanduser()) if piper else None)
     if settings.provider("llm") != "embedded":
         from .providers.fallback import FallbackLLM
         from .providers.openai_llm import OpenAICompatibleLLM
-        from .providers.tools import default_tools
 
-        want = settings.llm.tools
         cloud = OpenAICompatibleLLM(
             settings.provider("llm"),
             base_url=settings.llm.base_url,
             model=settings.llm.model,
             max_tokens=settings.llm.max_tokens,
             temperature=settings.llm.temperature,
-            tools=None if want is None else (default_tools() if want else ()),
+            tools=settings.llm.tools,
+            max_prompt_tokens=settings.llm.context_tokens,
         )
         llm = FallbackLLM(cloud, llm)
     if settings.provider("stt") == "deepgram":
@@ -112,8 +116,9 @@ def embedded_providers(settings: Settings) -> Providers:
 
         t = settings.tts
         cartesia = CartesiaTTS(model_id=t.model, language=t.language)
-        if t.voice_id:
-            cartesia.voice_id = t.voice_id
+        voice = persona.voice or t.voice_id
+        if voice:
+            cartesia.voice_id = voice
         if t.url:
             cartesia.websocket_url, cartesia.base_url = t.url, t.url.replace("ws", "http", 1)
         tts = FallbackTTS(cartesia, tts)
@@ -138,3 +143,18 @@ def build_agent(settings: Settings, *, clock: Clock | None = None, bus: EventBus
         clock=clock or MonotonicClock(),
         bus=bus,
     )
+
+
+def record_session(agent: VoiceAgent, settings: Settings, resume: int | None = None) -> VoiceAgent:
+    """Save the conversation (``sessions.py``) unless ``save_sessions`` is off; ``resume``: continue
+    saved session ``resume`` (its history goes to the LLM). Raises ``SessionError`` if there is none."""
+    if not settings.save_sessions and resume is None:
+        return agent
+    from .sessions import SessionRecorder, SessionStore
+
+    store = SessionStore()
+    if resume is not None:
+        agent.history_seed = store.history(resume)
+    if settings.save_sessions:
+        agent.bus.subscribe(SessionRecorder(store, resume=resume))
+    return agent

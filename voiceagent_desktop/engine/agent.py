@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import AudioDeviceError, ProviderError, VoiceAgentError
-from ..providers.base import LLM, STT, TTS, VAD, AudioArray, TurnDetector
+from ..providers.base import LLM, STT, TTS, VAD, AudioArray, ChatMessage, TurnDetector
 from .clock import Clock, MonotonicClock
 from .conversation import Conversation, ConversationSettings
 from .events import (
@@ -28,8 +28,9 @@ from .events import (
     Ready,
     StateChanged,
 )
-from .memory import configure_allocator
+from .memory import configure_allocator, freeze_startup_objects
 from .ports import AudioSink
+from .tools import load_entry_point_tools
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class VoiceAgent:
         self.clock = clock or MonotonicClock()
         self.bus = bus or EventBus()
         self.conversation: Conversation | None = None
+        #: The conversation so far when a saved session is resumed (``sessions.SessionRecorder``).
+        self.history_seed: list[ChatMessage] = []
         self.mode = settings.mode
         self.state = AgentState.LOADING
         self._input: AudioSource | None = None
@@ -90,6 +93,8 @@ class VoiceAgent:
     def _track_state(self, event: object) -> None:
         if isinstance(event, StateChanged):
             self.state = event.state
+        elif isinstance(event, ModeChanged):  # also when a tool ("stop listening") changed it
+            self.mode = event.mode
 
     async def start(self) -> None:
         """Open devices, load models, start listening. Raises VoiceAgentError on failure (also emitted)."""
@@ -111,7 +116,11 @@ class VoiceAgent:
                 turn_detector=self.providers.turn,
                 text_model=self.providers.text_turn if self.providers.turn is not None else None,
             )
+            self.conversation.tools.add(load_entry_point_tools())  # third-party tools (engine.tools)
+            for msg in self.history_seed:
+                self.conversation.history.add(msg, self.providers.llm.capabilities.max_prompt_tokens)
             self.conversation.set_mode(self.mode)
+            freeze_startup_objects()
             await self._input.start()
         except VoiceAgentError as exc:
             self.bus.emit(ErrorEvent(str(exc), fatal=True))
@@ -125,6 +134,8 @@ class VoiceAgent:
             raise
         self.bus.emit(StateChanged(AgentState.LISTENING))
         self.bus.emit(Ready(self.clock.now() - t0))
+        if self.settings.greeting and not self.history_seed and self.conversation is not None:
+            self.conversation.actions.say(self.settings.greeting)  # the persona's hello
 
     async def _load_models(self) -> None:
         parts = {

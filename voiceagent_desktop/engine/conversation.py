@@ -19,7 +19,6 @@ import asyncio
 import collections
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,7 +33,10 @@ from ..providers.base import (
     Transcript,
     TurnDetector,
 )
+from .actions import ConversationActions
+from .builtin_tools import Timers, calculate, clock_tool, control_tools
 from .clock import Clock
+from .conversation_settings import DEFAULT_SYSTEM_PROMPT, ConversationSettings  # noqa: F401  (re-exported)
 from .events import (
     AgentState,
     AssistantDone,
@@ -56,40 +58,18 @@ from .memory import release_free_memory
 from .ports import AudioSink
 from .ptt import PushToTalk
 from .reply import Reply, run_reply
+from .tools import ToolRegistry
 from .turn import (
     EndOfTurnDecision,
     EOTReason,
     StreamedTurnSTT,
     TextScorer,
-    TurnParams,
     TurnPolicy,
     evaluate,
 )
-from .vad import SpeechStarted, SpeechStopped, VADParams, VADPhase, VADStateMachine, rms_db
+from .vad import SpeechStarted, SpeechStopped, VADPhase, VADStateMachine, rms_db
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a friendly voice assistant running on the user's desktop. Your answers are spoken aloud: "
-    "reply in one or two short, plain sentences, without lists, markdown or emojis."
-)
-
-
-@dataclass(frozen=True)
-class ConversationSettings:
-    mode: InputMode = InputMode.PUSH_TO_TALK
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    vad: VADParams = VADParams()
-    turn: TurnParams = TurnParams()
-    preroll_secs: float = 0.3  # audio kept from before the detected start / PTT press
-    min_press_secs: float = 0.15  # shorter PTT presses are ignored
-    max_history_messages: int = 24
-    max_turn_secs: float = 30.0
-    #: Cloud providers re-open idle connections when a user turn starts (False: only for benchmarks).
-    warm_connections: bool = True
-    #: A streaming STT is flushed for an end-of-turn evaluation once the silence is this long (a flush
-    #: splits the service's segment: not inside a word).
-    stream_pause_secs: float = 0.15
 
 
 class Conversation:
@@ -122,7 +102,11 @@ class Conversation:
         #: with one-frame silences most requests are replaced by a newer one before they run.
         self._queued_eval: tuple[int, int] | None = None
         self._frames = FrameWaiter()
-        self.history = History(self.settings.system_prompt, self.settings.max_history_messages)
+        self.history = History(
+            self.settings.system_prompt,
+            self.settings.max_history_messages,
+            counter=getattr(llm, "count_tokens", None),  # the LLM's tokenizer, if it has one
+        )
         self.state = AgentState.LISTENING
         self._preroll: collections.deque[AudioArray] = collections.deque(
             maxlen=max(
@@ -137,6 +121,11 @@ class Conversation:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._prefill_due = False
+        self.actions = ConversationActions(self)  # what the built-in tools do to the conversation
+        self.tools = ToolRegistry(bus)  # VoiceAgent adds the plugins' (engine.tools)
+        self.timers = Timers(self.actions)
+        if self.settings.builtin_tools:
+            self.tools.add(clock_tool(), calculate, *self.timers.tools(), *control_tools(self.actions))
         #: A streaming STT hears the turn as it is spoken (``providers.base.StreamingSTT``).
         self._stream: StreamingSTT | None = (
             stt if stt.capabilities.streaming and isinstance(stt, StreamingSTT) else None
@@ -347,7 +336,8 @@ class Conversation:
         seg.started = True
         if "playback_start" not in reply.timer.marks:
             reply.timer.mark("playback_start", t)
-            self.bus.emit(reply.timer.event())
+            if reply.metrics:
+                self.bus.emit(reply.timer.event())
             self._set_state(AgentState.SPEAKING)
 
     def segment_finished(self, segment_id: int, t: float) -> None:
@@ -365,6 +355,8 @@ class Conversation:
         if state is not self.state:
             self.state = state
             self.bus.emit(StateChanged(state))
+            if state is AgentState.LISTENING and self.actions.announcements:
+                asyncio.get_running_loop().call_soon(self.actions.speak_pending)
 
     def _begin_user_turn(
         self, t_start: float, mode: InputMode, *, preroll_secs: float, t_frame_end: float | None = None
@@ -422,7 +414,8 @@ class Conversation:
             heard = reply.heard_text(played)
             if heard:
                 self._append(ChatMessage("assistant", heard, interrupted=True))
-            self.bus.emit(AssistantDone(reply.turn_id, heard, interrupted=True))
+            self.bus.emit(AssistantDone(reply.turn_id, heard, True, reply.unheard_text(heard)))
+        self.actions.reply_ended(completed=False)
         self._set_state(AgentState.LISTENING)
 
     def _append(self, msg: ChatMessage) -> None:
@@ -455,6 +448,7 @@ class Conversation:
                 sink=self.sink,
                 clock=self.clock,
                 on_sentence=lambda s: self.bus.emit(AssistantSentence(timer.turn_id, s)),
+                tools=self.tools.host(timer.turn_id) if self.tools else None,
             )
             if "playback_start" not in timer.marks:
                 self.bus.emit(timer.event())
@@ -463,6 +457,7 @@ class Conversation:
                 # The raw LLM text (not the cleaned, spoken one) keeps llama.cpp's prompt cache valid.
                 self._append(ChatMessage("assistant", reply.llm_text.strip() or reply.full_text))
             self.bus.emit(AssistantDone(timer.turn_id, reply.full_text, interrupted=False))
+            self.actions.reply_ended(completed=True)
             self._set_state(AgentState.LISTENING)
             self._prefill_if_due()
             self._background(asyncio.to_thread(release_free_memory), "trim-memory")
@@ -473,6 +468,7 @@ class Conversation:
             self._reply = None
             self.sink.clear()
             self.bus.emit(ErrorEvent(str(exc) or type(exc).__name__))
+            self.actions.reply_ended(completed=False)
             self._set_state(AgentState.LISTENING)
 
     def _prefill_if_due(self) -> None:
@@ -495,4 +491,6 @@ class Conversation:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.timers.aclose()
+        await self.tools.aclose()
         self._set_state(AgentState.STOPPED)

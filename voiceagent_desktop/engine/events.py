@@ -83,11 +83,13 @@ class AssistantSentence(Event):
 
 @dataclass(frozen=True)
 class AssistantDone(Event):
-    """The reply ended. ``text`` is what the user heard; ``interrupted`` if barge-in cut it."""
+    """The reply ended. ``text`` is what the user heard; ``interrupted`` if barge-in cut it, and then
+    ``unheard`` is the rest of the answer so far (shown greyed; the LLM never sees it)."""
 
     turn_id: int
     text: str
     interrupted: bool
+    unheard: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,40 @@ class EndOfTurn(Event):
     probability: float | None  # the end-of-turn model's P(complete), None if it did not run
     text_state: str | None  # engine.turn_text.TextState value of the transcript so far, if known
     silence_ms: float  # decision time − end of the last voiced frame
+
+
+@dataclass(frozen=True)
+class ToolCalled(Event):
+    """The LLM called a tool (``engine.tools``); ``arguments`` is its JSON, as the model wrote it."""
+
+    turn_id: int
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolResult(Event):
+    """A tool's answer to the model (``ok`` False: the error text the model was given)."""
+
+    turn_id: int
+    call_id: str
+    name: str
+    result: str
+    ok: bool
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class Reminder(Event):
+    """A timer the user set went off (also spoken, and shown as a desktop notification)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ConversationEnded(Event):
+    """The user ended the conversation ("end conversation"): the history was cleared."""
 
 
 @dataclass(frozen=True)

@@ -1,41 +1,91 @@
-"""The conversation's history: the messages the LLM sees, trimmed in large steps to keep its cache useful."""
+"""The conversation's history: the messages the LLM sees, kept within a budget of prompt tokens.
+
+Tokens are counted with the LLM's own tokenizer where it has one (``count_tokens(text)``: llama.cpp),
+else estimated: ``ESTIMATE_CHARS_PER_TOKEN`` characters per token, calibrated on English conversation
+against SmolLM2's tokenizer (a GPT-style BPE like the hosted models'): 3.9 characters a token measured,
+so the estimate comes out ~15 % high overall, though up to 20 % low on a sentence full of digits (one
+token each); tests/test_providers_embedded.py checks it. Each message adds ``MESSAGE_OVERHEAD_TOKENS`` for
+its chat-template markers (ChatML: 5-6). The system prompt counts too.
+
+When the prompt goes over its budget (or the history over ``max_messages``), the oldest messages are
+dropped — down to half the budget at once, so that llama.cpp's prompt cache stays valid for several
+turns instead of being re-read every turn — but the system prompt and the last ``KEEP_LAST`` messages
+are always kept (even if they alone exceed the budget), and what is kept starts at a user message.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from ..providers.base import ChatMessage
+
+ESTIMATE_CHARS_PER_TOKEN = 3.4
+MESSAGE_OVERHEAD_TOKENS = 6  # e.g. ChatML: "<|im_start|>user\n" … "<|im_end|>\n"
+KEEP_LAST = 3  # the previous exchange and the new message
+INTERRUPTED = " [interrupted by the user]"
+
+TokenCounter = Callable[[str], int]
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / ESTIMATE_CHARS_PER_TOKEN)
 
 
 class History(list[ChatMessage]):
-    def __init__(self, system_prompt: str, max_messages: int) -> None:
+    def __init__(self, system_prompt: str, max_messages: int, counter: TokenCounter | None = None) -> None:
         super().__init__()
         self.system_prompt, self.max_messages = system_prompt, max_messages
+        self.counter = counter  # the LLM's tokenizer, if it has one
+        self._counted: dict[int, tuple[str, int]] = {}  # id(message) → (its text, its tokens)
 
     def add(self, msg: ChatMessage, budget: int | None = None) -> bool:
-        """Append; when the history is too long (messages, or ``budget`` prompt tokens), drop the oldest
-        messages down to half the limit at once (starting at a user message) and return True. Trimming
-        rarely keeps the prompt prefix stable between turns, so llama.cpp reuses its cache instead of
-        re-reading the whole conversation every turn."""
+        """Append; if the history is then too long (messages, or ``budget`` prompt tokens), drop the oldest
+        messages (see the module docstring) and return True."""
         self.append(msg)
-        limit = self.max_messages
-        if len(self) <= limit and (budget is None or self.estimated_tokens() <= budget):
+        if len(self) <= self.max_messages and (budget is None or self.prompt_tokens() <= budget):
             return False
-        cut = max(1, len(self) - limit // 2)
-        while budget is not None and cut < len(self) - 1 and self.estimated_tokens(cut) > budget // 2:
+        keep_from = max(0, len(self) - KEEP_LAST)
+        while keep_from > 0 and self[keep_from].role != "user":  # what is kept starts at a user message
+            keep_from -= 1
+        cut = min(keep_from, max(1, len(self) - self.max_messages // 2))
+        rest = self.prompt_tokens(cut)
+        while budget is not None and cut < keep_from and rest > budget // 2:
+            rest -= self._message_tokens(self[cut])
             cut += 1
-        while cut < len(self) - 1 and self[cut].role != "user":
+        while 0 < cut < keep_from and self[cut].role != "user":
             cut += 1
+        if cut == 0:
+            return False
         del self[:cut]
+        self._counted = {id(m): self._counted[id(m)] for m in self if id(m) in self._counted}
         return True
 
-    def estimated_tokens(self, start: int = 0) -> int:
-        """A generous estimate of the prompt's tokens (≈3 characters per token, plus the chat template)."""
-        text = len(self.system_prompt) + sum(len(m.content) + 30 for m in self[start:])
-        return text // 3 + 16
+    def tokens(self, text: str) -> int:
+        return self.counter(text) if self.counter is not None else estimate_tokens(text)
+
+    def prompt_tokens(self, start: int = 0) -> int:
+        """The prompt's tokens: the system prompt and the messages from ``start`` on, as ``messages``
+        renders them, with the template's markers."""
+        n = self.tokens(self.system_prompt) + MESSAGE_OVERHEAD_TOKENS
+        n += sum(self._message_tokens(m) for m in self[start:])
+        return n + MESSAGE_OVERHEAD_TOKENS  # the assistant header the reply follows
+
+    def _message_tokens(self, m: ChatMessage) -> int:
+        text = _content(m)
+        known = self._counted.get(id(m))
+        if known is None or known[0] != text:
+            known = self._counted[id(m)] = (text, self.tokens(text) + MESSAGE_OVERHEAD_TOKENS)
+        return known[1]
+
+    def clear(self) -> None:
+        super().clear()
+        self._counted.clear()
 
     def messages(self) -> list[ChatMessage]:
         """The prompt: the system prompt, then the history (interrupted replies marked as such)."""
-        msgs = [ChatMessage("system", self.system_prompt)]
-        for m in self:
-            content = m.content + (" [interrupted by the user]" if m.interrupted else "")
-            msgs.append(ChatMessage(m.role, content))
-        return msgs
+        return [ChatMessage("system", self.system_prompt), *(ChatMessage(m.role, _content(m)) for m in self)]
+
+
+def _content(m: ChatMessage) -> str:
+    return m.content + (INTERRUPTED if m.interrupted else "")

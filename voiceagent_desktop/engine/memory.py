@@ -1,4 +1,4 @@
-"""Give freed heap memory back to the OS between turns.
+"""Memory: give freed heap memory back to the OS between turns; keep the collector off start-up objects.
 
 Inference libraries (onnxruntime, CTranslate2, llama.cpp) allocate large temporary buffers per call.
 glibc keeps freed memory in the process, so the RSS of a long conversation crept from ~530 to ~900 MiB
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 from collections.abc import Callable
 
@@ -57,3 +58,12 @@ def release_free_memory() -> None:
     """Return free heap pages to the OS (blocking; call from a worker thread)."""
     if _TRIM is not None:
         _TRIM(0)
+
+
+def freeze_startup_objects() -> None:
+    """Move everything alive after start-up (the models' Python objects, the SDKs' modules) out of the
+    garbage collector's reach (``gc.freeze``): a full collection then walks only what the conversation
+    allocates. Measured here, full collections over the loaded app took 34–72 ms, on the event loop and
+    holding the GIL that the sound callbacks need."""
+    gc.collect()
+    gc.freeze()

@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..providers.base import LLM, TTS, ChatMessage, Restart, TTSTurn, WordTimestamps
+from ..providers.base import LLM, TTS, ChatMessage, Restart, ToolHost, TTSTurn, WordTimestamps
 from .clock import Clock
 from .latency import TurnTimer
 from .ports import AudioSink
@@ -47,6 +47,7 @@ class Reply:
     segments: list[Segment] = field(default_factory=list)
     llm_text: str = ""
     all_queued: bool = False  # the LLM and TTS are done; the last segment is queued
+    metrics: bool = True  # a user's turn (False: an announcement, which emits no TurnMetrics)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def segment(self, segment_id: int) -> Segment | None:
@@ -82,6 +83,12 @@ class Reply:
             break
         return " ".join(heard).strip()
 
+    def unheard_text(self, heard: str) -> str:
+        """The answer so far beyond ``heard`` (``heard_text``'s result), word for word."""
+        said = len(heard.removesuffix(" …").split())
+        full = (self.llm_text or self.full_text).split()
+        return " ".join(full[said:])
+
 
 async def run_reply(
     reply: Reply,
@@ -92,6 +99,7 @@ async def run_reply(
     sink: AudioSink,
     clock: Clock,
     on_sentence: Callable[[str], None],
+    tools: ToolHost | None = None,
 ) -> None:
     """Stream the LLM into sentences and the sentences through TTS into the sink, concurrently."""
     timer = reply.timer
@@ -103,7 +111,7 @@ async def run_reply(
     state = {"turn_open": turn is not None, "all_said": False}
 
     async def deltas():
-        async for delta in llm.stream(messages):
+        async for delta in llm.stream(messages, tools):
             if isinstance(delta, Restart):  # a fallback answers afresh: keep what was said, drop the rest
                 reply.llm_text = " ".join(said)
                 yield delta

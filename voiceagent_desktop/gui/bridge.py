@@ -24,7 +24,10 @@ from ..engine.events import (
     ModelProgress,
     Notice,
     Ready,
+    Reminder,
     StateChanged,
+    ToolCalled,
+    ToolResult,
     TurnMetrics,
     UserInterim,
     UserTranscript,
@@ -50,12 +53,18 @@ class EngineBridge(QObject):
     userInterim = Signal(int, str)
     assistantSentence = Signal(int, str)
     #: turn id, the text the user heard, interrupted
-    assistantDone = Signal(int, str, bool)
+    assistantDone = Signal(int, str, bool, str)
     #: turn id, seconds from the trigger until playback was cleared
     bargeIn = Signal(int, float)
     #: the engine's TurnMetrics event
     turnMetrics = Signal(object)
     notice = Signal(str)
+    #: turn id, call id, tool name, arguments (JSON)
+    toolCalled = Signal(int, str, str, str)
+    #: turn id, call id, tool name, result text, ok
+    toolResult = Signal(int, str, str, str, bool)
+    #: a timer went off (text as spoken)
+    reminder = Signal(str)
     #: message fit for the user, fatal
     error = Signal(str, bool)
 
@@ -185,7 +194,7 @@ class EngineBridge(QObject):
             log.debug("turn %d: user transcript (%d chars)", event.turn_id, len(event.text))
             self.userTranscript.emit(event.turn_id, event.text)
         elif isinstance(event, AssistantDone):
-            self.assistantDone.emit(event.turn_id, event.text, event.interrupted)
+            self.assistantDone.emit(event.turn_id, event.text, event.interrupted, event.unheard)
         elif isinstance(event, TurnMetrics):
             self.turnMetrics.emit(event)
         elif isinstance(event, BargeIn):
@@ -199,6 +208,12 @@ class EngineBridge(QObject):
             self.modeChanged.emit(event.mode.value)
         elif isinstance(event, Notice):
             self.notice.emit(event.message)
+        elif isinstance(event, ToolCalled):
+            self.toolCalled.emit(event.turn_id, event.call_id, event.name, event.arguments)
+        elif isinstance(event, ToolResult):
+            self.toolResult.emit(event.turn_id, event.call_id, event.name, event.result, event.ok)
+        elif isinstance(event, Reminder):
+            self.reminder.emit(event.text)
         elif isinstance(event, ErrorEvent):
             if event.fatal:
                 self._report_fatal(event.message)

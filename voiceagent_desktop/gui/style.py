@@ -33,6 +33,8 @@ QFrame#assistantBubble {{ background: #f6f7f9; border: 1px solid {BORDER}; borde
 QLabel#bubbleRole {{ color: {MUTED}; font-size: 9pt; font-weight: 600; }}
 QLabel#bubbleText {{ font-size: 11pt; }}
 QLabel#bubbleMarker {{ color: {MUTED}; font-style: italic; font-size: 9.5pt; }}
+QLabel#bubbleUnheard {{ color: {MUTED}; font-size: 10.5pt; }}
+QLabel#toolRow {{ color: {MUTED}; font-size: 9.5pt; padding: 0 14px; }}
 QLabel#placeholder {{ color: {MUTED}; font-size: 11pt; }}
 QLabel#stateText {{ font-size: 13pt; font-weight: 600; }}
 QLabel#caption {{ color: {MUTED}; font-size: 9pt; }}

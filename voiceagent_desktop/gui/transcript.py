@@ -5,6 +5,7 @@ Transcripts are personal data: this module shows them and never logs them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from .qt import QEvent, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, Qt, QVBoxLayout, QWidget
@@ -32,11 +33,17 @@ class Bubble(QFrame):
         self.text_label.setTextFormat(Qt.TextFormat.PlainText)
         self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self.unheard_label = QLabel()  # the part of an interrupted answer the user did not hear
+        self.unheard_label.setObjectName("bubbleUnheard")
+        self.unheard_label.setWordWrap(True)
+        self.unheard_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.unheard_label.hide()
         self.marker = QLabel(INTERRUPTED_MARK)
         self.marker.setObjectName("bubbleMarker")
         self.marker.hide()
         layout.addWidget(self.role_label)
         layout.addWidget(self.text_label)
+        layout.addWidget(self.unheard_label)
         layout.addWidget(self.marker)
         self.interrupted = False
         self.done = False
@@ -52,14 +59,16 @@ class Bubble(QFrame):
     def append(self, sentence: str) -> None:
         self.set_text(f"{self.text} {sentence}".strip())
 
-    def mark_interrupted(self) -> None:
+    def mark_interrupted(self, unheard: str = "") -> None:
         self.interrupted = True
+        self.unheard_label.setText(unheard)
+        self.unheard_label.setVisible(bool(unheard))
         self.marker.show()
 
     def natural_width(self) -> int:
         """Width that shows every line of the bubble unwrapped."""
         widest = 0
-        for label in (self.role_label, self.text_label, self.marker):
+        for label in (self.role_label, self.text_label, self.unheard_label, self.marker):
             if label.isHidden():
                 continue
             label.ensurePolished()  # the style sheet sets the fonts
@@ -71,6 +80,40 @@ class Bubble(QFrame):
     def fit(self, max_width: int) -> None:
         """Shrink to the text, wrapping at ``max_width``."""
         self.setFixedWidth(max(120, min(self.natural_width(), max_width)))
+
+
+class ToolRow(QLabel):
+    """A tool call as one compact, muted line: "⚙ calculate(expression: 6 * 7) → 42"."""
+
+    def __init__(self, name: str, arguments: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("toolRow")
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setWordWrap(True)
+        self.call = f"{name}({_short_args(arguments)})"
+        self.result: str | None = None
+        self.ok = True
+        self.setText(f"⚙ {self.call} …")
+
+    def finish(self, result: str, ok: bool) -> None:
+        self.result, self.ok = result, ok
+        self.setText(f"⚙ {self.call} → {_clip(result)}")
+        self.setProperty("failed", not ok)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short_args(arguments: str) -> str:
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError:
+        return _clip(arguments, 40)
+    if not isinstance(args, dict):
+        return _clip(arguments, 40)
+    return _clip(", ".join(f"{k}: {v}" for k, v in args.items()), 60)
 
 
 @dataclass(frozen=True)
@@ -105,6 +148,7 @@ class TranscriptView(QScrollArea):
         self._rows: list[QWidget] = []
         self._replies: dict[int, Bubble] = {}
         self._hearing: dict[int, Bubble] = {}  # user turns shown from interim results, not final yet
+        self._tools: dict[tuple[int, str], ToolRow] = {}
         self._follow = True
         bar = self.verticalScrollBar()
         bar.rangeChanged.connect(self._on_range_changed)
@@ -136,8 +180,9 @@ class TranscriptView(QScrollArea):
         bubble.append(sentence)
         self._fit(bubble)
 
-    def finish_reply(self, turn_id: int, heard: str, interrupted: bool) -> None:
-        """The reply ended: show exactly the text from AssistantDone (what the user heard)."""
+    def finish_reply(self, turn_id: int, heard: str, interrupted: bool, unheard: str = "") -> None:
+        """The reply ended: show exactly the text from AssistantDone (what the user heard), and greyed
+        below it what the agent did not get to say."""
         bubble = self._replies.get(turn_id)
         if bubble is None:
             if not heard and not interrupted:
@@ -146,9 +191,22 @@ class TranscriptView(QScrollArea):
             self._replies[turn_id] = bubble
         bubble.set_text(heard)
         if interrupted:
-            bubble.mark_interrupted()
+            bubble.mark_interrupted(unheard)
         bubble.done = True
         self._fit(bubble)
+
+    def add_tool_call(self, turn_id: int, call_id: str, name: str, arguments: str) -> None:
+        row = ToolRow(name, arguments)
+        self._tools[(turn_id, call_id)] = row
+        self._add_row(row)
+
+    def finish_tool_call(self, turn_id: int, call_id: str, name: str, result: str, ok: bool) -> None:
+        row = self._tools.get((turn_id, call_id))
+        if row is not None:
+            row.finish(result, ok)
+
+    def tool_rows(self) -> list[ToolRow]:
+        return list(self._tools.values())
 
     def clear(self) -> None:
         for row in self._rows:
@@ -157,6 +215,7 @@ class TranscriptView(QScrollArea):
         self._bubbles.clear()
         self._replies.clear()
         self._hearing.clear()
+        self._tools.clear()
         self.placeholder.show()
 
     # ---- reading it back (tests, copy) ------------------------------------------------------------
@@ -177,7 +236,6 @@ class TranscriptView(QScrollArea):
     # ---- internals --------------------------------------------------------------------------------
 
     def _add_bubble(self, role: str, turn_id: int) -> Bubble:
-        self.placeholder.hide()
         row = QWidget()
         line = QHBoxLayout(row)
         line.setContentsMargins(0, 0, 0, 0)
@@ -188,10 +246,14 @@ class TranscriptView(QScrollArea):
         else:
             line.addWidget(bubble)
             line.addStretch(1)
-        self._column.insertWidget(self._column.count() - 1, row)
-        self._rows.append(row)
+        self._add_row(row)
         self._bubbles.append((turn_id, bubble))
         return bubble
+
+    def _add_row(self, row: QWidget) -> None:
+        self.placeholder.hide()
+        self._column.insertWidget(self._column.count() - 1, row)
+        self._rows.append(row)
 
     def _max_bubble_width(self) -> int:
         margins = self._column.contentsMargins()

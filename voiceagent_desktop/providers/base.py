@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,8 @@ class LLMCapabilities:
     streaming: bool = True
     #: Prompt tokens the model can take (context minus room for the reply); None = no practical limit.
     max_prompt_tokens: int | None = None
+    #: It offers the model the tools of a ``ToolHost`` passed to ``stream`` (function calling).
+    tools: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,23 @@ class LLM(Loadable, Protocol):
     @property
     def capabilities(self) -> LLMCapabilities: ...
 
-    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], tools: ToolHost | None = None) -> AsyncIterator[str]:
         """Yield text deltas (or ``RESTART``). Cancelling the consuming task stops generation between
-        tokens."""
+        tokens. With ``tools`` (and ``capabilities.tools``) the model may call them: the provider runs the
+        calls through ``tools.call`` and streams the answer that follows."""
+        ...
+
+
+class ToolHost(Protocol):
+    """The tools one reply may use (``engine.tools.ToolRegistry.host``)."""
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """Entries of a chat-completions request's ``tools`` (OpenAI function-calling format)."""
+        ...
+
+    async def call(self, call_id: str, name: str, arguments: str) -> str:
+        """Run one call (``arguments``: the model's JSON) and return the text for the model. Never raises
+        for a failing tool (the text says what went wrong); raises ``CancelledError`` on barge-in."""
         ...
 
 

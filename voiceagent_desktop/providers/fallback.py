@@ -39,6 +39,7 @@ from .base import (
     ProgressCallback,
     StreamingSTT,
     STTCapabilities,
+    ToolHost,
     Transcript,
     TTSCapabilities,
     TTSTurn,
@@ -128,11 +129,13 @@ class FallbackLLM(Failover[LLM]):
     def capabilities(self) -> LLMCapabilities:
         return self.active.capabilities
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: ToolHost | None = None
+    ) -> AsyncGenerator[str, None]:
         if self.active is self.primary:
             started = False
             try:
-                async for text in self.primary.stream(messages):
+                async for text in self.primary.stream(messages, tools):
                     started = started or bool(text)
                     yield text
                 self._recovered()
@@ -141,7 +144,7 @@ class FallbackLLM(Failover[LLM]):
                 self._switch(e)
             if started:
                 yield RESTART
-        async for text in self.fallback.stream(messages):
+        async for text in self.fallback.stream(messages, tools):
             yield text
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import math
 import os
 import threading
 import time
@@ -20,7 +21,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
-from .base import ChatMessage, LLMCapabilities, ProgressCallback
+from .base import ChatMessage, LLMCapabilities, ProgressCallback, ToolHost
 from .threaded import ThreadStream
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,9 @@ class LlamaLLM:
                 )
                 emit(None)
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: ToolHost | None = None
+    ) -> AsyncGenerator[str, None]:
         llm = self._llm
         if llm is None:
             raise ProviderRuntimeError("The language model is not loaded")
@@ -203,6 +206,14 @@ class LlamaLLM:
                 yield item
         finally:
             await items.aclose()
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the model's own tokenizer (read-only on the vocabulary: safe while a
+        worker generates). Before the model is loaded: an estimate."""
+        llm = self._llm
+        if llm is None:
+            return math.ceil(len(text) / 3.4)
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         """Evaluate ``messages`` into the KV cache now (idle time), so the next turn that starts with them

@@ -5,8 +5,9 @@ Google Gemini's OpenAI endpoint, Groq, and local servers (Ollama, LM Studio, lla
 settings override any of them. The client is created and its connection opened at ``load`` (a tiny
 ``GET /models``), so the first turn pays no TCP/TLS handshake; the SDK's own retries are off — this module
 retries, with backoff, only what can succeed on a second try and only before any text was produced.
-Tools (``providers/tools.py``: the date and time) are offered to the hosted presets; when the model
-calls them, they run here and the answer streams from a follow-up request.
+The reply's tools (``engine.tools``, through a ``ToolHost``) are offered to the hosted presets, and to a
+local server only when told (``tools=True``); when the model calls them they run concurrently and the
+answer streams from a follow-up request.
 
 Errors are mapped here, at the boundary (``errors.py``):
 
@@ -46,8 +47,8 @@ from ..errors import (
     RateLimitError,
     ServiceError,
 )
-from .base import ChatMessage, LLMCapabilities, ProgressCallback
-from .tools import Tool, ToolCalls, default_tools
+from .base import ChatMessage, LLMCapabilities, ProgressCallback, ToolHost
+from .tool_calls import ToolCalls
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,9 @@ class OpenAICompatibleLLM:
         first_token_secs: float = 8.0,
         idle_secs: float = 5.0,
         retry: RetryPolicy | None = None,
-        tools: Sequence[Tool] | None = None,
+        tools: bool | None = None,
         max_tool_rounds: int = 2,
+        max_prompt_tokens: int | None = 8000,
     ) -> None:
         p = PRESETS[preset]
         self.preset = p
@@ -147,11 +149,11 @@ class OpenAICompatibleLLM:
             idle_secs,
         )
         self.retry = retry or RetryPolicy()
-        self.capabilities = LLMCapabilities(streaming=True, max_prompt_tokens=None)
+        # the hosted presets do function calling; a local server only if told to (tools=True)
+        offer = tools if tools is not None else p.key is not None
+        # the history's budget: a long prompt costs time to first token and money on every turn
+        self.capabilities = LLMCapabilities(streaming=True, max_prompt_tokens=max_prompt_tokens, tools=offer)
         self._used_at = 0.0  # monotonic time of the last request
-        # the hosted presets do function calling; a local server only if told to (tools=…)
-        chosen = tools if tools is not None else (default_tools() if p.key is not None else ())
-        self._tools = {t.name: t for t in chosen}
         self.max_tool_rounds = max_tool_rounds
         self.last_tool_calls: list[str] = []
         self._client: Any = None
@@ -217,27 +219,30 @@ class OpenAICompatibleLLM:
         with contextlib.suppress(Exception):
             await client.models.list()
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
-        """The answer's text. When the model calls tools (``providers/tools.py``), they run here and the
-        answer continues in a follow-up request (at most ``max_tool_rounds``; the last one offers none)."""
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: ToolHost | None = None
+    ) -> AsyncGenerator[str, None]:
+        """The answer's text. When the model calls tools, they run (``tools.call``) and the answer
+        continues in a follow-up request (at most ``max_tool_rounds``; the last one offers none)."""
         client = self._client
         if client is None:
             raise ServiceError(f"{self.name} is not connected")
         payload: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
         self.last_usage, self.last_tool_calls = None, []
+        schemas = tools.schemas() if tools is not None and self.capabilities.tools else []
         for round_ in range(self.max_tool_rounds + 1):
             calls = ToolCalls()
-            offer = bool(self._tools) and round_ < self.max_tool_rounds
+            offer = schemas if round_ < self.max_tool_rounds else []
             async for text in self._retried(client, payload, calls, offer):
                 yield text
-            if not calls:
+            if not calls or tools is None:
                 return
             self.last_tool_calls += calls.names
             log.info("%s called %s", self.name, ", ".join(calls.names))
-            payload = [*payload, *calls.messages(self._tools)]
+            payload = [*payload, *await calls.messages(tools)]
 
     async def _retried(
-        self, client: Any, payload: list[dict[str, Any]], calls: ToolCalls, offer: bool
+        self, client: Any, payload: list[dict[str, Any]], calls: ToolCalls, offer: list[dict[str, Any]]
     ) -> AsyncGenerator[str, None]:
         attempt = 0
         while True:
@@ -258,9 +263,9 @@ class OpenAICompatibleLLM:
                 await asyncio.sleep(delay)
 
     async def _one_stream(
-        self, client: Any, payload: list[dict[str, Any]], calls: ToolCalls, offer: bool
+        self, client: Any, payload: list[dict[str, Any]], calls: ToolCalls, offer: list[dict[str, Any]]
     ) -> AsyncGenerator[str, None]:
-        tools = {"tools": [t.schema for t in self._tools.values()]} if offer else {}
+        tools = {"tools": offer} if offer else {}
         body = {
             "model": self.model,
             "messages": payload,

@@ -1,55 +1,15 @@
-"""Tools a cloud language model may call (OpenAI-style function calling), run on this machine: what a
-desktop voice assistant is asked and cannot know from its weights — today's date and the time.
-
-``Tool.schema`` is an entry of a chat-completions request's ``tools``; ``ToolCalls`` joins the streamed
-``tool_calls`` deltas by their ``index`` (the id and name come in the first delta, the JSON arguments in
-pieces) and turns them into the assistant and ``tool`` messages of the follow-up request. A tool that
-fails, or one the model made up, answers with an error text (the model then says it could not): it
-never raises into the turn. Tool arguments and results may be personal data: they are not logged.
+"""OpenAI-style function calling on the wire: ``ToolCalls`` joins the streamed ``tool_calls`` deltas by
+their ``index`` (the id and name come in the first delta, the JSON arguments in pieces), runs the calls
+through the reply's ``ToolHost`` (``engine.tools``: validation, timeouts, events) concurrently, and turns
+them into the assistant and ``tool`` messages of the follow-up request.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+import asyncio
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Tool:
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    run: Callable[[dict[str, Any]], str]
-
-    @property
-    def schema(self) -> dict[str, Any]:
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
-        }
-
-
-def clock_tool(now: Callable[[], datetime] | None = None) -> Tool:
-    """``get_current_time``: the local date and time (``now`` is injectable for tests)."""
-
-    def run(_args: dict[str, Any]) -> str:
-        t = (now or (lambda: datetime.now().astimezone()))()
-        zone = f" ({t.tzname()})" if t.tzname() else ""
-        return t.strftime("%A %d %B %Y, %H:%M") + zone
-
-    return Tool(
-        "get_current_time",
-        "The current local date and time on the user's computer.",
-        {"type": "object", "properties": {}, "additionalProperties": False},
-        run,
-    )
-
-
-def default_tools() -> tuple[Tool, ...]:
-    return (clock_tool(),)
+from .base import ToolHost
 
 
 class ToolCalls:
@@ -79,9 +39,13 @@ class ToolCalls:
     def names(self) -> list[str]:
         return [c["name"] for _, c in sorted(self._calls.items())]
 
-    def messages(self, tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
-        """The assistant message that made the calls, then one ``tool`` message with each result."""
+    async def messages(self, host: ToolHost) -> list[dict[str, Any]]:
+        """The assistant message that made the calls, then one ``tool`` message with each result (the
+        calls run concurrently)."""
         calls = [c for _, c in sorted(self._calls.items())]
+        for i, c in enumerate(calls):
+            c["id"] = c["id"] or f"call_{i}"
+        results = await asyncio.gather(*(host.call(c["id"], c["name"], c["arguments"]) for c in calls))
         out: list[dict[str, Any]] = [
             {
                 "role": "assistant",
@@ -96,16 +60,8 @@ class ToolCalls:
                 ],
             }
         ]
-        for c in calls:
-            out.append({"role": "tool", "tool_call_id": c["id"], "content": _run(tools.get(c["name"]), c)})
+        out += [
+            {"role": "tool", "tool_call_id": c["id"], "content": result}
+            for c, result in zip(calls, results, strict=True)
+        ]
         return out
-
-
-def _run(tool: Tool | None, call: dict[str, str]) -> str:
-    if tool is None:
-        return f"error: there is no tool named {call['name']!r}"
-    try:
-        args = json.loads(call["arguments"] or "{}")
-        return tool.run(args if isinstance(args, dict) else {})
-    except Exception as e:  # a tool's failure is the model's to explain, not the turn's
-        return f"error: {type(e).__name__}"

@@ -20,6 +20,7 @@ from ..providers.base import (
     LLMCapabilities,
     ProgressCallback,
     STTCapabilities,
+    ToolHost,
     Transcript,
     TTSCapabilities,
 )
@@ -113,6 +114,9 @@ class FakeLLM(_Loadable):
     capabilities: LLMCapabilities = LLMCapabilities()
     gate: asyncio.Event | None = None
     calls: list[list[ChatMessage]] = field(default_factory=list)
+    #: (name, JSON arguments) calls made before answering, when the reply offers tools
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    tool_results: list[list[str]] = field(default_factory=list)
     produced: int = 0
     cancelled: int = 0
     prefilled: list[list[ChatMessage]] = field(default_factory=list)
@@ -120,8 +124,16 @@ class FakeLLM(_Loadable):
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         self.prefilled.append(list(messages))
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: ToolHost | None = None
+    ) -> AsyncIterator[str]:
         self.calls.append(list(messages))
+        if tools is not None and self.tool_calls:  # the model calls these first, as a real one would
+            self.tool_results.append(
+                await asyncio.gather(
+                    *(tools.call(f"call_{i}", n, a) for i, (n, a) in enumerate(self.tool_calls))
+                )
+            )
         try:
             for tok in self.tokens:
                 if self.gate is not None:

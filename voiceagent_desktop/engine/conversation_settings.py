@@ -1,0 +1,34 @@
+"""The conversation's settings (``engine.conversation.Conversation``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .events import InputMode
+from .turn import TurnParams
+from .vad import VADParams
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly voice assistant running on the user's desktop. Your answers are spoken aloud: "
+    "reply in one or two short, plain sentences, without lists, markdown or emojis."
+)
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    mode: InputMode = InputMode.PUSH_TO_TALK
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    greeting: str = ""  # the persona's, spoken when the agent starts (not when a session is resumed)
+    vad: VADParams = VADParams()
+    turn: TurnParams = TurnParams()
+    preroll_secs: float = 0.3  # audio kept from before the detected start / PTT press
+    min_press_secs: float = 0.15  # shorter PTT presses are ignored
+    max_history_messages: int = 24
+    max_turn_secs: float = 30.0
+    #: Cloud providers re-open idle connections when a user turn starts (False: only for benchmarks).
+    warm_connections: bool = True
+    #: A streaming STT is flushed for an end-of-turn evaluation once the silence is this long (a flush
+    #: splits the service's segment: not inside a word).
+    stream_pause_secs: float = 0.15
+    #: Offer the LLM the built-in tools (engine/builtin_tools.py), if it does function calling.
+    builtin_tools: bool = True
