@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from voiceagent_desktop.engine.barge_in import BargeInParams
 from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import Conversation, ConversationSettings
 from voiceagent_desktop.engine.events import Event, EventBus, InputMode
@@ -34,6 +35,7 @@ class Scenario:
         vad: VADParams | None = None,
         turn: FakeTurnDetector | None = None,
         turn_params: TurnParams | None = None,
+        barge_in: BargeInParams | None = None,
     ) -> None:
         self.clock = FakeClock()
         self.bus = EventBus()
@@ -48,6 +50,7 @@ class Scenario:
             mode=mode,
             vad=vad or VADParams(start_secs=0.1, stop_secs=0.5),
             turn=turn_params or TurnParams(),
+            barge_in=barge_in or BargeInParams(),
         )
         self.conv = Conversation(
             stt=self.stt,

@@ -113,6 +113,8 @@ async def test_barge_in_while_speaking_clears_playback_cancels_and_truncates_his
     await s.frames(0.2, speech=True)  # the user talks over the agent
     barge = s.of(BargeIn)
     assert len(barge) == 1 and barge[0].clear_s >= 0
+    assert s.sink.paused and not s.of(AssistantDone)  # silent at once; maybe only a cough so far
+    await s.frames(0.8, speech=True)  # still talking: a real interruption (engine/barge_in.py)
     assert s.sink.cleared >= 1 and not s.sink.is_playing
     done = s.of(AssistantDone)
     assert len(done) == 1 and done[0].interrupted

@@ -97,6 +97,12 @@ class InstantSink:
         self.rates.add(sample_rate)
         self.listener.segment_started(segment_id, self.clock.now())  # type: ignore[attr-defined]
 
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
     def finish_segment(self, segment_id: int) -> None:
         self.listener.segment_finished(segment_id, self.clock.now())  # type: ignore[attr-defined]
 

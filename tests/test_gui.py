@@ -29,6 +29,7 @@ from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import (
     AgentState,
+    BargeInResumed,
     ErrorEvent,
     InputMode,
     Notice,
@@ -349,6 +350,18 @@ def test_tool_calls_are_compact_rows_and_a_reminder_shows_in_the_banner(make_rig
     with qtbot.waitSignal(rig.bridge.reminder):
         rig.agent.bus.emit(Reminder("Reminder: the tea."))
     assert w.notice_banner.isVisible() and w.notice_banner.text == "Reminder: the tea."
+
+
+def test_a_resumed_barge_in_drops_the_words_shown_live(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    rig.agent.bus.emit(UserTranscript(1, "What is the capital of France?"))
+    rig.agent.bus.emit(UserInterim(2, "mhm"))
+    assert [b.text for b in w.transcript.bubbles()] == ["What is the capital of France?", "mhm"]
+    with qtbot.waitSignal(rig.bridge.bargeInResumed):
+        rig.agent.bus.emit(BargeInResumed(1, "backchannel", 2))
+    assert [b.text for b in w.transcript.bubbles()] == ["What is the capital of France?"]
 
 
 def test_the_header_names_each_stage_provider_and_follows_a_fallback(make_rig: Callable[..., Rig]) -> None:

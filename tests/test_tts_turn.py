@@ -44,6 +44,12 @@ class Sink:
     def play(self, segment_id: int, audio: Any, sample_rate: int) -> None:
         self.plays.append((segment_id, len(audio), sample_rate))
 
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
     def finish_segment(self, segment_id: int) -> None:
         self.finished.append(segment_id)
         seg = self.reply.segment(segment_id) if self.reply else None

@@ -27,7 +27,15 @@ import psutil
 
 from ..config import Settings
 from ..engine.agent import VoiceAgent
-from ..engine.events import AgentState, AssistantDone, BargeIn, Event, InputMode, TurnMetrics
+from ..engine.events import (
+    AgentState,
+    AssistantDone,
+    BargeIn,
+    Event,
+    InputMode,
+    RepliesCancelled,
+    TurnMetrics,
+)
 from . import analysis
 from .report import render_markdown
 
@@ -168,7 +176,7 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         await _wait_state(agent, {AgentState.LISTENING}, 60)
         await asyncio.sleep(0.6)
         agent.set_mode(InputMode.HANDS_FREE)
-        n_barge = rec_events.count(BargeIn)
+        n_barge, n_cancel = rec_events.count(BargeIn), rec_events.count(RepliesCancelled)
         va.play_to_mic(speech[LONG_QUESTION], RATE)
         if not await _wait_state(agent, {AgentState.SPEAKING}, 30):
             continue
@@ -178,10 +186,14 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         player = va.player(MIC_FEED, speech[INTERRUPTION], RATE)
         player.start()
         barge = await rec_events.wait_for(BargeIn, n_barge, 5)
+        decided_at = next((t for t, e in rec_events.events if e is barge), None)
+        cancelled = await rec_events.wait_for(RepliesCancelled, n_cancel, 5)  # once words confirm it
         barge_log.append(
             {
                 "start": player.started_at,
                 "engine_clear_ms": barge.clear_s * 1000 if isinstance(barge, BargeIn) else None,
+                "decided_at": decided_at,
+                "cancel_ms": cancelled.cancel_s * 1000 if isinstance(cancelled, RepliesCancelled) else None,
             }
         )
         await _wait_state(agent, {AgentState.LISTENING}, 60)  # the interruption is answered too
@@ -238,8 +250,10 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
                 v2v[entry["mode"]].append(row["v2v_ms"])
                 v2v_voiced[entry["mode"]].append(row["from_last_voiced_ms"])
         per_turn.append(row)
-    barge = []
+    barge, stop_after_decision, cancel = [], [], []
     for trial in raw["barge"]:
+        if trial.get("cancel_ms") is not None:
+            cancel.append(round(trial["cancel_ms"], 1))
         onset = analysis.first_onset_after(mic, RATE, pos(trial["start"]) - 0.05)
         if onset is None:
             continue
@@ -249,6 +263,8 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         # good at the onset (an answer that ended right then would read as a 0 ms barge-in).
         if trial.get("engine_clear_ms") is not None and was_speaking and quiet is not None and quiet > onset:
             barge.append(round((quiet - onset) * 1000, 1))
+            if trial.get("decided_at") is not None:
+                stop_after_decision.append(round((quiet - pos(trial["decided_at"])) * 1000, 1))
     stages: dict[str, list[float]] = {}
     silence_only_ids = {
         m.turn_id for m in raw["metrics"] if m.eot_reason == "silence" and "turn_model" not in m.stages_ms
@@ -263,6 +279,8 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         "v2v_from_last_voiced_ms": {k: analysis.percentiles(v) for k, v in v2v_voiced.items()},
         "stages_ms": {k: analysis.percentiles(v) for k, v in stages.items()},
         "barge_in_ms": analysis.percentiles(barge),
+        "barge_in_stop_after_decision_ms": analysis.percentiles(stop_after_decision),
+        "cancel_ms": analysis.percentiles(cancel),
         "idle_cpu_pct": round(raw["idle_cpu_pct"], 2),
         "rss_mib": round(raw["rss_mib"], 1),
         "rss_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

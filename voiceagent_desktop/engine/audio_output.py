@@ -62,6 +62,9 @@ _HISTORY = 256
 _SINCE_CLEAR_MAX = 64
 
 
+_NOTHING: deque[_Segment] = deque()  # what a paused callback plays (never filled)
+
+
 class AudioOutput:
     """The speaker, as an ``AudioSink``. The stream opens (and starts, playing silence) on construction.
 
@@ -96,6 +99,7 @@ class AudioOutput:
         self._capture_loop()
         self.underflows = 0
         self._closing = False
+        self._paused = False  # a tentative barge-in: silence, the queue kept
         sd = sounddevice_module()
         dev = device_index(device, "output")
         channels = 1
@@ -177,6 +181,7 @@ class AudioOutput:
             del self._since_clear[next(iter(self._since_clear))]
 
     def clear(self) -> dict[int, int]:
+        self._paused = False
         with self._lock:
             dropped, self._queue = self._queue, deque()
             touched, self._since_clear = self._since_clear, {}
@@ -184,6 +189,12 @@ class AudioOutput:
                 seg.closed = True
                 seg.chunks.clear()
         return {sid: seg.played_src() for sid, seg in touched.items()}
+
+    def pause(self) -> None:
+        self._paused = True  # read by the callback: the next block is silent
+
+    def resume(self) -> None:
+        self._paused = False
 
     def played_samples(self, segment_id: int) -> int:
         seg = self._segments.get(segment_id)
@@ -208,7 +219,7 @@ class AudioOutput:
         if status.output_underflow:
             self.underflows += 1
         with self._lock:
-            queue = self._queue
+            queue = self._queue if not self._paused else _NOTHING  # paused: a silent block
             while queue:
                 seg = queue[0]
                 while pos < frames and seg.chunks:

@@ -8,9 +8,10 @@ end-of-turn model → adaptive silence deadline), at the clock time the app deci
 to the LLM, the reply sentence by sentence to TTS and the sound device (``reply.run_reply``); a
 hands-free turn that ends on an evaluation reuses its transcript.
 
-Barge-in policy: when the user starts a turn (VAD start confirmed hands-free, or a PTT press) while the
-agent is thinking or speaking, playback is cleared at once, the reply task is cancelled (LLM and TTS stop)
-and the history keeps only the words that were played, marked interrupted.
+Barge-in (``engine/barge_in.py``): when the user starts a turn while the agent is thinking or speaking,
+a PTT press cancels the reply at once; hands-free, playback pauses at once and the reply is cancelled
+when words confirm the interruption, or resumes after a cough or a backchannel. The history keeps only the
+words that were played, marked interrupted.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..providers.base import (
     TurnDetector,
 )
 from .actions import ConversationActions
+from .barge_in import BargeInHandler
 from .builtin_tools import Timers, calculate, clock_tool, control_tools
 from .clock import Clock
 from .conversation_settings import DEFAULT_SYSTEM_PROMPT, ConversationSettings  # noqa: F401  (re-exported)
@@ -41,7 +43,6 @@ from .events import (
     AgentState,
     AssistantDone,
     AssistantSentence,
-    BargeIn,
     EndOfTurn,
     ErrorEvent,
     EventBus,
@@ -122,6 +123,7 @@ class Conversation:
         self._tasks: set[asyncio.Task[None]] = set()
         self._prefill_due = False
         self.actions = ConversationActions(self)  # what the built-in tools do to the conversation
+        self.barge_in = BargeInHandler(self, self.settings.barge_in)
         self.tools = ToolRegistry(bus)  # VoiceAgent adds the plugins' (engine.tools)
         self.timers = Timers(self.actions)
         if self.settings.builtin_tools:
@@ -141,6 +143,7 @@ class Conversation:
         if mode is self.mode:
             return
         self.mode = mode
+        self.barge_in.commit()  # a pending barge-in (if any) stands
         self.vad_machine.reset()
         self.turn_policy.reset()
         if self._turn_frames is not None and self.state is AgentState.USER_SPEAKING:
@@ -156,7 +159,7 @@ class Conversation:
         now = self.clock.now()
         if not self._ptt.press(now):
             return  # key auto-repeat
-        self._interrupt_if_busy(now)
+        self.barge_in.trigger(now, tentative=False)  # a key press is never a false interruption
         self.vad_machine.reset()  # while the key is held, the key decides the turn (also hands-free)
         self.turn_policy.reset()
         if self._turn_frames is None:
@@ -216,8 +219,10 @@ class Conversation:
         if not policy:
             return
         update = self.vad_machine.update(probability, volume, t)
+        if self.barge_in.pending is not None:
+            self.barge_in.frame(self.settings.vad.voiced(probability, volume), self.frame_secs, t)
         if isinstance(update, SpeechStarted):
-            self._interrupt_if_busy(t)
+            self.barge_in.trigger(t, tentative=True)  # paused; cancelled once words confirm it
             self.turn_policy.speech()  # a new turn, or the user goes on after a pause
             if self._turn_frames is None:
                 self._begin_user_turn(
@@ -264,6 +269,8 @@ class Conversation:
         finally:
             self._eval_running = False
             self._start_queued_evaluation()
+        if evaluation.transcript is not None:  # words heard during a tentative barge-in decide it
+            self.barge_in.words(evaluation.transcript.text, final=self._current(eval_id))
         decision = self.turn_policy.result(
             eval_id, evaluation, self.clock.now(), maybe_speaking=self.vad_machine.phase is VADPhase.STARTING
         )
@@ -273,6 +280,7 @@ class Conversation:
     def _on_interim(self, text: str) -> None:
         if self._turn_timer is not None and text:
             self.bus.emit(UserInterim(self._turn_timer.turn_id, text))
+            self.barge_in.words(text, final=False)
 
     def _on_utterance_end(self) -> None:
         """The streaming STT saw the utterance end: the turn policy may end a turn it was unsure of."""
@@ -390,6 +398,8 @@ class Conversation:
     def _end_user_turn(self, t_decided: float | None = None, *, transcript: Transcript | None = None) -> None:
         """End the open turn and answer it. ``transcript``: the turn's words are already known (from the
         end-of-turn evaluation), so STT is not run again."""
+        if not self.barge_in.turn_ends(transcript.text if transcript is not None else None):
+            return  # it was no interruption: the reply plays on
         frames, timer = self._turn_frames, self._turn_timer
         self._turn_frames, self._turn_timer = None, None
         self.turn_policy.reset()
@@ -400,23 +410,6 @@ class Conversation:
         audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
         self._set_state(AgentState.THINKING)
         self._task = self._background(self._respond(timer, audio, transcript), f"turn-{timer.turn_id}")
-
-    def _interrupt_if_busy(self, trigger_t: float) -> None:
-        task, reply = self._task, self._reply
-        if task is None or task.done():
-            return
-        task.cancel()
-        self._task = None
-        played = self.sink.clear()
-        self.bus.emit(BargeIn(reply.turn_id if reply else self._turn_ids, self.clock.now() - trigger_t))
-        if reply is not None:
-            self._reply = None
-            heard = reply.heard_text(played)
-            if heard:
-                self._append(ChatMessage("assistant", heard, interrupted=True))
-            self.bus.emit(AssistantDone(reply.turn_id, heard, True, reply.unheard_text(heard)))
-        self.actions.reply_ended(completed=False)
-        self._set_state(AgentState.LISTENING)
 
     def _append(self, msg: ChatMessage) -> None:
         if self.history.add(msg, self.llm.capabilities.max_prompt_tokens):

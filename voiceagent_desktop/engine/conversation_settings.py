@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .barge_in import BargeInParams
 from .events import InputMode
 from .turn import TurnParams
 from .vad import VADParams
@@ -32,3 +33,5 @@ class ConversationSettings:
     stream_pause_secs: float = 0.15
     #: Offer the LLM the built-in tools (engine/builtin_tools.py), if it does function calling.
     builtin_tools: bool = True
+    #: Hands-free barge-in: when a sound without words resumes the reply (engine/barge_in.py).
+    barge_in: BargeInParams = BargeInParams()

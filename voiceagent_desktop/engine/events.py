@@ -100,6 +100,24 @@ class BargeIn(Event):
 
 
 @dataclass(frozen=True)
+class BargeInResumed(Event):
+    """A tentative barge-in was no interruption (``reason``: "no words" — a cough, a knock — or
+    "backchannel" — "mhm", "okay"): the reply plays on from where it paused."""
+
+    turn_id: int
+    reason: str
+    dropped_turn_id: int | None = None  # the user turn that was opened for the sound, now dropped
+
+
+@dataclass(frozen=True)
+class RepliesCancelled(Event):
+    """An interrupted reply's streams are all closed, ``cancel_s`` after the barge-in was decided."""
+
+    turn_id: int
+    cancel_s: float
+
+
+@dataclass(frozen=True)
 class TurnMetrics(Event):
     """Monotonic timestamps of one turn (see engine.latency.MARKS) and the derived stages in ms."""
 

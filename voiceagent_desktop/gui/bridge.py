@@ -17,6 +17,7 @@ from ..engine.events import (
     AssistantDone,
     AssistantSentence,
     BargeIn,
+    BargeInResumed,
     ErrorEvent,
     Event,
     InputMode,
@@ -65,6 +66,8 @@ class EngineBridge(QObject):
     toolResult = Signal(int, str, str, str, bool)
     #: a timer went off (text as spoken)
     reminder = Signal(str)
+    #: a sound was no interruption: the user turn opened for it (id, or -1) is dropped
+    bargeInResumed = Signal(int)
     #: message fit for the user, fatal
     error = Signal(str, bool)
 
@@ -214,6 +217,8 @@ class EngineBridge(QObject):
             self.toolResult.emit(event.turn_id, event.call_id, event.name, event.result, event.ok)
         elif isinstance(event, Reminder):
             self.reminder.emit(event.text)
+        elif isinstance(event, BargeInResumed):
+            self.bargeInResumed.emit(event.dropped_turn_id if event.dropped_turn_id is not None else -1)
         elif isinstance(event, ErrorEvent):
             if event.fatal:
                 self._report_fatal(event.message)

@@ -172,6 +172,19 @@ class TranscriptView(QScrollArea):
         bubble.set_text(text)
         self._fit(bubble)
 
+    def drop_interim(self, turn_id: int) -> None:
+        """A turn shown live that turned out to be no turn (a cough, a "mhm" while the agent spoke)."""
+        bubble = self._hearing.pop(turn_id, None)
+        if bubble is None:
+            return
+        self._bubbles = [(tid, b) for tid, b in self._bubbles if b is not bubble]
+        row = bubble.parentWidget()
+        if row in self._rows:
+            self._rows.remove(row)
+            row.deleteLater()
+        if not self._rows:
+            self.placeholder.show()
+
     def add_sentence(self, turn_id: int, sentence: str) -> None:
         bubble = self._replies.get(turn_id)
         if bubble is None or bubble.done:

@@ -200,6 +200,7 @@ class MainWindow(QMainWindow):
         bridge.toolCalled.connect(self.transcript.add_tool_call)
         bridge.toolResult.connect(self.transcript.finish_tool_call)
         bridge.reminder.connect(self.show_notice)
+        bridge.bargeInResumed.connect(self.transcript.drop_interim)
         bridge.error.connect(self.show_error)
         self._set_mode_checkbox(bridge.hands_free)
         self.hands_free.setEnabled(self.fatal_error is None)

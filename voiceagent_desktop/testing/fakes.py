@@ -183,6 +183,7 @@ class FakeSink:
         self.total: dict[int, int] = {}
         self.cleared = 0
         self.heard: list[AudioArray] = []
+        self.paused = False
 
     def set_listener(self, listener: PlaybackListener | None) -> None:
         self.listener = listener
@@ -201,7 +202,14 @@ class FakeSink:
             if item[0] == segment_id:
                 item[2] = True
 
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
     def clear(self) -> dict[int, int]:
+        self.paused = False
         self.cleared += 1
         touched = {sid: self.played.get(sid, 0) for sid in self.total}
         self.queue.clear()
@@ -215,7 +223,7 @@ class FakeSink:
         return any(item[1] > 0 for item in self.queue)
 
     def advance(self, seconds: float) -> None:
-        budget = round(seconds * self.rate)
+        budget = round(seconds * self.rate) if not self.paused else 0
         now = self.clock.now()
         while budget > 0 and self.queue:
             item = self.queue[0]

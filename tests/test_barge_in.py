@@ -1,0 +1,171 @@
+"""Barge-in that respects what was heard, on scripted timelines: a cough or a backchannel resumes the
+reply where it paused, words interrupt it, the history keeps exactly the heard words, and every stream
+is reported closed after the decision."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from voiceagent_desktop.engine.barge_in import BACKCHANNELS, BargeInParams, only_backchannels
+from voiceagent_desktop.engine.events import (
+    AgentState,
+    AssistantDone,
+    BargeIn,
+    BargeInResumed,
+    InputMode,
+    RepliesCancelled,
+)
+from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
+
+from .scenario import Scenario
+
+SENTENCES = ["First sentence is here.", " Second sentence follows it.", " Third one comes last of all."]
+FULL = "First sentence is here. Second sentence follows it. Third one comes last of all."
+
+
+def test_backchannels_are_recognised_only_when_nothing_else_is_said() -> None:
+    assert only_backchannels("", BACKCHANNELS) is None
+    assert only_backchannels("  ... ", BACKCHANNELS) is None
+    assert only_backchannels("Mhm.", BACKCHANNELS) is True
+    assert only_backchannels("Yeah, okay, right.", BACKCHANNELS) is True
+    assert only_backchannels("uh-huh", BACKCHANNELS) is True
+    assert only_backchannels("I see.", BACKCHANNELS) is True
+    assert only_backchannels("Okay, but what about Spain?", BACKCHANNELS) is False
+    assert only_backchannels("Stop.", BACKCHANNELS) is False
+    assert only_backchannels("yeah", frozenset({"mhm"})) is False  # the list is configurable
+
+
+async def speaking(stt_texts: list[str], **kw: object) -> Scenario:
+    """The agent answering a first hands-free turn, its first sentence playing."""
+    s = Scenario(
+        InputMode.HANDS_FREE,
+        stt=FakeSTT(texts=stt_texts),
+        llm=FakeLLM(tokens=SENTENCES),
+        turn=FakeTurnDetector(p=0.9),
+        **kw,  # type: ignore[arg-type]
+    )
+    await s.frames(1.0, speech=True)
+    await s.frames(0.6, speech=False)
+    assert s.conv.state is AgentState.SPEAKING
+    await s.frames(0.1, speech=False)
+    return s
+
+
+@pytest.mark.asyncio
+async def test_a_cough_pauses_the_reply_and_it_resumes_where_it_stopped() -> None:
+    s = await speaking(["What is the capital of France?", ""])  # the cough transcribes to nothing
+    await s.frames(0.2, speech=True)  # a cough: the VAD confirms speech after 0.1 s
+    assert len(s.of(BargeIn)) == 1 and s.sink.paused  # silent at once
+    seg = max(s.sink.played)  # the sentence playing
+    played_at_pause = s.sink.played[seg]
+    await s.frames(0.3, speech=False)
+    assert s.sink.played[seg] == played_at_pause  # nothing plays while it is undecided
+    await s.frames(0.3, speech=False)  # the VAD's stop (0.5 s): the evaluation hears no words
+    assert [(e.turn_id, e.reason) for e in s.of(BargeInResumed)] == [(1, "no words")]
+    assert not s.sink.paused and s.sink.cleared == 0 and s.conv.state is AgentState.SPEAKING
+    assert s.sink.played[seg] > played_at_pause  # playing on from where it paused
+    await s.frames(2.0, speech=False)
+    done = s.of(AssistantDone)
+    assert [(d.text, d.interrupted) for d in done] == [(FULL, False)]  # nothing lost, nothing repeated
+    assert all(s.sink.played[k] == s.sink.total[k] for k in s.sink.total)  # every sample, once
+    assert [m.content for m in s.conv.history] == ["What is the capital of France?", FULL]
+    assert len(s.llm.calls) == 1 and not s.of(RepliesCancelled)
+
+
+@pytest.mark.asyncio
+async def test_a_backchannel_does_not_interrupt() -> None:
+    s = await speaking(["What is the capital of France?", "Mhm."])
+    await s.frames(0.3, speech=True)
+    await s.frames(0.6, speech=False)
+    assert [e.reason for e in s.of(BargeInResumed)] == ["backchannel"]
+    await s.frames(2.0, speech=False)
+    assert [(d.text, d.interrupted) for d in s.of(AssistantDone)] == [(FULL, False)]
+    assert len(s.llm.calls) == 1  # "mhm" was not answered
+
+
+@pytest.mark.asyncio
+async def test_words_interrupt_even_when_short_and_the_history_holds_what_was_heard() -> None:
+    s = await speaking(["What is the capital of France?", "Stop."])
+    await s.frames(0.25, speech=True)  # "Stop." — shorter than confirm_voiced_secs
+    assert not s.of(AssistantDone)
+    await s.frames(0.6, speech=False)  # its transcript at the pause decides: an interruption
+    [done] = [d for d in s.of(AssistantDone) if d.turn_id == 1]
+    assert done.interrupted and done.text.startswith("First sentence is here.")
+    assert "Third" not in done.text and done.unheard.endswith("Third one comes last of all.")
+    assert s.sink.cleared == 1
+    cancelled = s.of(RepliesCancelled)
+    assert len(cancelled) == 1 and cancelled[0].turn_id == 1 and cancelled[0].cancel_s >= 0
+    await s.frames(2.0, speech=False)  # "Stop." is answered as a new turn
+    assert s.conv.history[1].interrupted and s.conv.history[1].content == done.text
+    assert s.conv.history[2].content == "Stop."
+
+
+@pytest.mark.asyncio
+async def test_long_speech_interrupts_without_waiting_for_words() -> None:
+    gate = asyncio.Event()  # the transcription of the interruption never finishes in this test
+    s = await speaking(["What is the capital of France?"])
+    s.stt.gate = gate
+    await s.frames(0.95, speech=True)  # 0.1 s to confirm the start, then 0.8 s voiced
+    assert [d.interrupted for d in s.of(AssistantDone)] == [True]
+    assert s.conv.state is AgentState.USER_SPEAKING
+    gate.set()
+
+
+@pytest.mark.asyncio
+async def test_without_a_verdict_the_window_resumes() -> None:
+    gate = asyncio.Event()  # a transcription that never answers
+    s = await speaking(["What is the capital of France?"])
+    s.stt.gate = gate
+    await s.frames(0.2, speech=True)
+    await s.frames(1.6, speech=False)  # window_secs 1.5 without a verdict
+    assert [e.reason for e in s.of(BargeInResumed)] == ["no words"]
+    gate.set()
+
+
+@pytest.mark.asyncio
+async def test_resuming_can_be_switched_off() -> None:
+    s = await speaking(["What is the capital of France?", ""], barge_in=BargeInParams(resume_false=False))
+    await s.frames(0.2, speech=True)  # off: the first sound interrupts at once
+    assert [d.interrupted for d in s.of(AssistantDone)] == [True] and s.sink.cleared == 1
+
+
+@pytest.mark.asyncio
+async def test_a_ptt_press_during_a_tentative_barge_in_commits_it() -> None:
+    s = await speaking(["What is the capital of France?", ""])
+    await s.frames(0.2, speech=True)
+    assert s.sink.paused and not s.of(AssistantDone)
+    s.conv.ptt_press()
+    assert [d.interrupted for d in s.of(AssistantDone)] == [True] and s.sink.cleared == 1
+    await s.settle()
+    assert len(s.of(RepliesCancelled)) == 1
+
+
+@pytest.mark.asyncio
+async def test_interrupted_in_sentence_two_the_history_holds_sentence_one_and_the_heard_part_of_two() -> None:
+    s = Scenario(
+        InputMode.HANDS_FREE,
+        stt=FakeSTT(texts=["Tell me three things.", "Wait, stop."]),
+        llm=FakeLLM(tokens=SENTENCES),
+        turn=FakeTurnDetector(p=0.9),
+    )
+    await s.frames(1.0, speech=True)
+    while not s.sink.played:  # the turn ends and the reply starts playing
+        await s.frames(0.032, speech=False)
+    first, second = sorted(s.sink.total)[:2]
+    while s.sink.played.get(second, 0) < 120:  # FakeTTS: 10 samples a character at 1 kHz
+        await s.frames(0.032, speech=False)
+    assert s.sink.played[first] == s.sink.total[first]  # sentence 1 was heard whole
+    await s.frames(0.128, speech=True)  # the VAD's start (0.1 s) pauses playback
+    paused_at = s.sink.played[second]
+    await s.frames(0.6, speech=False)  # "Wait, stop." at the pause: the interruption is confirmed
+    words_two = ["Second", "sentence", "follows", "it."]
+    heard = int(len(words_two) * paused_at / s.sink.total[second])
+    assert 1 <= heard < len(words_two)
+    expected = "First sentence is here. " + " ".join(words_two[:heard]) + " …"
+    assistant = [m for m in s.conv.history if m.role == "assistant"]
+    assert [(m.content, m.interrupted) for m in assistant][:1] == [(expected, True)]
+    done = s.of(AssistantDone)[0]
+    assert done.interrupted and done.text == expected
+    assert done.unheard == " ".join(words_two[heard:]) + " Third one comes last of all."
