@@ -36,6 +36,7 @@ class Scenario:
         turn: FakeTurnDetector | None = None,
         turn_params: TurnParams | None = None,
         barge_in: BargeInParams | None = None,
+        speculative_start: bool = False,
     ) -> None:
         self.clock = FakeClock()
         self.bus = EventBus()
@@ -51,6 +52,7 @@ class Scenario:
             vad=vad or VADParams(start_secs=0.1, stop_secs=0.5),
             turn=turn_params or TurnParams(),
             barge_in=barge_in or BargeInParams(),
+            speculative_start=speculative_start,
         )
         self.conv = Conversation(
             stt=self.stt,

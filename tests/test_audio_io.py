@@ -233,6 +233,41 @@ async def test_clear_silences_at_once_and_reports_what_played(virtual_audio: Vir
 
 
 @pytest.mark.audio
+@pytest.mark.asyncio
+async def test_pause_silences_within_one_block_and_resume_plays_on(virtual_audio: VirtualAudio) -> None:
+    out = AudioOutput(None, MonotonicClock())
+    listener = Listener()
+    out.set_listener(listener)
+    long = tone(440, 2.0, 22050)
+    try:
+        rec = virtual_audio.start_recording(f"{SPEAKER}.monitor")
+        out.play(1, long, 22050)
+        out.finish_segment(1)
+        await listener.wait_for("started", 1)
+        await asyncio.sleep(0.4)
+        t_pause = time.monotonic()
+        out.pause()
+        await asyncio.sleep(0.05)
+        at_pause = out.played_samples(1)
+        await asyncio.sleep(0.5)
+        assert out.played_samples(1) == at_pause and out.is_playing  # held, not dropped
+        t_resume = time.monotonic()
+        out.resume()
+        await listener.wait_for("finished", 1, 6)
+        await asyncio.sleep(0.2)
+        audio = rec.stop()[:, 0]
+    finally:
+        out.close()
+    assert len(out.pause_delays) == 1 and 0 <= out.pause_delays[0] <= 0.025  # the next 20 ms block
+    assert out.played_samples(1) == len(long)  # every sample once: nothing lost, nothing repeated
+    idx = active(audio)
+    t = rec.t0 + idx / RATE
+    gap = t[1:][np.diff(t) > 0.2]  # the first sound after the pause's silence
+    assert len(gap) == 1 and t_resume - 0.01 < gap[0] < t_resume + 0.15
+    assert t_pause < t[np.searchsorted(t, gap[0]) - 1] < t_pause + 0.15  # silent soon after pause()
+
+
+@pytest.mark.audio
 def test_resolve_device_by_name(virtual_audio: VirtualAudio) -> None:
     devices = list_devices()
     names = [d.name for d in devices]

@@ -18,7 +18,7 @@ def test_each_bench_section_replaces_only_itself(tmp_path: Path, monkeypatch) ->
     assert "TURN v1" in text and "Cloud profile overhead" in text
     report.render_cloud_section(cloud, doc)  # again: still one cloud section
     assert doc.read_text().count(report.CLOUD_MARK) == 1
-    report._replace_section(doc, report.TURN_MARK, [report.TURN_MARK, "", "TURN v2"])  # the turn bench
+    report.replace_section(doc, report.TURN_MARK, [report.TURN_MARK, "", "TURN v2"])  # the turn bench
     report.render_markdown({"date": "today"}, doc)  # the conversation bench
     text = doc.read_text()
     assert "TURN v1" not in text and text.count("TURN v2") == 1 and "conversation v1" not in text

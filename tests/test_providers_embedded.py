@@ -242,6 +242,43 @@ def test_llama_counts_tokens_with_its_tokenizer_and_the_estimate_is_calibrated(l
         assert 0.75 * llama.count_tokens(text) <= estimate_tokens(text), text
 
 
+@pytest.mark.asyncio
+async def test_llama_best_effort_tools_route_through_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voiceagent_desktop.engine.builtin_tools import Timers, builtin_registry
+    from voiceagent_desktop.engine.events import Event, EventBus, ToolCalled, ToolResult
+    from voiceagent_desktop.providers import llama_llm, llama_tools
+
+    class Actions:
+        def announce(self, text: str) -> None: ...
+        def after_reply(self, action: object) -> None: ...
+        def stop_listening(self) -> None: ...
+        def end_conversation(self) -> None: ...
+
+    routed: list[llama_tools.Route] = []
+
+    def route(llm: object, schemas: list, user: str) -> llama_tools.Route:
+        routed.append(llama_tools.route_sync(llm, schemas, user))  # the real, grammar-constrained pass
+        return llama_tools.Route("get_current_time", {})  # (SmolLM2-135M itself picks "none": bench)
+
+    monkeypatch.setattr(llama_llm, "route_sync", route)
+    bus, events = EventBus(), list[Event]()
+    bus.subscribe(events.append)
+    host = builtin_registry(bus, Actions(), Timers(Actions())).host(1)
+    llm = LlamaLLM(tools=True)
+    await llm.load()
+    try:
+        ask = [ChatMessage("system", "Be brief."), ChatMessage("user", "What time is it right now?")]
+        text = "".join([t async for t in llm.stream(ask, host)])
+        assert text.strip()
+        names = {s["function"]["name"] for s in host.schemas()} | {"none"}
+        assert len(routed) == 1 and routed[0].tool in names  # the model's own choice parsed to a route
+        assert [e.name for e in events if isinstance(e, ToolCalled)] == ["get_current_time"]
+        assert [e.ok for e in events if isinstance(e, ToolResult)] == [True]
+        assert "".join([t async for t in llm.stream(ask)]).strip() and len(routed) == 1  # no host: no pass
+    finally:
+        await llm.aclose()
+
+
 def test_llama_missing_gguf_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "model.gguf"
     with pytest.raises(ModelLoadError, match="nope"):

@@ -409,3 +409,23 @@ async def test_local_servers_get_no_tools_unless_asked() -> None:
     assert told_body is not None and [t["function"]["name"] for t in told_body["tools"]] == [
         "get_current_time"
     ]
+
+
+# ---- the embedded model's routing pass (parsing; the model itself: test_providers_embedded.py) ----------
+
+
+def test_the_routing_output_is_read_defensively() -> None:
+    from voiceagent_desktop.providers.llama_tools import Route, parse_route, router_messages, router_schema
+
+    names = {"calculate", "get_current_time"}
+    assert parse_route('{"tool": "calculate", "arguments": {"expression": "2+2"}}', names) == Route(
+        "calculate", {"expression": "2+2"}
+    )
+    assert parse_route('{"tool": "launch_rockets", "arguments": {}}', names) == Route("none", {})
+    assert parse_route('{"tool": "calculate", "arguments": "2+2"}', names) == Route("calculate", {})
+    assert parse_route("not json", names) == Route("none", {})
+    assert parse_route("[1, 2]", names) == Route("none", {})
+    schemas = [calculate.schema, clock_tool(lambda: FIXED).schema]
+    assert router_schema(schemas)["properties"]["tool"]["enum"] == ["calculate", "get_current_time", "none"]
+    system = router_messages(schemas, "What is 2 + 2?")[0]["content"]
+    assert "- calculate(expression: string (Arithmetic" in system and "get_current_time(): " in system

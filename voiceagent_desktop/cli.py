@@ -6,6 +6,7 @@ voiceagent devices              list sound devices
 voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
 voiceagent bench --profile cloud-fake --json P   the Cloud profile's overhead against local fakes
 voiceagent bench turn --json P  end of turn on a generated Piper-voice corpus: premature/missed rates, delay
+voiceagent bench tools --json P the embedded model's tool choices (best-effort function calling)
 voiceagent models prepare       download the model files the app needs (--force: again); no config needed
 voiceagent models status        show where each model file is stored and whether it is ready
 voiceagent keys set NAME        store a cloud API key in the OS keyring (read from the terminal or stdin)
@@ -46,9 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "suite",
         nargs="?",
-        choices=["conversation", "turn"],
+        choices=["conversation", "turn", "tools"],
         default="conversation",
-        help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection",
+        help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection; "
+        "tools: the embedded model's tool choices on a fixed request set",
     )
     b.add_argument(
         "--profile",
@@ -233,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sessions":
             return _sessions(args)
         settings = _settings(args)
+        if args.command == "bench" and args.suite == "tools":
+            from .bench.tool_bench import run_tool_bench
+
+            gguf = settings.llm.gguf_path
+            return run_tool_bench(args.json, gguf=str(gguf) if gguf else None, markdown=args.markdown)
         if args.command == "bench" and args.suite == "turn":
             from .bench.turn_bench import run_turn_bench
             from .wiring import conversation_settings

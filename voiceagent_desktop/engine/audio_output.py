@@ -100,6 +100,9 @@ class AudioOutput:
         self.underflows = 0
         self._closing = False
         self._paused = False  # a tentative barge-in: silence, the queue kept
+        self._paused_at: float | None = None
+        #: pause() → the first silent block handed to PortAudio, per pause (s): "stops within one block"
+        self.pause_delays: deque[float] = deque(maxlen=64)
         sd = sounddevice_module()
         dev = device_index(device, "output")
         channels = 1
@@ -191,6 +194,7 @@ class AudioOutput:
         return {sid: seg.played_src() for sid, seg in touched.items()}
 
     def pause(self) -> None:
+        self._paused_at = self.clock.now()
         self._paused = True  # read by the callback: the next block is silent
 
     def resume(self) -> None:
@@ -220,6 +224,9 @@ class AudioOutput:
             self.underflows += 1
         with self._lock:
             queue = self._queue if not self._paused else _NOTHING  # paused: a silent block
+            if self._paused and self._paused_at is not None:
+                self.pause_delays.append(now - self._paused_at)
+                self._paused_at = None
             while queue:
                 seg = queue[0]
                 while pos < frames and seg.chunks:

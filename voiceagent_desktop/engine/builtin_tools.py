@@ -20,7 +20,8 @@ from typing import Annotated, Protocol
 from pydantic import Field
 
 from .calculator import evaluate, format_number
-from .tools import Tool, tool
+from .events import EventBus
+from .tools import Tool, ToolRegistry, tool
 
 
 class Actions(Protocol):
@@ -137,3 +138,13 @@ def control_tools(actions: Actions) -> list[Tool]:
         return "The conversation ends after your reply. Say a short goodbye."
 
     return [stop_listening, end_conversation]
+
+
+def builtin_registry(
+    bus: EventBus, actions: Actions, timers: Timers, *, enabled: bool = True
+) -> ToolRegistry:
+    """A conversation's registry, with the built-in tools unless ``enabled`` is False."""
+    registry = ToolRegistry(bus)
+    if enabled:
+        registry.add(clock_tool(), calculate, *timers.tools(), *control_tools(actions))
+    return registry

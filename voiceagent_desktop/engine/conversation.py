@@ -35,39 +35,27 @@ from ..providers.base import (
     TurnDetector,
 )
 from .actions import ConversationActions
+from .answer import Speculation, answer_turn
 from .barge_in import BargeInHandler
-from .builtin_tools import Timers, calculate, clock_tool, control_tools
+from .builtin_tools import Timers, builtin_registry
 from .clock import Clock
 from .conversation_settings import DEFAULT_SYSTEM_PROMPT, ConversationSettings  # noqa: F401  (re-exported)
 from .events import (
     AgentState,
-    AssistantDone,
-    AssistantSentence,
     EndOfTurn,
-    ErrorEvent,
     EventBus,
     InputMode,
     ModeChanged,
     StateChanged,
     UserInterim,
-    UserTranscript,
 )
 from .frames import FrameWaiter
 from .history import History
 from .latency import TurnTimer
-from .memory import release_free_memory
 from .ports import AudioSink
 from .ptt import PushToTalk
-from .reply import Reply, run_reply
-from .tools import ToolRegistry
-from .turn import (
-    EndOfTurnDecision,
-    EOTReason,
-    StreamedTurnSTT,
-    TextScorer,
-    TurnPolicy,
-    evaluate,
-)
+from .reply import Reply
+from .turn import EndOfTurnDecision, EOTReason, StreamedTurnSTT, TextScorer, TurnPolicy, evaluate
 from .vad import SpeechStarted, SpeechStopped, VADPhase, VADStateMachine, rms_db
 
 log = logging.getLogger(__name__)
@@ -124,10 +112,10 @@ class Conversation:
         self._prefill_due = False
         self.actions = ConversationActions(self)  # what the built-in tools do to the conversation
         self.barge_in = BargeInHandler(self, self.settings.barge_in)
-        self.tools = ToolRegistry(bus)  # VoiceAgent adds the plugins' (engine.tools)
+        self.speculation = Speculation(self, self.settings.speculative_start)  # (engine.answer)
         self.timers = Timers(self.actions)
-        if self.settings.builtin_tools:
-            self.tools.add(clock_tool(), calculate, *self.timers.tools(), *control_tools(self.actions))
+        # the built-in tools (VoiceAgent adds the plugins': engine.tools)
+        self.tools = builtin_registry(bus, self.actions, self.timers, enabled=self.settings.builtin_tools)
         #: A streaming STT hears the turn as it is spoken (``providers.base.StreamingSTT``).
         self._stream: StreamingSTT | None = (
             stt if stt.capabilities.streaming and isinstance(stt, StreamingSTT) else None
@@ -181,7 +169,7 @@ class Conversation:
         self._turn_timer.eot_reason = EOTReason.PUSH_TO_TALK.value
         self.bus.emit(EndOfTurn(self._turn_timer.turn_id, EOTReason.PUSH_TO_TALK.value, None, None, 0.0))
         if self._ptt.ended_quiet():  # nothing still in flight can add a word (engine.ptt)
-            self._end_user_turn()
+            self._end_user_turn(speculation=self._ptt.transcript_so_far())
             return
         # The next frame carries the audio up to the release; then the turn ends. If no frame comes
         # (input stalled), end it anyway shortly after.
@@ -207,6 +195,9 @@ class Conversation:
             self._turn_frames.append(frame)
             if self._stream is not None:
                 self._stream.send(frame)
+            elif self._ptt.wants_transcript():  # held after the last word: transcribe so far (engine.ptt)
+                audio = np.concatenate(self._turn_frames)
+                self._ptt.transcribing(asyncio.get_running_loop().create_task(self.stt.transcribe(audio)))
             if self._ptt.closing:
                 self._ptt.closing = False
                 self._end_user_turn()
@@ -222,6 +213,7 @@ class Conversation:
         if self.barge_in.pending is not None:
             self.barge_in.frame(self.settings.vad.voiced(probability, volume), self.frame_secs, t)
         if isinstance(update, SpeechStarted):
+            self.speculation.discard()  # the user goes on: a reply started early is never heard
             self.barge_in.trigger(t, tentative=True)  # paused; cancelled once words confirm it
             self.turn_policy.speech()  # a new turn, or the user goes on after a pause
             if self._turn_frames is None:
@@ -276,6 +268,13 @@ class Conversation:
         )
         if decision is not None and self._turn_frames is not None:
             self._end_on_decision(decision)
+        elif self._speculate(eval_id) and evaluation.transcript is not None:
+            self.speculation.start(evaluation.transcript)  # likely over: reply meanwhile (engine.answer)
+
+    def _speculate(self, eval_id: int) -> bool:
+        """The turn sounds over and only the silence deadline is to come."""
+        policy = self.turn_policy
+        return self._turn_frames is not None and self._current(eval_id) and policy.waiting_on_silence
 
     def _on_interim(self, text: str) -> None:
         if self._turn_timer is not None and text:
@@ -337,8 +336,7 @@ class Conversation:
     # ---- playback listener (AudioSink callbacks, on the loop) -------------------------------------
 
     def segment_started(self, segment_id: int, t: float) -> None:
-        reply = self._reply
-        seg = reply.segment(segment_id) if reply else None
+        reply, seg = self._reply, self._reply.segment(segment_id) if self._reply else None
         if reply is None or seg is None:
             return
         seg.started = True
@@ -349,8 +347,7 @@ class Conversation:
             self._set_state(AgentState.SPEAKING)
 
     def segment_finished(self, segment_id: int, t: float) -> None:
-        reply = self._reply
-        seg = reply.segment(segment_id) if reply else None
+        reply, seg = self._reply, self._reply.segment(segment_id) if self._reply else None
         if reply is None or seg is None:
             return
         seg.finished = True
@@ -387,6 +384,7 @@ class Conversation:
         self._set_state(AgentState.USER_SPEAKING)
 
     def _abandon_user_turn(self) -> None:
+        self.speculation.discard()
         self.turn_policy.reset()
         if self._stream is not None:
             self._stream.end_turn()
@@ -395,9 +393,15 @@ class Conversation:
         self._ptt.closing = False
         self._set_state(AgentState.LISTENING)
 
-    def _end_user_turn(self, t_decided: float | None = None, *, transcript: Transcript | None = None) -> None:
+    def _end_user_turn(
+        self,
+        t_decided: float | None = None,
+        *,
+        transcript: Transcript | None = None,
+        speculation: asyncio.Task[Transcript] | None = None,
+    ) -> None:
         """End the open turn and answer it. ``transcript``: the turn's words are already known (from the
-        end-of-turn evaluation), so STT is not run again."""
+        end-of-turn evaluation), or ``speculation`` is making them (push-to-talk), so STT is not run again."""
         if not self.barge_in.turn_ends(transcript.text if transcript is not None else None):
             return  # it was no interruption: the reply plays on
         frames, timer = self._turn_frames, self._turn_timer
@@ -409,60 +413,13 @@ class Conversation:
             timer.mark("eot_decided", t_decided)
         audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
         self._set_state(AgentState.THINKING)
-        self._task = self._background(self._respond(timer, audio, transcript), f"turn-{timer.turn_id}")
+        running = self.speculation.adopt(transcript)  # a speculative reply to these very words
+        respond = answer_turn(self, timer, audio, transcript, speculation, running)
+        self._task = self._background(respond, f"turn-{timer.turn_id}")
 
     def _append(self, msg: ChatMessage) -> None:
         if self.history.add(msg, self.llm.capabilities.max_prompt_tokens):
             self._prefill_due = True
-
-    async def _respond(self, timer: TurnTimer, audio: AudioArray, known: Transcript | None = None) -> None:
-        try:
-            if self._stream is not None:
-                transcript = known if known is not None else await self._stream.finalize()
-                if self._turn_frames is None:  # no new turn has begun meanwhile
-                    self._stream.end_turn()
-            else:
-                transcript = known if known is not None else await self.stt.transcribe(audio)
-            timer.mark("stt_final", self.clock.now())
-            text = transcript.text.strip()
-            if not text:
-                log.info("turn %d: no words recognised; not answering", timer.turn_id)
-                self._set_state(AgentState.LISTENING)
-                return
-            self.bus.emit(UserTranscript(timer.turn_id, text))
-            self._append(ChatMessage("user", text))
-            reply = Reply(timer.turn_id, timer)
-            self._reply = reply
-            await run_reply(
-                reply,
-                self.history.messages(),
-                llm=self.llm,
-                tts=self.tts,
-                sink=self.sink,
-                clock=self.clock,
-                on_sentence=lambda s: self.bus.emit(AssistantSentence(timer.turn_id, s)),
-                tools=self.tools.host(timer.turn_id) if self.tools else None,
-            )
-            if "playback_start" not in timer.marks:
-                self.bus.emit(timer.event())
-            self._reply = None
-            if reply.full_text:
-                # The raw LLM text (not the cleaned, spoken one) keeps llama.cpp's prompt cache valid.
-                self._append(ChatMessage("assistant", reply.llm_text.strip() or reply.full_text))
-            self.bus.emit(AssistantDone(timer.turn_id, reply.full_text, interrupted=False))
-            self.actions.reply_ended(completed=True)
-            self._set_state(AgentState.LISTENING)
-            self._prefill_if_due()
-            self._background(asyncio.to_thread(release_free_memory), "trim-memory")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a provider failed: tell the user, keep listening
-            log.warning("turn %d failed: %s", timer.turn_id, type(exc).__name__)
-            self._reply = None
-            self.sink.clear()
-            self.bus.emit(ErrorEvent(str(exc) or type(exc).__name__))
-            self.actions.reply_ended(completed=False)
-            self._set_state(AgentState.LISTENING)
 
     def _prefill_if_due(self) -> None:
         """After the history was trimmed its prefix is new to the LLM's cache: read it in now, while the

@@ -35,3 +35,6 @@ class ConversationSettings:
     builtin_tools: bool = True
     #: Hands-free barge-in: when a sound without words resumes the reply (engine/barge_in.py).
     barge_in: BargeInParams = BargeInParams()
+    #: Hands-free: start the reply when the turn is likely over, before the silence deadline
+    #: (engine/answer.py); off by default, see docs/benchmarks.md.
+    speculative_start: bool = False

@@ -61,7 +61,8 @@ class TurnTimer:
         out: dict[str, float] = {}
         for stage, (a, b) in STAGES.items():
             if a in self.marks and b in self.marks:
-                out[stage] = round((self.marks[b] - self.marks[a]) * 1000.0, 1)
+                # ≥ 0: a stage done before the one it follows (a speculative reply) took no time on the path
+                out[stage] = max(0.0, round((self.marks[b] - self.marks[a]) * 1000.0, 1))
         out.update(self.durations_ms)
         return out
 

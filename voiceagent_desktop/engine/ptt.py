@@ -5,12 +5,19 @@ frame being filled, plus the input latency). If the audio delivered so far ends 
 for the frame that carries the release (the user may have let go mid-word). If it ends in at least
 ``quiet_secs`` of silence, the speech is over: nothing in flight can add a word (at most a fragment the
 release cuts anyway), so the turn ends at once.
+
+And while the key is still held after the words have ended (people let go a few hundred milliseconds
+after their last word), the turn so far is transcribed speculatively: released with no voice since, the
+turn's transcript is that one — the same single pass over the same audio, only started earlier — and the
+release waits only for what is left of it. New voice before the release makes it stale.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+from ..providers.base import Transcript
 from .vad import VADParams
 
 
@@ -24,6 +31,9 @@ class PushToTalk:
     closing: bool = False  # released; the turn ends with the next frame
     _voiced_end: float | None = None  # end of the last voiced frame while held
     _last_t: float | None = None  # end of the last frame while held
+    #: the speculative transcript of the turn up to ``_spec_voiced_end`` (the voice it covers)
+    _spec: asyncio.Task[Transcript] | None = None
+    _spec_voiced_end: float | None = None
 
     @property
     def held(self) -> bool:
@@ -34,6 +44,7 @@ class PushToTalk:
         if self.down_at is not None:
             return False
         self.down_at, self._voiced_end, self._last_t = now, None, None
+        self._spec = self._spec_voiced_end = None
         return True
 
     def release(self, now: float) -> float | None:
@@ -54,3 +65,23 @@ class PushToTalk:
         if self._last_t is None:
             return False
         return self._voiced_end is None or self._last_t - self._voiced_end >= self.quiet_secs - 1e-9
+
+    # ---- the speculative transcript ---------------------------------------------------------------
+
+    def wants_transcript(self) -> bool:
+        """Held, the words have ended, and no transcript covers them yet (and none is being made)."""
+        if not self.held or self._voiced_end is None or not self.ended_quiet():
+            return False
+        if self._spec is not None and self._spec_voiced_end == self._voiced_end:
+            return False  # it covers all the voice so far
+        return self._spec is None or self._spec.done()  # one at a time: they share the cores
+
+    def transcribing(self, task: asyncio.Task[Transcript]) -> None:
+        self._spec, self._spec_voiced_end = task, self._voiced_end
+
+    def transcript_so_far(self) -> asyncio.Task[Transcript] | None:
+        """At the release: the speculative transcript, if no voice came after the audio it covers."""
+        spec, self._spec = self._spec, None
+        if spec is not None and self._spec_voiced_end == self._voiced_end and self.ended_quiet():
+            return spec
+        return None

@@ -133,6 +133,11 @@ class TurnPolicy:
         return self._deadline
 
     @property
+    def waiting_on_silence(self) -> bool:
+        """A deadline is set because the turn sounds over (not the fallback unfinished words get)."""
+        return self._deadline is not None and self._reason is not EOTReason.FALLBACK
+
+    @property
     def last_voiced(self) -> float | None:
         """End of the last voiced frame before the current silence (None while speaking)."""
         return self._t_last_voiced

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import logging
 import math
 import os
@@ -22,6 +23,7 @@ from typing import Any
 
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
 from .base import ChatMessage, LLMCapabilities, ProgressCallback, ToolHost
+from .llama_tools import Route, result_note, route_sync
 from .threaded import ThreadStream
 
 log = logging.getLogger(__name__)
@@ -74,9 +76,11 @@ class LlamaLLM:
         max_tokens: int = 160,
         temperature: float = 0.6,
         warmup_system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        tools: bool = False,
     ) -> None:
+        # tools: best effort, a grammar-constrained routing pass per turn (providers/llama_tools.py)
         self.capabilities = LLMCapabilities(
-            streaming=True, max_prompt_tokens=max(64, n_ctx - max_tokens - 32)
+            streaming=True, max_prompt_tokens=max(64, n_ctx - max_tokens - 32), tools=tools
         )
         self._model_path = model_path
         self._n_ctx = n_ctx
@@ -193,6 +197,8 @@ class LlamaLLM:
         if llm is None:
             raise ProviderRuntimeError("The language model is not loaded")
         payload = [{"role": m.role, "content": m.content} for m in messages]
+        if tools is not None and self.capabilities.tools:
+            payload += await self._tool_note(llm, messages, tools)
         ts: ThreadStream[str] = ThreadStream(
             lambda stop, emit: self._generate(llm, payload, stop, emit),
             name="llama-generate",
@@ -206,6 +212,29 @@ class LlamaLLM:
                 yield item
         finally:
             await items.aclose()
+
+    async def _tool_note(
+        self, llm: Any, messages: Sequence[ChatMessage], tools: ToolHost
+    ) -> list[dict[str, str]]:
+        """Route the user's last message to a tool (or none); a called tool's result, as a note."""
+        schemas = tools.schemas()
+        user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        if not schemas or not user:
+            return []
+
+        def route() -> Route:
+            with self._lock:
+                return route_sync(llm, schemas, user)
+
+        try:
+            chosen = await asyncio.to_thread(route)
+        except Exception as e:  # no tool then: the answer still comes
+            log.warning("tool routing failed: %s", type(e).__name__)
+            return []
+        if chosen.tool == "none":
+            return []
+        result = await tools.call("call_0", chosen.tool, json.dumps(chosen.arguments))
+        return [result_note(chosen, result)]
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` by the model's own tokenizer (read-only on the vocabulary: safe while a

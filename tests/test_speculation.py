@@ -1,0 +1,92 @@
+"""Speculative start (hands-free), on scripted timelines: the reply starts while the policy waits out the
+silence deadline, is heard only if the turn ends with the same words, and is never heard otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from voiceagent_desktop.engine.events import (
+    AgentState,
+    AssistantDone,
+    AssistantSentence,
+    InputMode,
+    TurnMetrics,
+    UserTranscript,
+)
+from voiceagent_desktop.engine.vad import VADParams
+from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
+
+from .scenario import FRAME_SECS, Scenario
+
+pytestmark = pytest.mark.asyncio
+
+# The words are a finished sentence but Smart Turn is not convinced (P 0.3): the policy waits 0.8 s of
+# silence (disagree_secs) — the case a speculative start is for.
+UNSURE = FakeTurnDetector(p=0.3)
+VAD = VADParams(start_secs=0.1, stop_secs=0.032)
+
+
+def scenario(*, on: bool = True, texts: list[str] | None = None) -> Scenario:
+    stt = FakeSTT(texts=texts or ["What is the capital of France?"])
+    return Scenario(InputMode.HANDS_FREE, stt=stt, turn=UNSURE, vad=VAD, speculative_start=on)
+
+
+async def test_the_reply_is_ready_when_the_silence_deadline_ends_the_turn() -> None:
+    s = scenario()
+    await s.frames(1.0, speech=True)
+    await s.frames(0.2, speech=False)  # evaluated (words complete, model unsure): deadline at 0.8 s
+    assert s.conv.speculation.started == 1 and len(s.llm.calls) == 1  # the LLM runs already
+    assert s.sink.paused and not s.of(AssistantSentence) and not s.of(UserTranscript)  # nothing shown
+    assert s.conv.state is AgentState.USER_SPEAKING
+    await s.frames(0.7, speech=False)  # the deadline: the turn ends, the reply is adopted
+    assert s.conv.speculation.adopted == 1 and len(s.llm.calls) == 1  # no second request
+    await s.frames(2.0, speech=False)
+    assert [e.text for e in s.of(UserTranscript)] == ["What is the capital of France?"]
+    assert [e.text for e in s.of(AssistantSentence)] == ["The capital of France is Paris.", "Nice!"]
+    assert [(d.text, d.interrupted) for d in s.of(AssistantDone)] == [
+        ("The capital of France is Paris. Nice!", False)
+    ]
+    [m] = s.of(TurnMetrics)
+    # audio was waiting behind the paused device: it plays within a frame of the decision
+    assert m.marks["playback_start"] - m.marks["eot_decided"] <= FRAME_SECS + 1e-6
+    assert m.stages_ms["stt"] == 0 and m.stages_ms["llm_ttft"] == 0  # done before the decision
+    assert [x.role for x in s.conv.history] == ["user", "assistant"]
+
+
+async def test_if_the_user_goes_on_the_speculative_reply_is_never_heard() -> None:
+    s = scenario(texts=["Tell me the time.", "Tell me the time in Tokyo."])
+    await s.frames(1.0, speech=True)
+    await s.frames(0.2, speech=False)
+    assert s.conv.speculation.started == 1
+    await s.frames(0.5, speech=True)  # "... in Tokyo."
+    assert s.conv.speculation.discarded == 1 and not s.sink.paused
+    assert not any(s.sink.played.values())  # not a sample of it reached the speaker
+    assert s.llm.cancelled + s.llm.produced >= 1  # it was running (and got cut, or had finished)
+    await s.frames(0.2, speech=False)  # the second pause speculates again, on the whole question
+    await s.frames(2.5, speech=False)
+    assert s.conv.speculation.adopted == 1
+    assert [e.text for e in s.of(UserTranscript)] == ["Tell me the time in Tokyo."]
+    assert [d.interrupted for d in s.of(AssistantDone)] == [False]
+    assert s.llm.calls[-1][-1].content == "Tell me the time in Tokyo."
+    assert [c[-1].content for c in s.llm.calls] == ["Tell me the time.", "Tell me the time in Tokyo."]
+    discarded_sentences = [e for e in s.of(AssistantSentence)]
+    assert len(discarded_sentences) == 2  # only the adopted reply's sentences were ever shown
+
+
+async def test_off_the_llm_starts_only_at_the_decision() -> None:
+    s = scenario(on=False)
+    await s.frames(1.0, speech=True)
+    await s.frames(0.2, speech=False)
+    assert not s.llm.calls and not s.sink.paused
+    await s.frames(0.7, speech=False)
+    assert len(s.llm.calls) == 1 and s.conv.speculation.started == 0
+
+
+async def test_speculative_replies_are_offered_no_tools() -> None:
+    llm = FakeLLM(tool_calls=[("get_current_time", "{}")])
+    s = Scenario(InputMode.HANDS_FREE, llm=llm, turn=UNSURE, vad=VAD, speculative_start=True)
+    await s.frames(1.0, speech=True)
+    await s.frames(0.2, speech=False)
+    assert s.conv.speculation.started == 1 and llm.tool_results == []  # speculative: no tools offered
+    await s.frames(3.0, speech=False)
+    assert [d.interrupted for d in s.of(AssistantDone)] == [False]

@@ -1,0 +1,162 @@
+"""Answering a user turn (``answer_turn``), and the hands-free speculative start (``Speculation``).
+
+``answer_turn`` takes the turn's transcript (known from an evaluation, being made speculatively while a
+PTT key was held, or transcribed now), adds it to the history and runs the reply (``reply.run_reply``)
+through to its last sample, then records it.
+
+Speculative start: when an end-of-turn evaluation has the turn's words and the policy only waits for a
+silence deadline before ending the turn (not the fallback that unfinished words get), the reply is
+started *then* — LLM and TTS running, its audio queued behind a paused sound device, its sentences held
+back. If the turn then ends with the same words, the reply is adopted: playback resumes at once and the
+held sentences are shown. If the user goes on speaking, or the turn ends with other words, it is
+discarded (cancelled, its audio dropped) and never heard. Speculative replies are offered no tools: a
+tool may act on the world, and a speculation may be thrown away. Off unless
+``ConversationSettings.speculative_start`` (see docs/benchmarks.md for why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..providers.base import AudioArray, ChatMessage, Transcript
+from .events import AgentState, AssistantDone, AssistantSentence, ErrorEvent, UserTranscript
+from .latency import TurnTimer
+from .memory import release_free_memory
+from .reply import Reply, run_reply
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Speculative:
+    text: str
+    reply: Reply
+    task: asyncio.Task[None]
+    held: list[str] = field(default_factory=list)  # sentences not shown yet
+    adopted: bool = False
+
+
+class Speculation:
+    def __init__(self, conversation: Conversation, enabled: bool) -> None:
+        self.c, self.enabled = conversation, enabled
+        self.current: Speculative | None = None
+        self.started = self.adopted = self.discarded = 0
+
+    def start(self, transcript: Transcript) -> None:
+        c = self.c
+        text, timer = transcript.text.strip(), c._turn_timer
+        busy = c._task is not None and not c._task.done()
+        if not self.enabled or self.current is not None or not text or timer is None or busy:
+            return
+        if c.barge_in.pending is not None:
+            return  # the sound device holds the interrupted reply's audio
+        c.sink.pause()
+        timer.mark("stt_final", c.clock.now())
+        reply = Reply(timer.turn_id, timer)
+        messages = [*c.history.messages(), ChatMessage("user", text)]
+
+        def sentence(s: str) -> None:
+            if spec.adopted:
+                c.bus.emit(AssistantSentence(timer.turn_id, s))
+            else:
+                spec.held.append(s)
+
+        job = run_reply(
+            reply, messages, llm=c.llm, tts=c.tts, sink=c.sink, clock=c.clock, on_sentence=sentence
+        )
+        spec = Speculative(text, reply, asyncio.get_running_loop().create_task(job, name="speculative-reply"))
+        self.current = spec
+        self.started += 1
+
+    def discard(self) -> None:
+        spec, self.current = self.current, None
+        if spec is None:
+            return
+        spec.task.cancel()
+        self.c.sink.clear()  # its queued audio goes, and the device plays again
+        self.discarded += 1
+
+    def adopt(self, transcript: Transcript | None) -> Speculative | None:
+        """At the end of the turn: the speculative reply, if it answers exactly these words."""
+        spec = self.current
+        if spec is None or transcript is None or transcript.text.strip() != spec.text or spec.task.done():
+            self.discard()
+            return None
+        self.current = None
+        self.adopted += 1
+        return spec
+
+
+async def answer_turn(
+    c: Conversation,
+    timer: TurnTimer,
+    audio: AudioArray,
+    known: Transcript | None = None,
+    speculation: asyncio.Task[Transcript] | None = None,
+    running: Speculative | None = None,
+) -> None:
+    try:
+        if known is None and speculation is not None:
+            with contextlib.suppress(Exception):  # (it failed: transcribe again below)
+                known = await speculation
+        if c._stream is not None:
+            transcript = known if known is not None else await c._stream.finalize()
+            if c._turn_frames is None:  # no new turn has begun meanwhile
+                c._stream.end_turn()
+        else:
+            transcript = known if known is not None else await c.stt.transcribe(audio)
+        timer.mark("stt_final", c.clock.now())  # (kept if a speculative reply marked it earlier)
+        text = transcript.text.strip()
+        if not text:
+            log.info("turn %d: no words recognised; not answering", timer.turn_id)
+            c._set_state(AgentState.LISTENING)
+            return
+        c.bus.emit(UserTranscript(timer.turn_id, text))
+        c._append(ChatMessage("user", text))
+        if running is not None:  # the speculative reply: shown and heard from now on
+            reply, running.adopted = running.reply, True
+            c._reply = reply
+            for s in running.held:
+                c.bus.emit(AssistantSentence(timer.turn_id, s))
+            c.sink.resume()
+            await running.task
+        else:
+            reply = Reply(timer.turn_id, timer)
+            c._reply = reply
+            await run_reply(
+                reply,
+                c.history.messages(),
+                llm=c.llm,
+                tts=c.tts,
+                sink=c.sink,
+                clock=c.clock,
+                on_sentence=lambda s: c.bus.emit(AssistantSentence(timer.turn_id, s)),
+                tools=c.tools.host(timer.turn_id) if c.tools else None,
+            )
+        if "playback_start" not in timer.marks:
+            c.bus.emit(timer.event())
+        c._reply = None
+        if reply.full_text:
+            # The raw LLM text (not the cleaned, spoken one) keeps llama.cpp's prompt cache valid.
+            c._append(ChatMessage("assistant", reply.llm_text.strip() or reply.full_text))
+        c.bus.emit(AssistantDone(timer.turn_id, reply.full_text, interrupted=False))
+        c.actions.reply_ended(completed=True)
+        c._set_state(AgentState.LISTENING)
+        c._prefill_if_due()
+        c._background(asyncio.to_thread(release_free_memory), "trim-memory")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a provider failed: tell the user, keep listening
+        log.warning("turn %d failed: %s", timer.turn_id, type(exc).__name__)
+        c._reply = None
+        c.sink.clear()
+        c.bus.emit(ErrorEvent(str(exc) or type(exc).__name__))
+        c.actions.reply_ended(completed=False)
+        c._set_state(AgentState.LISTENING)
