@@ -45,7 +45,7 @@ from voiceagent_desktop.gui.app import GuiSession
 from voiceagent_desktop.gui.bridge import EngineBridge
 from voiceagent_desktop.gui.panels import STAGE_LABELS
 from voiceagent_desktop.gui.qt import QApplication, QEvent, QKeyEvent, Qt
-from voiceagent_desktop.gui.transcript import INTERRUPTED_MARK
+from voiceagent_desktop.gui.transcript import INTERRUPTED_MARK, UNHEARD_SHOWN, TranscriptView
 from voiceagent_desktop.gui.window import MainWindow
 from voiceagent_desktop.providers.base import ProgressCallback
 from voiceagent_desktop.testing.fakes import (
@@ -307,7 +307,10 @@ def test_barge_in_marks_the_reply_interrupted(make_rig: Callable[..., Rig]) -> N
     assert reply.role == "assistant" and reply.text == heard  # only what was heard
     assert reply.interrupted and reply.marker.isVisible()
     assert reply.marker.text() == INTERRUPTED_MARK
-    assert unheard and reply.unheard_label.text() == unheard  # the rest, greyed
+    shown = reply.unheard_label.text()  # the rest, greyed: its start, all of it on hover
+    assert unheard and (
+        shown == unheard or (shown[:-1] in unheard and reply.unheard_label.toolTip() == unheard)
+    )
     assert w.state_indicator.text == "You're speaking"
     qtbot.keyRelease(w, Qt.Key.Key_Space)
 
@@ -350,6 +353,21 @@ def test_tool_calls_are_compact_rows_and_a_reminder_shows_in_the_banner(make_rig
     with qtbot.waitSignal(rig.bridge.reminder):
         rig.agent.bus.emit(Reminder("Reminder: the tea."))
     assert w.notice_banner.isVisible() and w.notice_banner.text == "Reminder: the tea."
+
+
+def test_a_long_unheard_rest_is_clipped_with_all_of_it_on_hover(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = TranscriptView()
+    qtbot.addWidget(view)
+    rest = "and then the dragon flew over the hills " * 20
+    view.add_sentence(4, "Once upon a time.")
+    view.finish_reply(4, "Once upon a time. There …", True, rest)
+    [bubble] = view.bubbles()
+    shown = bubble.unheard_label.text()
+    assert len(shown) <= UNHEARD_SHOWN and shown.endswith("…") and rest.startswith(shown[:-1].rstrip())
+    assert bubble.unheard_label.toolTip() == rest and bubble.interrupted
+    view.finish_reply(5, "Short.", True, "A short rest.")
+    assert view.bubbles()[1].unheard_label.text() == "A short rest."
+    assert view.bubbles()[1].unheard_label.toolTip() == ""
 
 
 def test_a_resumed_barge_in_drops_the_words_shown_live(make_rig: Callable[..., Rig]) -> None:

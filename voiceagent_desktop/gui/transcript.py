@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from .qt import QEvent, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, Qt, QVBoxLayout, QWidget
 
 INTERRUPTED_MARK = "— interrupted"
+#: characters of an interrupted answer's unheard rest shown (all of it in the tooltip)
+UNHEARD_SHOWN = 160
 #: a bubble is at most this share of the transcript's width
 MAX_BUBBLE_SHARE = 0.85
 
@@ -60,8 +62,10 @@ class Bubble(QFrame):
         self.set_text(f"{self.text} {sentence}".strip())
 
     def mark_interrupted(self, unheard: str = "") -> None:
+        """Interrupted: the rest the agent did not get to say, greyed (its start; all of it on hover)."""
         self.interrupted = True
-        self.unheard_label.setText(unheard)
+        self.unheard_label.setText(_clip(unheard, UNHEARD_SHOWN))
+        self.unheard_label.setToolTip(unheard if len(unheard) > UNHEARD_SHOWN else "")
         self.unheard_label.setVisible(bool(unheard))
         self.marker.show()
 
