@@ -489,3 +489,37 @@ async def test_a_streaming_stt_is_flushed_only_after_a_real_pause_not_inside_a_w
     assert silent_frames * FRAME_SECS >= 0.15 - 1e-6  # flushed once the pause reached stream_pause_secs
     assert [e.text for e in s.of(UserTranscript)] == ["What time is it?"]
     assert s.of(EndOfTurn)[0].reason == "model"
+
+
+def test_a_sure_audio_model_can_overrule_a_low_language_model_score_on_a_sentence() -> None:
+    from dataclasses import replace
+
+    fruit = Transcript("Name a fruit that is yellow.")  # SmolLM2 scores it 0.02: "not over"
+    off = TurnPolicy(P)
+    assert off.result(off.silence(0.0), Evaluation(0.95, fruit, text_probability=0.02), 0.25) is None
+    assert off.deadline == pytest.approx(P.long_secs)  # the default: the language model's long wait
+    on_params = replace(P, audio_overrules_text=True)
+    on = TurnPolicy(on_params)
+    assert on.result(on.silence(0.0), Evaluation(0.95, fruit, text_probability=0.02), 0.25) is None
+    assert on.deadline == pytest.approx(on_params.unsure_secs)  # a sure audio model on a sentence
+    assert on.result(on.silence(5.0), Evaluation(0.6, fruit, text_probability=0.02), 5.25) is None
+    assert on.deadline == pytest.approx(5.0 + P.long_secs)  # an unsure one does not overrule
+    cut = Transcript("Book a table for")  # unfinished words: the fallback, whatever the audio says
+    assert on.result(on.silence(9.0), Evaluation(0.95, cut, text_probability=0.001), 9.25) is None
+    assert on.deadline == pytest.approx(9.0 + P.fallback_secs)
+
+
+@pytest.mark.asyncio
+async def test_with_the_overrule_the_audio_model_runs_despite_a_low_language_model_score() -> None:
+    from voiceagent_desktop.engine.turn import evaluate
+
+    class Low:
+        async def end_probability(self, text: str) -> float:
+            return 0.01
+
+    audio = np.zeros(16000, dtype=np.float32)
+    stt = FakeSTT(texts=["Name a fruit that is yellow."])
+    skipped = await evaluate(audio, FakeTurnDetector(p=0.9), stt, Low(), text_low=0.05)
+    assert skipped.skipped and skipped.probability is None
+    ran = await evaluate(audio, FakeTurnDetector(p=0.9), stt, Low(), text_low=0.05, audio_overrules=True)
+    assert not ran.skipped and ran.probability == 0.9 and ran.text_probability == 0.01

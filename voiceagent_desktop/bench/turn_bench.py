@@ -105,6 +105,11 @@ VARIANTS = (
         text_model=True,
     ),
     Variant("grammar + LM, no audio model", D, text_model=True, audio_model=False),
+    Variant(
+        "default, a sure audio model overrules a low LM",
+        replace(D, audio_overrules_text=True),
+        text_model=True,
+    ),
 )
 DEFAULT_VARIANT = next(v for v in VARIANTS if v.name == DEFAULT)
 
@@ -205,7 +210,10 @@ def _as_run(variant: Variant, trace: Trace, step: Step, t_start: float) -> tuple
     if (t_models := _models_start(trace, step, t_start)) is None:
         return replace(ev, probability=None, text_probability=None, skipped=True), step.stt_s
     wall = t_models - t_start + (step.text_s if variant.text_model else 0.0)
-    if variant.text_model and _text_low(step, variant.params):  # the audio model is not asked
+    overrule = variant.params.audio_overrules_text and ev.text_state is TextState.COMPLETE
+    if (
+        variant.text_model and _text_low(step, variant.params) and not overrule
+    ):  # the audio model is not asked
         return replace(ev, probability=None, skipped=True), wall
     return ev, wall + (step.model_s if variant.audio_model else 0.0)
 

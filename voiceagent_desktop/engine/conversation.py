@@ -252,6 +252,7 @@ class Conversation:
                 self.text_model if models else None,
                 settled=lambda: self._settled(eval_id),
                 text_low=self.turn_policy.params.text_low if self.turn_policy.params.use_text else None,
+                audio_overrules=self.turn_policy.params.audio_overrules_text,
             )
         except asyncio.CancelledError:
             raise

@@ -79,6 +79,10 @@ class TurnParams:
     #: ``unsure_secs`` of silence — long enough for a comma pause to end ("Okay, | so what …").
     sure_threshold: float = 0.7
     unsure_secs: float = 0.35
+    #: A sentence by the grammar (``TextState.COMPLETE``) that the audio model is sure has ended
+    #: (≥ ``sure_threshold``) waits ``unsure_secs``, not ``long_secs``, however low the language model
+    #: scores it (SmolLM2 gives "Name a fruit that is yellow." 0.02).
+    audio_overrules_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,9 @@ class TurnPolicy:
         if text is TextState.INCOMPLETE:
             return p.fallback_secs, EOTReason.FALLBACK
         if text_p is not None and text_p < p.text_low:
+            sure = probability is not None and probability >= p.sure_threshold
+            if p.audio_overrules_text and text is TextState.COMPLETE and sure:
+                return p.unsure_secs, EOTReason.MODEL
             return p.long_secs, EOTReason.SILENCE
         if text is TextState.COMPLETE:
             if not complete:
@@ -234,6 +241,7 @@ async def evaluate(
     *,
     settled: Callable[[], Awaitable[bool]] | None = None,
     text_low: float | None = None,
+    audio_overrules: bool = False,
 ) -> Evaluation:
     """Transcribe ``audio`` speculatively (off the loop), then score the words with the language model,
     then run the audio model — one after the other: on this class of machine two inferences side by side
@@ -242,7 +250,8 @@ async def evaluate(
     Nothing after STT runs when the words already say the sentence is unfinished (that decides the turn
     alone), or when ``settled()`` — which waits until the VAD has ruled on any voice heard since — says the
     user has spoken again (the result would be stale). The audio model is skipped when the language model
-    scores the words below ``text_low`` (the policy then waits ``long_secs`` whatever the audio says).
+    scores the words below ``text_low`` (the policy then waits ``long_secs`` whatever the audio says),
+    unless ``audio_overrules`` and the words form a sentence (``TurnParams.audio_overrules_text``).
     Without STT only the audio model runs."""
 
     async def prob() -> tuple[float | None, float]:
@@ -263,7 +272,8 @@ async def evaluate(
     ):
         return Evaluation(None, tr, 0.0, stt_s, skipped=True)
     tp = await text_model.end_probability(tr.text) if text_model is not None and tr.text.strip() else None
-    if detector is not None and tp is not None and text_low is not None and tp < text_low:
+    overrule = audio_overrules and classify(tr.text) is TextState.COMPLETE
+    if detector is not None and tp is not None and text_low is not None and tp < text_low and not overrule:
         return Evaluation(None, tr, 0.0, stt_s, tp, skipped=True)
     p, model_s = await prob()
     return Evaluation(p, tr, model_s, stt_s, tp)
