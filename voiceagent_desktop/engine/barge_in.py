@@ -84,20 +84,11 @@ class BargeInHandler:
             return
         if task is None or task.done():
             return
-        if tentative and self.params.resume_false:
-            c.sink.pause()
-            self.pending = _Pending(c._reply, task, trigger_t)
-            self._emit_barge_in(trigger_t)
-            return
-        c.sink.pause()
-        self._emit_barge_in(trigger_t)
+        c.sink.pause()  # silent from the next block, whatever the verdict
         self.pending = _Pending(c._reply, task, trigger_t)
-        self.commit()
-
-    def _emit_barge_in(self, trigger_t: float) -> None:
-        c = self.c
-        turn_id = c._reply.turn_id if c._reply else c._turn_ids
-        c.bus.emit(BargeIn(turn_id, c.clock.now() - trigger_t))
+        c.bus.emit(BargeIn(c._reply.turn_id if c._reply else c._turn_ids, c.clock.now() - trigger_t))
+        if not (tentative and self.params.resume_false):
+            self.commit()
 
     # ---- evidence while pending -----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -59,6 +60,7 @@ from .turn import EndOfTurnDecision, EOTReason, StreamedTurnSTT, TextScorer, Tur
 from .vad import SpeechStarted, SpeechStopped, VADPhase, VADStateMachine, rms_db
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Conversation:
@@ -108,7 +110,7 @@ class Conversation:
         self._ptt = PushToTalk(self.settings.vad)
         self._reply: Reply | None = None
         self._task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._prefill_due = False
         self.actions = ConversationActions(self)  # what the built-in tools do to the conversation
         self.barge_in = BargeInHandler(self, self.settings.barge_in)
@@ -197,7 +199,7 @@ class Conversation:
                 self._stream.send(frame)
             elif self._ptt.wants_transcript():  # held after the last word: transcribe so far (engine.ptt)
                 audio = np.concatenate(self._turn_frames)
-                self._ptt.transcribing(asyncio.get_running_loop().create_task(self.stt.transcribe(audio)))
+                self._ptt.transcribing(self._background(self.stt.transcribe(audio), "ptt-transcript"))
             if self._ptt.closing:
                 self._ptt.closing = False
                 self._end_user_turn()
@@ -431,7 +433,7 @@ class Conversation:
         self._prefill_due = False
         self._background(prefill(self.history.messages()), "llm-prefill")
 
-    def _background(self, coro: Coroutine[object, object, None], name: str) -> asyncio.Task[None]:
+    def _background(self, coro: Coroutine[object, object, T], name: str) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -439,6 +441,7 @@ class Conversation:
 
     async def aclose(self) -> None:
         self.sink.set_listener(None)
+        self.speculation.discard()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -37,7 +37,7 @@ class History(list[ChatMessage]):
         super().__init__()
         self.system_prompt, self.max_messages = system_prompt, max_messages
         self.counter = counter  # the LLM's tokenizer, if it has one
-        self._counted: dict[int, tuple[str, int]] = {}  # id(message) → (its text, its tokens)
+        self._counted: dict[str, int] = {}  # a message's text (as sent) → its tokens
 
     def add(self, msg: ChatMessage, budget: int | None = None) -> bool:
         """Append; if the history is then too long (messages, or ``budget`` prompt tokens), drop the oldest
@@ -58,7 +58,8 @@ class History(list[ChatMessage]):
         if cut == 0:
             return False
         del self[:cut]
-        self._counted = {id(m): self._counted[id(m)] for m in self if id(m) in self._counted}
+        kept = {_content(m) for m in self}
+        self._counted = {t: n for t, n in self._counted.items() if t in kept}
         return True
 
     def tokens(self, text: str) -> int:
@@ -73,10 +74,9 @@ class History(list[ChatMessage]):
 
     def _message_tokens(self, m: ChatMessage) -> int:
         text = _content(m)
-        known = self._counted.get(id(m))
-        if known is None or known[0] != text:
-            known = self._counted[id(m)] = (text, self.tokens(text) + MESSAGE_OVERHEAD_TOKENS)
-        return known[1]
+        if text not in self._counted:
+            self._counted[text] = self.tokens(text) + MESSAGE_OVERHEAD_TOKENS
+        return self._counted[text]
 
     def clear(self) -> None:
         super().clear()

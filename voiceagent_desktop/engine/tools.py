@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -180,8 +181,10 @@ class TurnTools:
         if t is None:
             return f"error: there is no tool named {name!r}", False
         try:
-            args = pydantic.TypeAdapter(dict[str, Any]).validate_json(arguments or "{}")
-        except pydantic.ValidationError:
+            args = json.loads(arguments or "{}")
+        except ValueError:
+            args = None
+        if not isinstance(args, dict):
             return "error: the arguments are not a JSON object", False
         task = asyncio.get_running_loop().create_task(t.run(args), name=f"tool-{name}")
         if not t.cancel_on_barge_in:
