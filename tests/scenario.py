@@ -37,6 +37,7 @@ class Scenario:
         turn_params: TurnParams | None = None,
         barge_in: BargeInParams | None = None,
         speculative_start: bool = False,
+        incremental_secs: float = 0.0,  # (tests of engine.incremental turn it on)
     ) -> None:
         self.clock = FakeClock()
         self.bus = EventBus()
@@ -53,6 +54,7 @@ class Scenario:
             turn=turn_params or TurnParams(),
             barge_in=barge_in or BargeInParams(),
             speculative_start=speculative_start,
+            incremental_secs=incremental_secs,
         )
         self.conv = Conversation(
             stt=self.stt,

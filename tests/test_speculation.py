@@ -10,6 +10,7 @@ from voiceagent_desktop.engine.events import (
     AssistantDone,
     AssistantSentence,
     InputMode,
+    ToolCalled,
     TurnMetrics,
     UserTranscript,
 )
@@ -82,11 +83,54 @@ async def test_off_the_llm_starts_only_at_the_decision() -> None:
     assert len(s.llm.calls) == 1 and s.conv.speculation.started == 0
 
 
-async def test_speculative_replies_are_offered_no_tools() -> None:
+async def test_a_speculative_reply_calls_its_tools_only_once_adopted() -> None:
     llm = FakeLLM(tool_calls=[("get_current_time", "{}")])
     s = Scenario(InputMode.HANDS_FREE, llm=llm, turn=UNSURE, vad=VAD, speculative_start=True)
     await s.frames(1.0, speech=True)
     await s.frames(0.2, speech=False)
-    assert s.conv.speculation.started == 1 and llm.tool_results == []  # speculative: no tools offered
-    await s.frames(3.0, speech=False)
+    assert s.conv.speculation.started == 1 and len(llm.calls) == 1
+    assert llm.tool_results == [] and not s.of(ToolCalled)  # the call waits: it may be thrown away
+    await s.frames(3.0, speech=False)  # the deadline adopts it: the tool runs, the reply finishes
+    assert s.conv.speculation.adopted == 1 and [e.name for e in s.of(ToolCalled)] == ["get_current_time"]
+    assert len(llm.tool_results) == 1 and len(llm.calls) == 1
     assert [d.interrupted for d in s.of(AssistantDone)] == [False]
+
+
+async def test_a_discarded_speculative_reply_never_runs_its_tools() -> None:
+    llm = FakeLLM(tool_calls=[("set_timer", '{"minutes": 1}')])
+    stt = FakeSTT(texts=["Set a timer.", "Set a timer for the pasta, one minute."])
+    s = Scenario(InputMode.HANDS_FREE, llm=llm, stt=stt, turn=UNSURE, vad=VAD, speculative_start=True)
+    await s.frames(1.0, speech=True)
+    await s.frames(0.2, speech=False)
+    assert s.conv.speculation.started == 1
+    await s.frames(0.5, speech=True)  # the user goes on: discarded
+    assert s.conv.speculation.discarded == 1 and not s.of(ToolCalled)
+
+
+async def test_the_reply_starts_while_the_end_of_turn_models_still_judge_the_words() -> None:
+    import asyncio
+
+    gate = asyncio.Event()  # Smart Turn is still computing
+    detector = FakeTurnDetector(p=0.9, gate=gate)
+    stt = FakeSTT(texts=["What is the capital of France?"])
+    s = Scenario(InputMode.HANDS_FREE, stt=stt, turn=detector, vad=VAD, speculative_start=True)
+    await s.frames(1.0, speech=True)
+    await s.frames(0.1, speech=False)
+    assert detector.calls and s.conv.speculation.started == 1 and len(s.llm.calls) == 1  # before its answer
+    assert s.sink.paused and not s.of(UserTranscript)
+    gate.set()  # sure and complete: the turn ends at the floor, with the reply already under way
+    await s.frames(0.3, speech=False)
+    assert s.conv.speculation.adopted == 1 and len(s.llm.calls) == 1
+    await s.frames(2.0, speech=False)
+    assert [d.interrupted for d in s.of(AssistantDone)] == [False]
+
+
+async def test_a_speculative_reply_goes_when_the_models_hear_an_unfinished_turn() -> None:
+    # Words without an ending ("uncertain", so the reply starts) that Smart Turn hears going on (P 0.1):
+    # the policy waits the fallback silence, and the reply is dropped.
+    stt = FakeSTT(texts=["so what I wanted"])
+    s = Scenario(InputMode.HANDS_FREE, stt=stt, turn=FakeTurnDetector(p=0.1), vad=VAD, speculative_start=True)
+    await s.frames(1.0, speech=True)
+    await s.frames(0.2, speech=False)  # uncertain words, model says unfinished: the fallback wait
+    assert s.conv.speculation.started == 1 and s.conv.speculation.discarded == 1
+    assert not s.sink.paused and not any(s.sink.played.values())

@@ -4,6 +4,7 @@ conversation on scripted VAD/model outputs with an injected clock."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -492,7 +493,6 @@ async def test_a_streaming_stt_is_flushed_only_after_a_real_pause_not_inside_a_w
 
 
 def test_a_sure_audio_model_can_overrule_a_low_language_model_score_on_a_sentence() -> None:
-    from dataclasses import replace
 
     fruit = Transcript("Name a fruit that is yellow.")  # SmolLM2 scores it 0.02: "not over"
     off = TurnPolicy(P)
@@ -519,7 +519,29 @@ async def test_with_the_overrule_the_audio_model_runs_despite_a_low_language_mod
 
     audio = np.zeros(16000, dtype=np.float32)
     stt = FakeSTT(texts=["Name a fruit that is yellow."])
-    skipped = await evaluate(audio, FakeTurnDetector(p=0.9), stt, Low(), text_low=0.05)
+    skipped = await evaluate(audio, FakeTurnDetector(p=0.9), stt, Low(), params=P)
     assert skipped.skipped and skipped.probability is None
-    ran = await evaluate(audio, FakeTurnDetector(p=0.9), stt, Low(), text_low=0.05, audio_overrules=True)
+    on = replace(P, audio_overrules_text=True)
+    ran = await evaluate(audio, FakeTurnDetector(p=0.9), stt, Low(), params=on)
     assert not ran.skipped and ran.probability == 0.9 and ran.text_probability == 0.01
+    ungated = await evaluate(audio, FakeTurnDetector(p=0.9), FakeSTT(texts=["What do bees make?"]), Low())
+    assert not ungated.skipped  # without params the language model holds nothing
+
+
+def test_questions_can_skip_the_language_model_gate() -> None:
+    bees = Transcript("What do bees make?")  # a finished question SmolLM2 scores 0.086 (< 0.05 at times)
+    off = TurnPolicy(P)
+    assert off.result(off.silence(0.0), Evaluation(0.95, bees, text_probability=0.01), 0.25) is None
+    assert off.deadline == pytest.approx(P.long_secs)
+    on_params = replace(P, questions_skip_text_gate=True)
+    on = TurnPolicy(on_params)
+    decision = on.result(on.silence(0.0), Evaluation(0.95, bees, text_probability=0.01), 0.25)
+    assert decision is not None and decision.reason is EOTReason.MODEL  # as if the score were high
+    fruit = Transcript("Name a fruit that is yellow.")  # not a question: still held
+    assert on.result(on.silence(5.0), Evaluation(0.95, fruit, text_probability=0.01), 5.25) is None
+    assert on.deadline == pytest.approx(5.0 + P.long_secs)
+    call = Transcript("Can you remind me to call?")  # a question by the grammar: the audio model decides
+    assert on.result(on.silence(9.0), Evaluation(0.3, call, text_probability=0.001), 9.25) is None
+    assert on.deadline == pytest.approx(9.0 + P.disagree_secs)
+    assert on_params.asks_audio_model("What do bees make?", 0.01)
+    assert not P.asks_audio_model("What do bees make?", 0.01)

@@ -62,6 +62,9 @@ class STTSettings(_Section):
     url: str | None = None  # the WebSocket base URL, e.g. wss://api.deepgram.com (the default)
     model: str = "nova-3"
     language: str = "en"
+    #: The embedded Whisper: re-transcribe the growing turn every this many seconds of new speech, so the
+    #: final pass decodes only the tail (0 = off: one pass over the finished turn).
+    incremental_secs: float = Field(default=0.8, ge=0.0, le=10.0)
 
 
 class TTSSettings(_Section):

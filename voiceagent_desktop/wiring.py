@@ -62,6 +62,7 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
             unsure_secs=settings.turn.unsure_secs,
         ),
         speculative_start=settings.turn.speculative_start,
+        incremental_secs=settings.stt.incremental_secs,
     )
 
 

@@ -9,6 +9,12 @@ from typing import Any
 TARGETS: list[tuple[str, tuple[str, ...], str, Any]] = [
     ("V2V push-to-talk, median", ("v2v_ms", "ptt", "p50"), "≤ 450 ms", lambda v: v <= 450),
     ("V2V push-to-talk, p95", ("v2v_ms", "ptt", "p95"), "—", None),
+    (
+        "V2V push-to-talk without incremental transcription, median — same run, alternate turns",
+        ("v2v_ms", "ptt_one_pass", "p50"),
+        "—",
+        None,
+    ),
     ("V2V hands-free, median", ("v2v_ms", "handsfree", "p50"), "≤ 600 ms", lambda v: v <= 600),
     (
         "V2V hands-free vs silence-only, median",

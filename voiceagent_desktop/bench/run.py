@@ -31,10 +31,12 @@ from ..engine.events import (
     AgentState,
     AssistantDone,
     BargeIn,
+    EndOfTurn,
     Event,
     InputMode,
     RepliesCancelled,
     TurnMetrics,
+    UserTranscript,
 )
 from . import analysis
 from .report import render_markdown
@@ -132,7 +134,12 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
     turns_log: list[dict[str, Any]] = []
 
     async def one_turn(
-        mode: InputMode, question: str, *, silence_only: bool = False, speculative: bool = False
+        mode: InputMode,
+        question: str,
+        *,
+        silence_only: bool = False,
+        speculative: bool = False,
+        incremental: bool = True,
     ) -> None:
         await _wait_state(agent, {AgentState.LISTENING}, 30)
         await asyncio.sleep(0.6)
@@ -140,9 +147,13 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         if agent.conversation is not None:
             agent.conversation.set_turn_model(not silence_only)
             agent.conversation.speculation.enabled = speculative
+            agent.conversation.incremental_secs = conversation_settings(settings).incremental_secs
+            if not incremental:
+                agent.conversation.incremental_secs = 0.0
         n_done, n_metrics = rec_events.count(AssistantDone), rec_events.count(TurnMetrics)
         player = va.player(MIC_FEED, speech[question], RATE)
         label = "handsfree_silence" if silence_only else mode.value + ("_speculative" if speculative else "")
+        label += "" if incremental else "_one_pass"
         entry: dict[str, Any] = {"mode": label, "question": question}
         if mode is InputMode.PUSH_TO_TALK:
             agent.ptt_press()
@@ -160,12 +171,21 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         if isinstance(metrics, TurnMetrics):
             entry["engine_stages_ms"] = metrics.stages_ms
             entry["turn_id"] = metrics.turn_id
+            # what STT heard and why the turn ended (synthetic speech: no one's words are recorded)
+            for _, ev in rec_events.events:
+                if isinstance(ev, UserTranscript) and ev.turn_id == metrics.turn_id:
+                    entry["heard"] = ev.text
+                if isinstance(ev, EndOfTurn) and ev.turn_id == metrics.turn_id:
+                    entry["eot"] = {"reason": ev.reason, "audio_p": ev.probability,
+                                    "text": ev.text_state, "text_p": ev.text_probability}  # fmt: skip
         entry["end"] = time.monotonic()
         entry["rss_mib"] = round(proc.memory_info().rss / 2**20)
         turns_log.append(entry)
 
-    for q in questions:
-        await one_turn(InputMode.PUSH_TO_TALK, q)
+    # Push-to-talk with and without incremental transcription (engine/incremental.py), alternating.
+    for i, q in enumerate(questions):
+        for incremental in (True, False) if i % 2 == 0 else (False, True):
+            await one_turn(InputMode.PUSH_TO_TALK, q, incremental=incremental)
     # With and without speculative start (engine/answer.py), each question twice in a row, which one
     # first alternating: a question asked again answers faster (the history holds it), so a fixed order
     # would favour the second.
@@ -246,7 +266,7 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
     mic, spk = np.ascontiguousarray(audio[:, 0]), np.ascontiguousarray(audio[:, 1])
     pos = raw["probe_pos"]  # monotonic time -> seconds into the probe recording
     v2v: dict[str, list[float]] = {
-        k: [] for k in ("ptt", "handsfree", "handsfree_speculative", "handsfree_silence")
+        k: [] for k in ("ptt", "ptt_one_pass", "handsfree", "handsfree_speculative", "handsfree_silence")
     }
     v2v_voiced: dict[str, list[float]] = {k: [] for k in v2v}
     per_turn = []
@@ -259,12 +279,14 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
             "answered": entry["answered"],
             "rss_mib": entry.get("rss_mib"),
             "engine_stages_ms": entry.get("engine_stages_ms", {}),
+            "heard": entry.get("heard"),
+            "eot": entry.get("eot"),
         }
         if spans and entry["answered"]:
             speech_end = spans[0].end
             onset = analysis.first_onset_after(spk, RATE, speech_end, until=b + 0.5)
             if onset is not None:
-                ref = pos(entry["release"]) if entry["mode"] == "ptt" else speech_end
+                ref = pos(entry["release"]) if entry["mode"].startswith("ptt") else speech_end
                 row["v2v_ms"] = round((onset - max(ref, speech_end)) * 1000, 1)
                 row["from_last_voiced_ms"] = round((onset - speech_end) * 1000, 1)
                 v2v[entry["mode"]].append(row["v2v_ms"])
@@ -291,7 +313,9 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         m.turn_id for m in raw["metrics"] if m.eot_reason == "silence" and "turn_model" not in m.stages_ms
     }
     silence_only_ids |= {
-        e["turn_id"] for e in raw["turns"] if e["mode"].endswith("_speculative") and "turn_id" in e
+        e["turn_id"]
+        for e in raw["turns"]
+        if e["mode"].endswith(("_speculative", "_one_pass")) and "turn_id" in e
     }
     for m in raw["metrics"]:
         if m.turn_id in silence_only_ids:

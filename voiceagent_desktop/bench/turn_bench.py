@@ -105,6 +105,10 @@ VARIANTS = (
         text_model=True,
     ),
     Variant("grammar + LM, no audio model", D, text_model=True, audio_model=False),
+    Variant("default, LM low 0.02", replace(D, text_low=0.02), text_model=True),
+    Variant(
+        "default, questions skip the LM gate", replace(D, questions_skip_text_gate=True), text_model=True
+    ),
     Variant(
         "default, a sure audio model overrules a low LM",
         replace(D, audio_overrules_text=True),
@@ -170,7 +174,9 @@ async def trace_clip(
         cpu["evaluations"] += 1
         if _models_start(trace, step, step.t) is not None:
             cpu["text_model"] += text_cpu
-            if not _text_low(step, DEFAULT_VARIANT.params):
+            ev = step.evaluation
+            text = ev.transcript.text if ev is not None and ev.transcript is not None else ""
+            if DEFAULT_VARIANT.params.asks_audio_model(text, ev.text_probability if ev else None):
                 cpu["turn_model_app"] += turn_cpu
     return trace
 
@@ -210,17 +216,10 @@ def _as_run(variant: Variant, trace: Trace, step: Step, t_start: float) -> tuple
     if (t_models := _models_start(trace, step, t_start)) is None:
         return replace(ev, probability=None, text_probability=None, skipped=True), step.stt_s
     wall = t_models - t_start + (step.text_s if variant.text_model else 0.0)
-    overrule = variant.params.audio_overrules_text and ev.text_state is TextState.COMPLETE
-    if (
-        variant.text_model and _text_low(step, variant.params) and not overrule
-    ):  # the audio model is not asked
+    text = ev.transcript.text if ev.transcript is not None else ""
+    if variant.text_model and not variant.params.asks_audio_model(text, ev.text_probability):
         return replace(ev, probability=None, skipped=True), wall
     return ev, wall + (step.model_s if variant.audio_model else 0.0)
-
-
-def _text_low(step: Step, params: TurnParams) -> bool:
-    tp = step.evaluation.text_probability if step.evaluation is not None else None
-    return tp is not None and tp < params.text_low
 
 
 def replay(trace: Trace, variant: Variant) -> EndOfTurnDecision | None:
@@ -419,13 +418,14 @@ def run_turn_bench(
         # The app's own pipeline (engine.turn.evaluate) on the last evaluation of the quiet complete
         # clips: measured wall time next to the time the replay assumes for it.
         checks = []
-        low = DEFAULT_VARIANT.params.text_low
         for tr in traced[vad_params.stop_secs][0]:
             evals = [s for s in tr.steps if s.evaluation is not None]
             if tr.clip.kind == "complete" and tr.clip.snr_db is None and evals:
                 for s in evals:  # in order, so the language model's cache is as warm as in the app
                     audio = tr.clip.audio[: round(s.t * RATE)]
-                    _, wall = await _timed(evaluate(audio, detector, stt, text, text_low=low))
+                    _, wall = await _timed(
+                        evaluate(audio, detector, stt, text, params=DEFAULT_VARIANT.params)
+                    )
                 checks.append((wall, _as_run(DEFAULT_VARIANT, tr, evals[-1], evals[-1].t)[1]))
         return vad_grid(clips, vad), checks
 

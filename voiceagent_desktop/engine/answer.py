@@ -4,13 +4,15 @@
 PTT key was held, or transcribed now), adds it to the history and runs the reply (``reply.run_reply``)
 through to its last sample, then records it.
 
-Speculative start: when an end-of-turn evaluation has the turn's words and the policy only waits for a
-silence deadline before ending the turn (not the fallback that unfinished words get), the reply is
-started *then* — LLM and TTS running, its audio queued behind a paused sound device, its sentences held
-back. If the turn then ends with the same words, the reply is adopted: playback resumes at once and the
-held sentences are shown. If the user goes on speaking, or the turn ends with other words, it is
-discarded (cancelled, its audio dropped) and never heard. Speculative replies are offered no tools: a
-tool may act on the world, and a speculation may be thrown away. Off unless
+Speculative start: as soon as an end-of-turn evaluation has the turn's words and they may end it (not
+unfinished by the grammar), the reply is started — while the language model and Smart Turn still judge
+them, and while the policy waits out any silence deadline — LLM and TTS running, its audio queued behind a
+paused sound device, its sentences held back. If the turn then ends with the same words, the reply is
+adopted: playback resumes at once and the held sentences are shown. If the models hear an unfinished turn
+(the fallback wait), the user goes on speaking, or the turn ends with other words, it is discarded
+(cancelled, its audio dropped) and never heard. A speculative reply is offered the tools, but a call
+waits until it is adopted (``HeldTools``): a tool may act on the world, and a speculation may be thrown
+away. Off unless
 ``ConversationSettings.speculative_start`` (see docs/benchmarks.md for why).
 """
 
@@ -20,9 +22,9 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..providers.base import AudioArray, ChatMessage, Transcript
+from ..providers.base import STT, AudioArray, ChatMessage, ToolHost, Transcript
 from .events import AgentState, AssistantDone, AssistantSentence, ErrorEvent, UserTranscript
 from .latency import TurnTimer
 from .memory import release_free_memory
@@ -34,11 +36,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class HeldTools:
+    """A speculative reply's tools: the model sees them, but a call runs only once the reply is adopted."""
+
+    def __init__(self, host: ToolHost) -> None:
+        self.host = host
+        self.adopted = asyncio.Event()
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return self.host.schemas()
+
+    async def call(self, call_id: str, name: str, arguments: str) -> str:
+        await self.adopted.wait()
+        return await self.host.call(call_id, name, arguments)
+
+
 @dataclass
 class Speculative:
     text: str
     reply: Reply
     task: asyncio.Task[None]
+    tools: HeldTools | None = None
     held: list[str] = field(default_factory=list)  # sentences not shown yet
     adopted: bool = False
 
@@ -68,10 +86,19 @@ class Speculation:
             else:
                 spec.held.append(s)
 
+        tools = HeldTools(c.tools.host(timer.turn_id)) if c.tools else None
         job = run_reply(
-            reply, messages, llm=c.llm, tts=c.tts, sink=c.sink, clock=c.clock, on_sentence=sentence
+            reply,
+            messages,
+            llm=c.llm,
+            tts=c.tts,
+            sink=c.sink,
+            clock=c.clock,
+            on_sentence=sentence,
+            tools=tools,
         )
-        spec = Speculative(text, reply, asyncio.get_running_loop().create_task(job, name="speculative-reply"))
+        task = asyncio.get_running_loop().create_task(job, name="speculative-reply")
+        spec = Speculative(text, reply, task, tools)
         self.current = spec
         self.started += 1
 
@@ -101,6 +128,8 @@ async def answer_turn(
     known: Transcript | None = None,
     speculation: asyncio.Task[Transcript] | None = None,
     running: Speculative | None = None,
+    *,
+    stt: STT | None = None,
 ) -> None:
     try:
         if known is None and speculation is not None:
@@ -111,7 +140,7 @@ async def answer_turn(
             if c._turn_frames is None:  # no new turn has begun meanwhile
                 c._stream.end_turn()
         else:
-            transcript = known if known is not None else await c.stt.transcribe(audio)
+            transcript = known if known is not None else await (stt or c.stt).transcribe(audio)
         timer.mark("stt_final", c.clock.now())  # (kept if a speculative reply marked it earlier)
         text = transcript.text.strip()
         if not text:
@@ -122,6 +151,8 @@ async def answer_turn(
         c._append(ChatMessage("user", text))
         if running is not None:  # the speculative reply: shown and heard from now on
             reply, running.adopted = running.reply, True
+            if running.tools is not None:
+                running.tools.adopted.set()  # its tool calls may run now
             c._reply = reply
             for s in running.held:
                 c.bus.emit(AssistantSentence(timer.turn_id, s))

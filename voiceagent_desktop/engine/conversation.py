@@ -52,6 +52,7 @@ from .events import (
 )
 from .frames import FrameWaiter
 from .history import History
+from .incremental import TurnTranscriber
 from .latency import TurnTimer
 from .ports import AudioSink
 from .ptt import PushToTalk
@@ -105,6 +106,9 @@ class Conversation:
             )
         )
         self._turn_frames: list[AudioArray] | None = None
+        #: The open turn's incremental transcription (engine.incremental), for a non-streaming STT.
+        self._turn_stt: TurnTranscriber | None = None
+        self.incremental_secs = self.settings.incremental_secs  # (the bench switches it per turn)
         self._turn_timer: TurnTimer | None = None
         self._turn_ids = 0
         self._ptt = PushToTalk(self.settings.vad)
@@ -189,17 +193,25 @@ class Conversation:
         """One 512-sample 16 kHz frame ending at clock time ``t`` (called on the event loop)."""
         self._frames.frame(t)
         policy = self.mode is InputMode.HANDS_FREE and not self._ptt.held and not self._ptt.closing
+        probability, volume = 0.0, -120.0
         if policy or self._ptt.held:  # the VAD rules hands-free; with the key held it tracks the tail
             probability, volume = self.vad.probability(frame), rms_db(frame)
             if self._ptt.held:
                 self._ptt.frame(probability, volume, t)
         if self._turn_frames is not None:
             self._turn_frames.append(frame)
+            voiced = self.settings.vad.voiced(probability, volume)
+            if self._turn_stt is not None and (voiced or not (policy or self._ptt.held)):
+                # (a frame after the key went up is not analysed: it may hold words)
+                self._turn_stt.voiced(len(self._turn_frames) * self.vad.frame_samples)
             if self._stream is not None:
                 self._stream.send(frame)
             elif self._ptt.wants_transcript():  # held after the last word: transcribe so far (engine.ptt)
                 audio = np.concatenate(self._turn_frames)
-                self._ptt.transcribing(self._background(self.stt.transcribe(audio), "ptt-transcript"))
+                stt = self._turn_stt or self.stt
+                self._ptt.transcribing(self._background(stt.transcribe(audio), "ptt-transcript"))
+            elif self._interim_due(voiced):
+                self._background(self._interim(self._turn_stt), "interim-transcript")
             if self._ptt.closing:
                 self._ptt.closing = False
                 self._end_user_turn()
@@ -232,6 +244,28 @@ class Conversation:
             if decision is not None:
                 self._end_on_decision(decision)
 
+    def _interim_due(self, voiced: bool) -> bool:
+        """While the user speaks (key held, or the VAD in a turn, on a voiced frame): a pass of
+        incremental transcription is due."""
+        stt, frames = self._turn_stt, self._turn_frames
+        if stt is None or frames is None or self._eval_running or not voiced:
+            return False
+        speaking = self._ptt.held or self.vad_machine.phase is VADPhase.SPEAKING
+        return speaking and stt.wants_pass(len(frames) * self.vad.frame_samples)
+
+    async def _interim(self, stt: TurnTranscriber | None) -> None:
+        """Transcribe the turn so far and show the words (an evaluation or the release may reuse it)."""
+        frames = self._turn_frames
+        if stt is None or frames is None:
+            return
+        try:
+            transcript = await stt.transcribe(np.concatenate(frames))
+        except Exception as exc:  # the final pass transcribes it all anyway
+            log.debug("interim transcription failed: %s", type(exc).__name__)
+            return
+        if stt is self._turn_stt:  # still this turn
+            self._on_interim(transcript.text)
+
     def _start_queued_evaluation(self) -> None:
         """One evaluation at a time (they share the cores): the latest request runs when the current one
         is done; requests made stale by new speech meanwhile are dropped."""
@@ -253,8 +287,8 @@ class Conversation:
                 self._eval_stt(eval_id),
                 self.text_model if models else None,
                 settled=lambda: self._settled(eval_id),
-                text_low=self.turn_policy.params.text_low if self.turn_policy.params.use_text else None,
-                audio_overrules=self.turn_policy.params.audio_overrules_text,
+                params=self.turn_policy.params if self.turn_policy.params.use_text else None,
+                on_words=lambda transcript: self._words_known(eval_id, transcript),
             )
         except asyncio.CancelledError:
             raise
@@ -266,18 +300,21 @@ class Conversation:
             self._start_queued_evaluation()
         if evaluation.transcript is not None:  # words heard during a tentative barge-in decide it
             self.barge_in.words(evaluation.transcript.text, final=self._current(eval_id))
-        decision = self.turn_policy.result(
+        policy = self.turn_policy
+        decision = policy.result(
             eval_id, evaluation, self.clock.now(), maybe_speaking=self.vad_machine.phase is VADPhase.STARTING
         )
         if decision is not None and self._turn_frames is not None:
             self._end_on_decision(decision)
-        elif self._speculate(eval_id) and evaluation.transcript is not None:
-            self.speculation.start(evaluation.transcript)  # likely over: reply meanwhile (engine.answer)
+        elif self._turn_frames is not None and self._current(eval_id) and not policy.waiting_on_silence:
+            self.speculation.discard()  # the turn sounds unfinished after all: the fallback wait
 
-    def _speculate(self, eval_id: int) -> bool:
-        """The turn sounds over and only the silence deadline is to come."""
-        policy = self.turn_policy
-        return self._turn_frames is not None and self._current(eval_id) and policy.waiting_on_silence
+    def _words_known(self, eval_id: int, transcript: Transcript) -> None:
+        """An evaluation has words that may end the turn, and the models are about to judge them: a
+        speculative reply starts now, behind a paused device (engine.answer), and is adopted if the turn
+        ends with these words."""
+        if self._turn_frames is not None and self._current(eval_id):
+            self.speculation.start(transcript)
 
     def _on_interim(self, text: str) -> None:
         if self._turn_timer is not None and text:
@@ -297,7 +334,7 @@ class Conversation:
 
     def _eval_stt(self, eval_id: int) -> STT:
         if self._stream is None:
-            return self.stt
+            return self._turn_stt or self.stt
         args = (self._frames, self.turn_policy, self.vad_machine, eval_id, self.settings.stream_pause_secs)
         return StreamedTurnSTT.after_pause(self._stream, *args)
 
@@ -329,6 +366,7 @@ class Conversation:
                 decision.probability,
                 ev.text_state.value if ev is not None and ev.transcript is not None else None,
                 round((now - decision.t_last_voiced) * 1000.0, 1),
+                ev.text_probability if ev is not None else None,
             )
         )
         transcript = ev.transcript if ev is not None else None
@@ -380,6 +418,8 @@ class Conversation:
         self._turn_timer = timer
         if self._stream is not None:
             self._stream.begin_turn(frames)
+        elif self.incremental_secs > 0 and TurnTranscriber.suits(self.stt):
+            self._turn_stt = TurnTranscriber(self.stt, self.incremental_secs, self.vad.sample_rate)
         for provider in (self.llm, self.tts):  # a cloud provider re-opens an idle connection meanwhile
             warm = getattr(provider, "warm", None)
             if warm is not None and self.settings.warm_connections:
@@ -393,6 +433,7 @@ class Conversation:
             self._stream.end_turn()
         self._turn_frames = None
         self._turn_timer = None
+        self._turn_stt = None
         self._ptt.closing = False
         self._set_state(AgentState.LISTENING)
 
@@ -407,8 +448,8 @@ class Conversation:
         end-of-turn evaluation), or ``speculation`` is making them (push-to-talk), so STT is not run again."""
         if not self.barge_in.turn_ends(transcript.text if transcript is not None else None):
             return  # it was no interruption: the reply plays on
-        frames, timer = self._turn_frames, self._turn_timer
-        self._turn_frames, self._turn_timer = None, None
+        frames, timer, stt = self._turn_frames, self._turn_timer, self._turn_stt or self.stt
+        self._turn_frames, self._turn_timer, self._turn_stt = None, None, None
         self.turn_policy.reset()
         if frames is None or timer is None:
             return
@@ -417,7 +458,7 @@ class Conversation:
         audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
         self._set_state(AgentState.THINKING)
         running = self.speculation.adopt(transcript)  # a speculative reply to these very words
-        respond = answer_turn(self, timer, audio, transcript, speculation, running)
+        respond = answer_turn(self, timer, audio, transcript, speculation, running, stt=stt)
         self._task = self._background(respond, f"turn-{timer.turn_id}")
 
     def _append(self, msg: ChatMessage) -> None:

@@ -38,3 +38,7 @@ class ConversationSettings:
     #: Hands-free: start the reply when the turn is likely over, before the silence deadline
     #: (engine/answer.py); off by default, see docs/benchmarks.md.
     speculative_start: bool = False
+    #: With an STT that can continue a transcript (the embedded Whisper): re-transcribe the growing turn
+    #: every this much new audio while the user speaks, so the final pass decodes only the tail
+    #: (engine/incremental.py); 0 = off (one pass over the finished turn).
+    incremental_secs: float = 0.8

@@ -139,6 +139,7 @@ class EndOfTurn(Event):
     probability: float | None  # the end-of-turn model's P(complete), None if it did not run
     text_state: str | None  # engine.turn_text.TextState value of the transcript so far, if known
     silence_ms: float  # decision time − end of the last voiced frame
+    text_probability: float | None = None  # the language model's P(the words end a sentence), if it ran
 
 
 @dataclass(frozen=True)

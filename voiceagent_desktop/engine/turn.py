@@ -83,6 +83,22 @@ class TurnParams:
     #: (≥ ``sure_threshold``) waits ``unsure_secs``, not ``long_secs``, however low the language model
     #: scores it (SmolLM2 gives "Name a fruit that is yellow." 0.02).
     audio_overrules_text: bool = False
+    #: A question by the grammar (``TextState.COMPLETE``, ending in "?") is not held by a low language-model
+    #: score: Whisper's question mark comes from the words and the rising pitch together.
+    questions_skip_text_gate: bool = False
+
+    def text_holds(self, text: str, text_p: float | None) -> bool:
+        """The language model scored ``text`` below ``text_low`` and nothing exempts it: the turn waits
+        ``long_secs`` (or ``unsure_secs``, if ``audio_overrules_text`` and the audio model is sure)."""
+        if text_p is None or text_p >= self.text_low:
+            return False
+        question = self.questions_skip_text_gate and text.rstrip().endswith("?")
+        return not (question and classify(text) is TextState.COMPLETE)
+
+    def asks_audio_model(self, text: str, text_p: float | None) -> bool:
+        """Whether the audio model's answer can still change the decision after the language model's."""
+        overrule = self.audio_overrules_text and classify(text) is TextState.COMPLETE
+        return overrule or not self.text_holds(text, text_p)
 
 
 @dataclass(frozen=True)
@@ -176,23 +192,21 @@ class TurnPolicy:
             return None  # stale: the user spoke again since
         self._evaluation = evaluation
         if self.model and (evaluation.probability is not None or evaluation.skipped):
-            wait, reason = self._wait(
-                evaluation.probability, evaluation.text_state, evaluation.text_probability
-            )
+            text = evaluation.transcript.text if evaluation.transcript is not None else ""
+            wait, reason = self._wait(evaluation.probability, text, evaluation.text_probability)
             self._deadline = self._t_last_voiced + max(wait, self.params.min_silence_secs)
             self._reason = reason
         return self.tick(t_now, maybe_speaking=maybe_speaking)
 
-    def _wait(
-        self, probability: float | None, text: TextState, text_p: float | None
-    ) -> tuple[float, EOTReason]:
+    def _wait(self, probability: float | None, words: str, text_p: float | None) -> tuple[float, EOTReason]:
         p = self.params
+        text = classify(words)
         complete = probability is not None and probability >= p.threshold
         if not p.use_text:
             return (0.0, EOTReason.MODEL) if complete else (p.fallback_secs, EOTReason.FALLBACK)
         if text is TextState.INCOMPLETE:
             return p.fallback_secs, EOTReason.FALLBACK
-        if text_p is not None and text_p < p.text_low:
+        if p.text_holds(words, text_p):
             sure = probability is not None and probability >= p.sure_threshold
             if p.audio_overrules_text and text is TextState.COMPLETE and sure:
                 return p.unsure_secs, EOTReason.MODEL
@@ -240,8 +254,8 @@ async def evaluate(
     text_model: TextScorer | None = None,
     *,
     settled: Callable[[], Awaitable[bool]] | None = None,
-    text_low: float | None = None,
-    audio_overrules: bool = False,
+    params: TurnParams | None = None,
+    on_words: Callable[[Transcript], None] | None = None,
 ) -> Evaluation:
     """Transcribe ``audio`` speculatively (off the loop), then score the words with the language model,
     then run the audio model — one after the other: on this class of machine two inferences side by side
@@ -250,8 +264,9 @@ async def evaluate(
     Nothing after STT runs when the words already say the sentence is unfinished (that decides the turn
     alone), or when ``settled()`` — which waits until the VAD has ruled on any voice heard since — says the
     user has spoken again (the result would be stale). The audio model is skipped when the language model
-    scores the words below ``text_low`` (the policy then waits ``long_secs`` whatever the audio says),
-    unless ``audio_overrules`` and the words form a sentence (``TurnParams.audio_overrules_text``).
+    scores the words low (``TurnParams.text_holds``: the policy then waits ``long_secs`` whatever the audio
+    says; ``params`` None: the language model holds nothing). ``on_words`` is called with the transcript
+    as soon as it is known to be worth the models' time (not unfinished, not stale), before they run.
     Without STT only the audio model runs."""
 
     async def prob() -> tuple[float | None, float]:
@@ -271,9 +286,10 @@ async def evaluate(
         classify(tr.text) is TextState.INCOMPLETE or (settled is not None and not await settled())
     ):
         return Evaluation(None, tr, 0.0, stt_s, skipped=True)
+    if on_words is not None and tr.text.strip():
+        on_words(tr)
     tp = await text_model.end_probability(tr.text) if text_model is not None and tr.text.strip() else None
-    overrule = audio_overrules and classify(tr.text) is TextState.COMPLETE
-    if detector is not None and tp is not None and text_low is not None and tp < text_low and not overrule:
+    if detector is not None and params is not None and not params.asks_audio_model(tr.text, tp):
         return Evaluation(None, tr, 0.0, stt_s, tp, skipped=True)
     p, model_s = await prob()
     return Evaluation(p, tr, model_s, stt_s, tp)
