@@ -61,3 +61,19 @@ def test_without_a_tokenizer_the_estimate_is_used() -> None:
     h = History("S" * 34, max_messages=10)
     h.add(ChatMessage("user", "x" * 68))
     assert h.prompt_tokens() == 10 + M + 20 + M + M  # ceil(chars / 3.4)
+
+
+def test_after_a_reply_room_is_made_for_the_next_exchange_so_the_question_never_trims() -> None:
+    msgs = conversation(8)
+    h2 = History("S", max_messages=8, counter=words)
+    for m in msgs[:6]:
+        h2.add(m)
+        if m.role == "assistant":
+            h2.make_room()
+    assert len(h2) == 6  # 6 + 2 fits exactly: nothing dropped
+    h2.add(msgs[6])
+    h2.add(msgs[7])
+    assert h2.make_room() and len(h2) <= 4 and h2[0].role == "user"  # 8 + 2 would not: trimmed now
+    assert not h2.add(ChatMessage("user", "the next question"))  # ... so the question fits untrimmed
+    budget = h2.prompt_tokens() + 100  # and by tokens: 100 left, less than the room an exchange needs
+    assert h2.add(ChatMessage("assistant", "an answer")) is False and h2.make_room(budget)

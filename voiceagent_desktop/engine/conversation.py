@@ -462,7 +462,11 @@ class Conversation:
         self._task = self._background(respond, f"turn-{timer.turn_id}")
 
     def _append(self, msg: ChatMessage) -> None:
-        if self.history.add(msg, self.llm.capabilities.max_prompt_tokens):
+        budget = self.llm.capabilities.max_prompt_tokens
+        trimmed = self.history.add(msg, budget)
+        if msg.role == "assistant":  # trim for the next question now, not when it is asked
+            trimmed = self.history.make_room(budget) or trimmed
+        if trimmed:
             self._prefill_due = True
 
     def _prefill_if_due(self) -> None:
