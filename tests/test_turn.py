@@ -545,3 +545,15 @@ def test_questions_can_skip_the_language_model_gate() -> None:
     assert on.deadline == pytest.approx(9.0 + P.disagree_secs)
     assert on_params.asks_audio_model("What do bees make?", 0.01)
     assert not P.asks_audio_model("What do bees make?", 0.01)
+
+
+def test_a_sure_language_model_shortens_a_disagreement() -> None:
+    sum_ = Transcript("What is two plus two?")  # Smart Turn heard it unfinished (0.44) through the mic
+    on = TurnPolicy(P)  # (the default: text_sure 0.3)
+    assert on.result(on.silence(0.0), Evaluation(0.44, sum_, text_probability=0.37), 0.25) is None
+    assert on.deadline == pytest.approx(P.unsure_secs)
+    assert on.result(on.silence(5.0), Evaluation(0.44, sum_, text_probability=0.2), 5.25) is None
+    assert on.deadline == pytest.approx(5.0 + P.disagree_secs)  # not sure enough
+    off = TurnPolicy(replace(P, text_sure=None))
+    assert off.result(off.silence(0.0), Evaluation(0.44, sum_, text_probability=0.37), 0.25) is None
+    assert off.deadline == pytest.approx(P.disagree_secs)

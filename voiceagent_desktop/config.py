@@ -51,6 +51,9 @@ class TurnSettings(_Section):
     min_silence_secs: float = Field(default=0.2, ge=0.0, le=5.0)  # never end a turn on less silence
     sure_threshold: float = Field(default=0.7, ge=0.0, le=1.0)  # model P below this (but ≥ threshold):
     unsure_secs: float = Field(default=0.35, ge=0.0, le=5.0)  # ... wait this much silence
+    #: A finished sentence the language model scores at least this likely to be over waits unsure_secs,
+    #: not disagree_secs, when Smart Turn says "not yet" (none = off)
+    text_sure: float | None = Field(default=0.3, ge=0.0, le=1.0)
     #: start the reply while waiting out the silence deadline (engine/answer.py; see docs/benchmarks.md)
     speculative_start: bool = False
 

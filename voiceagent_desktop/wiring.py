@@ -60,6 +60,7 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
             min_silence_secs=settings.turn.min_silence_secs,
             sure_threshold=settings.turn.sure_threshold,
             unsure_secs=settings.turn.unsure_secs,
+            text_sure=settings.turn.text_sure,
         ),
         speculative_start=settings.turn.speculative_start,
         incremental_secs=settings.stt.incremental_secs,

