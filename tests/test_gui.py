@@ -38,6 +38,7 @@ from voiceagent_desktop.engine.events import (
     ToolResult,
     UserInterim,
     UserTranscript,
+    UserTurnDropped,
 )
 from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.errors import ConfigError, ModelLoadError
@@ -330,6 +331,18 @@ def test_interim_words_show_live_and_the_final_transcript_replaces_them(make_rig
     [final] = w.transcript.bubbles()  # the same bubble, now final
     assert final is live and final.text == "What is the capital of France?"
     assert final.role_label.text() == "You"
+
+
+def test_interim_words_of_a_turn_with_nothing_to_answer_are_removed(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    with qtbot.waitSignal(rig.bridge.userInterim):
+        rig.agent.bus.emit(UserInterim(8, "uh"))
+    assert len(w.transcript.bubbles()) == 1
+    with qtbot.waitSignal(rig.bridge.userTurnDropped):
+        rig.agent.bus.emit(UserTurnDropped(8))  # e.g. nothing recognised in the final pass
+    assert w.transcript.bubbles() == []
 
 
 def test_tool_calls_are_compact_rows_and_a_reminder_shows_in_the_banner(make_rig: Callable[..., Rig]) -> None:

@@ -106,3 +106,17 @@ async def test_hands_free_passes_while_speaking_and_the_evaluation_after_the_wor
     await s.frames(1.5, speech=False)  # the evaluation transcribes the whole turn (voice came after)
     assert len(stt.calls) == 2
     assert [e.text for e in s.of(UserTranscript)] == [texts[-1]]
+
+
+@pytest.mark.asyncio
+async def test_a_turn_with_no_words_recognised_is_reported_dropped() -> None:
+    from voiceagent_desktop.engine.events import UserTurnDropped
+
+    stt = FakeSTT(texts=["um so", ""])  # live words, then nothing recognised in the final pass
+    s = Scenario(InputMode.PUSH_TO_TALK, stt=stt, incremental_secs=0.8)
+    s.conv.ptt_press()
+    await s.frames(1.0, speech=True)
+    s.conv.ptt_release()
+    await s.frames(1.0, speech=False)
+    assert [e.text for e in s.of(UserInterim)] == ["um so"] and not s.of(UserTranscript)
+    assert [e.turn_id for e in s.of(UserTurnDropped)] == [s.of(UserInterim)[0].turn_id]

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..providers.base import STT, AudioArray, ChatMessage, ToolHost, Transcript
-from .events import AgentState, AssistantDone, AssistantSentence, ErrorEvent, UserTranscript
+from .events import (
+    AgentState,
+    AssistantDone,
+    AssistantSentence,
+    ErrorEvent,
+    UserTranscript,
+    UserTurnDropped,
+)
 from .latency import TurnTimer
 from .memory import release_free_memory
 from .reply import Reply, run_reply
@@ -145,6 +152,7 @@ async def answer_turn(
         text = transcript.text.strip()
         if not text:
             log.info("turn %d: no words recognised; not answering", timer.turn_id)
+            c.bus.emit(UserTurnDropped(timer.turn_id))
             c._set_state(AgentState.LISTENING)
             return
         c.bus.emit(UserTranscript(timer.turn_id, text))

@@ -49,6 +49,7 @@ from .events import (
     ModeChanged,
     StateChanged,
     UserInterim,
+    UserTurnDropped,
 )
 from .frames import FrameWaiter
 from .history import History
@@ -427,6 +428,8 @@ class Conversation:
         self._set_state(AgentState.USER_SPEAKING)
 
     def _abandon_user_turn(self) -> None:
+        if self._turn_timer is not None:
+            self.bus.emit(UserTurnDropped(self._turn_timer.turn_id))
         self.speculation.discard()
         self.turn_policy.reset()
         if self._stream is not None:

@@ -100,6 +100,14 @@ class BargeIn(Event):
 
 
 @dataclass(frozen=True)
+class UserTurnDropped(Event):
+    """A user turn ended without words to answer (too short a press, a sound, nothing recognised): the
+    interim words shown for it, if any, were no turn."""
+
+    turn_id: int
+
+
+@dataclass(frozen=True)
 class BargeInResumed(Event):
     """A tentative barge-in was no interruption (``reason``: "no words" — a cough, a knock — or
     "backchannel" — "mhm", "okay"): the reply plays on from where it paused."""

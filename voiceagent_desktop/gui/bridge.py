@@ -32,6 +32,7 @@ from ..engine.events import (
     TurnMetrics,
     UserInterim,
     UserTranscript,
+    UserTurnDropped,
 )
 from ..errors import VoiceAgentError
 from .qt import QObject, Signal, Slot
@@ -68,6 +69,7 @@ class EngineBridge(QObject):
     reminder = Signal(str)
     #: a sound was no interruption: the user turn opened for it (id, or -1) is dropped
     bargeInResumed = Signal(int)
+    userTurnDropped = Signal(int)  # turn id
     #: message fit for the user, fatal
     error = Signal(str, bool)
 
@@ -217,6 +219,8 @@ class EngineBridge(QObject):
             self.toolResult.emit(event.turn_id, event.call_id, event.name, event.result, event.ok)
         elif isinstance(event, Reminder):
             self.reminder.emit(event.text)
+        elif isinstance(event, UserTurnDropped):
+            self.userTurnDropped.emit(event.turn_id)
         elif isinstance(event, BargeInResumed):
             self.bargeInResumed.emit(event.dropped_turn_id if event.dropped_turn_id is not None else -1)
         elif isinstance(event, ErrorEvent):

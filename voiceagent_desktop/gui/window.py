@@ -201,6 +201,7 @@ class MainWindow(QMainWindow):
         bridge.toolResult.connect(self.transcript.finish_tool_call)
         bridge.reminder.connect(self.show_notice)
         bridge.bargeInResumed.connect(self.transcript.drop_interim)
+        bridge.userTurnDropped.connect(self.transcript.drop_interim)
         bridge.error.connect(self.show_error)
         self._set_mode_checkbox(bridge.hands_free)
         self.hands_free.setEnabled(self.fatal_error is None)
