@@ -112,7 +112,7 @@ class Conversation:
         self.incremental_secs = self.settings.incremental_secs  # (the bench switches it per turn)
         self._turn_timer: TurnTimer | None = None
         self._turn_ids = 0
-        self._ptt = PushToTalk(self.settings.vad)
+        self._ptt = PushToTalk()
         self._reply: Reply | None = None
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -194,14 +194,14 @@ class Conversation:
         """One 512-sample 16 kHz frame ending at clock time ``t`` (called on the event loop)."""
         self._frames.frame(t)
         policy = self.mode is InputMode.HANDS_FREE and not self._ptt.held and not self._ptt.closing
-        probability, volume = 0.0, -120.0
+        probability, volume, voiced = 0.0, -120.0, False
         if policy or self._ptt.held:  # the VAD rules hands-free; with the key held it tracks the tail
             probability, volume = self.vad.probability(frame), rms_db(frame)
+            voiced = self.settings.vad.voiced(probability, volume)
             if self._ptt.held:
-                self._ptt.frame(probability, volume, t)
+                self._ptt.frame(voiced, t)
         if self._turn_frames is not None:
             self._turn_frames.append(frame)
-            voiced = self.settings.vad.voiced(probability, volume)
             if self._turn_stt is not None and (voiced or not (policy or self._ptt.held)):
                 # (a frame after the key went up is not analysed: it may hold words)
                 self._turn_stt.voiced(len(self._turn_frames) * self.vad.frame_samples)
@@ -226,7 +226,7 @@ class Conversation:
             return
         update = self.vad_machine.update(probability, volume, t)
         if self.barge_in.pending is not None:
-            self.barge_in.frame(self.settings.vad.voiced(probability, volume), self.frame_secs, t)
+            self.barge_in.frame(voiced, self.frame_secs, t)
         if isinstance(update, SpeechStarted):
             self.speculation.discard()  # the user goes on: a reply started early is never heard
             self.barge_in.trigger(t, tentative=True)  # paused; cancelled once words confirm it

@@ -18,12 +18,10 @@ import asyncio
 from dataclasses import dataclass
 
 from ..providers.base import Transcript
-from .vad import VADParams
 
 
 @dataclass
 class PushToTalk:
-    vad: VADParams = VADParams()
     #: Silero goes on calling ~100 ms after a word's end voiced: this much VAD silence means ~160 ms of
     #: real silence (measured on the Piper voice's questions).
     quiet_secs: float = 0.064
@@ -54,10 +52,10 @@ class PushToTalk:
         held, self.down_at = now - self.down_at, None
         return held
 
-    def frame(self, probability: float, volume_db: float, t: float) -> None:
-        """A frame heard while the key is held, ending at ``t``, with its VAD probability and volume."""
+    def frame(self, voiced: bool, t: float) -> None:
+        """A frame heard while the key is held, ending at ``t``; ``voiced`` by ``VADParams.voiced``."""
         self._last_t = t
-        if self.vad.voiced(probability, volume_db):
+        if voiced:
             self._voiced_end = t
 
     def ended_quiet(self) -> bool:

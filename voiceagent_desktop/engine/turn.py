@@ -88,7 +88,7 @@ class TurnParams:
     questions_skip_text_gate: bool = False
     #: A sentence by the grammar that the language model scores at least this likely to be over waits
     #: ``unsure_secs`` (not ``disagree_secs``) when the audio model says "not yet" (None: off). On the
-    #: turn bench: complete-utterance delay p95 814 → 467 ms, premature endings unchanged.
+    #: turn bench: complete-utterance delay p95 814 → 464 ms, premature endings unchanged.
     text_sure: float | None = 0.3
 
     def text_holds(self, text: str, text_p: float | None) -> bool:
