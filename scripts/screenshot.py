@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Refresh docs/screenshot.png: the real app (embedded models) after spoken turns through virtual devices.
+"""Refresh the screenshots in docs/: the real app (embedded models) during and after spoken turns.
 
-Starts a private PulseAudio daemon with a virtual microphone and speaker, opens the real window, asks for a
-story with push-to-talk (speech made with the Piper voice), interrupts it by pressing push-to-talk again,
-then asks a question hands-free. Every number in the picture was measured in that run. Run it under a display:
+Starts a private PulseAudio daemon with a virtual microphone and speaker, opens the real window, asks two
+questions with push-to-talk (speech made with the Piper voice), asks for a story and interrupts it by
+pressing push-to-talk again, then asks a question hands-free and takes the window while that turn is
+still being answered (the live latency overlay mid-turn). Every number in the pictures was measured in
+that run. Writes docs/screenshot.png (the README's), docs/screenshots/main-mid-turn.png and
+docs/screenshots/timing-panel.png (or all three into OUT_DIR). Run it under a display:
 
-    Xvfb :99 -screen 0 1280x800x24 &
-    DISPLAY=:99 QT_QPA_PLATFORM=xcb .venv/bin/python scripts/screenshot.py [OUT.png]
+    Xvfb :99 -screen 0 1400x900x24 &
+    DISPLAY=:99 QT_QPA_PLATFORM=xcb .venv/bin/python scripts/screenshot.py [OUT_DIR]
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ async def wait_for(pred, timeout: float) -> None:  # type: ignore[no-untyped-def
         await asyncio.sleep(0.02)
 
 
-async def drive(va: VirtualAudio, bridge: EngineBridge, window: MainWindow, out: Path) -> None:
+async def drive(va: VirtualAudio, bridge: EngineBridge, window: MainWindow, shots: dict[str, Path]) -> None:
     agent = bridge.agent
     await bridge.start()
     await wait_for(lambda: bridge.is_ready, 120)
@@ -52,6 +55,8 @@ async def drive(va: VirtualAudio, bridge: EngineBridge, window: MainWindow, out:
         await asyncio.sleep(player.duration + 0.05)
         window.unhold_ptt("script")
 
+    for question in ("What is the capital of France?", "How many days are in a week?"):
+        await ask(question)
     await ask("Tell me a long story about a brave little dragon.")
     await wait_for(lambda: agent.state is AgentState.SPEAKING, 60)
     await asyncio.sleep(2.5)
@@ -62,28 +67,49 @@ async def drive(va: VirtualAudio, bridge: EngineBridge, window: MainWindow, out:
     await wait_for(lambda: agent.state is AgentState.LISTENING, 60)
     window.hands_free.click()
     await asyncio.sleep(0.8)
-    player = va.player(MIC_FEED, piper_speech("What is the capital of France?", 16000), 16000)
+    player = va.player(MIC_FEED, piper_speech("What do bees make?", 16000), 16000)
     player.start()
-    await asyncio.sleep(player.duration + 0.5)
+    hud = window.hud
+
+    def mid_turn() -> bool:  # the reply is on its way: the first clause is with the TTS, nothing plays yet
+        turn = hud.turn
+        return turn is not None and turn.live and "first_sentence_ready" in turn.marks
+
+    await wait_for(mid_turn, 30)
+    window.grab().save(str(shots["mid_turn"]))
     await wait_for(lambda: agent.state is AgentState.LISTENING, 60)
     await asyncio.sleep(1.0)
-    window.grab().save(str(out))
+    window.grab().save(str(shots["main"]))
+    window.timing.select_turn(1, notify=True)
+    await asyncio.sleep(0.3)
+    window.timing.grab().save(str(shots["timing"]))
     await bridge.shutdown()
 
 
 def main() -> int:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshot.png"
+    if len(sys.argv) > 1:
+        folder = Path(sys.argv[1])
+        shots = {k: folder / f"{k}.png" for k in ("main", "mid_turn", "timing")}
+    else:
+        docs = ROOT / "docs"
+        shots = {
+            "main": docs / "screenshot.png",
+            "mid_turn": docs / "screenshots" / "main-mid-turn.png",
+            "timing": docs / "screenshots" / "timing-panel.png",
+        }
+    for path in shots.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
     with VirtualAudio() as va:
         app = create_application([])
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
         bridge = EngineBridge(build_agent(Settings(mode="ptt")))
         window = MainWindow(bridge)
-        window.resize(1000, 680)
+        window.resize(1280, 760)
         window.show()
         with loop:
-            loop.run_until_complete(drive(va, bridge, window, out))
-    print(f"wrote {out}")
+            loop.run_until_complete(drive(va, bridge, window, shots))
+    print("wrote", ", ".join(str(p) for p in shots.values()))
     return 0
 
 

@@ -81,3 +81,31 @@ def aloop(qasync_loop: qasync.QEventLoop, qtbot) -> Iterator[qasync.QEventLoop]:
     # Leave no running loop behind for the pytest-asyncio tests of other modules.
     asyncio._set_running_loop(None)
     asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def make_rig(aloop: qasync.QEventLoop, qtbot):  # type: ignore[no-untyped-def]
+    """``make_rig(**kwargs)``: a main window around a real agent on fakes (tests/gui_rig.py)."""
+    from tests.gui_rig import Rig
+
+    def make(**kwargs: object) -> Rig:
+        return Rig(qtbot, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def ring(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """An in-memory keyring (tests/test_keys.py's MemoryKeyring) and no key in the environment."""
+    import keyring
+
+    from tests.test_keys import MemoryKeyring
+    from voiceagent_desktop import keys
+
+    for spec in keys.KEYS.values():
+        monkeypatch.delenv(spec.env_var, raising=False)
+    old = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(old)

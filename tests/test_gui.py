@@ -11,21 +11,18 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt application exists
 
-import asyncio
 import json
 import logging
-import re
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import qasync
 
+from tests.gui_rig import ANSWER, MS, QUESTION, BrokenSTT, GatedSTT, Rig
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
-from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import (
     AgentState,
@@ -40,122 +37,23 @@ from voiceagent_desktop.engine.events import (
     UserTranscript,
     UserTurnDropped,
 )
-from voiceagent_desktop.engine.vad import VADParams
-from voiceagent_desktop.errors import ConfigError, ModelLoadError
+from voiceagent_desktop.errors import ConfigError
 from voiceagent_desktop.gui.app import GuiSession
 from voiceagent_desktop.gui.bridge import EngineBridge
-from voiceagent_desktop.gui.panels import STAGE_LABELS
 from voiceagent_desktop.gui.qt import QApplication, QEvent, QKeyEvent, Qt
 from voiceagent_desktop.gui.transcript import INTERRUPTED_MARK, UNHEARD_SHOWN, TranscriptView
 from voiceagent_desktop.gui.window import MainWindow
-from voiceagent_desktop.providers.base import ProgressCallback
 from voiceagent_desktop.testing.fakes import (
     FakeAudioFactory,
     FakeLLM,
     FakeSTT,
     FakeTTS,
     FakeVAD,
-    silence_frame,
-    speech_frame,
 )
 
 pytestmark = pytest.mark.gui
 
-FRAME_SECS = 512 / 16000
-QUESTION = "What is the capital of France?"
-ANSWER = "The capital of France is Paris. Nice!"
-MS = re.compile(r"\d+ ms")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-# ---- a real agent on fakes, in a window ---------------------------------------------------------------
-
-
-@dataclass
-class GatedSTT(FakeSTT):
-    """Loading waits for ``gate``, so a test can look at the window while models load."""
-
-    gate: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def load(self, progress: ProgressCallback | None = None) -> None:
-        if progress:
-            progress(0.5, "loading weights")
-        await self.gate.wait()
-
-
-@dataclass
-class BrokenSTT(FakeSTT):
-    async def load(self, progress: ProgressCallback | None = None) -> None:
-        raise ModelLoadError("The speech model file is missing.")
-
-
-class Rig:
-    def __init__(self, qtbot, *, stt: FakeSTT | None = None, tts: FakeTTS | None = None) -> None:
-        self.qtbot = qtbot
-        self.clock = FakeClock()
-        self.audio = FakeAudioFactory()
-        self.stt = stt or FakeSTT()
-        self.tts = tts or FakeTTS()
-        settings = ConversationSettings(vad=VADParams(start_secs=0.1, stop_secs=0.5))
-        self.agent = VoiceAgent(
-            Providers(self.stt, FakeLLM(), self.tts, FakeVAD()), self.audio, settings, clock=self.clock
-        )
-        self.bridge = EngineBridge(self.agent)
-        self.window = MainWindow(self.bridge)
-        # pytest-qt closes and deletes the window before fixture teardown: stop the agent first.
-        qtbot.addWidget(self.window, before_close_func=lambda _w: self.shutdown())
-        self.speech = False  # what the "microphone" hears
-        self.playing = True  # whether the "speaker" plays queued audio
-        self.frames = 0
-
-    def show(self) -> None:
-        with self.qtbot.waitExposed(self.window):
-            self.window.show()
-
-    def start(self) -> None:
-        self.show()
-        with self.qtbot.waitSignal(self.bridge.ready, timeout=5000):
-            self.bridge.start()
-        asyncio.get_running_loop().create_task(self._pump(), name="device-pump")
-
-    async def _pump(self) -> None:
-        while True:
-            await asyncio.sleep(0.002)
-            self.clock.advance(FRAME_SECS)
-            if self.audio.source is not None:
-                self.audio.source.feed(speech_frame() if self.speech else silence_frame())
-                self.frames += 1
-            if self.playing and self.audio.sink is not None:
-                self.audio.sink.advance(FRAME_SECS)
-
-    def speak(self, frames: int) -> None:
-        self.speech = True
-        target = self.frames + frames
-        self.qtbot.waitUntil(lambda: self.frames >= target)
-        self.speech = False
-
-    def wait_state(self, text: str) -> None:
-        self.qtbot.waitUntil(lambda: self.window.state_indicator.text == text)
-
-    def wait_reply_done(self, count: int = 1) -> None:
-        def done() -> bool:
-            bubbles = [b for b in self.window.transcript.bubbles() if b.role == "assistant"]
-            return len(bubbles) >= count and bubbles[count - 1].done
-
-        self.qtbot.waitUntil(done)
-
-    def shutdown(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.bridge.shutdown())
-        self.qtbot.waitUntil(task.done, timeout=5000)
-        task.result()
-
-
-@pytest.fixture
-def make_rig(aloop: qasync.QEventLoop, qtbot) -> Callable[..., Rig]:
-    def make(**kwargs: object) -> Rig:
-        return Rig(qtbot, **kwargs)  # type: ignore[arg-type]
-
-    return make
 
 
 def key_event(kind: QEvent.Type, *, autorepeat: bool) -> QKeyEvent:
@@ -194,10 +92,10 @@ def test_ptt_button_turn_fills_transcript_and_latency(
     rig = make_rig()
     rig.start()
     w, qtbot = rig.window, rig.qtbot
-    assert w.latency.v2v.text() == "—"
+    assert w.hud.row_texts()["v2v"] == "—"
 
     qtbot.mousePress(w.ptt_button, Qt.MouseButton.LeftButton)
-    rig.wait_state("You're speaking")
+    rig.wait_state("Hearing you")
     rig.speak(16)  # 0.5 s
     rig.playing = False  # hold the reply in the speaker to see it stream
     qtbot.mouseRelease(w.ptt_button, Qt.MouseButton.LeftButton)
@@ -215,13 +113,11 @@ def test_ptt_button_turn_fills_transcript_and_latency(
         ("user", QUESTION, False),
         ("assistant", ANSWER, False),
     ]
-    assert MS.fullmatch(w.latency.v2v.text())
-    for key in STAGE_LABELS:
-        if key == "turn_model":  # push-to-talk: the key ends the turn, no end-of-turn model runs
-            assert w.latency.stage_text(key) == "—"
-        else:
-            assert MS.fullmatch(w.latency.stage_text(key)), key
-    assert "turn 1" in w.latency.caption.text() and "ended by push-to-talk" in w.latency.caption.text()
+    qtbot.waitUntil(lambda: len(w.timing.records) == 1)
+    for key, text in w.hud.row_texts().items():  # every stage of the overlay, and V2V
+        assert MS.fullmatch(text), key
+    assert w.timing.rows()[0]["ended_by"] == "push-to-talk"
+    assert w.timing.rows()[0]["turn_model"] is None  # the key ended the turn: no end-of-turn model
     # Transcripts are personal data: never in the log at INFO or above (and here not at all).
     assert not [r for r in caplog.records if "France" in r.getMessage()]
 
@@ -249,7 +145,7 @@ def test_holding_space_anywhere_is_push_to_talk_and_autorepeat_is_ignored(
     target = w.hands_free  # focus on a checkbox: Space must not toggle it
     target.setFocus()
     qtbot.keyPress(target, Qt.Key.Key_Space)
-    rig.wait_state("You're speaking")
+    rig.wait_state("Hearing you")
     assert w.ptt_held and w.ptt_button.isDown()
     rig.speak(8)
     for _ in range(3):  # what X11 sends while a key is held
@@ -257,13 +153,13 @@ def test_holding_space_anywhere_is_push_to_talk_and_autorepeat_is_ignored(
         QApplication.sendEvent(target, key_event(QEvent.Type.KeyPress, autorepeat=True))
     rig.speak(8)
     assert calls == ["press"]
-    assert w.state_indicator.text == "You're speaking"
+    assert w.state_indicator.text == "Hearing you"
     qtbot.keyRelease(target, Qt.Key.Key_Space)
 
     rig.wait_reply_done()
     assert calls == ["press", "release"]
     assert [e.text for e in w.transcript.entries()] == [QUESTION, ANSWER]
-    assert MS.fullmatch(w.latency.v2v.text())
+    qtbot.waitUntil(lambda: MS.fullmatch(w.hud.row_texts()["v2v"]) is not None)
     assert not target.isChecked() and rig.agent.mode is InputMode.PUSH_TO_TALK
 
 
@@ -281,7 +177,8 @@ def test_hands_free_toggle_sets_the_agent_mode(make_rig: Callable[..., Rig]) -> 
     rig.speak(20)  # VAD start, then silence ends the turn
     rig.wait_reply_done()
     assert [e.text for e in w.transcript.entries()] == [QUESTION, ANSWER]
-    assert "hands-free" in w.latency.caption.text() and "ended by silence" in w.latency.caption.text()
+    qtbot.waitUntil(lambda: len(w.timing.records) == 1)
+    assert w.timing.rows()[0]["mode"] == "hands-free" and w.timing.rows()[0]["ended_by"] == "silence"
 
     with qtbot.waitSignal(rig.bridge.modeChanged):
         qtbot.mouseClick(w.hands_free, Qt.MouseButton.LeftButton)
@@ -312,7 +209,7 @@ def test_barge_in_marks_the_reply_interrupted(make_rig: Callable[..., Rig]) -> N
     assert unheard and (
         shown == unheard or (shown[:-1] in unheard and reply.unheard_label.toolTip() == unheard)
     )
-    assert w.state_indicator.text == "You're speaking"
+    assert w.state_indicator.text == "Hearing you"
     qtbot.keyRelease(w, Qt.Key.Key_Space)
 
 
@@ -325,12 +222,12 @@ def test_interim_words_show_live_and_the_final_transcript_replaces_them(make_rig
     rig.agent.bus.emit(UserInterim(7, "what is the capital"))
     [live] = w.transcript.bubbles()
     assert live.role == "user" and live.text == "what is the capital"
-    assert live.role_label.text() == "You (hearing…)"
+    assert live.role_label.text().startswith("You (hearing…) · ")
     with qtbot.waitSignal(rig.bridge.userTranscript):
         rig.agent.bus.emit(UserTranscript(7, "What is the capital of France?"))
     [final] = w.transcript.bubbles()  # the same bubble, now final
     assert final is live and final.text == "What is the capital of France?"
-    assert final.role_label.text() == "You"
+    assert final.role_label.text().startswith("You · ")
 
 
 def test_interim_words_of_a_turn_with_nothing_to_answer_are_removed(make_rig: Callable[..., Rig]) -> None:
@@ -471,7 +368,7 @@ def test_closing_the_window_while_loading_stops_the_agent(aloop: qasync.QEventLo
     )
     window = MainWindow()
     qtbot.addWidget(window)
-    session = GuiSession(window, lambda: agent)
+    session = GuiSession(window, lambda _settings: agent)
     with qtbot.waitExposed(window):
         window.show()
     run = aloop.create_task(session.run())
@@ -484,7 +381,7 @@ def test_closing_the_window_while_loading_stops_the_agent(aloop: qasync.QEventLo
 
 
 def test_agent_factory_error_shows_in_the_banner(aloop: qasync.QEventLoop, qtbot) -> None:
-    def factory() -> VoiceAgent:
+    def factory(_settings: object) -> VoiceAgent:
         raise ConfigError("Config file /x/config.toml has invalid settings: vad.confidence: too small")
 
     window = MainWindow()
@@ -522,7 +419,7 @@ from voiceagent_desktop.errors import ConfigError
 from voiceagent_desktop.gui.app import run_gui
 from voiceagent_desktop.testing.fakes import FakeAudioFactory, FakeLLM, FakeSTT, FakeTTS, FakeVAD
 
-def factory():
+def factory(settings):
     if sys.argv[1] == "bad-config":
         raise ConfigError("Config file /nowhere/config.toml has invalid settings: mode: bad")
     return VoiceAgent(Providers(FakeSTT(), FakeLLM(), FakeTTS(), FakeVAD()), FakeAudioFactory(),

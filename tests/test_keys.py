@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import keyring
 import keyring.backend
@@ -41,17 +40,6 @@ class NoKeyring(MemoryKeyring):
 
     def set_password(self, service: str, username: str, password: str) -> None:
         raise keyring.errors.NoKeyringError("no backend")
-
-
-@pytest.fixture
-def ring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    for spec in keys.KEYS.values():
-        monkeypatch.delenv(spec.env_var, raising=False)
-    old = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(old)
 
 
 def test_the_environment_overrides_the_keyring(ring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch) -> None:

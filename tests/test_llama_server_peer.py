@@ -25,7 +25,7 @@ def llama_server() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", default_model_path(),
+    cmd = [sys.executable, "-m", "voiceagent_desktop.testing.llama_server", "--model", default_model_path(),
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
            "--model_alias", "smollm2"]  # fmt: skip
     # stderr to a file, not a pipe: llama.cpp logs a lot, and a full pipe would block it

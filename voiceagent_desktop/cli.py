@@ -5,6 +5,7 @@ voiceagent --headless           the same conversation in the terminal (hands-fre
 voiceagent devices              list sound devices
 voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
 voiceagent bench --profile cloud-fake --json P   the Cloud profile's overhead against local fakes
+voiceagent bench --gui --json P the window's cost: V2V with the window (offscreen) and headless
 voiceagent bench turn --json P  end of turn on a generated Piper-voice corpus: premature/missed rates, delay
 voiceagent bench tools --json P the embedded model's tool choices (best-effort function calling)
 voiceagent models prepare       download the model files the app needs (--force: again); no config needed
@@ -64,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--turns", type=int, default=6, help="turns per mode")
     b.add_argument("--markdown", type=Path, default=None, help="also render into this Markdown file")
     b.add_argument("--no-startup", action="store_true", help="skip the GUI start-up measurement")
+    b.add_argument(
+        "--gui",
+        action="store_true",
+        help="conversation: V2V with the window (offscreen) and headless in one run: gui_overhead_ms",
+    )
     m = sub.add_parser(
         "models", help="download or check model files (VOICEAGENT_PIP_OPTIONS: extra pip options)"
     )
@@ -258,15 +264,16 @@ def main(argv: list[str] | None = None) -> int:
                 markdown=args.markdown,
                 startup=not args.no_startup,
                 profile=args.profile,
+                gui=args.gui,
             )
         if args.headless:
             from .headless import run_headless
 
             return run_headless(settings, resume=args.resume)
         from .gui.app import run_gui
-        from .wiring import build_agent, record_session
+        from .wiring import AppAgents
 
-        return run_gui(lambda: record_session(build_agent(settings), settings, args.resume), settings)
+        return run_gui(AppAgents(args.resume), settings, config_path=args.config)
     except VoiceAgentError as exc:
         print(f"voiceagent: {exc}", file=sys.stderr)
         return 2

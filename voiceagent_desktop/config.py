@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .engine.conversation import DEFAULT_SYSTEM_PROMPT
 from .errors import ConfigError
@@ -22,6 +22,19 @@ APP_NAME = "voiceagent-desktop"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _url(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.startswith(tuple(f"{s}://" for s in schemes)) or len(value) <= len(schemes[0]) + 3:
+        raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return value
+
+
+WebSocketURL = Annotated[str | None, AfterValidator(lambda v: _url(v, ("wss", "ws")))]
+HttpURL = Annotated[str | None, AfterValidator(lambda v: _url(v, ("https", "http")))]
 
 
 class AudioSettings(_Section):
@@ -62,7 +75,7 @@ class STTSettings(_Section):
     #: None: the profile's choice. "embedded" = faster-whisper; "deepgram" streams to Deepgram (falls back
     #: to the embedded one when it fails).
     provider: Literal["embedded", "deepgram"] | None = None
-    url: str | None = None  # the WebSocket base URL, e.g. wss://api.deepgram.com (the default)
+    url: WebSocketURL = None  # the WebSocket base URL, e.g. wss://api.deepgram.com (the default)
     model: str = "nova-3"
     language: str = "en"
     #: The embedded Whisper: re-transcribe the growing turn every this many seconds of new speech, so the
@@ -73,10 +86,19 @@ class STTSettings(_Section):
 class TTSSettings(_Section):
     #: None: the profile's choice. "embedded" = Piper; "cartesia" streams from Cartesia (falls back to Piper).
     provider: Literal["embedded", "cartesia"] | None = None
-    url: str | None = None  # the WebSocket base URL, e.g. wss://api.cartesia.ai (the default)
+    url: WebSocketURL = None  # the WebSocket base URL, e.g. wss://api.cartesia.ai (the default)
     model: str = "sonic-3"
     voice_id: str | None = None  # a Cartesia voice id; None = the provider's default voice
     language: str = "en"
+
+
+class GuiSettings(_Section):
+    """The window (gui/): the latency overlay and its budget, the tray."""
+
+    latency_budget_ms: float = Field(default=800.0, ge=50.0, le=10000.0)  # V2V above this shows red
+    overlay: bool = True  # the live latency overlay is shown at start
+    tray: bool = True  # a system-tray icon, where the desktop has a tray
+    start_minimized: bool = False  # start in the tray (or minimised when there is no tray)
 
 
 class Persona(_Section):
@@ -95,7 +117,7 @@ class LLMSettings(_Section):
     #: None: the profile's choice. "embedded" (llama.cpp, offline) or an OpenAI-compatible preset
     #: (providers/openai_llm.py); a cloud provider falls back to the embedded one when it fails.
     provider: LLMProvider | None = None
-    base_url: str | None = None  # overrides the preset's
+    base_url: HttpURL = None  # overrides the preset's
     model: str | None = None  # overrides the preset's
     #: Offer the model the tools (engine/builtin_tools.py and plugins). None: yes for the hosted
     #: presets (OpenAI, Gemini, Groq), no for local servers (many do not support function calling) and
@@ -134,6 +156,7 @@ class Settings(_Section):
     llm: LLMSettings = LLMSettings()
     stt: STTSettings = STTSettings()
     tts: TTSSettings = TTSSettings()
+    gui: GuiSettings = GuiSettings()
     #: The active persona: a key of ``personas``. None: ``system_prompt``, no greeting, the default voice.
     persona: str | None = None
     personas: dict[str, Persona] = {}
@@ -163,6 +186,32 @@ def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
+def dump_settings(settings: Settings) -> str:
+    """The settings as TOML: only what differs from the defaults (keys are never part of Settings)."""
+    import tomli_w
+
+    return tomli_w.dumps(settings.model_dump(mode="json", exclude_defaults=True, exclude_none=True))
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write the settings file atomically (default: the user config file); returns its path. Comments
+    in a hand-edited file are not kept."""
+    path = path or default_config_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(dump_settings(settings), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"Cannot write the config file {path}: {exc.__class__.__name__}: {exc}") from None
+    return path
+
+
+def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """(dotted field path, message) for each problem pydantic found."""
+    return [(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+
+
 def load_settings(path: Path | None = None) -> Settings:
     explicit = path is not None or "VOICEAGENT_CONFIG" in os.environ
     path = path or default_config_path()
@@ -179,7 +228,5 @@ def load_settings(path: Path | None = None) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{where or '(top level)'}: {msg}" for where, msg in validation_problems(exc))
         raise ConfigError(f"Config file {path} has invalid settings: {problems}") from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from typing import Any
 
 from .config import Settings
 from .engine.agent import AudioSource, Providers, VoiceAgent
@@ -13,6 +15,8 @@ from .engine.turn import TurnParams
 from .engine.vad import VADParams
 from .errors import AudioDeviceError, ConfigError
 from .providers.base import LLM, STT, TTS, AudioArray
+
+log = logging.getLogger(__name__)
 
 
 class SoundDeviceAudio:
@@ -96,39 +100,66 @@ def embedded_providers(settings: Settings) -> Providers:
     tts: TTS = PiperTTS(str(piper.expanduser()) if piper else None)
     if settings.provider("llm") != "embedded":
         from .providers.fallback import FallbackLLM
+
+        llm = FallbackLLM(cloud_provider("llm", settings), llm)
+    if settings.provider("stt") == "deepgram":
+        from .providers.fallback import FallbackSTT
+
+        stt = FallbackSTT(cloud_provider("stt", settings), stt)
+    if settings.provider("tts") == "cartesia":
+        from .providers.fallback import FallbackTTS
+
+        tts = FallbackTTS(cloud_provider("tts", settings), tts)
+    turn = SmartTurn(settings.turn.model_path) if settings.turn.model else None
+    text = TextTurnModel() if settings.turn.model else None
+    return Providers(stt=stt, llm=llm, tts=tts, vad=SileroVAD(), turn=turn, text_turn=text)
+
+
+def cloud_provider(stage: str, settings: Settings, api_key: str | None = None) -> Any:
+    """The cloud provider a stage is set to (``settings.provider(stage)`` must not be "embedded"), with
+    ``api_key`` or, if None, the stored key."""
+    if stage == "llm":
         from .providers.openai_llm import OpenAICompatibleLLM
 
-        cloud = OpenAICompatibleLLM(
+        return OpenAICompatibleLLM(
             settings.provider("llm"),
             base_url=settings.llm.base_url,
             model=settings.llm.model,
+            api_key=api_key,
             max_tokens=settings.llm.max_tokens,
             temperature=settings.llm.temperature,
             tools=settings.llm.tools,
             max_prompt_tokens=settings.llm.context_tokens,
         )
-        llm = FallbackLLM(cloud, llm)
-    if settings.provider("stt") == "deepgram":
+    if stage == "stt":
         from .providers.deepgram_stt import DeepgramSTT
-        from .providers.fallback import FallbackSTT
 
         s = settings.stt
-        stt = FallbackSTT(DeepgramSTT(model=s.model, language=s.language, url=s.url), stt)
-    if settings.provider("tts") == "cartesia":
-        from .providers.cartesia_tts import CartesiaTTS
-        from .providers.fallback import FallbackTTS
+        return DeepgramSTT(model=s.model, language=s.language, url=s.url, api_key=api_key)
+    from .providers.cartesia_tts import CartesiaTTS
 
-        t = settings.tts
-        cartesia = CartesiaTTS(model_id=t.model, language=t.language)
-        voice = persona.voice or t.voice_id
-        if voice:
-            cartesia.voice_id = voice
-        if t.url:
-            cartesia.websocket_url, cartesia.base_url = t.url, t.url.replace("ws", "http", 1)
-        tts = FallbackTTS(cartesia, tts)
-    turn = SmartTurn(settings.turn.model_path) if settings.turn.model else None
-    text = TextTurnModel() if settings.turn.model else None
-    return Providers(stt=stt, llm=llm, tts=tts, vad=SileroVAD(), turn=turn, text_turn=text)
+    t = settings.tts
+    cartesia = CartesiaTTS(model_id=t.model, language=t.language, api_key=api_key)
+    voice = settings.active_persona().voice or t.voice_id
+    if voice:
+        cartesia.voice_id = voice
+    if t.url:
+        cartesia.websocket_url, cartesia.base_url = t.url, t.url.replace("ws", "http", 1)
+    return cartesia
+
+
+async def check_connection(stage: str, settings: Settings, api_key: str | None = None) -> str:
+    """Connect a stage's cloud provider once (the settings dialog's "test connection") and close it.
+    Returns a line for the user; raises the provider's ``VoiceAgentError`` (its message is plain words)."""
+    provider = cloud_provider(stage, settings, api_key)
+    try:
+        await provider.check()
+    finally:
+        try:
+            await provider.aclose()
+        except Exception:
+            log.debug("closing after the connection test failed", exc_info=True)
+    return f"Connected to {provider.name}: the key was accepted."
 
 
 def build_agent(settings: Settings, *, clock: Clock | None = None, bus: EventBus | None = None) -> VoiceAgent:
@@ -152,13 +183,38 @@ def build_agent(settings: Settings, *, clock: Clock | None = None, bus: EventBus
 def record_session(agent: VoiceAgent, settings: Settings, resume: int | None = None) -> VoiceAgent:
     """Save the conversation (``sessions.py``) unless ``save_sessions`` is off; ``resume``: continue
     saved session ``resume`` (its history goes to the LLM). Raises ``SessionError`` if there is none."""
+    _record(agent, settings, resume)
+    return agent
+
+
+def _record(agent: VoiceAgent, settings: Settings, resume: int | None) -> Any:
     if not settings.save_sessions and resume is None:
-        return agent
+        return None
     from .sessions import SessionRecorder, SessionStore
 
     store = SessionStore()
     if resume is not None:
         agent.history_seed = store.history(resume)
-    if settings.save_sessions:
-        agent.bus.subscribe(SessionRecorder(store, resume=resume))
-    return agent
+    if not settings.save_sessions:
+        return None
+    recorder = SessionRecorder(store, resume=resume)
+    agent.bus.subscribe(recorder)
+    return recorder
+
+
+class AppAgents:
+    """The window's agent factory: ``AppAgents(resume)(settings)``. An agent built again (new settings,
+    a new device) continues the session the previous one was saving, with its history."""
+
+    def __init__(self, resume: int | None = None) -> None:
+        self.resume = resume
+        self._recorder: Any = None
+
+    def __call__(self, settings: Settings) -> VoiceAgent:
+        if self._recorder is not None:
+            self._recorder.close()  # everything written, so the history read next is complete
+            if self._recorder.session_id is not None:
+                self.resume = self._recorder.session_id
+        agent = build_agent(settings)
+        self._recorder = _record(agent, settings, self.resume)
+        return agent

@@ -95,6 +95,23 @@ def silence_onset_after(
     return None
 
 
+def turn_v2v(
+    mic: Float, spk: Float, rate: int, start: float, end: float, release: float | None = None
+) -> tuple[float, float] | None:
+    """One scripted turn between ``start`` and ``end`` (seconds into the recording): (V2V ms, ms from the
+    last voiced sample), or None if no speech or no reply sound was found. V2V counts from the end of
+    the speech, or from ``release`` (push-to-talk) if that came later."""
+    spans = [s for s in active_spans(mic, rate) if start - 0.05 <= s.start < end]
+    if not spans:
+        return None
+    speech_end = spans[0].end
+    onset = first_onset_after(spk, rate, speech_end, until=end + 0.5)
+    if onset is None:
+        return None
+    ref = max(release, speech_end) if release is not None else speech_end
+    return round((onset - ref) * 1000, 1), round((onset - speech_end) * 1000, 1)
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": float("nan"), "p95": float("nan"), "n": 0}

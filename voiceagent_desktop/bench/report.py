@@ -67,7 +67,13 @@ STAGE_NAMES = {
 CLOUD_MARK = "<!-- cloud profile: `voiceagent bench --profile cloud-fake --json cloud.json --markdown …` -->"
 TURN_MARK = "<!-- turn benchmark: `voiceagent bench turn --json turn.json --markdown docs/benchmarks.md` -->"
 TOOLS_MARK = "<!-- tool benchmark: `voiceagent bench tools --json tools.json --markdown …` -->"
-SECTION_MARKS = (TURN_MARK, CLOUD_MARK, TOOLS_MARK)  # sections other commands rewrite, after the main one
+GUI_MARK = "<!-- window cost: `voiceagent bench --gui --json gui.json --markdown docs/benchmarks.md` -->"
+SECTION_MARKS = (
+    TURN_MARK,
+    CLOUD_MARK,
+    TOOLS_MARK,
+    GUI_MARK,
+)  # sections other commands rewrite, after the main one
 
 HEADER = """# Benchmarks
 

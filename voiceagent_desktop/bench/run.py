@@ -271,8 +271,6 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
     v2v_voiced: dict[str, list[float]] = {k: [] for k in v2v}
     per_turn = []
     for entry in raw["turns"]:
-        a, b = pos(entry["speech_start"]), pos(entry["end"])
-        spans = [s for s in analysis.active_spans(mic, RATE) if a - 0.05 <= s.start < b]
         row = {
             "mode": entry["mode"],
             "question": entry["question"],
@@ -282,15 +280,12 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
             "heard": entry.get("heard"),
             "eot": entry.get("eot"),
         }
-        if spans and entry["answered"]:
-            speech_end = spans[0].end
-            onset = analysis.first_onset_after(spk, RATE, speech_end, until=b + 0.5)
-            if onset is not None:
-                ref = pos(entry["release"]) if entry["mode"].startswith("ptt") else speech_end
-                row["v2v_ms"] = round((onset - max(ref, speech_end)) * 1000, 1)
-                row["from_last_voiced_ms"] = round((onset - speech_end) * 1000, 1)
-                v2v[entry["mode"]].append(row["v2v_ms"])
-                v2v_voiced[entry["mode"]].append(row["from_last_voiced_ms"])
+        release = pos(entry["release"]) if entry["mode"].startswith("ptt") else None
+        found = analysis.turn_v2v(mic, spk, RATE, pos(entry["speech_start"]), pos(entry["end"]), release)
+        if found is not None and entry["answered"]:
+            row["v2v_ms"], row["from_last_voiced_ms"] = found
+            v2v[entry["mode"]].append(found[0])
+            v2v_voiced[entry["mode"]].append(found[1])
         per_turn.append(row)
     barge, cancel = [], []
     pause_ms = [
@@ -395,8 +390,23 @@ def run_bench(
     markdown: Path | None,
     startup: bool,
     profile: str = "embedded",
+    gui: bool = False,
 ) -> int:
     from ..testing.virtual_audio import VirtualAudio
+
+    if gui:
+        from .gui_bench import render_gui_section, run_gui_bench
+
+        with VirtualAudio() as va:
+            out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            out["machine"] = machine_info()
+            out.update(run_gui_bench(settings, va, turns))
+        json_path.write_text(json.dumps(out, indent=2) + "\n")
+        if markdown is not None:
+            render_gui_section(out, markdown)
+        keys = ("gui_overhead_ms", "gui_overhead_engine_ms", "v2v_ms", "pairs", "answered")
+        print(json.dumps({k: out[k] for k in keys}, indent=2))
+        return 0
 
     if profile == "cloud-fake":
         from .cloud_bench import run_cloud_bench

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from ..errors import AudioDeviceError, ProviderError, VoiceAgentError
 from ..providers.base import LLM, STT, TTS, VAD, AudioArray, ChatMessage, TurnDetector
 from .clock import Clock, MonotonicClock
@@ -24,6 +26,7 @@ from .events import (
     InputMode,
     ModeChanged,
     ModelProgress,
+    MuteChanged,
     Notice,
     Ready,
     StateChanged,
@@ -31,6 +34,7 @@ from .events import (
 from .memory import configure_allocator, freeze_startup_objects
 from .ports import AudioSink
 from .tools import load_entry_point_tools
+from .vad import rms_db
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,10 @@ class VoiceAgent:
         self._input: AudioSource | None = None
         self._sink: AudioSink | None = None
         self._stop_lock = asyncio.Lock()
+        self.muted = False
+        self._silence: AudioArray | None = None
+        #: the level of the last microphone frame in dBFS (−120: none yet, or muted), for a level meter
+        self.input_level_db = -120.0
         self.bus.subscribe(self._track_state)
         configure_allocator()
 
@@ -187,6 +195,13 @@ class VoiceAgent:
         self.bus.emit(ModelProgress("turn", 1.0, f"{turn.name} ready"))
 
     def _on_frame(self, frame: AudioArray, t: float) -> None:
+        if self.muted:  # the conversation hears silence: a turn in progress ends as if the user paused
+            if self._silence is None or self._silence.shape != frame.shape:
+                self._silence = np.zeros_like(frame)
+            frame = self._silence
+            self.input_level_db = -120.0
+        else:
+            self.input_level_db = rms_db(frame)
         if self.conversation is not None:
             self.conversation.on_frame(frame, t)
 
@@ -203,6 +218,17 @@ class VoiceAgent:
     def ptt_release(self) -> None:
         if self.conversation is not None:
             self.conversation.ptt_release()
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute or unmute the microphone (the device stays open, so unmuting is instant)."""
+        if muted != self.muted:
+            self.muted = muted
+            self.bus.emit(MuteChanged(muted))
+
+    def stop_speaking(self) -> None:
+        """Stop the reply now, as a barge-in would (what was heard stays in the history)."""
+        if self.conversation is not None:
+            self.conversation.barge_in.trigger(self.clock.now(), tentative=False)
 
     def set_mode(self, mode: InputMode) -> None:
         if self.conversation is not None:

@@ -409,7 +409,7 @@ class Conversation:
         self, t_start: float, mode: InputMode, *, preroll_secs: float, t_frame_end: float | None = None
     ) -> None:
         self._turn_ids += 1
-        timer = TurnTimer(self._turn_ids, mode)
+        timer = TurnTimer(self._turn_ids, mode, on_mark=self.bus.emit)
         timer.mark("user_speech_start", t_start)
         end = t_frame_end if t_frame_end is not None else t_start
         keep = max(0, round((end - t_start + preroll_secs) / self.frame_secs))

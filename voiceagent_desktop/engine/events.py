@@ -44,6 +44,13 @@ class ModeChanged(Event):
 
 
 @dataclass(frozen=True)
+class MuteChanged(Event):
+    """The microphone was muted or unmuted: while muted the engine hears silence."""
+
+    muted: bool
+
+
+@dataclass(frozen=True)
 class ModelProgress(Event):
     """Model loading progress; ``component`` is e.g. "stt", "llm", "tts", "vad"."""
 
@@ -136,6 +143,16 @@ class TurnMetrics(Event):
     #: Why the user's turn ended (engine.turn.EOTReason value) and the end-of-turn model's P(complete).
     eot_reason: str = ""
     eot_probability: float | None = None
+
+
+@dataclass(frozen=True)
+class LatencyMark(Event):
+    """A turn reached a latency mark (engine.latency.MARKS) at monotonic time ``t``: the live overlay
+    draws the stages as they happen; ``TurnMetrics`` follows with the whole turn."""
+
+    turn_id: int
+    mark: str
+    t: float
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ Marks are monotonic seconds from the injected clock. Voice-to-voice (V2V) = play
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .events import InputMode, TurnMetrics
+from .events import Event, InputMode, LatencyMark, TurnMetrics
 
 MARKS = (
     "user_speech_start",  # first voiced frame of the turn (PTT: press)
@@ -45,6 +46,8 @@ class TurnTimer:
     durations_ms: dict[str, float] = field(default_factory=dict)
     eot_reason: str = ""
     eot_probability: float | None = None
+    #: called with a ``LatencyMark`` for each new mark (the conversation passes its bus's ``emit``)
+    on_mark: Callable[[Event], None] | None = field(default=None, repr=False, compare=False)
 
     def duration(self, name: str, seconds: float) -> None:
         if name not in DURATIONS:
@@ -56,6 +59,8 @@ class TurnTimer:
             raise ValueError(f"unknown latency mark {name!r}")
         if overwrite or name not in self.marks:
             self.marks[name] = t
+            if self.on_mark is not None:
+                self.on_mark(LatencyMark(self.turn_id, name, t))
 
     def stages_ms(self) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -26,11 +26,13 @@ from pathlib import Path
 import qasync
 
 from .. import __version__
-from ..config import APP_NAME, Settings
+from ..config import APP_NAME, Settings, default_config_path
 from ..engine.agent import VoiceAgent
 from ..errors import VoiceAgentError
+from ..providers.base import ChatMessage
 from .bridge import EngineBridge
 from .qt import QApplication, QTimer
+from .settings_dialog import SettingsDialog
 from .style import apply_app_style
 from .window import TITLE, MainWindow
 
@@ -64,19 +66,37 @@ class StartupProbe:
 
 
 class GuiSession:
-    """One run of the app around an existing window: build the agent, start it, wait for close."""
+    """One run of the app around an existing window: build the agent, start it, wait for close.
+
+    The settings dialog (File → Settings…) saves new settings; the window applies its own at once, and
+    if anything the agent uses changed, the agent is built again and restarted with the conversation so
+    far. After a fatal error (a device unplugged) the error banner's Restart does the same, with the
+    settings as they are — pick another device in the settings first.
+    """
 
     def __init__(
-        self, window: MainWindow, agent_factory: Callable[[], VoiceAgent], probe: StartupProbe | None = None
+        self,
+        window: MainWindow,
+        agent_factory: Callable[[Settings], VoiceAgent],
+        probe: StartupProbe | None = None,
+        *,
+        settings: Settings | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.window = window
         self.agent_factory = agent_factory
         self.probe = probe
+        self.settings = settings or Settings()
+        self.config_path = config_path
         self.bridge: EngineBridge | None = None
+        self.restarts = 0
+        self._restarting: asyncio.Task[None] | None = None
         self._exposed = asyncio.Event()
         self._closed = asyncio.Event()
         window.firstExposed.connect(self._on_exposed)
         window.closeRequested.connect(self._closed.set)
+        window.settingsRequested.connect(self.open_settings)
+        window.restartRequested.connect(lambda: self.restart(self.settings))
 
     def _on_exposed(self) -> None:
         if self.probe is not None:
@@ -93,25 +113,74 @@ class GuiSession:
             self.probe.record("error", message)
             QTimer.singleShot(0, self.window.close)
 
+    def _start_agent(self, seed: list[ChatMessage] | None = None) -> None:
+        try:
+            agent = self.agent_factory(self.settings)
+        except VoiceAgentError as exc:  # e.g. a bad config: show it, no traceback
+            self.window.show_error(str(exc) or type(exc).__name__, fatal=True)
+            self._on_error(str(exc), True)
+            return
+        if seed and not agent.history_seed:
+            agent.history_seed = seed
+        bridge = self.bridge = EngineBridge(agent)
+        self.window.attach(bridge)
+        bridge.ready.connect(self._on_ready)
+        bridge.error.connect(self._on_error)
+        bridge.start()
+
     async def run(self) -> int:
         """Returns the exit code: 0, or 1 if the session ended on a fatal error."""
         with contextlib.suppress(TimeoutError):  # the window may be minimised: start anyway
             await asyncio.wait_for(self._exposed.wait(), 2.0)
-        try:
-            agent = self.agent_factory()
-        except VoiceAgentError as exc:  # e.g. a bad config: show it, no traceback
-            self.window.show_error(str(exc) or type(exc).__name__, fatal=True)
-            self._on_error(str(exc), True)
-        else:
-            bridge = self.bridge = EngineBridge(agent)
-            self.window.attach(bridge)
-            bridge.ready.connect(self._on_ready)
-            bridge.error.connect(self._on_error)
-            bridge.start()
+        self._start_agent()
         await self._closed.wait()
+        if self._restarting is not None:
+            await asyncio.gather(self._restarting, return_exceptions=True)
         if self.bridge is not None:
             await self.bridge.shutdown()
         return 1 if self.window.fatal_error is not None else 0
+
+    # ---- settings and restarts --------------------------------------------------------------------
+
+    def open_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.settings, self.config_path, parent=self.window)
+        dialog.saved.connect(self.apply_settings)
+        dialog.open()  # window-modal; the event loop (and the agent) keep running
+        return dialog
+
+    def apply_settings(self, new: object) -> None:
+        if not isinstance(new, Settings):
+            return
+        old, self.settings = self.settings, new
+        self.window.apply_settings(new)
+        if old.model_dump(exclude={"gui"}) != new.model_dump(exclude={"gui"}):
+            self.restart(new)
+
+    def restart(self, settings: Settings) -> asyncio.Task[None] | None:
+        """Stop the agent and start a new one built from ``settings``, keeping the conversation."""
+        if self._closed.is_set() or (self._restarting is not None and not self._restarting.done()):
+            return None
+        self.settings = settings
+        self._restarting = asyncio.get_running_loop().create_task(self._restart(), name="voiceagent-restart")
+        return self._restarting
+
+    async def _restart(self) -> None:
+        old = self.bridge
+        seed: list[ChatMessage] = []
+        if old is not None:
+            conversation = old.agent.conversation
+            seed = list(conversation.history) if conversation is not None else list(old.agent.history_seed)
+            await old.shutdown()
+            self.window.detach()
+        self.bridge = None
+        self.restarts += 1
+        self.window.show_notice("Restarting the assistant with the new settings…")
+        self._start_agent(seed)
+
+
+def window_state_path() -> Path:
+    """Where the window remembers its geometry and splitters (beside the config file)."""
+    return default_config_path().with_name("window-state.ini")
 
 
 def create_application(argv: Sequence[str] | None = None) -> QApplication:
@@ -146,20 +215,27 @@ def _sigint_closes(window: MainWindow, loop: asyncio.AbstractEventLoop) -> Itera
 
 
 def run_gui(
-    agent_factory: Callable[[], VoiceAgent],
+    agent_factory: Callable[[Settings], VoiceAgent],
     settings: Settings,
     *,
     argv: Sequence[str] | None = None,
     startup_probe: Path | None = None,
+    config_path: Path | None = None,
 ) -> int:
     """Run the desktop app until the window is closed; returns the process exit code."""
     app = create_application(argv)
     app.setQuitOnLastWindowClosed(False)  # closing the window ends the session, which then stops the loop
     probe = StartupProbe(startup_probe) if startup_probe is not None else StartupProbe.from_env()
-    window = MainWindow(ptt_key=settings.ptt_key)
+    window = MainWindow(
+        ptt_key=settings.ptt_key,
+        budget_ms=settings.gui.latency_budget_ms,
+        overlay=settings.gui.overlay,
+        state_path=window_state_path(),
+    )
+    window.enable_settings(True)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    session = GuiSession(window, agent_factory, probe)
+    session = GuiSession(window, agent_factory, probe, settings=settings, config_path=config_path)
     window.show()
     try:
         with loop, _sigint_closes(window, loop):

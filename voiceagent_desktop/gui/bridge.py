@@ -21,8 +21,10 @@ from ..engine.events import (
     ErrorEvent,
     Event,
     InputMode,
+    LatencyMark,
     ModeChanged,
     ModelProgress,
+    MuteChanged,
     Notice,
     Ready,
     Reminder,
@@ -60,6 +62,9 @@ class EngineBridge(QObject):
     bargeIn = Signal(int, float)
     #: the engine's TurnMetrics event
     turnMetrics = Signal(object)
+    #: turn id, mark name (engine.latency.MARKS), monotonic seconds — live, while the turn runs
+    latencyMark = Signal(int, str, float)
+    muteChanged = Signal(bool)
     notice = Signal(str)
     #: turn id, call id, tool name, arguments (JSON)
     toolCalled = Signal(int, str, str, str)
@@ -96,6 +101,18 @@ class EngineBridge(QObject):
     @property
     def hands_free(self) -> bool:
         return self._agent.mode is InputMode.HANDS_FREE
+
+    @property
+    def muted(self) -> bool:
+        return self._agent.muted
+
+    def input_level_db(self) -> float:
+        """The microphone's level now (dBFS), for a meter that polls it; −120 when muted or idle."""
+        return self._agent.input_level_db
+
+    def now(self) -> float:
+        """The engine's clock (the time base of ``latencyMark``)."""
+        return self._agent.clock.now()
 
     def provider_names(self) -> dict[str, str]:
         """The provider each stage uses now (a cloud stage that fell back names its embedded one)."""
@@ -140,6 +157,14 @@ class EngineBridge(QObject):
     @Slot()
     def release_ptt(self) -> None:
         self._agent.ptt_release()
+
+    @Slot(bool)
+    def set_muted(self, on: bool) -> None:
+        self._agent.set_muted(on)
+
+    @Slot()
+    def stop_speaking(self) -> None:
+        self._agent.stop_speaking()
 
     @Slot(bool)
     def set_hands_free(self, on: bool) -> None:
@@ -200,8 +225,12 @@ class EngineBridge(QObject):
             self.userTranscript.emit(event.turn_id, event.text)
         elif isinstance(event, AssistantDone):
             self.assistantDone.emit(event.turn_id, event.text, event.interrupted, event.unheard)
+        elif isinstance(event, LatencyMark):
+            self.latencyMark.emit(event.turn_id, event.mark, event.t)
         elif isinstance(event, TurnMetrics):
             self.turnMetrics.emit(event)
+        elif isinstance(event, MuteChanged):
+            self.muteChanged.emit(event.muted)
         elif isinstance(event, BargeIn):
             self.bargeIn.emit(event.turn_id, event.clear_s)
         elif isinstance(event, ModelProgress):

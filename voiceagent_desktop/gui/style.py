@@ -15,7 +15,7 @@ ACCENT = "#2563eb"
 STATES: dict[str, tuple[str, str]] = {
     "loading": ("Loading", "#9ca3af"),
     "listening": ("Listening", "#16a34a"),
-    "user speaking": ("You're speaking", "#2563eb"),
+    "user speaking": ("Hearing you", "#2563eb"),
     "thinking": ("Thinking", "#d97706"),
     "speaking": ("Speaking", "#7c3aed"),
     "stopped": ("Stopped", "#6b7280"),
@@ -30,6 +30,9 @@ QScrollArea#transcript {{ background: {PANEL}; border: 1px solid {BORDER}; borde
 QWidget#transcriptBody {{ background: transparent; }}
 QFrame#userBubble {{ background: #e8f0fe; border: 1px solid #c9dafc; border-radius: 10px; }}
 QFrame#assistantBubble {{ background: #f6f7f9; border: 1px solid {BORDER}; border-radius: 10px; }}
+QFrame#userBubble[selected="true"], QFrame#assistantBubble[selected="true"] {{
+    border: 2px solid #f59e0b; }}
+QFrame#userBubble[match="true"], QFrame#assistantBubble[match="true"] {{ background: #fef9c3; }}
 QLabel#bubbleRole {{ color: {MUTED}; font-size: 9pt; font-weight: 600; }}
 QLabel#bubbleText {{ font-size: 11pt; }}
 QLabel#bubbleMarker {{ color: {MUTED}; font-style: italic; font-size: 9.5pt; }}
@@ -55,6 +58,18 @@ QPushButton#pttButton {{ background: {ACCENT}; color: white; border: none; borde
 QPushButton#pttButton:hover {{ background: #1d4ed8; }}
 QPushButton#pttButton:pressed, QPushButton#pttButton[held="true"] {{ background: #1e3a8a; }}
 QPushButton#pttButton:disabled {{ background: #c7cdd6; color: #f3f4f6; }}
+QPushButton#sideButton {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 10px;
+    padding: 12px 18px; font-weight: 600; }}
+QPushButton#sideButton:hover {{ border-color: {ACCENT}; }}
+QPushButton#sideButton:checked {{ background: #fdecec; border-color: #f5b5b5; color: #8a1c1c; }}
+QPushButton#sideButton:disabled {{ color: #aeb5c0; }}
+QPushButton {{ padding: 4px 10px; }}
+QProgressBar#levelMeter {{ border: 1px solid {BORDER}; border-radius: 4px; background: {PANEL}; }}
+QProgressBar#levelMeter::chunk {{ background: #16a34a; border-radius: 3px; }}
+QLineEdit#search {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 6px; padding: 4px 8px; }}
+QLineEdit#search:focus {{ border-color: {ACCENT}; }}
+QTableWidget {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 6px;
+    gridline-color: {BORDER}; }}
 QCheckBox {{ spacing: 8px; }}
 QScrollBar:vertical {{ background: transparent; width: 10px; margin: 6px 2px 6px 0; }}
 QScrollBar::handle:vertical {{ background: #c7cdd6; border-radius: 4px; min-height: 28px; }}

@@ -6,9 +6,23 @@ Transcripts are personal data: this module shows them and never logs them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
-from .qt import QEvent, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, Qt, QVBoxLayout, QWidget
+from .qt import (
+    QEvent,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMouseEvent,
+    QScrollArea,
+    QSizePolicy,
+    Qt,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
 
 INTERRUPTED_MARK = "— interrupted"
 #: characters of an interrupted answer's unheard rest shown (all of it in the tooltip)
@@ -20,15 +34,18 @@ MAX_BUBBLE_SHARE = 0.85
 class Bubble(QFrame):
     """One turn of one speaker: a role caption, the text, and an optional muted marker."""
 
-    def __init__(self, role: str, parent: QWidget | None = None) -> None:
+    def __init__(self, role: str, when: datetime, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.role = role
+        self.when = when
+        self.on_click: Callable[[], None] | None = None
         self.setObjectName("userBubble" if role == "user" else "assistantBubble")
         self._layout = layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 8, 14, 10)
         layout.setSpacing(3)
-        self.role_label = QLabel("You" if role == "user" else "Assistant")
+        self.role_label = QLabel()
         self.role_label.setObjectName("bubbleRole")
+        self.set_role("You" if role == "user" else "Assistant")
         self.text_label = QLabel()
         self.text_label.setObjectName("bubbleText")
         self.text_label.setWordWrap(True)
@@ -53,6 +70,19 @@ class Bubble(QFrame):
     @property
     def text(self) -> str:
         return self.text_label.text()
+
+    def set_role(self, caption: str) -> None:
+        self.role_label.setText(f"{caption} · {self.when:%H:%M:%S}")
+
+    def set_selected(self, on: bool) -> None:
+        self.setProperty("selected", on)
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.on_click is not None:
+            self.on_click()
+        super().mousePressEvent(event)
 
     def set_text(self, text: str) -> None:
         self.text_label.setText(text)
@@ -126,13 +156,22 @@ class Entry:
     turn_id: int
     text: str
     interrupted: bool
+    when: datetime | None = None
+    unheard: str = ""
 
 
 class TranscriptView(QScrollArea):
     """``add_user`` / ``add_sentence`` / ``finish_reply`` follow the engine's transcript events."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    #: the user clicked a bubble of this turn
+    turnClicked = Signal(int)
+
+    def __init__(
+        self, wall_clock: Callable[[], datetime] = datetime.now, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
+        self.wall_clock = wall_clock
+        self.setAccessibleName("Transcript")
         self.setObjectName("transcript")
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -163,7 +202,7 @@ class TranscriptView(QScrollArea):
     def add_user(self, turn_id: int, text: str) -> None:
         """The user's turn, final (it replaces the live words of that turn, if any were shown)."""
         bubble = self._hearing.pop(turn_id, None) or self._add_bubble("user", turn_id)
-        bubble.role_label.setText("You")
+        bubble.set_role("You")
         bubble.set_text(text)
         self._fit(bubble)
 
@@ -172,7 +211,7 @@ class TranscriptView(QScrollArea):
         bubble = self._hearing.get(turn_id)
         if bubble is None:
             bubble = self._hearing[turn_id] = self._add_bubble("user", turn_id)
-            bubble.role_label.setText("You (hearing…)")
+            bubble.set_role("You (hearing…)")
         bubble.set_text(text)
         self._fit(bubble)
 
@@ -238,7 +277,17 @@ class TranscriptView(QScrollArea):
     # ---- reading it back (tests, copy) ------------------------------------------------------------
 
     def entries(self) -> list[Entry]:
-        return [Entry(b.role, turn_id, b.text, b.interrupted) for turn_id, b in self._bubbles]
+        return [
+            Entry(
+                b.role,
+                turn_id,
+                b.text,
+                b.interrupted,
+                b.when,
+                b.unheard_label.toolTip() or b.unheard_label.text(),
+            )
+            for turn_id, b in self._bubbles
+        ]
 
     def bubbles(self) -> list[Bubble]:
         return [b for _, b in self._bubbles]
@@ -250,13 +299,78 @@ class TranscriptView(QScrollArea):
             lines.append(f"{who}: {e.text}" + (f" {INTERRUPTED_MARK}" if e.interrupted else ""))
         return "\n".join(lines)
 
+    # ---- selection and search -------------------------------------------------------------------
+
+    def highlight_turn(self, turn_id: int | None) -> None:
+        """Mark the bubbles of one turn (the user's words and the reply) and scroll to them."""
+        first: Bubble | None = None
+        for tid, bubble in self._bubbles:
+            bubble.set_selected(tid == turn_id)
+            if tid == turn_id and first is None:
+                first = bubble
+        if first is not None:
+            self._follow = False
+            self.ensureWidgetVisible(first, 0, 40)
+
+    def highlighted_turns(self) -> set[int]:
+        return {tid for tid, b in self._bubbles if b.property("selected")}
+
+    def find_text(self, query: str) -> list[int]:
+        """Mark the bubbles whose text holds ``query`` (any case); returns their turn ids, in order, and
+        scrolls to the first. An empty query clears the marks."""
+        q = query.strip().casefold()
+        found: list[int] = []
+        for tid, bubble in self._bubbles:
+            hit = bool(q) and q in f"{bubble.text} {bubble.unheard_label.text()}".casefold()
+            bubble.setProperty("match", hit)
+            bubble.style().unpolish(bubble)
+            bubble.style().polish(bubble)
+            if hit:
+                if not found:
+                    self._follow = False
+                    self.ensureWidgetVisible(bubble, 0, 40)
+                found.append(tid)
+        return found
+
+    def show_match(self, index: int) -> None:
+        """Scroll to the ``index``-th bubble marked by ``find_text``."""
+        hits = [b for _, b in self._bubbles if b.property("match")]
+        if hits:
+            self.ensureWidgetVisible(hits[index % len(hits)], 0, 40)
+
+    def to_markdown(self) -> str:
+        lines = ["# Conversation", ""]
+        for e in self.entries():
+            who = "**You**" if e.role == "user" else "**Assistant**"
+            when = f" ({e.when:%H:%M:%S})" if e.when else ""
+            lines.append(f"{who}{when}: {e.text}" + (f" *{INTERRUPTED_MARK}*" if e.interrupted else ""))
+            if e.unheard:
+                lines.append(f"> not heard: {e.unheard}")
+            lines.append("")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        entries = [
+            {
+                "role": e.role,
+                "turn": e.turn_id,
+                "text": e.text,
+                "interrupted": e.interrupted,
+                "unheard": e.unheard,
+                "time": e.when.isoformat(timespec="seconds") if e.when else None,
+            }
+            for e in self.entries()
+        ]
+        return json.dumps({"entries": entries}, indent=2, ensure_ascii=False) + "\n"
+
     # ---- internals --------------------------------------------------------------------------------
 
     def _add_bubble(self, role: str, turn_id: int) -> Bubble:
         row = QWidget()
         line = QHBoxLayout(row)
         line.setContentsMargins(0, 0, 0, 0)
-        bubble = Bubble(role)
+        bubble = Bubble(role, self.wall_clock())
+        bubble.on_click = lambda: self.turnClicked.emit(turn_id)
         if role == "user":  # the user's turns lean right, the assistant's left
             line.addStretch(1)
             line.addWidget(bubble)

@@ -302,6 +302,13 @@ class CartesiaTTS:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(close(), 1.5)
 
+    async def check(self) -> None:
+        """Test the key and the service now (the settings dialog): open the WebSocket; a failure is
+        raised as the mapped ``CloudError``."""
+        if self._client is None:
+            await self.load()
+        await self._connection()
+
     async def warm(self) -> None:
         """Re-open the socket now if it dropped (called when the user starts to speak)."""
         with contextlib.suppress(CloudError):

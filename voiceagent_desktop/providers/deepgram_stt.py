@@ -360,6 +360,12 @@ class DeepgramSTT:
         finally:
             self.end_turn()
 
+    async def check(self) -> None:
+        """Test the key and the service now (the settings dialog): open the live socket (``load``); a
+        failure is raised as the mapped ``CloudError``."""
+        if self._conn is None:
+            await self.load()
+
     async def aclose(self) -> None:
         conn = self._conn
         self._closing = True

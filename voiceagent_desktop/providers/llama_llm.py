@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
 from .base import ChatMessage, LLMCapabilities, ProgressCallback, ToolHost
+from .llama_load import new_llama
 from .llama_tools import Route, result_note, route_sync
 from .threaded import ThreadStream
 
@@ -106,12 +107,12 @@ class LlamaLLM:
         if progress:
             progress(0.0, "Loading the language model")
         try:
-            from llama_cpp import Llama
+            import llama_cpp
         except ImportError as e:
             raise MissingExtraError("llama-cpp-python", "local", self.name) from e
         path = self._model_path or default_model_path()
         t0 = time.perf_counter()
-        llm = await asyncio.to_thread(self._load_sync, Llama, path)
+        llm = await asyncio.to_thread(self._load_sync, llama_cpp, path)
         t1 = time.perf_counter()
         if progress:
             progress(0.6, "Warming up the language model")
@@ -124,12 +125,13 @@ class LlamaLLM:
         if progress:
             progress(1.0, "Language model ready")
 
-    def _load_sync(self, llama_cls: Any, path: str) -> Any:
+    def _load_sync(self, llama_cpp: Any, path: str) -> Any:
         _check_gguf(path)
         try:
             # verbose=False silences llama.cpp: its log callback is filtered and the fds 1/2 are pointed
             # at /dev/null while the model loads.
-            return llama_cls(
+            return new_llama(
+                llama_cpp,
                 model_path=path,
                 n_ctx=self._n_ctx,
                 n_threads=self._n_threads,

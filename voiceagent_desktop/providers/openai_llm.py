@@ -208,6 +208,21 @@ class OpenAICompatibleLLM:
         if progress:
             progress(1.0, f"{self.name} ready")
 
+    async def check(self) -> None:
+        """Test the server and the key now (the settings dialog's "test connection"): a ``GET /models``;
+        a failure is raised as the mapped ``CloudError``, retryable or not."""
+        import openai
+
+        if self._client is None:
+            await self.load()
+        assert self._client is not None
+        try:
+            await self._client.models.list()
+        except openai.NotFoundError:
+            return  # a compatible server without /models: it answered, the key was accepted
+        except Exception as e:
+            raise map_error(e, self.name) from None
+
     async def warm(self) -> None:
         """Make sure a connection is open for the next request: the HTTP pool closes idle ones after 5 s,
         so the conversation calls this when the user starts to speak and the answer's request finds the

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
 from .base import ProgressCallback
+from .llama_load import new_llama
 
 log = logging.getLogger(__name__)
 _NON_WORD = re.compile(r"[^\w' ]+")
@@ -55,7 +56,7 @@ class TextTurnModel:
 
     def _load_sync(self, llama_cpp: Any, path: str) -> None:
         try:
-            llm = llama_cpp.Llama(model_path=path, n_ctx=256, n_batch=64, n_threads=1, verbose=False)
+            llm = new_llama(llama_cpp, model_path=path, n_ctx=256, n_batch=64, n_threads=1, verbose=False)
         except Exception as e:
             raise ModelLoadError(f"Could not load {path} for end-of-sentence scoring: {e}") from e
         ids = [llm.tokenize(s.encode(), add_bos=False, special=True) for s in _ENDINGS]

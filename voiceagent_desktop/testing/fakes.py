@@ -14,6 +14,7 @@ import numpy as np
 
 from ..engine.clock import Clock
 from ..engine.ports import PlaybackListener
+from ..errors import AudioDeviceError, DeviceLostError
 from ..providers.base import (
     AudioArray,
     ChatMessage,
@@ -256,9 +257,15 @@ class FakeSink:
 class FakeSource:
     """An input 'device' that delivers nothing by itself; tests call ``feed``."""
 
-    def __init__(self, clock: Clock, on_frame: Callable[[AudioArray, float], None]) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        on_frame: Callable[[AudioArray, float], None],
+        on_error: Callable[[AudioDeviceError], None] | None = None,
+    ) -> None:
         self.clock = clock
         self.on_frame = on_frame
+        self.on_error = on_error
         self.running = False
 
     async def start(self) -> None:
@@ -270,6 +277,15 @@ class FakeSource:
     def feed(self, frame: AudioArray) -> None:
         if self.running:
             self.on_frame(frame, self.clock.now())
+
+    def unplug(self) -> None:
+        """The device went away, as ``engine.audio_io.AudioInput`` reports it."""
+        self.running = False
+        if self.on_error is not None:
+            why = "the microphone stream stopped"
+            self.on_error(
+                DeviceLostError(f"The microphone stopped working ({why}). Check that it is still connected.")
+            )
 
 
 class FakeAudioFactory:
@@ -283,7 +299,10 @@ class FakeAudioFactory:
         return self.sink
 
     def open_input(
-        self, clock: Clock, on_frame: Callable[[AudioArray, float], None], on_error: object
+        self,
+        clock: Clock,
+        on_frame: Callable[[AudioArray, float], None],
+        on_error: Callable[[AudioDeviceError], None] | None = None,
     ) -> FakeSource:
-        self.source = FakeSource(clock, on_frame)
+        self.source = FakeSource(clock, on_frame, on_error)
         return self.source

@@ -1,0 +1,104 @@
+"""The app session around the window: settings saved from the dialog restart the agent with the
+conversation kept; an unplugged microphone shows a message and Restart brings the assistant back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import qasync
+
+from voiceagent_desktop.config import Settings, load_settings
+from voiceagent_desktop.engine.agent import Providers, VoiceAgent
+from voiceagent_desktop.engine.clock import FakeClock
+from voiceagent_desktop.engine.conversation import ConversationSettings
+from voiceagent_desktop.gui.app import GuiSession
+from voiceagent_desktop.gui.settings_dialog import SettingsDialog
+from voiceagent_desktop.gui.window import MainWindow
+from voiceagent_desktop.providers.base import ChatMessage
+from voiceagent_desktop.testing.fakes import FakeAudioFactory, FakeLLM, FakeSTT, FakeTTS, FakeVAD
+
+pytestmark = pytest.mark.gui
+
+
+class Agents:
+    """A factory of agents on fakes that remembers what it built and with which settings."""
+
+    def __init__(self) -> None:
+        self.built: list[tuple[VoiceAgent, FakeAudioFactory, Settings]] = []
+
+    def __call__(self, settings: Settings) -> VoiceAgent:
+        audio = FakeAudioFactory()
+        agent = VoiceAgent(
+            Providers(FakeSTT(), FakeLLM(), FakeTTS(), FakeVAD()),
+            audio,
+            ConversationSettings(),
+            clock=FakeClock(),
+        )
+        self.built.append((agent, audio, settings))
+        return agent
+
+
+@pytest.fixture
+def session(aloop: qasync.QEventLoop, qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    agents = Agents()
+    window = MainWindow()
+    window.enable_settings(True)
+    qtbot.addWidget(window, before_close_func=lambda w: w.close())
+    s = GuiSession(window, agents, settings=Settings(), config_path=tmp_path / "config.toml")
+    with qtbot.waitExposed(window):
+        window.show()
+    run = aloop.create_task(s.run())
+    qtbot.waitUntil(lambda: s.bridge is not None and s.bridge.is_ready)
+    yield s, agents, window, qtbot
+    window.close()
+    qtbot.waitUntil(run.done, timeout=5000)
+
+
+def test_saving_settings_restarts_the_agent_and_keeps_the_conversation(session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    s, agents, window, qtbot = session
+    first = agents.built[0][0]
+    assert first.conversation is not None
+    budget = first.providers.llm.capabilities.max_prompt_tokens
+    first.conversation.history.add(ChatMessage("user", "What is the capital of France?"), budget)
+    first.conversation.history.add(ChatMessage("assistant", "Paris."), budget)
+
+    window.actions_.settings.trigger()  # File → Settings…
+    dialog = window.findChild(SettingsDialog)
+    assert dialog is not None and dialog.isVisible()
+    dialog.widgets["vad.confidence"].setText("0.7")  # type: ignore[attr-defined]
+    dialog.accept()
+    assert load_settings(tmp_path / "config.toml").vad.confidence == 0.7
+
+    qtbot.waitUntil(lambda: len(agents.built) == 2 and s.bridge is not None and s.bridge.is_ready)
+    second, _, settings = agents.built[1]
+    assert settings.vad.confidence == 0.7 and s.settings is settings
+    assert [m.content for m in second.history_seed] == ["What is the capital of France?", "Paris."]
+    assert first.state.value == "stopped" and window.bridge is s.bridge and window.ptt_button.isEnabled()
+
+
+def test_settings_only_the_window_uses_apply_without_a_restart(session) -> None:  # type: ignore[no-untyped-def]
+    s, agents, window, _qtbot = session
+    new = s.settings.model_copy(
+        update={"gui": s.settings.gui.model_copy(update={"latency_budget_ms": 500.0})}
+    )
+    s.apply_settings(new)
+    assert window.hud.budget_ms == 500.0 and window.timing.budget_ms == 500.0
+    assert len(agents.built) == 1 and s.restarts == 0
+
+
+def test_an_unplugged_microphone_shows_a_message_and_restart_brings_it_back(session) -> None:  # type: ignore[no-untyped-def]
+    s, agents, window, qtbot = session
+    _, audio, _ = agents.built[0]
+    assert audio.source is not None
+    audio.source.unplug()
+    qtbot.waitUntil(window.error_banner.isVisible)
+    assert "The microphone stopped working" in window.error_banner.text
+    assert "Check that it is still connected" in window.error_banner.text
+    assert window.state_indicator.text == "Error" and not window.ptt_button.isEnabled()
+    assert window.restart_button.isVisible()
+
+    window.restart_button.click()
+    qtbot.waitUntil(lambda: len(agents.built) == 2 and s.bridge is not None and s.bridge.is_ready)
+    assert not window.error_banner.isVisible() and window.fatal_error is None
+    assert window.ptt_button.isEnabled() and window.state_indicator.text == "Listening"
