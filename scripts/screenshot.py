@@ -5,8 +5,8 @@ Starts a private PulseAudio daemon with a virtual microphone and speaker, opens 
 questions with push-to-talk (speech made with the Piper voice), asks for a story and interrupts it by
 pressing push-to-talk again, then asks a question hands-free and takes the window while that turn is
 still being answered (the live latency overlay mid-turn). Every number in the pictures was measured in
-that run. Writes docs/screenshot.png (the README's), docs/screenshots/main-mid-turn.png and
-docs/screenshots/timing-panel.png (or all three into OUT_DIR). Run it under a display:
+that run. Writes docs/screenshot.png (the README's) and, in docs/screenshots/, main-mid-turn.png,
+timing-panel.png, settings.png and settings-keys.png (or all into OUT_DIR). Run it under a display:
 
     Xvfb :99 -screen 0 1400x900x24 &
     DISPLAY=:99 QT_QPA_PLATFORM=xcb .venv/bin/python scripts/screenshot.py [OUT_DIR]
@@ -25,6 +25,7 @@ from voiceagent_desktop.config import Settings
 from voiceagent_desktop.engine.events import AgentState
 from voiceagent_desktop.gui.app import create_application
 from voiceagent_desktop.gui.bridge import EngineBridge
+from voiceagent_desktop.gui.settings_dialog import SettingsDialog
 from voiceagent_desktop.gui.window import MainWindow
 from voiceagent_desktop.testing.speech import piper_speech
 from voiceagent_desktop.testing.virtual_audio import MIC_FEED, VirtualAudio
@@ -83,19 +84,29 @@ async def drive(va: VirtualAudio, bridge: EngineBridge, window: MainWindow, shot
     window.timing.select_turn(1, notify=True)
     await asyncio.sleep(0.3)
     window.timing.grab().save(str(shots["timing"]))
+    dialog = SettingsDialog(Settings(), Path("/nonexistent/config.toml"), parent=window)
+    dialog.show()
+    await asyncio.sleep(0.3)
+    dialog.grab().save(str(shots["settings"]))
+    dialog.tabs.setCurrentIndex(1)  # API keys
+    await asyncio.sleep(0.2)
+    dialog.grab().save(str(shots["keys"]))
+    dialog.reject()
     await bridge.shutdown()
 
 
 def main() -> int:
     if len(sys.argv) > 1:
         folder = Path(sys.argv[1])
-        shots = {k: folder / f"{k}.png" for k in ("main", "mid_turn", "timing")}
+        shots = {k: folder / f"{k}.png" for k in ("main", "mid_turn", "timing", "settings", "keys")}
     else:
         docs = ROOT / "docs"
         shots = {
             "main": docs / "screenshot.png",
             "mid_turn": docs / "screenshots" / "main-mid-turn.png",
             "timing": docs / "screenshots" / "timing-panel.png",
+            "settings": docs / "screenshots" / "settings.png",
+            "keys": docs / "screenshots" / "settings-keys.png",
         }
     for path in shots.values():
         path.parent.mkdir(parents=True, exist_ok=True)

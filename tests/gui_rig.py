@@ -84,7 +84,11 @@ class Rig:
         self.show()
         with self.qtbot.waitSignal(self.bridge.ready, timeout=5000):
             self.bridge.start()
-        asyncio.get_running_loop().create_task(self._pump(), name="device-pump")
+        self.start_pump()
+
+    def start_pump(self) -> None:
+        """The device pump runs on the engine's loop, like the sound devices' callbacks."""
+        self.bridge.engine.submit(self._pump())
 
     async def _pump(self) -> None:
         while True:

@@ -79,7 +79,7 @@ def test_window_shows_loading_before_ready_then_listening(make_rig: Callable[...
     assert w.loading.isVisible() and not rig.bridge.is_ready
 
     with rig.qtbot.waitSignal(rig.bridge.ready):
-        stt.gate.set()
+        rig.bridge.engine.call(stt.gate.set)  # (the engine waits on its own loop)
     assert w.state_indicator.text == "Listening"
     assert not w.loading.isVisible()
     assert w.ptt_button.isEnabled()
@@ -100,11 +100,16 @@ def test_ptt_button_turn_fills_transcript_and_latency(
     rig.playing = False  # hold the reply in the speaker to see it stream
     qtbot.mouseRelease(w.ptt_button, Qt.MouseButton.LeftButton)
 
-    # Both sentences stream into one assistant bubble before the reply is done.
-    qtbot.waitUntil(lambda: [e.text for e in w.transcript.entries()] == [QUESTION, ANSWER])
-    assert w.transcript.bubbles()[1].done is False
+    # The answer appears in step with the voice: nothing while nothing plays, then sentence by
+    # sentence into one assistant bubble as each starts to play, before the reply is done.
+    seen: list[str] = []  # the reply's text each time a sentence starts to play
+    rig.bridge.assistantSpeaking.connect(lambda *_: seen.append(w.transcript.entries()[-1].text))
+    qtbot.waitUntil(lambda: rig.audio.sink is not None and bool(rig.audio.sink.total))
+    assert [e.text for e in w.transcript.entries()] == [QUESTION]
     assert w.state_indicator.text == "Thinking"  # nothing played yet
     rig.playing = True
+    qtbot.waitUntil(lambda: len(seen) == 2)
+    assert seen == ["The capital of France is Paris.", ANSWER]
     rig.wait_reply_done()
     rig.wait_state("Listening")
 

@@ -233,7 +233,8 @@ def test_mute_silences_the_microphone_and_the_meter(make_rig: Callable[..., Rig]
     assert w.state_indicator.state == "listening" and w.level.value() == 0
     assert w.transcript.entries() == []
 
-    w.actions_.mute.trigger()  # Ctrl+M's action unmutes
+    with qtbot.waitSignal(rig.bridge.muteChanged):
+        w.actions_.mute.trigger()  # Ctrl+M's action unmutes
     assert not rig.agent.muted and w.ptt_button.isEnabled() and not w.mute_button.isChecked()
     rig.speak(20)
     rig.wait_reply_done()
@@ -296,7 +297,8 @@ def test_every_control_has_an_accessible_name_and_a_keyboard_path(make_rig: Call
     shortcuts = {a.text().replace("&", ""): a.shortcut().toString() for a in w.actions()}
     assert shortcuts["Mute microphone"] == "Ctrl+M" and shortcuts["Stop talking"] == "Esc"
     assert shortcuts["Hands-free"] == "Ctrl+H" and shortcuts["Timing panel"] == "Ctrl+T"
-    w.actions_.hands_free.trigger()
+    with rig.qtbot.waitSignal(rig.bridge.modeChanged):
+        w.actions_.hands_free.trigger()
     assert rig.agent.mode is InputMode.HANDS_FREE and w.hands_free.isChecked()
     w.actions_.timing.trigger()
     assert not w.timing.isVisible()

@@ -49,7 +49,7 @@ def session(aloop: qasync.QEventLoop, qtbot, tmp_path: Path):  # type: ignore[no
     with qtbot.waitExposed(window):
         window.show()
     run = aloop.create_task(s.run())
-    qtbot.waitUntil(lambda: s.bridge is not None and s.bridge.is_ready)
+    qtbot.waitUntil(lambda: s.bridge is not None and window.ptt_button.isEnabled())
     yield s, agents, window, qtbot
     window.close()
     qtbot.waitUntil(run.done, timeout=5000)
@@ -70,7 +70,7 @@ def test_saving_settings_restarts_the_agent_and_keeps_the_conversation(session, 
     dialog.accept()
     assert load_settings(tmp_path / "config.toml").vad.confidence == 0.7
 
-    qtbot.waitUntil(lambda: len(agents.built) == 2 and s.bridge is not None and s.bridge.is_ready)
+    qtbot.waitUntil(lambda: len(agents.built) == 2 and window.ptt_button.isEnabled())
     second, _, settings = agents.built[1]
     assert settings.vad.confidence == 0.7 and s.settings is settings
     assert [m.content for m in second.history_seed] == ["What is the capital of France?", "Paris."]
@@ -88,7 +88,7 @@ def test_settings_only_the_window_uses_apply_without_a_restart(session) -> None:
 
 
 def test_an_unplugged_microphone_shows_a_message_and_restart_brings_it_back(session) -> None:  # type: ignore[no-untyped-def]
-    s, agents, window, qtbot = session
+    _s, agents, window, qtbot = session
     _, audio, _ = agents.built[0]
     assert audio.source is not None
     audio.source.unplug()
@@ -99,6 +99,6 @@ def test_an_unplugged_microphone_shows_a_message_and_restart_brings_it_back(sess
     assert window.restart_button.isVisible()
 
     window.restart_button.click()
-    qtbot.waitUntil(lambda: len(agents.built) == 2 and s.bridge is not None and s.bridge.is_ready)
+    qtbot.waitUntil(lambda: len(agents.built) == 2 and window.ptt_button.isEnabled())
     assert not window.error_banner.isVisible() and window.fatal_error is None
     assert window.ptt_button.isEnabled() and window.state_indicator.text == "Listening"

@@ -37,6 +37,8 @@ from .tools import load_entry_point_tools
 from .vad import rms_db
 
 log = logging.getLogger(__name__)
+#: the playback segment of the test sound (a reply's segments count up from 1)
+TEST_SOUND_SEGMENT = -1
 
 
 @dataclass
@@ -224,6 +226,18 @@ class VoiceAgent:
         if muted != self.muted:
             self.muted = muted
             self.bus.emit(MuteChanged(muted))
+
+    def play_test_sound(self, secs: float = 0.7, hz: float = 660.0) -> bool:
+        """A short tone through the speaker (the first-run check). False if not listening (busy, loading)."""
+        sink = self._sink
+        if sink is None or self.state is not AgentState.LISTENING:
+            return False
+        rate = self.providers.tts.sample_rate
+        t = np.arange(round(secs * rate), dtype=np.float32) / rate
+        fade = np.minimum(1.0, np.minimum(t, secs - t) / 0.02)  # no clicks at either end
+        sink.play(TEST_SOUND_SEGMENT, (0.25 * np.sin(2 * np.pi * hz * t) * fade).astype(np.float32), rate)
+        sink.finish_segment(TEST_SOUND_SEGMENT)
+        return True
 
     def stop_speaking(self) -> None:
         """Stop the reply now, as a barge-in would (what was heard stays in the history)."""

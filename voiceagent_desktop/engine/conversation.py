@@ -43,6 +43,7 @@ from .clock import Clock
 from .conversation_settings import DEFAULT_SYSTEM_PROMPT, ConversationSettings  # noqa: F401  (re-exported)
 from .events import (
     AgentState,
+    AssistantSpeaking,
     EndOfTurn,
     EventBus,
     InputMode,
@@ -81,9 +82,7 @@ class Conversation:
         text_model: TextScorer | None = None,
     ) -> None:
         self.stt, self.llm, self.tts, self.vad, self.sink = stt, llm, tts, vad, sink
-        self.turn_detector = turn_detector
-        self.text_model = text_model
-        self.clock, self.bus = clock, bus
+        self.turn_detector, self.text_model, self.clock, self.bus = turn_detector, text_model, clock, bus
         self.settings = settings or ConversationSettings()
         self.mode = self.settings.mode
         self.frame_secs = vad.frame_samples / vad.sample_rate
@@ -101,11 +100,8 @@ class Conversation:
             counter=getattr(llm, "count_tokens", None),  # the LLM's tokenizer, if it has one
         )
         self.state = AgentState.LISTENING
-        self._preroll: collections.deque[AudioArray] = collections.deque(
-            maxlen=max(
-                1, round((self.settings.preroll_secs + self.settings.vad.start_secs) / self.frame_secs)
-            )
-        )
+        preroll = round((self.settings.preroll_secs + self.settings.vad.start_secs) / self.frame_secs)
+        self._preroll: collections.deque[AudioArray] = collections.deque(maxlen=max(1, preroll))
         self._turn_frames: list[AudioArray] | None = None
         #: The open turn's incremental transcription (engine.incremental), for a non-streaming STT.
         self._turn_stt: TurnTranscriber | None = None
@@ -382,6 +378,8 @@ class Conversation:
         if reply is None or seg is None:
             return
         seg.started = True
+        if seg.text and not seg.superseded:  # the transcript shows each sentence as it is heard
+            self.bus.emit(AssistantSpeaking(reply.turn_id, seg.text))
         if "playback_start" not in reply.timer.marks:
             reply.timer.mark("playback_start", t)
             if reply.metrics:

@@ -89,6 +89,14 @@ class AssistantSentence(Event):
 
 
 @dataclass(frozen=True)
+class AssistantSpeaking(Event):
+    """A sentence of the reply started to play (the window shows the answer in step with the voice)."""
+
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True)
 class AssistantDone(Event):
     """The reply ended. ``text`` is what the user heard; ``interrupted`` if barge-in cut it, and then
     ``unheard`` is the rest of the answer so far (shown greyed; the LLM never sees it)."""

@@ -125,11 +125,12 @@ async def run_reply(
             async for sentence in split_sentences(deltas()):
                 timer.mark("first_sentence_ready", clock.now())
                 said.append(sentence)
-                on_sentence(sentence)
                 if turn is None or not state["turn_open"]:
                     sentences.put_nowait(sentence)
                 else:
                     await turn.push(sentence)  # piece number len(said) - 1
+                # Shown once the TTS has it (its task wakes first): the window's work is off the path.
+                asyncio.get_running_loop().call_soon(on_sentence, sentence)
         finally:
             state["all_said"] = True
             if turn is None or not state["turn_open"]:

@@ -26,14 +26,16 @@ from pathlib import Path
 import qasync
 
 from .. import __version__
-from ..config import APP_NAME, Settings, default_config_path
+from ..config import APP_NAME, Settings, default_config_path, save_settings
 from ..engine.agent import VoiceAgent
 from ..errors import VoiceAgentError
 from ..providers.base import ChatMessage
 from .bridge import EngineBridge
-from .qt import QApplication, QTimer
+from .first_run import FirstRunDialog
+from .qt import QApplication, QGuiApplication, QTimer
 from .settings_dialog import SettingsDialog
-from .style import apply_app_style
+from .style import apply_app_style, current_theme, palette
+from .tray import Tray
 from .window import TITLE, MainWindow
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,11 @@ class GuiSession:
         *,
         settings: Settings | None = None,
         config_path: Path | None = None,
+        first_run: bool = False,
     ) -> None:
         self.window = window
+        self.first_run = first_run
+        self.welcome: FirstRunDialog | None = None
         self.agent_factory = agent_factory
         self.probe = probe
         self.settings = settings or Settings()
@@ -133,12 +138,23 @@ class GuiSession:
         with contextlib.suppress(TimeoutError):  # the window may be minimised: start anyway
             await asyncio.wait_for(self._exposed.wait(), 2.0)
         self._start_agent()
+        if self.first_run and self.bridge is not None:
+            self.welcome = FirstRunDialog(self.window, self.bridge)
+            self.welcome.finished.connect(self._first_run_done)
+            self.welcome.open()
         await self._closed.wait()
         if self._restarting is not None:
             await asyncio.gather(self._restarting, return_exceptions=True)
         if self.bridge is not None:
             await self.bridge.shutdown()
         return 1 if self.window.fatal_error is not None else 0
+
+    def _first_run_done(self, _result: int) -> None:
+        """Welcome finished or skipped: write the config file, so it is not shown again."""
+        try:
+            save_settings(self.settings, self.config_path)
+        except VoiceAgentError as exc:
+            self.window.show_error(str(exc))
 
     # ---- settings and restarts --------------------------------------------------------------------
 
@@ -176,6 +192,20 @@ class GuiSession:
         self.restarts += 1
         self.window.show_notice("Restarting the assistant with the new settings…")
         self._start_agent(seed)
+
+
+def _follow_colour_scheme(app: QApplication, window: MainWindow) -> None:
+    """Light or dark as the desktop switches (Qt reports the platform's colour scheme)."""
+    hints = QGuiApplication.styleHints()
+    if hints is None:
+        return
+
+    def switch(_scheme: object) -> None:
+        theme = current_theme()
+        app.setPalette(palette(theme))
+        window.apply_theme(theme)
+
+    hints.colorSchemeChanged.connect(switch)
 
 
 def window_state_path() -> Path:
@@ -233,10 +263,20 @@ def run_gui(
         state_path=window_state_path(),
     )
     window.enable_settings(True)
+    _follow_colour_scheme(app, window)
+    tray = Tray(window) if settings.gui.tray and Tray.available() else None
+    if tray is not None:
+        tray.icon.show()
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    session = GuiSession(window, agent_factory, probe, settings=settings, config_path=config_path)
-    window.show()
+    first_run = probe is None and not (config_path or default_config_path()).exists()
+    session = GuiSession(
+        window, agent_factory, probe, settings=settings, config_path=config_path, first_run=first_run
+    )
+    if not settings.gui.start_minimized:
+        window.show()
+    elif tray is None:
+        window.showMinimized()  # no tray to start in: minimised to the task bar
     try:
         with loop, _sigint_closes(window, loop):
             return int(loop.run_until_complete(session.run()))

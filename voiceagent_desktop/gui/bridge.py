@@ -1,9 +1,11 @@
 """The one bridge between the asyncio engine and Qt: engine events → typed Qt signals, commands → engine.
 
-Engine events are emitted on the event-loop thread, which under qasync is Qt's GUI thread, so the
-signals are delivered synchronously. (Were an event ever emitted from another thread, Qt would queue
-the signal to the GUI thread by itself.) Transcript text passes through here: it is never logged above
-DEBUG, and at DEBUG only its length.
+The engine runs on its own asyncio loop in its own thread (``engine_thread.py`` says why). Engine events
+are emitted on that thread; the bridge hands each one to the GUI thread through a queued signal and
+re-emits it there as a typed signal, so every slot runs in the GUI thread, in event order. An event
+emitted on the GUI thread itself (tests do) is delivered at once. Commands go to the engine's loop with
+``call_soon_threadsafe``; start-up and shut-down are coroutines there, awaited from the GUI's loop.
+Transcript text passes through here: it is never logged above DEBUG, and at DEBUG only its length.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ..engine.agent import VoiceAgent
 from ..engine.events import (
     AssistantDone,
     AssistantSentence,
+    AssistantSpeaking,
     BargeIn,
     BargeInResumed,
     ErrorEvent,
@@ -37,7 +40,8 @@ from ..engine.events import (
     UserTurnDropped,
 )
 from ..errors import VoiceAgentError
-from .qt import QObject, Signal, Slot
+from .engine_thread import EngineThread
+from .qt import QObject, Qt, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,8 @@ class EngineBridge(QObject):
     ready = Signal(float)
     userTranscript = Signal(int, str)
     userInterim = Signal(int, str)
-    assistantSentence = Signal(int, str)
+    assistantSentence = Signal(int, str)  # handed to the TTS
+    assistantSpeaking = Signal(int, str)  # started to play
     #: turn id, the text the user heard, interrupted
     assistantDone = Signal(int, str, bool, str)
     #: turn id, seconds from the trigger until playback was cleared
@@ -77,15 +82,22 @@ class EngineBridge(QObject):
     userTurnDropped = Signal(int)  # turn id
     #: message fit for the user, fatal
     error = Signal(str, bool)
+    #: (internal) an engine event or ("error", message, fatal), on its way to the GUI thread
+    _to_gui = Signal(object)
 
-    def __init__(self, agent: VoiceAgent, parent: QObject | None = None) -> None:
+    def __init__(
+        self, agent: VoiceAgent, parent: QObject | None = None, *, engine: EngineThread | None = None
+    ) -> None:
         super().__init__(parent)
         self._agent = agent
-        self._start_task: asyncio.Task[None] | None = None
-        self._shutdown_task: asyncio.Task[None] | None = None
+        self.engine = engine or EngineThread()
+        self._start_task: asyncio.Task[None] | None = None  # on the engine's loop
+        self._start_future: asyncio.Future[None] | None = None  # the same, seen from the GUI's loop
+        self._shutdown_future: asyncio.Future[None] | None = None
         self._fatal_stop: asyncio.Task[None] | None = None
         self._fatal_reported: set[str] = set()
         self._ready = False
+        self._to_gui.connect(self._dispatch, Qt.ConnectionType.AutoConnection)
         self._unsubscribe: Callable[[], None] | None = agent.bus.subscribe(self._on_event)
 
     # ---- state ------------------------------------------------------------------------------------
@@ -121,18 +133,18 @@ class EngineBridge(QObject):
 
     # ---- commands ---------------------------------------------------------------------------------
 
-    def start(self) -> asyncio.Task[None]:
-        """Start the agent (devices, models, listening) as an asyncio task; idempotent.
+    def start(self) -> asyncio.Future[None]:
+        """Start the agent (devices, models, listening) on the engine's loop; idempotent. Returns a
+        future of the GUI's loop (await it, or don't).
 
-        A ``VoiceAgentError`` becomes the ``error`` signal (fatal); it is never raised from the task.
-        Must be called with the asyncio loop running (qasync).
+        A ``VoiceAgentError`` becomes the ``error`` signal (fatal); it is never raised from the future.
         """
-        if self._start_task is None:
-            loop = asyncio.get_running_loop()
-            self._start_task = loop.create_task(self._run_start(), name="voiceagent-start")
-        return self._start_task
+        if self._start_future is None:
+            self._start_future = asyncio.wrap_future(self.engine.submit(self._run_start()))
+        return self._start_future
 
     async def _run_start(self) -> None:
+        self._start_task = asyncio.current_task()
         try:
             await self._agent.start()
         except VoiceAgentError as exc:
@@ -152,32 +164,50 @@ class EngineBridge(QObject):
 
     @Slot()
     def press_ptt(self) -> None:
-        self._agent.ptt_press()
+        self.engine.call(self._agent.ptt_press)
 
     @Slot()
     def release_ptt(self) -> None:
-        self._agent.ptt_release()
+        self.engine.call(self._agent.ptt_release)
 
     @Slot(bool)
     def set_muted(self, on: bool) -> None:
-        self._agent.set_muted(on)
+        self.engine.call(self._agent.set_muted, on)
+
+    def play_test_sound(self) -> bool:
+        try:
+            return self.engine.ask(self._agent.play_test_sound)
+        except Exception:
+            log.debug("test sound failed", exc_info=True)
+            return False
 
     @Slot()
     def stop_speaking(self) -> None:
-        self._agent.stop_speaking()
+        self.engine.call(self._agent.stop_speaking)
 
     @Slot(bool)
     def set_hands_free(self, on: bool) -> None:
-        self._agent.set_mode(InputMode.HANDS_FREE if on else InputMode.PUSH_TO_TALK)
+        self.engine.call(self._agent.set_mode, InputMode.HANDS_FREE if on else InputMode.PUSH_TO_TALK)
 
     async def shutdown(self) -> None:
-        """Cancel a start-up in progress, stop the agent and detach from its bus. Safe to call twice."""
-        if self._shutdown_task is None:
-            loop = asyncio.get_running_loop()
-            self._shutdown_task = loop.create_task(self._run_shutdown(), name="voiceagent-shutdown")
-        await asyncio.shield(self._shutdown_task)
+        """Cancel a start-up in progress, stop the agent, detach from its bus and end the engine's
+        thread. Safe to call twice. Await it on the GUI's loop."""
+        if self._shutdown_future is None:
+            if self.engine.running:
+                future = asyncio.wrap_future(self.engine.submit(self._run_shutdown()))
+            else:
+                future = asyncio.get_running_loop().create_future()
+                future.set_result(None)
+            self._shutdown_future = future
+        try:
+            await asyncio.shield(self._shutdown_future)
+        finally:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            self.engine.stop()
 
-    async def _run_shutdown(self) -> None:
+    async def _run_shutdown(self) -> None:  # on the engine's loop
         task = self._start_task
         if task is not None and not task.done():
             task.cancel()
@@ -188,23 +218,29 @@ class EngineBridge(QObject):
             await self._agent.stop()
         except Exception:
             log.warning("stopping the agent failed", exc_info=True)
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
 
     # ---- events → signals -------------------------------------------------------------------------
 
-    def _report_fatal(self, message: str) -> None:
+    def _report_fatal(self, message: str) -> None:  # on the engine's loop (or the emitting thread)
         self._fatal_reported.add(message)
-        self.error.emit(message, True)
+        self._to_gui.emit(("error", message, True))
         # A fatal error while running (e.g. the device went away) leaves the agent half alive: stop it,
         # so nothing keeps playing behind a window that says it stopped. (A failing start-up stops itself.)
-        if self._ready and self._fatal_stop is None and self._shutdown_task is None:
+        if self._ready and self._fatal_stop is None and self._shutdown_future is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop (only in scripts that drive the bus by hand)
                 return
-            self._fatal_stop = loop.create_task(self._stop_quietly(), name="voiceagent-fatal-stop")
+            if loop is self.engine.loop:
+                self._fatal_stop = loop.create_task(self._stop_quietly(), name="voiceagent-fatal-stop")
+            else:
+                self.engine.call(self._stop_after_fatal)
+
+    def _stop_after_fatal(self) -> None:
+        if self._fatal_stop is None:
+            self._fatal_stop = self.engine.loop.create_task(
+                self._stop_quietly(), name="voiceagent-fatal-stop"
+            )
 
     async def _stop_quietly(self) -> None:
         try:
@@ -213,8 +249,26 @@ class EngineBridge(QObject):
             log.warning("stopping the agent after a fatal error failed", exc_info=True)
 
     def _on_event(self, event: Event) -> None:
+        """On the thread that emitted the event (the engine's): fatal errors are handled here, the rest
+        goes to the GUI thread."""
+        if isinstance(event, Ready):
+            self._ready = True
+        if isinstance(event, ErrorEvent) and event.fatal:
+            self._report_fatal(event.message)
+        else:
+            self._to_gui.emit(event)
+
+    def _dispatch(self, item: object) -> None:
+        """On the GUI thread: one engine event (or error) → its typed signal."""
+        if isinstance(item, tuple):
+            _, message, fatal = item
+            self.error.emit(message, fatal)
+            return
+        event = item
         if isinstance(event, StateChanged):
             self.stateChanged.emit(event.state.value)
+        elif isinstance(event, AssistantSpeaking):
+            self.assistantSpeaking.emit(event.turn_id, event.text)
         elif isinstance(event, AssistantSentence):
             log.debug("turn %d: assistant sentence (%d chars)", event.turn_id, len(event.text))
             self.assistantSentence.emit(event.turn_id, event.text)
@@ -236,7 +290,6 @@ class EngineBridge(QObject):
         elif isinstance(event, ModelProgress):
             self.modelProgress.emit(event.component, float(event.fraction), event.message)
         elif isinstance(event, Ready):
-            self._ready = True
             self.ready.emit(float(event.load_s))
         elif isinstance(event, ModeChanged):
             self.modeChanged.emit(event.mode.value)
@@ -253,7 +306,4 @@ class EngineBridge(QObject):
         elif isinstance(event, BargeInResumed):
             self.bargeInResumed.emit(event.dropped_turn_id if event.dropped_turn_id is not None else -1)
         elif isinstance(event, ErrorEvent):
-            if event.fatal:
-                self._report_fatal(event.message)
-            else:
-                self.error.emit(event.message, False)
+            self.error.emit(event.message, False)

@@ -53,7 +53,9 @@ class LevelMeter(QProgressBar):
             return
         target = self.fraction(self._source())
         self._shown = target if target > self._shown else 0.6 * self._shown + 0.4 * target
-        self.setValue(round(self._shown * 100))
+        value = round(self._shown * 100)
+        if value != self.value():  # a silent microphone costs no repaints
+            self.setValue(value)
 
 
 class OverlayHost(QWidget):

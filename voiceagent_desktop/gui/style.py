@@ -1,15 +1,79 @@
-"""Look and feel: one neutral light palette and the window's style sheet (object names select widgets)."""
+"""Look and feel: a light and a dark theme — the one the desktop asks for (Qt's colour scheme) — as a
+palette and the window's style sheet (object names select widgets)."""
 
 from __future__ import annotations
 
-from .qt import QApplication, QColor, QPalette
+from dataclasses import dataclass
 
-TEXT = "#1f2328"
-MUTED = "#6b7280"
-BACKGROUND = "#f3f4f6"
-PANEL = "#ffffff"
-BORDER = "#d9dde3"
-ACCENT = "#2563eb"
+from .qt import QApplication, QColor, QGuiApplication, QPalette, Qt
+
+
+@dataclass(frozen=True)
+class Theme:
+    dark: bool
+    text: str
+    muted: str
+    background: str
+    panel: str
+    border: str
+    accent: str
+    user_bubble: str
+    user_border: str
+    assistant_bubble: str
+    match: str
+    error_bg: str
+    error_border: str
+    error_text: str
+    notice_bg: str
+    notice_text: str
+    disabled: str
+
+
+LIGHT = Theme(
+    dark=False,
+    text="#1f2328",
+    muted="#6b7280",
+    background="#f3f4f6",
+    panel="#ffffff",
+    border="#d9dde3",
+    accent="#2563eb",
+    user_bubble="#e8f0fe",
+    user_border="#c9dafc",
+    assistant_bubble="#f6f7f9",
+    match="#fef9c3",
+    error_bg="#fdecec",
+    error_border="#f5b5b5",
+    error_text="#8a1c1c",
+    notice_bg="#eef4ff",
+    notice_text="#1e3a8a",
+    disabled="#c7cdd6",
+)
+DARK = Theme(
+    dark=True,
+    text="#e6e8eb",
+    muted="#9aa3af",
+    background="#17191c",
+    panel="#212429",
+    border="#343841",
+    accent="#3b82f6",
+    user_bubble="#1e2a44",
+    user_border="#2c4170",
+    assistant_bubble="#262a30",
+    match="#4a4420",
+    error_bg="#3a1f22",
+    error_border="#7f2f35",
+    error_text="#fca5a5",
+    notice_bg="#1c2740",
+    notice_text="#bfdbfe",
+    disabled="#3a3f47",
+)
+
+
+def current_theme() -> Theme:
+    """Dark if the desktop's colour scheme is dark (Qt ≥ 6.5 reads it from the platform), else light."""
+    hints = QGuiApplication.styleHints()
+    return DARK if hints is not None and hints.colorScheme() == Qt.ColorScheme.Dark else LIGHT
+
 
 #: agent state value -> (label, colour)
 STATES: dict[str, tuple[str, str]] = {
@@ -22,54 +86,59 @@ STATES: dict[str, tuple[str, str]] = {
     "error": ("Error", "#dc2626"),
 }
 
-STYLE_SHEET = f"""
-QMainWindow, QWidget#central {{ background: {BACKGROUND}; }}
-QWidget {{ color: {TEXT}; font-size: 10.5pt; }}
-QFrame#panel {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 8px; }}
-QScrollArea#transcript {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 8px; }}
+
+def style_sheet(t: Theme) -> str:
+    return f"""
+QMainWindow, QWidget#central {{ background: {t.background}; }}
+QWidget {{ color: {t.text}; font-size: 10.5pt; }}
+QFrame#panel {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 8px; }}
+QScrollArea#transcript {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 8px; }}
 QWidget#transcriptBody {{ background: transparent; }}
-QFrame#userBubble {{ background: #e8f0fe; border: 1px solid #c9dafc; border-radius: 10px; }}
-QFrame#assistantBubble {{ background: #f6f7f9; border: 1px solid {BORDER}; border-radius: 10px; }}
+QFrame#userBubble {{ background: {t.user_bubble}; border: 1px solid {t.user_border}; border-radius: 10px; }}
+QFrame#assistantBubble {{ background: {t.assistant_bubble}; border: 1px solid {t.border};
+    border-radius: 10px; }}
 QFrame#userBubble[selected="true"], QFrame#assistantBubble[selected="true"] {{
     border: 2px solid #f59e0b; }}
-QFrame#userBubble[match="true"], QFrame#assistantBubble[match="true"] {{ background: #fef9c3; }}
-QLabel#bubbleRole {{ color: {MUTED}; font-size: 9pt; font-weight: 600; }}
+QFrame#userBubble[match="true"], QFrame#assistantBubble[match="true"] {{ background: {t.match}; }}
+QLabel#bubbleRole {{ color: {t.muted}; font-size: 9pt; font-weight: 600; }}
 QLabel#bubbleText {{ font-size: 11pt; }}
-QLabel#bubbleMarker {{ color: {MUTED}; font-style: italic; font-size: 9.5pt; }}
-QLabel#bubbleUnheard {{ color: {MUTED}; font-size: 10.5pt; }}
-QLabel#toolRow {{ color: {MUTED}; font-size: 9.5pt; padding: 0 14px; }}
-QLabel#placeholder {{ color: {MUTED}; font-size: 11pt; }}
+QLabel#bubbleMarker {{ color: {t.muted}; font-style: italic; font-size: 9.5pt; }}
+QLabel#bubbleUnheard {{ color: {t.muted}; font-size: 10.5pt; }}
+QLabel#toolRow {{ color: {t.muted}; font-size: 9.5pt; padding: 0 14px; }}
+QLabel#placeholder {{ color: {t.muted}; font-size: 11pt; }}
 QLabel#stateText {{ font-size: 13pt; font-weight: 600; }}
-QLabel#caption {{ color: {MUTED}; font-size: 9pt; }}
-QLabel#sectionTitle {{ color: {MUTED}; font-size: 9pt; font-weight: 600; letter-spacing: 1px; }}
+QLabel#caption {{ color: {t.muted}; font-size: 9pt; }}
+QLabel#sectionTitle {{ color: {t.muted}; font-size: 9pt; font-weight: 600; letter-spacing: 1px; }}
 QLabel#v2vValue {{ font-size: 24pt; font-weight: 700; }}
-QLabel#stageName {{ color: {MUTED}; }}
+QLabel#stageName {{ color: {t.muted}; }}
 QLabel#stageValue {{ font-family: monospace; }}
-QFrame#errorBanner {{ background: #fdecec; border: 1px solid #f5b5b5; border-radius: 8px; }}
-QFrame#errorBanner QLabel {{ color: #8a1c1c; }}
-QFrame#noticeBanner {{ background: #eef4ff; border: 1px solid #c9dafc; border-radius: 8px; }}
-QFrame#noticeBanner QLabel {{ color: #1e3a8a; }}
-QToolButton#bannerClose {{ border: none; color: {MUTED}; font-size: 12pt; padding: 0 4px; }}
-QProgressBar {{ border: 1px solid {BORDER}; border-radius: 5px; background: {PANEL};
+QFrame#errorBanner {{ background: {t.error_bg}; border: 1px solid {t.error_border}; border-radius: 8px; }}
+QFrame#errorBanner QLabel {{ color: {t.error_text}; }}
+QFrame#noticeBanner {{ background: {t.notice_bg}; border: 1px solid {t.user_border}; border-radius: 8px; }}
+QFrame#noticeBanner QLabel {{ color: {t.notice_text}; }}
+QToolButton#bannerClose {{ border: none; color: {t.muted}; font-size: 12pt; padding: 0 4px; }}
+QProgressBar {{ border: 1px solid {t.border}; border-radius: 5px; background: {t.panel};
     height: 10px; text-align: center; font-size: 8pt; }}
-QProgressBar::chunk {{ background: {ACCENT}; border-radius: 4px; }}
-QPushButton#pttButton {{ background: {ACCENT}; color: white; border: none; border-radius: 10px;
+QProgressBar::chunk {{ background: {t.accent}; border-radius: 4px; }}
+QPushButton#pttButton {{ background: {t.accent}; color: white; border: none; border-radius: 10px;
     font-size: 12pt; font-weight: 600; padding: 14px 28px; }}
 QPushButton#pttButton:hover {{ background: #1d4ed8; }}
 QPushButton#pttButton:pressed, QPushButton#pttButton[held="true"] {{ background: #1e3a8a; }}
-QPushButton#pttButton:disabled {{ background: #c7cdd6; color: #f3f4f6; }}
-QPushButton#sideButton {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 10px;
+QPushButton#pttButton:disabled {{ background: {t.disabled}; color: {t.background}; }}
+QPushButton#sideButton {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 10px;
     padding: 12px 18px; font-weight: 600; }}
-QPushButton#sideButton:hover {{ border-color: {ACCENT}; }}
-QPushButton#sideButton:checked {{ background: #fdecec; border-color: #f5b5b5; color: #8a1c1c; }}
+QPushButton#sideButton:hover {{ border-color: {t.accent}; }}
+QPushButton#sideButton:checked {{ background: {t.error_bg}; border-color: {t.error_border};
+    color: {t.error_text}; }}
 QPushButton#sideButton:disabled {{ color: #aeb5c0; }}
 QPushButton {{ padding: 4px 10px; }}
-QProgressBar#levelMeter {{ border: 1px solid {BORDER}; border-radius: 4px; background: {PANEL}; }}
+QProgressBar#levelMeter {{ border: 1px solid {t.border}; border-radius: 4px; background: {t.panel}; }}
 QProgressBar#levelMeter::chunk {{ background: #16a34a; border-radius: 3px; }}
-QLineEdit#search {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 6px; padding: 4px 8px; }}
-QLineEdit#search:focus {{ border-color: {ACCENT}; }}
-QTableWidget {{ background: {PANEL}; border: 1px solid {BORDER}; border-radius: 6px;
-    gridline-color: {BORDER}; }}
+QLineEdit#search {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 6px;
+    padding: 4px 8px; }}
+QLineEdit#search:focus {{ border-color: {t.accent}; }}
+QTableWidget {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 6px;
+    gridline-color: {t.border}; }}
 QCheckBox {{ spacing: 8px; }}
 QScrollBar:vertical {{ background: transparent; width: 10px; margin: 6px 2px 6px 0; }}
 QScrollBar::handle:vertical {{ background: #c7cdd6; border-radius: 4px; min-height: 28px; }}
@@ -79,19 +148,29 @@ QScrollBar::add-page:vertical, QScrollBar::sub-page:vertical {{ background: none
 """
 
 
-def apply_app_style(app: QApplication) -> None:
-    """Fusion + a neutral light palette, so the window looks the same on every desktop theme."""
-    app.setStyle("Fusion")
+def palette(t: Theme) -> QPalette:
     pal = QPalette()
-    pal.setColor(QPalette.ColorRole.Window, QColor(BACKGROUND))
-    pal.setColor(QPalette.ColorRole.WindowText, QColor(TEXT))
-    pal.setColor(QPalette.ColorRole.Base, QColor(PANEL))
-    pal.setColor(QPalette.ColorRole.AlternateBase, QColor(BACKGROUND))
-    pal.setColor(QPalette.ColorRole.Text, QColor(TEXT))
-    pal.setColor(QPalette.ColorRole.Button, QColor(PANEL))
-    pal.setColor(QPalette.ColorRole.ButtonText, QColor(TEXT))
-    pal.setColor(QPalette.ColorRole.Highlight, QColor(ACCENT))
-    pal.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
-    pal.setColor(QPalette.ColorRole.ToolTipBase, QColor(PANEL))
-    pal.setColor(QPalette.ColorRole.ToolTipText, QColor(TEXT))
-    app.setPalette(pal)
+    for role, colour in (
+        (QPalette.ColorRole.Window, t.background),
+        (QPalette.ColorRole.WindowText, t.text),
+        (QPalette.ColorRole.Base, t.panel),
+        (QPalette.ColorRole.AlternateBase, t.background),
+        (QPalette.ColorRole.Text, t.text),
+        (QPalette.ColorRole.Button, t.panel),
+        (QPalette.ColorRole.ButtonText, t.text),
+        (QPalette.ColorRole.Highlight, t.accent),
+        (QPalette.ColorRole.HighlightedText, "#ffffff"),
+        (QPalette.ColorRole.ToolTipBase, t.panel),
+        (QPalette.ColorRole.ToolTipText, t.text),
+        (QPalette.ColorRole.PlaceholderText, t.muted),
+    ):
+        pal.setColor(role, QColor(colour))
+    return pal
+
+
+def apply_app_style(app: QApplication) -> Theme:
+    """Fusion with the desktop's light or dark scheme (the same look on every desktop otherwise)."""
+    app.setStyle("Fusion")
+    theme = current_theme()
+    app.setPalette(palette(theme))
+    return theme

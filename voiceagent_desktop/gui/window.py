@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..engine.events import InputMode
+from . import window_state
 from .bridge import EngineBridge
 from .controls import LevelMeter, OverlayHost
 from .hud import LatencyHud
@@ -30,7 +31,6 @@ from .qt import (
     QLineEdit,
     QMainWindow,
     QPushButton,
-    QSettings,
     QShowEvent,
     QSize,
     QSplitter,
@@ -39,7 +39,7 @@ from .qt import (
     QWidget,
     Signal,
 )
-from .style import STYLE_SHEET
+from .style import Theme, current_theme, style_sheet
 from .timing import TimingPanel
 from .transcript import TranscriptView
 
@@ -58,6 +58,12 @@ class MainWindow(QMainWindow):
     settingsRequested = Signal()
     #: the error banner's Restart (after a fatal error)
     restartRequested = Signal()
+    #: what the window shows, for the tray: the agent state value ("error" after a fatal error), the
+    #: microphone muted, hands-free on, a reminder's text
+    agentStateChanged = Signal(str)
+    mutedChanged = Signal(bool)
+    modeChangedTo = Signal(bool)
+    reminderShown = Signal(str)
 
     def __init__(
         self,
@@ -71,7 +77,8 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(TITLE)
-        self.setStyleSheet(STYLE_SHEET)
+        self.theme = current_theme()
+        self.setStyleSheet(style_sheet(self.theme))
         self.resize(QSize(1200, 720))
         self.setMinimumSize(QSize(720, 480))
         self._bridge: EngineBridge | None = None
@@ -229,7 +236,7 @@ class MainWindow(QMainWindow):
         bridge.ready.connect(self._on_ready)
         bridge.userTranscript.connect(t.add_user)
         bridge.userInterim.connect(t.add_user_interim)
-        bridge.assistantSentence.connect(t.add_sentence)
+        bridge.assistantSpeaking.connect(t.add_sentence)  # in step with the voice
         bridge.assistantDone.connect(t.finish_reply)
         bridge.assistantDone.connect(lambda turn, *_: self.hud.on_turn_over(turn))
         bridge.latencyMark.connect(self.hud.on_mark)
@@ -239,6 +246,7 @@ class MainWindow(QMainWindow):
         bridge.toolCalled.connect(t.add_tool_call)
         bridge.toolResult.connect(t.finish_tool_call)
         bridge.reminder.connect(self.show_notice)
+        bridge.reminder.connect(self.reminderShown.emit)
         bridge.bargeInResumed.connect(t.drop_interim)
         bridge.userTurnDropped.connect(t.drop_interim)
         bridge.userTurnDropped.connect(self.hud.on_turn_over)
@@ -265,6 +273,11 @@ class MainWindow(QMainWindow):
         self.loading.reset()
         self.loading.show()
 
+    def apply_theme(self, theme: Theme) -> None:
+        """The desktop switched between light and dark."""
+        self.theme = theme
+        self.setStyleSheet(style_sheet(theme))
+
     def enable_settings(self, on: bool) -> None:
         """Offer File → Settings… (the app handles ``settingsRequested``) and the Restart after errors."""
         self.actions_.settings.setVisible(on)
@@ -289,11 +302,13 @@ class MainWindow(QMainWindow):
         busy = state in ("thinking", "speaking") and self.fatal_error is None
         self.stop_button.setEnabled(busy)
         self.actions_.stop.setEnabled(busy)
+        self.agentStateChanged.emit(state if self.fatal_error is None else "error")
 
     def _on_mode(self, mode: str) -> None:
         on = mode == InputMode.HANDS_FREE.value
         self._set_checked(self.hands_free, on)
         self._set_checked(self.actions_.hands_free, on)
+        self.modeChangedTo.emit(on)
 
     @staticmethod
     def _set_checked(widget: QCheckBox | QPushButton | QAction, on: bool) -> None:
@@ -310,6 +325,7 @@ class MainWindow(QMainWindow):
         self._set_checked(self.actions_.mute, muted)
         self.mute_button.setText("Unmute mic" if muted else "Mute mic")
         self.state_indicator.set_muted(muted)
+        self.mutedChanged.emit(muted)
         if muted:
             self.release_all_ptt()
         self.ptt_button.setEnabled(not muted and self._controls_live())
@@ -390,6 +406,7 @@ class MainWindow(QMainWindow):
             )
             self.restart_button.setVisible(self._restartable)
             self.state_indicator.set_state("error")
+            self.agentStateChanged.emit("error")
             self.release_all_ptt()
             for w in (self.ptt_button, self.hands_free, self.mute_button, self.stop_button):
                 w.setEnabled(False)
@@ -434,38 +451,13 @@ class MainWindow(QMainWindow):
 
     # ---- window state -----------------------------------------------------------------------------
 
-    def _settings(self) -> QSettings | None:
-        if self.state_path is None:
-            return None
-        return QSettings(str(self.state_path), QSettings.Format.IniFormat)
-
     def _restore_state(self) -> None:
-        s = self._settings()
-        if s is None:
-            return
-        for key, restore in (
-            ("geometry", self.restoreGeometry),
-            ("main_splitter", self.splitter.restoreState),
-            ("timing_splitter", self.timing.splitter.restoreState),
-        ):
-            value = s.value(key)
-            if value is not None:
-                restore(value)
-        for key, setter in (("overlay", self.set_overlay_visible), ("timing", self.set_timing_visible)):
-            value = s.value(key)
-            if value is not None:
-                setter(str(value).lower() == "true")
+        if self.state_path is not None:
+            window_state.restore(self, self.state_path)
 
     def save_state(self) -> None:
-        s = self._settings()
-        if s is None:
-            return
-        s.setValue("geometry", self.saveGeometry())
-        s.setValue("main_splitter", self.splitter.saveState())
-        s.setValue("timing_splitter", self.timing.splitter.saveState())
-        s.setValue("overlay", self.hud.isVisibleTo(self))
-        s.setValue("timing", self.timing.isVisibleTo(self))
-        s.sync()
+        if self.state_path is not None:
+            window_state.save(self, self.state_path)
 
     # ---- window events ----------------------------------------------------------------------------
 

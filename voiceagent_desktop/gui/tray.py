@@ -1,0 +1,110 @@
+"""The system-tray icon: the agent's state as the icon's colour, quick actions, timer notifications.
+
+It follows the main window (which follows the engine through the bridge), so an agent restarted with
+new settings needs nothing new here. Where the desktop has no tray, the app runs without one (the
+window's banner still shows reminders).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .qt import QAction, QColor, QIcon, QMenu, QObject, QPainter, QPixmap, QSystemTrayIcon, Qt
+from .style import STATES
+from .window import TITLE, MainWindow
+
+ICON_PX = 64
+
+
+def state_icon(colour: str, muted: bool = False) -> QIcon:
+    """A filled circle in the state's colour (a white bar across it when the microphone is muted)."""
+    pix = QPixmap(ICON_PX, ICON_PX)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(colour))
+    p.drawEllipse(4, 4, ICON_PX - 8, ICON_PX - 8)
+    if muted:
+        p.setBrush(QColor("#ffffff"))
+        p.drawRoundedRect(14, ICON_PX // 2 - 5, ICON_PX - 28, 10, 4, 4)
+    p.end()
+    return QIcon(pix)
+
+
+class Tray(QObject):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.icon = QSystemTrayIcon(window)
+        self.state, self.muted = "loading", False
+        self.notifications: list[tuple[str, str]] = []  # (title, text) shown, newest last
+        menu = QMenu()
+        self.menu = menu
+        self.show_action = self._action("Show window", self.show_window)
+        self.talk_action = self._action("Talk (hands-free)", window.hands_free.setChecked, checkable=True)
+        self.mute_action = self._action("Mute microphone", window.set_muted, checkable=True)
+        self.stop_action = self._action("Stop talking", window.stop_speaking)
+        menu.addSeparator()
+        self._action("Quit", window.close)
+        self.icon.setContextMenu(menu)
+        self.icon.activated.connect(self._on_activated)
+        window.agentStateChanged.connect(self._on_state)
+        window.mutedChanged.connect(self._on_muted)
+        window.modeChangedTo.connect(lambda hands_free: self._set(self.talk_action, hands_free))
+        window.reminderShown.connect(lambda text: self.notify("Reminder", text))
+        self._refresh()
+
+    @staticmethod
+    def available() -> bool:
+        return QSystemTrayIcon.isSystemTrayAvailable()
+
+    def _action(self, text: str, slot: Callable[..., object], *, checkable: bool = False) -> QAction:
+        action = QAction(text, self.menu)
+        action.setCheckable(checkable)
+        (action.toggled if checkable else action.triggered).connect(slot if checkable else lambda: slot())
+        self.menu.addAction(action)
+        return action
+
+    @staticmethod
+    def _set(action: QAction, on: bool) -> None:
+        action.blockSignals(True)
+        action.setChecked(on)
+        action.blockSignals(False)
+
+    def _on_state(self, state: str) -> None:
+        self.state = state
+        self.stop_action.setEnabled(state in ("thinking", "speaking"))
+        self._refresh()
+
+    def _on_muted(self, muted: bool) -> None:
+        self.muted = muted
+        self._set(self.mute_action, muted)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        text, colour = STATES.get(self.state, (self.state.capitalize(), "#6b7280"))
+        self.icon.setIcon(state_icon(colour, self.muted))
+        self.icon.setToolTip(f"{TITLE} — {text}" + (" (microphone muted)" if self.muted else ""))
+
+    def notify(self, title: str, text: str) -> None:
+        """A desktop notification (a timer that went off)."""
+        self.notifications.append((title, text))
+        if self.icon.isVisible():
+            self.icon.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 10_000)
+
+    def show_window(self) -> None:
+        w = self.window
+        w.showNormal()
+        w.raise_()
+        w.activateWindow()
+
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:
+            if self.window.isVisible() and not self.window.isMinimized():
+                self.window.hide()
+            else:
+                self.show_window()
+
+    def tooltip(self) -> str:
+        return self.icon.toolTip()
