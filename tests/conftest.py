@@ -30,6 +30,20 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["VOICEAGENT_DATA_DIR"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The user config directory (config.toml, the window's remembered layout) is a session temp dir:
+    tests that start the real app never write into the real home."""
+    path = tmp_path_factory.mktemp("config-home")
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def smart_turn_path(data_dir: Path) -> Path:
     """Smart Turn v3.2 prepared once per session the way users get it (``voiceagent models prepare``:

@@ -1,4 +1,5 @@
-"""Entry point of the desktop app: QApplication + qasync loop + MainWindow + EngineBridge.
+"""Entry point of the desktop app: QApplication + qasync loop (the GUI's) + MainWindow + EngineBridge
+(which runs the agent on its own engine thread), the tray, and the first-run welcome.
 
 The window is shown first; the agent is built and started after the window is on screen, so the user
 sees loading progress instead of nothing. Closing the window stops the agent and ends ``run_gui``.

@@ -1,11 +1,10 @@
 """The engine's own asyncio event loop, in a thread of its own, beside Qt's.
 
 The window's asyncio (qasync) runs every ``call_soon`` as a Qt timer event and every thread hand-off as
-a queued signal plus such a timer, and shares its thread with painting and layout: measured with the
-embedded models (``voiceagent bench --gui``), the engine on Qt's loop answered 49 ms later at p50 than on
-a plain asyncio loop, and 83 ms later with the window drawing beside it. So the engine keeps a plain
-loop here and the GUI talks to it only through the bridge: commands go in with ``call_soon_threadsafe``,
-engine events come out as Qt signals queued to the GUI thread.
+a queued signal plus such a timer, in the thread that also paints and lays out the window. Here the
+engine keeps a plain loop of its own, so none of its callbacks waits behind the window's work, and the
+GUI talks to it only through the bridge: commands go in with ``call_soon_threadsafe``, engine events
+come out as Qt signals queued to the GUI thread. (docs/architecture.md, "Decisions", has the numbers.)
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class FirstRunDialog(QDialog):
         layout = QVBoxLayout(self)
         intro = QLabel(
             "A voice assistant that runs on this computer: nothing you say leaves it unless you choose a "
-            "cloud provider in Settings. Three quick checks, then your first question."
+            "cloud provider in Settings. A few quick checks, then your first question."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
