@@ -58,6 +58,7 @@ def session(aloop: qasync.QEventLoop, qtbot, tmp_path: Path):  # type: ignore[no
 def test_saving_settings_restarts_the_agent_and_keeps_the_conversation(session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     s, agents, window, qtbot = session
     first = agents.built[0][0]
+    old_bridge = s.bridge
     assert first.conversation is not None
     budget = first.providers.llm.capabilities.max_prompt_tokens
     first.conversation.history.add(ChatMessage("user", "What is the capital of France?"), budget)
@@ -75,6 +76,8 @@ def test_saving_settings_restarts_the_agent_and_keeps_the_conversation(session, 
     assert settings.vad.confidence == 0.7 and s.settings is settings
     assert [m.content for m in second.history_seed] == ["What is the capital of France?", "Paris."]
     assert first.state.value == "stopped" and window.bridge is s.bridge and window.ptt_button.isEnabled()
+    old_bridge.stateChanged.emit("speaking")  # a late event of the replaced bridge reaches nothing
+    assert window.state_indicator.state == "listening"
 
 
 def test_settings_only_the_window_uses_apply_without_a_restart(session) -> None:  # type: ignore[no-untyped-def]

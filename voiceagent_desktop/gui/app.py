@@ -182,17 +182,25 @@ class GuiSession:
         return self._restarting
 
     async def _restart(self) -> None:
-        old = self.bridge
-        seed: list[ChatMessage] = []
-        if old is not None:
-            conversation = old.agent.conversation
-            seed = list(conversation.history) if conversation is not None else list(old.agent.history_seed)
-            await old.shutdown()
-            self.window.detach()
-        self.bridge = None
-        self.restarts += 1
-        self.window.show_notice("Restarting the assistant with the new settings…")
-        self._start_agent(seed)
+        try:
+            old = self.bridge
+            seed: list[ChatMessage] = []
+            if old is not None:
+                conversation = old.agent.conversation
+                seed = (
+                    list(conversation.history) if conversation is not None else list(old.agent.history_seed)
+                )
+                await old.shutdown()
+                self.window.detach()
+            self.bridge = None
+            self.restarts += 1
+            self.window.show_notice("Restarting the assistant with the new settings…")
+            self._start_agent(seed)
+        except Exception as exc:  # a bug: say so in the window, traceback to the log
+            log.exception("restarting the assistant failed")
+            self.window.show_error(
+                f"Restarting failed unexpectedly ({type(exc).__name__}); see the log.", True
+            )
 
 
 def _follow_colour_scheme(app: QApplication, window: MainWindow) -> None:

@@ -11,7 +11,9 @@ Transcript text passes through here: it is never logged above DEBUG, and at DEBU
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import warnings
 from collections.abc import Callable
 
 from ..engine.agent import VoiceAgent
@@ -188,6 +190,16 @@ class EngineBridge(QObject):
     @Slot(bool)
     def set_hands_free(self, on: bool) -> None:
         self.engine.call(self._agent.set_mode, InputMode.HANDS_FREE if on else InputMode.PUSH_TO_TALK)
+
+    def disconnect_all(self) -> None:
+        """Disconnect every slot from this bridge's signals (a replaced bridge must not reach the window
+        with an event still queued)."""
+        with warnings.catch_warnings():  # PySide warns about a signal that had no slots
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for name, value in vars(type(self)).items():
+                if isinstance(value, Signal) and not name.startswith("_"):
+                    with contextlib.suppress(RuntimeError, TypeError):
+                        getattr(self, name).disconnect()
 
     async def shutdown(self) -> None:
         """Cancel a start-up in progress, stop the agent, detach from its bus and end the engine's

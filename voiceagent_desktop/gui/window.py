@@ -259,6 +259,8 @@ class MainWindow(QMainWindow):
     def detach(self) -> None:
         """Let go of a bridge that has been shut down (the app restarts the agent with a new one)."""
         self.release_all_ptt()
+        if self._bridge is not None:
+            self._bridge.disconnect_all()
         self._bridge = None
         self.fatal_error = None
         self.error_banner.hide()
