@@ -69,6 +69,9 @@ def test_an_unknown_persona_or_a_missing_voice_file_is_a_clear_config_error(tmp_
     missing = CONFIG.replace("[personas.tutor]", f'piper_voice = "{tmp_path}/nope.onnx"\n[personas.tutor]')
     with pytest.raises(ConfigError, match=r"Piper voice .*nope.onnx of persona 'chef' does not exist"):
         embedded_providers(load_settings(write(tmp_path, missing)))
+    plain = f'[tts]\npiper_voice = "{tmp_path}/gone.onnx"\n'  # the voice without a persona
+    with pytest.raises(ConfigError, match=r"Piper voice .*gone.onnx \(tts.piper_voice\) does not exist"):
+        embedded_providers(load_settings(write(tmp_path, plain)))
 
 
 def agent(settings: ConversationSettings, llm: FakeLLM) -> tuple[VoiceAgent, FakeAudioFactory, list[Event]]:

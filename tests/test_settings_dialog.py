@@ -79,6 +79,7 @@ def test_good_values_are_saved_as_toml_and_read_back(qtbot, tmp_path: Path) -> N
     put(d, "audio.input_device", "USB Headset")
     put(d, "persona", "pirate")
     put(d, "turn.model", False)
+    put(d, "tts.piper_voice", "/voices/en_GB-alan-medium.onnx")
     with qtbot.waitSignal(d.saved) as blocker:
         d.accept()
     saved = load_settings(config)
@@ -87,7 +88,7 @@ def test_good_values_are_saved_as_toml_and_read_back(qtbot, tmp_path: Path) -> N
     assert saved.llm.provider == "openai" and saved.llm.base_url == "http://127.0.0.1:9/v1"
     assert saved.audio.input_device == "USB Headset" and saved.audio.output_device is None
     assert saved.persona == "pirate" and saved.personas["pirate"].system_prompt == "Talk like a pirate."
-    assert saved.turn.model is False
+    assert saved.turn.model is False and str(saved.tts.piper_voice) == "/voices/en_GB-alan-medium.onnx"
     text = config.read_text()
     assert "[vad]" in text and "stop_secs" not in text  # only what differs from the defaults
 

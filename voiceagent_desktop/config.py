@@ -90,6 +90,9 @@ class TTSSettings(_Section):
     model: str = "sonic-3"
     voice_id: str | None = None  # a Cartesia voice id; None = the provider's default voice
     language: str = "en"
+    #: the embedded voice: a Piper .onnx file (its .onnx.json beside it); None = the shipped en_US-joe
+    #: (a persona's own piper_voice wins)
+    piper_voice: Path | None = None
 
 
 class GuiSettings(_Section):

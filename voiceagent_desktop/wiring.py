@@ -94,9 +94,10 @@ def embedded_providers(settings: Settings) -> Providers:
         tools=settings.llm.tools is True and settings.provider("llm") == "embedded",
     )
     stt: STT = WhisperSTT()
-    piper = persona.piper_voice
+    piper = persona.piper_voice or settings.tts.piper_voice
     if piper is not None and not piper.expanduser().is_file():
-        raise ConfigError(f"The Piper voice {piper} of persona {settings.persona!r} does not exist.")
+        whose = f"of persona {settings.persona!r}" if persona.piper_voice else "(tts.piper_voice)"
+        raise ConfigError(f"The Piper voice {piper} {whose} does not exist.")
     tts: TTS = PiperTTS(str(piper.expanduser()) if piper else None)
     if settings.provider("llm") != "embedded":
         from .providers.fallback import FallbackLLM

@@ -73,6 +73,7 @@ TABS: dict[str, list[FieldSpec]] = {
         FieldSpec("tts.provider", "Text-to-speech", "choice",
                   _choices("embedded", "cartesia", default=PROFILE_DEFAULT)),
         FieldSpec("tts.voice_id", "Cartesia voice", hint="a Cartesia voice id; empty: the default voice"),
+        FieldSpec("tts.piper_voice", "Embedded voice", hint="a Piper .onnx file; empty: the shipped voice"),
     ],
     "Listening": [
         FieldSpec("mode", "Start in", "choice", (("ptt", "push-to-talk"), ("handsfree", "hands-free"))),
