@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="conversation: V2V with the window (offscreen) and headless in one run: gui_overhead_ms",
     )
+    b.add_argument("--rounds", type=int, default=4, help="--gui: rounds of the three arms (default 4)")
     m = sub.add_parser(
         "models", help="download or check model files (VOICEAGENT_PIP_OPTIONS: extra pip options)"
     )
@@ -265,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 startup=not args.no_startup,
                 profile=args.profile,
                 gui=args.gui,
+                rounds=args.rounds,
             )
         if args.headless:
             from .headless import run_headless

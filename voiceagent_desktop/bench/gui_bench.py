@@ -1,17 +1,16 @@
 """``voiceagent bench --gui``: what the window costs the voice path — V2V with the window and without it,
 in one run.
 
-Three arms, in rounds whose order reverses each time: *headless* is the agent on a plain asyncio loop,
-as ``voiceagent --headless`` runs it; *window* is the app: the agent on its engine thread
-(gui/engine_thread.py) behind the bridge, with the main window shown (offscreen), the latency overlay
-and the timing panel visible and updating, and push-to-talk pressed through the window; *qt_loop* is
-the agent run on Qt's loop (qasync) without a window — the design the engine thread replaced, kept for
-comparison. Each arm starts a fresh agent and asks the same push-to-talk
-questions in the same order, so every question has a twin in the other arm with the same history; the
-LLM samples greedily (temperature 0) so twins that heard the same words get the same answer; only such
-twins are compared. V2V is read off the probe
-recording (bench/analysis.py), as in the main benchmark, and ``gui_overhead_ms`` is the distribution of
-the per-twin differences (window − headless).
+Two arms, in rounds whose order reverses each time: *headless* is the agent on a plain asyncio loop at
+normal priority, as ``voiceagent --headless`` runs it; *window* is the app: the agent on its engine thread
+(gui/engine_thread.py) behind the bridge, the main window shown (offscreen) on a GUI thread that yields
+the cores to the engine (as ``run_gui`` sets it up), the latency overlay and the timing panel visible and
+updating, and push-to-talk pressed through the window. Each arm starts a fresh agent and asks the same
+push-to-talk questions in the same order, so every question has a twin in the other arm with the same
+history; the LLM samples greedily (temperature 0) so twins that heard the same words get the same
+answer; only such twins are compared. V2V is read off the probe recording (bench/analysis.py), as in
+the main benchmark, and ``gui_overhead_ms`` is the distribution of the per-twin differences (window −
+headless).
 """
 
 from __future__ import annotations
@@ -31,11 +30,12 @@ from ..config import Settings
 from ..engine.agent import VoiceAgent
 from ..engine.events import AgentState, AssistantDone, TurnMetrics, UserTranscript
 from ..engine.latency import STAGES
+from ..gui.engine_thread import EngineThread
 from . import analysis
 from .report import GUI_MARK, replace_section
 from .run import QUESTIONS, RATE, Recorder, generate_speech
 
-ARMS = ("headless", "qt_loop", "window")
+ARMS = ("headless", "window")
 
 
 def _nth(rec: Recorder, kind: type, n: int) -> Any:
@@ -103,7 +103,12 @@ async def _ask(
 
 
 async def _arm(
-    settings: Settings, va: Any, speech: dict[str, np.ndarray], questions: list[str], window: bool
+    settings: Settings,
+    va: Any,
+    speech: dict[str, np.ndarray],
+    questions: list[str],
+    window: bool,
+    engine: EngineThread | None = None,
 ) -> list[dict[str, Any]]:
     """The questions through a fresh agent; ``window``: with the main window (and the bridge)."""
     from ..wiring import build_agent
@@ -117,7 +122,7 @@ async def _arm(
         from ..gui.bridge import EngineBridge
         from ..gui.window import MainWindow
 
-        bridge = EngineBridge(agent)
+        bridge = EngineBridge(agent, engine=engine)
         win = MainWindow(bridge, budget_ms=settings.gui.latency_budget_ms, overlay=True)
         win.show()
         press, release = (lambda: win.hold_ptt("bench")), (lambda: win.unhold_ptt("bench"))
@@ -150,7 +155,11 @@ def _run_on_qt(coro: Coroutine[Any, Any, list[dict[str, Any]]]) -> list[dict[str
 
 
 def run_gui_bench(settings: Settings, va: Any, turns: int, rounds: int = 4) -> dict[str, Any]:
-    """``rounds`` of the three arms, each ``turns`` questions; the order reverses every round."""
+    """``rounds`` of the two arms, each ``turns`` questions; the order reverses every round.
+
+    As in the app, the engine's thread is made before the main (GUI) thread lowers its priority (threads
+    inherit it); the headless arm runs on a thread of its own made then too, at normal priority."""
+    from ..gui.engine_thread import deprioritize_this_thread
     from ..testing.virtual_audio import PROBE
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -163,14 +172,22 @@ def run_gui_bench(settings: Settings, va: Any, turns: int, rounds: int = 4) -> d
     questions = [pool[i % len(pool)] for i in range(turns)]
     speech = generate_speech(list(dict.fromkeys(questions)))
     probe = va.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
+    headless, app_engine = EngineThread("bench-headless"), EngineThread()
+    deprioritized = deprioritize_this_thread()
     entries: list[dict[str, Any]] = []
-    for round_ in range(rounds):
-        for arm in ARMS if round_ % 2 == 0 else ARMS[::-1]:
-            coro = _arm(settings, va, speech, questions, window=arm == "window")
-            got = asyncio.run(coro) if arm == "headless" else _run_on_qt(coro)
-            for i, entry in enumerate(got):
-                entry.update(arm=arm, pair=(round_, i), question=questions[i])
-            entries.extend(got)
+    try:
+        for round_ in range(rounds):
+            for arm in ARMS if round_ % 2 == 0 else ARMS[::-1]:
+                if arm == "headless":
+                    got = headless.submit(_arm(settings, va, speech, questions, window=False)).result()
+                else:
+                    got = _run_on_qt(_arm(settings, va, speech, questions, window=True, engine=app_engine))
+                for i, entry in enumerate(got):
+                    entry.update(arm=arm, pair=(round_, i), question=questions[i])
+                entries.extend(got)
+    finally:
+        headless.stop()
+        app_engine.stop()
     audio = probe.stop()
     mic, spk = np.ascontiguousarray(audio[:, 0]), np.ascontiguousarray(audio[:, 1])
     pos = probe.position
@@ -178,7 +195,7 @@ def run_gui_bench(settings: Settings, va: Any, turns: int, rounds: int = 4) -> d
         found = analysis.turn_v2v(mic, spk, RATE, pos(e["speech_start"]), pos(e["end"]), pos(e["release"]))
         if found is not None and e["answered"]:
             e["v2v_ms"] = found[0]
-    return summarise(entries)
+    return {**summarise(entries), "gui_thread_deprioritized": deprioritized}
 
 
 def _differences(entries: list[dict[str, Any]], arm: str, key: str) -> list[float]:
@@ -220,7 +237,6 @@ def summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:
         "gui_overhead_ms": analysis.percentiles(diffs),
         "gui_overhead_p50_ci90_ms": median_ci(diffs),
         "gui_overhead_engine_ms": analysis.percentiles(_differences(entries, "window", "engine_v2v_ms")),
-        "qt_loop_overhead_ms": analysis.percentiles(_differences(entries, "qt_loop", "v2v_ms")),
         "v2v_ms": {arm: analysis.percentiles(arm_values(arm, "v2v_ms")) for arm in ARMS},
         "engine_v2v_ms": {arm: analysis.percentiles(arm_values(arm, "engine_v2v_ms")) for arm in ARMS},
         "stages_p50_ms": {
@@ -252,18 +268,18 @@ def summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 GUI_HEADER = """## What the window costs (`voiceagent bench --gui`)
 
-The same push-to-talk questions through three arms in one run: *headless* — the agent on a plain
-asyncio loop (`voiceagent --headless`); *window* — the app: the agent on its engine thread behind the
-bridge, the main window shown offscreen with the live latency overlay and the timing panel visible and
-updating, the key pressed through the window; *qt_loop* — the agent on Qt's loop (qasync) without a
-window, the design the engine thread replaced. Each arm is a fresh agent asking the same questions in
-the same order, in rounds whose order reverses; the LLM samples greedily, so twins that heard the same
-words give the same answer, and only those twins are compared (a word heard differently changes the
-answer and its length). **GUI overhead** is the distribution of the twins' V2V differences (window −
-headless), read off the probe recording like every V2V here; the engine's own marks give the second
-figure. Goal: ≤ 5 ms at p50. The twins' differences spread by ±40 ms (the machine's own jitter: two
-runs of the same turn differ as much), so the median's interval is given beside it. The per-arm V2V rows
-count every turn, also those heard differently, so they differ by what was said, not by the arm.
+The same push-to-talk questions through two arms in one run: *headless* — the agent on a plain asyncio
+loop at normal priority (`voiceagent --headless`); *window* — the app as `run_gui` sets it up: the agent
+on its engine thread behind the bridge, the GUI thread at a lower priority (niceness 10: it yields the
+cores to the voice path), the main window shown offscreen with the live latency overlay and the timing
+panel visible and updating, the key pressed through the window. Each arm is a fresh agent asking the
+same questions in the same order, in rounds whose order reverses; the LLM samples greedily, so twins
+that heard the same words give the same answer, and only those twins are compared (a word heard
+differently changes the answer and its length). **GUI overhead** is the distribution of the twins' V2V
+differences (window − headless), read off the probe recording like every V2V here; the engine's own
+marks give the second figure. Goal: ≤ 5 ms at p50. The twins' differences spread by tens of ms (the
+machine's own jitter), so the median's bootstrap interval is given beside it. The per-arm V2V rows count
+every turn, also those heard differently.
 """
 
 
@@ -284,17 +300,14 @@ def render_gui_section(results: dict[str, Any], path: Path) -> None:
         f"| {g['gui_overhead_ms']['p95']} |",
         f"| GUI overhead by the engine's marks | {g['gui_overhead_engine_ms']['p50']} "
         f"| {g['gui_overhead_engine_ms']['p95']} |",
-        f"| the engine on Qt's loop instead (qt_loop − headless) | {g['qt_loop_overhead_ms']['p50']} "
-        f"| {g['qt_loop_overhead_ms']['p95']} |",
     ]
     for arm in ARMS:
         v = g["v2v_ms"][arm]
         lines.append(f"| V2V {arm} | {v['p50']} | {v['p95']} |")
-    cpu = g.get("main_thread_cpu_ms_per_turn", {})
-    for arm in ARMS:
-        if arm in cpu:
-            lines.append(f"| main thread's CPU per turn, {arm} (press → first reply sound) "
-                         f"| {cpu[arm]['p50']} | {cpu[arm]['p95']} |")  # fmt: skip
+    cpu = g.get("main_thread_cpu_ms_per_turn", {}).get("window")
+    if cpu:
+        lines.append(f"| the GUI thread's CPU per turn (press → first reply sound) | {cpu['p50']} "
+                     f"| {cpu['p95']} |")  # fmt: skip
     stages = g.get("stages_p50_ms", {})
     if stages:
         keys = list(next(iter(stages.values())))

@@ -391,6 +391,7 @@ def run_bench(
     startup: bool,
     profile: str = "embedded",
     gui: bool = False,
+    rounds: int = 4,
 ) -> int:
     from ..testing.virtual_audio import VirtualAudio
 
@@ -400,7 +401,7 @@ def run_bench(
         with VirtualAudio() as va:
             out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             out["machine"] = machine_info()
-            out.update(run_gui_bench(settings, va, turns))
+            out.update(run_gui_bench(settings, va, turns, rounds=rounds))
         json_path.write_text(json.dumps(out, indent=2) + "\n")
         if markdown is not None:
             render_gui_section(out, markdown)

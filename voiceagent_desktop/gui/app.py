@@ -32,6 +32,7 @@ from ..engine.agent import VoiceAgent
 from ..errors import VoiceAgentError
 from ..providers.base import ChatMessage
 from .bridge import EngineBridge
+from .engine_thread import EngineThread, deprioritize_this_thread
 from .first_run import FirstRunDialog
 from .qt import QApplication, QGuiApplication, QTimer
 from .settings_dialog import SettingsDialog
@@ -86,8 +87,10 @@ class GuiSession:
         settings: Settings | None = None,
         config_path: Path | None = None,
         first_run: bool = False,
+        engine: EngineThread | None = None,
     ) -> None:
         self.window = window
+        self.engine = engine  # the app's engine thread, shared by every agent it starts (None: one each)
         self.first_run = first_run
         self.welcome: FirstRunDialog | None = None
         self.agent_factory = agent_factory
@@ -128,7 +131,7 @@ class GuiSession:
             return
         if seed and not agent.history_seed:
             agent.history_seed = seed
-        bridge = self.bridge = EngineBridge(agent)
+        bridge = self.bridge = EngineBridge(agent, engine=self.engine)
         self.window.attach(bridge)
         bridge.ready.connect(self._on_ready)
         bridge.error.connect(self._on_error)
@@ -279,8 +282,18 @@ def run_gui(
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     first_run = probe is None and not (config_path or default_config_path()).exists()
+    # The engine's thread first: threads inherit the priority of the thread that creates them, and the
+    # GUI's then yields the cores to the voice path (bench --gui measures what the window costs).
+    engine = EngineThread()
+    deprioritize_this_thread()
     session = GuiSession(
-        window, agent_factory, probe, settings=settings, config_path=config_path, first_run=first_run
+        window,
+        agent_factory,
+        probe,
+        settings=settings,
+        config_path=config_path,
+        first_run=first_run,
+        engine=engine,
     )
     if not settings.gui.start_minimized:
         window.show()
@@ -290,5 +303,6 @@ def run_gui(
         with loop, _sigint_closes(window, loop):
             return int(loop.run_until_complete(session.run()))
     finally:
+        engine.stop()
         asyncio.set_event_loop(None)
         window.deleteLater()

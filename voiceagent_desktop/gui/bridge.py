@@ -92,7 +92,9 @@ class EngineBridge(QObject):
     ) -> None:
         super().__init__(parent)
         self._agent = agent
+        #: the engine's thread: the app's shared one (it outlives this bridge), or one of its own
         self.engine = engine or EngineThread()
+        self._owns_engine = engine is None
         self._start_task: asyncio.Task[None] | None = None  # on the engine's loop
         self._start_future: asyncio.Future[None] | None = None  # the same, seen from the GUI's loop
         self._shutdown_future: asyncio.Future[None] | None = None
@@ -203,7 +205,7 @@ class EngineBridge(QObject):
 
     async def shutdown(self) -> None:
         """Cancel a start-up in progress, stop the agent, detach from its bus and end the engine's
-        thread. Safe to call twice. Await it on the GUI's loop."""
+        thread if it is the bridge's own. Safe to call twice. Await it on the GUI's loop."""
         if self._shutdown_future is None:
             if self.engine.running:
                 future = asyncio.wrap_future(self.engine.submit(self._run_shutdown()))
@@ -217,7 +219,8 @@ class EngineBridge(QObject):
             if self._unsubscribe is not None:
                 self._unsubscribe()
                 self._unsubscribe = None
-            self.engine.stop()
+            if self._owns_engine:
+                self.engine.stop()
 
     async def _run_shutdown(self) -> None:  # on the engine's loop
         task = self._start_task

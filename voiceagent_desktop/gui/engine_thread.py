@@ -12,12 +12,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def deprioritize_this_thread(niceness: int = 10) -> bool:
+    """Make the calling thread (the GUI's) yield the CPU to the engine's threads under load (Linux:
+    per-thread niceness). Threads it creates afterwards inherit it, so create the engine thread first.
+    Returns whether it took effect."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed
+        log.debug("cannot lower the GUI thread's priority: %s", exc)
+        return False
+    return True
 
 
 class EngineThread:
