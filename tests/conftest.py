@@ -17,31 +17,29 @@ from voiceagent_desktop.gui.qt import QApplication
 from voiceagent_desktop.testing.virtual_audio import VirtualAudio, available
 
 
+def _env_dir(factory: pytest.TempPathFactory, name: str, variable: str) -> Iterator[Path]:
+    """A session temp dir in the environment variable ``variable`` (restored afterwards)."""
+    path = factory.mktemp(name)
+    old = os.environ.get(variable)
+    os.environ[variable] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = old
+
+
 @pytest.fixture(scope="session", autouse=True)
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The app's data directory (prepared models) is a session temp dir, never the real home."""
-    path = tmp_path_factory.mktemp("voiceagent-data")
-    old = os.environ.get("VOICEAGENT_DATA_DIR")
-    os.environ["VOICEAGENT_DATA_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("VOICEAGENT_DATA_DIR", None)
-    else:
-        os.environ["VOICEAGENT_DATA_DIR"] = old
+    yield from _env_dir(tmp_path_factory, "voiceagent-data", "VOICEAGENT_DATA_DIR")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The user config directory (config.toml, the window's remembered layout) is a session temp dir:
     tests that start the real app never write into the real home."""
-    path = tmp_path_factory.mktemp("config-home")
-    old = os.environ.get("XDG_CONFIG_HOME")
-    os.environ["XDG_CONFIG_HOME"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("XDG_CONFIG_HOME", None)
-    else:
-        os.environ["XDG_CONFIG_HOME"] = old
+    yield from _env_dir(tmp_path_factory, "config-home", "XDG_CONFIG_HOME")
 
 
 @pytest.fixture(scope="session")

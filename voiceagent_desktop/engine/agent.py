@@ -204,8 +204,8 @@ class VoiceAgent:
             self.input_level_db = -120.0
         else:
             self.input_level_db = rms_db(frame)
-        if self.conversation is not None:
-            self.conversation.on_frame(frame, t)
+        if self.conversation is not None:  # (the level, measured once per frame, serves both)
+            self.conversation.on_frame(frame, t, self.input_level_db)
 
     def _on_device_error(self, exc: AudioDeviceError) -> None:
         log.warning("audio device error: %s", exc)

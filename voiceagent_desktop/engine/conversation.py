@@ -186,14 +186,16 @@ class Conversation:
 
     # ---- audio input ----------------------------------------------------------------------------
 
-    def on_frame(self, frame: AudioArray, t: float) -> None:
-        """One 512-sample 16 kHz frame ending at clock time ``t`` (called on the event loop)."""
+    def on_frame(self, frame: AudioArray, t: float, volume: float | None = None) -> None:
+        """One 512-sample 16 kHz frame ending at clock time ``t`` (called on the event loop); ``volume``:
+        its level in dBFS if the caller measured it already (the agent does, for the level meter)."""
         self._frames.frame(t)
         policy = self.mode is InputMode.HANDS_FREE and not self._ptt.held and not self._ptt.closing
-        probability, volume, voiced = 0.0, -120.0, False
+        probability, level, voiced = 0.0, -120.0, False
         if policy or self._ptt.held:  # the VAD rules hands-free; with the key held it tracks the tail
-            probability, volume = self.vad.probability(frame), rms_db(frame)
-            voiced = self.settings.vad.voiced(probability, volume)
+            probability = self.vad.probability(frame)
+            level = rms_db(frame) if volume is None else volume
+            voiced = self.settings.vad.voiced(probability, level)
             if self._ptt.held:
                 self._ptt.frame(voiced, t)
         if self._turn_frames is not None:
@@ -220,7 +222,7 @@ class Conversation:
             self._preroll.append(frame)
         if not policy:
             return
-        update = self.vad_machine.update(probability, volume, t)
+        update = self.vad_machine.update(probability, level, t)
         if self.barge_in.pending is not None:
             self.barge_in.frame(voiced, self.frame_secs, t)
         if isinstance(update, SpeechStarted):

@@ -6,10 +6,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .qt import QAction, QFileDialog, QGuiApplication, QKeySequence, QMenu
+from .qt import QAbstractButton, QAction, QFileDialog, QGuiApplication, QKeySequence, QMenu, QObject
 
 if TYPE_CHECKING:
     from .window import MainWindow
+
+
+def add_action(
+    menu: QMenu,
+    text: str,
+    slot: Callable[..., object],
+    *,
+    checkable: bool = False,
+    checked: bool = False,
+    owner: QObject | None = None,
+) -> QAction:
+    """A menu entry: ``slot(checked)`` when a checkable one toggles, ``slot()`` when a plain one fires."""
+    action = QAction(text, owner or menu)
+    action.setCheckable(checkable)
+    action.setChecked(checked)
+    (action.toggled if checkable else action.triggered).connect(slot if checkable else lambda: slot())
+    menu.addAction(action)
+    return action
+
+
+def set_checked_quietly(control: QAbstractButton | QAction, on: bool) -> None:
+    """Show a state the engine reported without the control sending it back as a command."""
+    control.blockSignals(True)
+    control.setChecked(on)
+    control.blockSignals(False)
 
 
 class WindowActions:
@@ -52,12 +77,8 @@ class WindowActions:
         checkable: bool = False,
         checked: bool = False,
     ) -> QAction:
-        action = QAction(text, self.w)
+        action = add_action(menu, text, slot, checkable=checkable, checked=checked, owner=self.w)
         action.setShortcut(QKeySequence(shortcut))
-        action.setCheckable(checkable)
-        action.setChecked(checked)
-        (action.toggled if checkable else action.triggered).connect(slot if checkable else lambda: slot())
-        menu.addAction(action)
         self.w.addAction(action)  # the shortcut works while the menu bar is hidden, too
         return action
 

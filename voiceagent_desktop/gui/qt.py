@@ -44,6 +44,7 @@ from PySide6.QtGui import (
     QWindow,
 )
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QAbstractItemView,
     QApplication,
     QCheckBox,
@@ -80,6 +81,7 @@ import pyqtgraph as pg
 
 __all__ = [
     "PYSIDE_VERSION",
+    "QAbstractButton",
     "QAbstractItemView",
     "QAction",
     "QApplication",

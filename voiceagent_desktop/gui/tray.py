@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .menus import add_action, set_checked_quietly
 from .qt import QAction, QColor, QIcon, QMenu, QObject, QPainter, QPixmap, QSystemTrayIcon, Qt
 from .style import STATES
 from .window import TITLE, MainWindow
@@ -51,7 +52,7 @@ class Tray(QObject):
         self.icon.activated.connect(self._on_activated)
         window.agentStateChanged.connect(self._on_state)
         window.mutedChanged.connect(self._on_muted)
-        window.modeChangedTo.connect(lambda hands_free: self._set(self.talk_action, hands_free))
+        window.modeChangedTo.connect(lambda hands_free: set_checked_quietly(self.talk_action, hands_free))
         window.reminderShown.connect(lambda text: self.notify("Reminder", text))
         self._refresh()
 
@@ -60,17 +61,7 @@ class Tray(QObject):
         return QSystemTrayIcon.isSystemTrayAvailable()
 
     def _action(self, text: str, slot: Callable[..., object], *, checkable: bool = False) -> QAction:
-        action = QAction(text, self.menu)
-        action.setCheckable(checkable)
-        (action.toggled if checkable else action.triggered).connect(slot if checkable else lambda: slot())
-        self.menu.addAction(action)
-        return action
-
-    @staticmethod
-    def _set(action: QAction, on: bool) -> None:
-        action.blockSignals(True)
-        action.setChecked(on)
-        action.blockSignals(False)
+        return add_action(self.menu, text, slot, checkable=checkable)
 
     def _on_state(self, state: str) -> None:
         self.state = state
@@ -79,7 +70,7 @@ class Tray(QObject):
 
     def _on_muted(self, muted: bool) -> None:
         self.muted = muted
-        self._set(self.mute_action, muted)
+        set_checked_quietly(self.mute_action, muted)
         self._refresh()
 
     def _refresh(self) -> None:

@@ -18,11 +18,10 @@ from . import window_state
 from .bridge import EngineBridge
 from .controls import LevelMeter, OverlayHost
 from .hud import LatencyHud
-from .menus import WindowActions
+from .menus import WindowActions, set_checked_quietly
 from .panels import Banner, LoadingPanel, StateIndicator
 from .ptt_keys import DEFAULT_PTT_KEY, PttKeyFilter, parse_key
 from .qt import (
-    QAction,
     QApplication,
     QCheckBox,
     QCloseEvent,
@@ -251,7 +250,7 @@ class MainWindow(QMainWindow):
         bridge.userTurnDropped.connect(t.drop_interim)
         bridge.userTurnDropped.connect(self.hud.on_turn_over)
         bridge.error.connect(self.show_error)
-        self._set_checked(self.hands_free, bridge.hands_free)
+        set_checked_quietly(self.hands_free, bridge.hands_free)
         self.hands_free.setEnabled(self.fatal_error is None)
         if bridge.is_ready:
             self._on_ready(0.0)
@@ -269,7 +268,7 @@ class MainWindow(QMainWindow):
             w.setEnabled(False)
         for action in (self.actions_.mute, self.actions_.hands_free, self.actions_.stop):
             action.setEnabled(False)
-        self._set_checked(self.mute_button, False)
+        set_checked_quietly(self.mute_button, False)
         self._on_muted(False)
         self.state_indicator.set_state("loading")
         self.loading.reset()
@@ -308,23 +307,17 @@ class MainWindow(QMainWindow):
 
     def _on_mode(self, mode: str) -> None:
         on = mode == InputMode.HANDS_FREE.value
-        self._set_checked(self.hands_free, on)
-        self._set_checked(self.actions_.hands_free, on)
+        set_checked_quietly(self.hands_free, on)
+        set_checked_quietly(self.actions_.hands_free, on)
         self.modeChangedTo.emit(on)
-
-    @staticmethod
-    def _set_checked(widget: QCheckBox | QPushButton | QAction, on: bool) -> None:
-        widget.blockSignals(True)
-        widget.setChecked(on)
-        widget.blockSignals(False)
 
     def _on_hands_free_toggled(self, on: bool) -> None:
         if self._bridge is not None:
             self._bridge.set_hands_free(on)
 
     def _on_muted(self, muted: bool) -> None:
-        self._set_checked(self.mute_button, muted)
-        self._set_checked(self.actions_.mute, muted)
+        set_checked_quietly(self.mute_button, muted)
+        set_checked_quietly(self.actions_.mute, muted)
         self.mute_button.setText("Unmute mic" if muted else "Mute mic")
         self.state_indicator.set_muted(muted)
         self.mutedChanged.emit(muted)
@@ -366,7 +359,7 @@ class MainWindow(QMainWindow):
         if self._bridge is not None and self._controls_live():
             self._bridge.set_muted(on)
         else:
-            self._set_checked(self.mute_button, False)
+            set_checked_quietly(self.mute_button, False)
 
     def stop_speaking(self) -> None:
         if self._bridge is not None and self._controls_live():
@@ -374,11 +367,11 @@ class MainWindow(QMainWindow):
 
     def set_overlay_visible(self, on: bool) -> None:
         self.hud.setVisible(on)
-        self._set_checked(self.actions_.overlay, on)
+        set_checked_quietly(self.actions_.overlay, on)
 
     def set_timing_visible(self, on: bool) -> None:
         self.timing.setVisible(on)
-        self._set_checked(self.actions_.timing, on)
+        set_checked_quietly(self.actions_.timing, on)
 
     def focus_search(self) -> None:
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
