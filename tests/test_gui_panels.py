@@ -85,9 +85,9 @@ def test_overlay_fills_row_by_row_during_a_turn_and_stops_repainting_after(
     final = hud.row_texts()
     assert all(MS.fullmatch(v) for v in final.values()), final
     assert hud.turn is not None and hud.turn.finished
-    paints = hud.paints
+    frames = hud.frames
     qtbot.wait(200)
-    assert hud.paints == paints
+    assert hud.frames == frames  # (it is still repainted when the transcript under it changes)
 
 
 def test_overlay_never_takes_focus_or_clicks_and_toggles_with_its_shortcut(
@@ -311,3 +311,31 @@ def test_timeline_spans_of_a_speculative_turn_start_before_the_speech_end() -> N
     turn = TurnTimeline(1, marks, finished=True)
     llm = {s.key: s for s in turn.spans()}["first_sentence"]
     assert llm.start_ms == pytest.approx(-50.0)
+
+
+def test_level_meter_falls_smoothly_then_snaps_to_empty_and_repaints_only_visible_steps(qtbot) -> None:
+    from voiceagent_desktop.gui.controls import METER_STEP, LevelMeter
+
+    meter = LevelMeter()
+    qtbot.addWidget(meter)
+    level = [-12.0]
+    meter._source = lambda: level[0]  # the poll, driven by hand instead of its 20 Hz timer
+    changes: list[int] = []
+    meter.valueChanged.connect(changes.append)
+    meter._poll()
+    assert meter.value() == 80 and changes == [80]  # a rise shows at once
+    for _ in range(3):
+        level[0] = -12.5  # a change too small to see (under a step): no repaint
+        meter._poll()
+    assert changes == [80]
+    level[0] = -90.0  # silence: it falls over a few polls, then is empty, and stays so quietly
+    falls = 0
+    while meter.value() and falls < 20:
+        meter._poll()
+        falls += 1
+    assert 3 <= falls <= 8 and changes[-1] == 0
+    assert all(v % METER_STEP == 0 for v in changes) and changes[1:] == sorted(changes[1:], reverse=True)
+    n = len(changes)
+    for _ in range(10):
+        meter._poll()
+    assert len(changes) == n

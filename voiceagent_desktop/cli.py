@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="conversation: V2V with the window (offscreen) and headless in one run: gui_overhead_ms",
     )
-    b.add_argument("--rounds", type=int, default=4, help="--gui: rounds of the three arms (default 4)")
+    b.add_argument("--rounds", type=int, default=4, help="--gui: rounds of the two arms (default 4)")
     m = sub.add_parser(
         "models", help="download or check model files (VOICEAGENT_PIP_OPTIONS: extra pip options)"
     )

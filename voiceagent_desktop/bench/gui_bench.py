@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
 from ..config import Settings
 from ..engine.agent import VoiceAgent
-from ..engine.events import AgentState, AssistantDone, TurnMetrics, UserTranscript
+from ..engine.events import AgentState, AssistantDone, LatencyMark, TurnMetrics, UserTranscript
 from ..engine.latency import STAGES
 from ..gui.engine_thread import EngineThread
 from . import analysis
@@ -54,18 +53,33 @@ async def _until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+class GuiCpuAtMarks:
+    """On the engine's thread, as each latency mark is emitted: the GUI (main) thread's CPU time so far,
+    read from its own clock (nanosecond resolution, unlike /proc's 10 ms ticks). The GUI's CPU between
+    the end of speech and playback start is the window's work that competes with the voice path."""
+
+    def __init__(self) -> None:
+        self.clock = time.pthread_getcpuclockid(threading.main_thread().ident or 0)
+        self.at: dict[tuple[int, str], float] = {}
+
+    def __call__(self, ev: object) -> None:
+        if isinstance(ev, LatencyMark):
+            self.at[(ev.turn_id, ev.mark)] = time.clock_gettime(self.clock)
+
+    def critical_ms(self, turn_id: int) -> float | None:
+        a, b = self.at.get((turn_id, "user_speech_end")), self.at.get((turn_id, "playback_start"))
+        return None if a is None or b is None else round((b - a) * 1000, 2)
+
+
 def _main_thread_cpu() -> float:
-    """CPU seconds of the main thread (the GUI thread in the window arm; the engine's, headless)."""
-    me = threading.main_thread().native_id
-    for t in psutil.Process().threads():
-        if t.id == me:
-            return float(t.user_time + t.system_time)
-    return 0.0
+    """CPU seconds of the main thread (the GUI thread in the window arm; idle, headless)."""
+    return time.clock_gettime(time.pthread_getcpuclockid(threading.main_thread().ident or 0))
 
 
 async def _ask(
     agent: VoiceAgent,
     rec: Recorder,
+    cpu: GuiCpuAtMarks,
     va: Any,
     audio: np.ndarray,
     press: Callable[[], None],
@@ -96,6 +110,7 @@ async def _ask(
     entry["heard"] = heard[-1].text if heard else None
     if isinstance(metrics, TurnMetrics):
         entry["engine_v2v_ms"] = metrics.stages_ms.get("v2v")
+        entry["gui_cpu_critical_ms"] = cpu.critical_ms(metrics.turn_id)
         entry["stages_ms"] = metrics.stages_ms
     entry["end"] = time.monotonic()
     await _until(lambda: agent.state is AgentState.LISTENING, 60)
@@ -114,8 +129,9 @@ async def _arm(
     from ..wiring import build_agent
 
     agent = build_agent(settings)
-    rec = Recorder()
+    rec, cpu = Recorder(), GuiCpuAtMarks()
     agent.bus.subscribe(rec)
+    agent.bus.subscribe(cpu)
     press, release = agent.ptt_press, agent.ptt_release
     win = bridge = None
     if window:
@@ -128,7 +144,7 @@ async def _arm(
         press, release = (lambda: win.hold_ptt("bench")), (lambda: win.unhold_ptt("bench"))
     try:
         await (bridge.start() if bridge is not None else agent.start())  # the bridge: on its engine thread
-        return [await _ask(agent, rec, va, speech[q], press, release) for q in questions]
+        return [await _ask(agent, rec, cpu, va, speech[q], press, release) for q in questions]
     finally:
         if bridge is not None:
             await bridge.shutdown()
@@ -255,6 +271,9 @@ def summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:
         "main_thread_cpu_ms_per_turn": {
             arm: analysis.percentiles(arm_values(arm, "main_thread_cpu_ms")) for arm in ARMS
         },
+        "gui_cpu_speech_end_to_playback_ms": analysis.percentiles(
+            arm_values("window", "gui_cpu_critical_ms")
+        ),
         "pairs": len(diffs),
         "pairs_asked": sum(1 for e in entries if e["arm"] == "window"),
         "differences_ms": diffs,
@@ -308,6 +327,10 @@ def render_gui_section(results: dict[str, Any], path: Path) -> None:
     if cpu:
         lines.append(f"| the GUI thread's CPU per turn (press → first reply sound) | {cpu['p50']} "
                      f"| {cpu['p95']} |")  # fmt: skip
+    crit = g.get("gui_cpu_speech_end_to_playback_ms")
+    if crit:
+        lines.append(f"| the GUI thread's CPU from the end of speech to playback start | {crit['p50']} "
+                     f"| {crit['p95']} |")  # fmt: skip
     stages = g.get("stages_p50_ms", {})
     if stages:
         keys = list(next(iter(stages.values())))

@@ -10,6 +10,10 @@ from .qt import QProgressBar, QResizeEvent, QTimer, QVBoxLayout, QWidget
 #: the meter's range in dBFS (speech at a normal distance is around −30 to −15)
 METER_FLOOR_DB = -60.0
 METER_HZ = 20
+#: the meter moves in steps of this many percent (1.1 px of its 110): finer changes are not repainted
+METER_STEP = 2
+#: below this fraction of the range (−57 dBFS) the meter drops to empty
+METER_SNAP = 0.05
 
 
 class LevelMeter(QProgressBar):
@@ -53,8 +57,10 @@ class LevelMeter(QProgressBar):
             return
         target = self.fraction(self._source())
         self._shown = target if target > self._shown else 0.6 * self._shown + 0.4 * target
-        value = round(self._shown * 100)
-        if value != self.value():  # a silent microphone costs no repaints
+        if self._shown < METER_SNAP:  # the fall ends at once rather than in repaints nobody sees
+            self._shown = 0.0
+        value = round(self._shown * 100 / METER_STEP) * METER_STEP
+        if value != self.value():  # a silent (or steady) microphone costs no repaints
             self.setValue(value)
 
 

@@ -1,4 +1,4 @@
-"""The push-to-talk key: parsing its name, and the application-wide filter that turns it into holds."""
+"""The push-to-talk key: parsing its name, and the event filter that turns it into holds."""
 
 from __future__ import annotations
 
@@ -22,17 +22,48 @@ def parse_key(name: str) -> int | None:
 
 
 class PttKeyFilter(QObject):
-    """Application-wide: sees the push-to-talk key wherever focus is in the window, press AND release.
+    """Sees the push-to-talk key wherever focus is in the window, press AND release.
 
     The key's events are consumed so a focused button or checkbox does not also react to them, and
     auto-repeat is ignored — except while a text field (the transcript search) has focus: there the key
     types. The window's first Expose event is reported too (start-up probe).
+
+    It filters only the objects a key event can reach first — the window, its native window, and each of
+    its widgets that takes focus (also those made later, as they get focus); a key not taken by a widget
+    goes on to its parents, up to the window. Not the whole application: a filter there runs Python for
+    every event of every object (~800 a second during a turn, paints and timers included), on the
+    thread that shares the interpreter with the voice path.
     """
 
     def __init__(self, window: MainWindow, key: int) -> None:
         super().__init__(window)
         self._window = window
         self.key = key
+        self._watching = False
+
+    def attach(self) -> None:
+        """Start filtering (the window is shown: its native window exists). Again: a no-op."""
+        handle = self._window.windowHandle()
+        if handle is not None:
+            handle.installEventFilter(self)  # (installing twice is a no-op for Qt)
+        self._window.installEventFilter(self)
+        for widget in self._window.findChildren(QWidget):
+            if widget.focusPolicy() != Qt.FocusPolicy.NoFocus:
+                widget.installEventFilter(self)
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and not self._watching:
+            app.focusChanged.connect(self._on_focus)
+            self._watching = True
+
+    def detach(self) -> None:
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and self._watching:
+            app.focusChanged.disconnect(self._on_focus)
+            self._watching = False
+
+    def _on_focus(self, _old: QWidget | None, new: QWidget | None) -> None:
+        if new is not None and new.window() is self._window:
+            new.installEventFilter(self)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         kind = event.type()

@@ -22,7 +22,6 @@ from .menus import WindowActions, set_checked_quietly
 from .panels import Banner, LoadingPanel, StateIndicator
 from .ptt_keys import DEFAULT_PTT_KEY, PttKeyFilter, parse_key
 from .qt import (
-    QApplication,
     QCheckBox,
     QCloseEvent,
     QHBoxLayout,
@@ -462,16 +461,12 @@ class MainWindow(QMainWindow):
             self.firstExposed.emit()
 
     def showEvent(self, event: QShowEvent) -> None:
-        app = QApplication.instance()
-        if app is not None:
-            app.installEventFilter(self._key_filter)  # installing twice is a no-op for Qt
+        self._key_filter.attach()
         super().showEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.release_all_ptt()
         self.save_state()
-        app = QApplication.instance()
-        if app is not None:
-            app.removeEventFilter(self._key_filter)
+        self._key_filter.detach()
         event.accept()
         self.closeRequested.emit()
