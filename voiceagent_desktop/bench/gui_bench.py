@@ -53,27 +53,26 @@ async def _until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+def _main_thread_cpu() -> float:
+    """CPU seconds of the main thread (the GUI thread in the window arm; idle, headless)."""
+    return time.clock_gettime(time.pthread_getcpuclockid(threading.main_thread().ident or 0))
+
+
 class GuiCpuAtMarks:
     """On the engine's thread, as each latency mark is emitted: the GUI (main) thread's CPU time so far,
     read from its own clock (nanosecond resolution, unlike /proc's 10 ms ticks). The GUI's CPU between
     the end of speech and playback start is the window's work that competes with the voice path."""
 
     def __init__(self) -> None:
-        self.clock = time.pthread_getcpuclockid(threading.main_thread().ident or 0)
         self.at: dict[tuple[int, str], float] = {}
 
     def __call__(self, ev: object) -> None:
         if isinstance(ev, LatencyMark):
-            self.at[(ev.turn_id, ev.mark)] = time.clock_gettime(self.clock)
+            self.at[(ev.turn_id, ev.mark)] = _main_thread_cpu()
 
     def critical_ms(self, turn_id: int) -> float | None:
         a, b = self.at.get((turn_id, "user_speech_end")), self.at.get((turn_id, "playback_start"))
         return None if a is None or b is None else round((b - a) * 1000, 2)
-
-
-def _main_thread_cpu() -> float:
-    """CPU seconds of the main thread (the GUI thread in the window arm; idle, headless)."""
-    return time.clock_gettime(time.pthread_getcpuclockid(threading.main_thread().ident or 0))
 
 
 async def _ask(
