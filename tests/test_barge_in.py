@@ -17,6 +17,7 @@ from voiceagent_desktop.engine.events import (
     InputMode,
     RepliesCancelled,
 )
+from voiceagent_desktop.providers.base import Transcript
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
 
 from .scenario import Scenario
@@ -35,6 +36,21 @@ def test_backchannels_are_recognised_only_when_nothing_else_is_said() -> None:
     assert only_backchannels("Okay, but what about Spain?", BACKCHANNELS) is False
     assert only_backchannels("Stop.", BACKCHANNELS) is False
     assert only_backchannels("yeah", frozenset({"mhm"})) is False  # the list is configurable
+    # repeated, hummed, spelled out or filled: still nothing but backchannels
+    for said in (
+        "Yeah, yeah.",
+        "yeah yeah yeah",
+        "Okay okay.",
+        "M-H-N",
+        "MMM",
+        "Mm-mm-mm",
+        "Uh.",
+        "Em.",
+        "Mm-hmm.",
+    ):
+        assert only_backchannels(said, BACKCHANNELS) is True, said
+    for said in ("Come on.", "Yeah, but no.", "Hmm, what about Spain?", "Uh, wait."):
+        assert only_backchannels(said, BACKCHANNELS) is False, said
 
 
 async def speaking(stt_texts: list[str], **kw: object) -> Scenario:
@@ -169,3 +185,79 @@ async def test_interrupted_in_sentence_two_the_history_holds_sentence_one_and_th
     done = s.of(AssistantDone)[0]
     assert done.interrupted and done.text == expected
     assert done.unheard == " ".join(words_two[heard:]) + " Third one comes last of all."
+
+
+@pytest.mark.asyncio
+async def test_a_doubled_backchannel_does_not_interrupt() -> None:
+    s = await speaking(["What is the capital of France?", "Yeah, yeah."])
+    await s.frames(0.3, speech=True)
+    await s.frames(0.6, speech=False)
+    assert [e.reason for e in s.of(BargeInResumed)] == ["backchannel"]
+    await s.frames(2.0, speech=False)
+    assert [(d.text, d.interrupted) for d in s.of(AssistantDone)] == [(FULL, False)]
+
+
+@pytest.mark.asyncio
+async def test_a_short_sound_whisper_is_unsure_of_is_no_words_but_sure_words_interrupt() -> None:
+    hum = Transcript("In the.", confidence=0.074, no_speech_prob=0.09)  # "mm" as tiny.en heard it
+    s = await speaking(["What is the capital of France?", hum])
+    await s.frames(0.3, speech=True)
+    await s.frames(0.6, speech=False)
+    assert [e.reason for e in s.of(BargeInResumed)] == ["no words"]
+    await s.frames(2.0, speech=False)
+    assert [(d.text, d.interrupted) for d in s.of(AssistantDone)] == [(FULL, False)]
+
+    cough = Transcript("You", confidence=0.407, no_speech_prob=0.86)  # Whisper: probably no speech
+    s = await speaking(["What is the capital of France?", cough])
+    await s.frames(0.3, speech=True)
+    await s.frames(0.6, speech=False)
+    assert [e.reason for e in s.of(BargeInResumed)] == ["no words"]
+
+    sure = Transcript("In the garden.", confidence=0.670, no_speech_prob=0.05)
+    s = await speaking(["What is the capital of France?", sure])
+    await s.frames(0.3, speech=True)
+    await s.frames(0.6, speech=False)
+    assert [d.interrupted for d in s.of(AssistantDone)] == [True] and not s.of(BargeInResumed)
+
+
+@pytest.mark.asyncio
+async def test_a_short_word_that_asks_to_stop_interrupts_however_unsure_whisper_is() -> None:
+    wait = Transcript("wait", confidence=0.208, no_speech_prob=0.77)  # as heard in the pipeline
+    s = await speaking(["What is the capital of France?", wait])
+    await s.frames(0.2, speech=True)
+    await s.frames(0.6, speech=False)
+    assert [d.interrupted for d in s.of(AssistantDone)] == [True] and not s.of(BargeInResumed)
+
+
+@pytest.mark.asyncio
+async def test_unsure_words_interrupt_when_the_sound_was_long() -> None:
+    long_unsure = Transcript("Come on then.", confidence=0.082, no_speech_prob=0.2)
+    s = await speaking(["What is the capital of France?", long_unsure])
+    await s.frames(0.75, speech=True)  # 0.1 s to the VAD's start, then 0.65 s more: not a short sound
+    await s.frames(0.6, speech=False)
+    assert [d.interrupted for d in s.of(AssistantDone)] == [True]
+
+
+@pytest.mark.asyncio
+async def test_yes_after_the_agent_asked_a_question_is_an_answer() -> None:
+    s = Scenario(
+        InputMode.HANDS_FREE,
+        stt=FakeSTT(texts=["Can you help me plan a trip?", "Yeah."]),
+        llm=FakeLLM(
+            tokens=["Would you like a list of places?", " Paris is lovely in spring, and so is Rome."]
+        ),
+        turn=FakeTurnDetector(p=0.9),
+    )
+    await s.frames(1.0, speech=True)
+    while not s.sink.played:
+        await s.frames(0.032, speech=False)
+    question = min(s.sink.total)
+    while s.sink.played.get(question, 0) < s.sink.total[question]:  # the question is played out
+        await s.frames(0.032, speech=False)
+    await s.frames(0.2, speech=True)
+    await s.frames(0.6, speech=False)
+    assert not s.of(BargeInResumed)
+    [done] = [d for d in s.of(AssistantDone) if d.turn_id == 1]
+    assert done.interrupted and done.text.startswith("Would you like a list of places?")
+    await s.frames(2.0, speech=False)
+    assert s.conv.history[-2].content == "Yeah."  # answered as the user's turn

@@ -70,6 +70,7 @@ async def test_a_streamed_turn_gives_interims_then_the_whole_transcript_on_final
         transcript = await stt.finalize()
         stt.end_turn()
         assert transcript.text == "w0 w1 w2 w3."
+        assert transcript.confidence == pytest.approx(0.95)  # Deepgram's own, through the SDK
         assert len(interims) >= 2 and interims[-1] == "w0 w1 w2 w3."
         assert '{"type": "Finalize"}' in server.received
         assert server.handshakes == 1

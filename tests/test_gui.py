@@ -104,7 +104,9 @@ def test_ptt_button_turn_fills_transcript_and_latency(
     # sentence into one assistant bubble as each starts to play, before the reply is done.
     seen: list[str] = []  # the reply's text each time a sentence starts to play
     rig.bridge.assistantSpeaking.connect(lambda *_: seen.append(w.transcript.entries()[-1].text))
+    # (the sink is read across threads: its audio may be there before the window has shown the question)
     qtbot.waitUntil(lambda: rig.audio.sink is not None and bool(rig.audio.sink.total))
+    qtbot.waitUntil(lambda: bool(w.transcript.entries()))
     assert [e.text for e in w.transcript.entries()] == [QUESTION]
     assert w.state_indicator.text == "Thinking"  # nothing played yet
     rig.playing = True

@@ -12,7 +12,7 @@ from voiceagent_desktop.config import DEFAULT_SYSTEM_PROMPT, Settings, load_sett
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
 from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import ConversationSettings
-from voiceagent_desktop.engine.events import AssistantDone, AssistantSentence, Event, TurnMetrics
+from voiceagent_desktop.engine.events import AgentState, AssistantDone, AssistantSentence, Event, TurnMetrics
 from voiceagent_desktop.errors import ConfigError
 from voiceagent_desktop.providers.base import ChatMessage
 from voiceagent_desktop.testing.fakes import (
@@ -120,4 +120,20 @@ async def test_a_resumed_session_is_not_greeted_and_its_history_is_the_prompt() 
     assert va.conversation is not None
     prompt = [(m.role, m.content) for m in va.conversation.history.messages()]  # what a turn sends
     assert prompt[1:] == [("user", "My name is Ada."), ("assistant", "Nice to meet you, Ada.")]
+    await va.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_microphone_is_relaxed_only_while_the_agent_is_idle() -> None:
+    """Frames may be handed over in batches while the agent listens with nothing to do (engine.audio_io);
+    never while the greeting is spoken, nor during a turn."""
+    va, audio, _ = agent(ConversationSettings(greeting="Hello there!"), FakeLLM())
+    await va.start()
+    await play_out(audio, 0.1)
+    assert va.state in (AgentState.THINKING, AgentState.SPEAKING)  # the greeting
+    assert audio.source is not None and not audio.source.relaxed
+    await play_out(audio, 1.0)
+    assert va.state is AgentState.LISTENING and audio.source.relaxed
+    va.ptt_press()
+    assert va.state is AgentState.USER_SPEAKING and not audio.source.relaxed
     await va.stop()

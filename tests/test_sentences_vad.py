@@ -3,7 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voiceagent_desktop.engine.sentences import SentenceSplitter, clean_for_speech
+from voiceagent_desktop.engine.sentences import (
+    MAX_HIDDEN,
+    SentenceSplitter,
+    SpeechFilter,
+    clean_for_speech,
+    split_sentences,
+)
 from voiceagent_desktop.engine.vad import SpeechStarted, SpeechStopped, VADParams, VADStateMachine, rms_db
 
 
@@ -114,3 +120,31 @@ def test_vad_needs_start_secs_of_speech_and_stop_secs_of_silence() -> None:
 def test_vad_ignores_quiet_frames() -> None:
     m = VADStateMachine(VADParams(start_secs=0.064), 0.032)
     assert run(m, [0.99] * 10, volume=-70.0) == []
+
+
+def test_text_in_brackets_and_emoji_never_reach_the_tts() -> None:
+    f = SpeechFilter()
+    deltas = [
+        "The capital",
+        " is Paris [interrup",
+        "ted by the user]. It",
+        " (laughs) is big 😀!",
+        ' {"a": 1} <b>ok</b>',
+    ]
+    spoken = clean_for_speech("".join(f.push(d) for d in deltas) + f.flush())
+    assert spoken == "The capital is Paris. It is big! ok"
+    f = SpeechFilter()  # a bracket left open hides the rest of the answer, unless it runs on too long
+    assert clean_for_speech(f.push("Sure. [thinking") + f.flush()) == "Sure."
+    f = SpeechFilter()
+    long = "(" + "word " * (MAX_HIDDEN // 5 + 2)
+    assert "word word" in f.push(long)  # no marker is that long: it was text after all
+    assert SpeechFilter().push("a ) stray closer") == "a  stray closer"
+
+
+@pytest.mark.asyncio
+async def test_split_sentences_filters_brackets_across_sentences() -> None:
+    async def deltas():  # type: ignore[no-untyped-def]
+        for d in ["Once upon a time. ", "[interrupted ", "by the user] ", "The end."]:
+            yield d
+
+    assert [s async for s in split_sentences(deltas())] == ["Once upon a time.", "The end."]

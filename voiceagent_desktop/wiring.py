@@ -26,10 +26,10 @@ class SoundDeviceAudio:
         self.input_device = input_device
         self.output_device = output_device
 
-    def open_output(self, clock: Clock):
+    def open_output(self, clock: Clock, on_error: Callable[[AudioDeviceError], None]):
         from .engine.audio_io import AudioOutput
 
-        return AudioOutput(self.output_device, clock)
+        return AudioOutput(self.output_device, clock, on_error=on_error)
 
     def open_input(
         self,

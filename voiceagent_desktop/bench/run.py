@@ -40,6 +40,7 @@ from ..engine.events import (
     UserTranscript,
 )
 from . import analysis
+from .idle import DeviceCounters, measure_idle, measure_window_idle
 from .report import render_markdown
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,6 @@ async def _wait_state(agent: VoiceAgent, states: set[AgentState], timeout: float
     return False
 
 
-def _cpu_seconds(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
-
-
 async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[str, Any]:
     from ..testing.virtual_audio import MIC_FEED, PROBE
     from ..wiring import build_agent, conversation_settings
@@ -130,9 +126,8 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
     # Idle cost while listening hands-free (silence at the microphone), before anything else runs.
     agent.set_mode(InputMode.HANDS_FREE)
     await asyncio.sleep(1.0)
-    c0, w0 = _cpu_seconds(proc), time.monotonic()
-    await asyncio.sleep(10.0)
-    idle_cpu_pct = 100.0 * (_cpu_seconds(proc) - c0) / (time.monotonic() - w0)
+    idle = await measure_idle(agent, 10.0)
+    counters = DeviceCounters.read(agent)  # the underruns of the conversation below
 
     probe = va.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
     turns_log: list[dict[str, Any]] = []
@@ -237,11 +232,13 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
 
     # The app's memory: the process minus the probe recording the benchmark itself holds.
     rss_mib = (proc.memory_info().rss - probe.buffered_bytes) / 2**20
+    devices = counters.per_minute(DeviceCounters.read(agent))
     audio = probe.stop()
     await agent.stop()
     return {
         "load_s": load_s,
-        "idle_cpu_pct": idle_cpu_pct,
+        "idle": idle,
+        "devices": devices,
         "rss_mib": rss_mib,
         "probe": audio,
         "probe_t0": probe.t0,
@@ -328,7 +325,13 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         "barge_in_ms": analysis.percentiles(barge),
         "pause_to_silent_block_ms": analysis.percentiles(pause_ms),
         "cancel_ms": analysis.percentiles(cancel),
-        "idle_cpu_pct": round(raw["idle_cpu_pct"], 2),
+        "idle_cpu_pct": round(raw["idle"]["idle_cpu_pct"], 2),
+        "idle_underruns_per_min": raw["idle"]["underruns_per_min"],
+        "idle_alsa_xruns_per_min": raw["idle"]["alsa_xruns_per_min"],
+        "underruns_per_min": raw["devices"]["underruns_per_min"],
+        "alsa_xruns_per_min": raw["devices"]["alsa_xruns_per_min"],
+        "overflows_per_min": raw["devices"]["overflows_per_min"],
+        "conversation_minutes": raw["devices"]["minutes"],
         "rss_mib": round(raw["rss_mib"], 1),
         "rss_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "models_load_s": round(raw["load_s"], 2),
@@ -438,6 +441,7 @@ def run_bench(
         }
         if startup:
             results["startup_ms"] = measure_startup()
+            results["window_idle"] = measure_window_idle()
         raw = asyncio.run(_bench_conversation(settings, va, turns))
         results.update(_analyse(raw))
     json_path.write_text(json.dumps(results, indent=2) + "\n")

@@ -58,9 +58,13 @@ class AudioSource(Protocol):
 
     async def stop(self) -> None: ...
 
+    def set_relaxed(self, relaxed: bool) -> None:
+        """Nothing waits on the frames now (the agent is idle): they may be handed over in batches."""
+        ...
+
 
 class AudioFactory(Protocol):
-    def open_output(self, clock: Clock) -> AudioSink: ...
+    def open_output(self, clock: Clock, on_error: Callable[[AudioDeviceError], None]) -> AudioSink: ...
 
     def open_input(
         self,
@@ -68,6 +72,21 @@ class AudioFactory(Protocol):
         on_frame: Callable[[AudioArray, float], None],
         on_error: Callable[[AudioDeviceError], None],
     ) -> AudioSource: ...
+
+
+class _Progress:
+    """One component's loading progress as ``ModelProgress`` events, one per step: the agent reports the
+    start and the end of each load, and the provider reports its own steps (often the same start and end,
+    in its own words): a report that does not advance the fraction is dropped."""
+
+    def __init__(self, bus: EventBus, component: str) -> None:
+        self.bus, self.component = bus, component
+        self._last = -1.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if fraction > self._last:
+            self._last = fraction
+            self.bus.emit(ModelProgress(self.component, fraction, message))
 
 
 class VoiceAgent:
@@ -103,6 +122,8 @@ class VoiceAgent:
     def _track_state(self, event: object) -> None:
         if isinstance(event, StateChanged):
             self.state = event.state
+            if self._input is not None:
+                self._input.set_relaxed(event.state is AgentState.LISTENING)
         elif isinstance(event, ModeChanged):  # also when a tool ("stop listening") changed it
             self.mode = event.mode
 
@@ -111,7 +132,7 @@ class VoiceAgent:
         t0 = self.clock.now()
         self.bus.emit(StateChanged(AgentState.LOADING))
         try:
-            self._sink = self.audio.open_output(self.clock)
+            self._sink = self.audio.open_output(self.clock, self._on_device_error)
             self._input = self.audio.open_input(self.clock, self._on_frame, self._on_device_error)
             await self._load_models()
             self.conversation = Conversation(
@@ -155,30 +176,28 @@ class VoiceAgent:
             "tts": self.providers.tts,
         }
 
-        def reporter(component: str) -> Callable[[float, str], None]:
-            return lambda fraction, msg: self.bus.emit(ModelProgress(component, fraction, msg))
-
         # Sequential: on a 2-core machine parallel loads only fight for the cores, and the warm-up of each
         # model is most representative when it runs alone.
         for component, provider in parts.items():
-            self.bus.emit(ModelProgress(component, 0.0, f"loading {provider.name}"))
-            await provider.load(reporter(component))
-            self.bus.emit(ModelProgress(component, 1.0, f"{provider.name} ready"))
-        await self._load_turn_detector(reporter("turn"))
+            progress = _Progress(self.bus, component)
+            progress(0.0, f"Loading {provider.name}")
+            await provider.load(progress)
+            progress(1.0, f"{provider.name} ready")
+        await self._load_turn_detector(_Progress(self.bus, "turn"))
 
     async def _load_turn_detector(self, progress: Callable[[float, str], None]) -> None:
         """Optional: if the end-of-turn model cannot be obtained or loaded, say so and go on without it."""
         turn = self.providers.turn
         if turn is None:
             return
-        self.bus.emit(ModelProgress("turn", 0.0, f"loading {turn.name}"))
+        progress(0.0, f"Loading {turn.name}")
         try:
             await turn.load(progress)
         except ProviderError as exc:
             log.warning("end-of-turn model unavailable: %s", exc)
             self.providers.turn = None
             secs = self.settings.turn.silence_only_secs
-            self.bus.emit(ModelProgress("turn", 1.0, f"{turn.name} unavailable"))
+            progress(1.0, f"{turn.name} unavailable")
             self.bus.emit(
                 Notice(
                     f"End-of-turn model unavailable ({exc}). Hands-free ends a turn after {secs:.1f} s "
@@ -194,7 +213,7 @@ class VoiceAgent:
                 log.warning("end-of-sentence language model unavailable: %s", exc)
                 self.providers.text_turn = None
                 self.bus.emit(Notice(f"End-of-sentence scoring unavailable ({exc}); turns may end early."))
-        self.bus.emit(ModelProgress("turn", 1.0, f"{turn.name} ready"))
+        progress(1.0, f"{turn.name} ready")
 
     def _on_frame(self, frame: AudioArray, t: float) -> None:
         if self.muted:  # the conversation hears silence: a turn in progress ends as if the user paused
@@ -267,8 +286,12 @@ class VoiceAgent:
             self.conversation = None
         if self._sink is not None:
             self._sink.clear()
-            close = getattr(self._sink, "close", None)
-            if close is not None:
+            if underflows := getattr(self._sink, "underflows", 0):  # (the terminal shows no ALSA messages)
+                log.info("the speaker underran %d times: its callback came too late", underflows)
+            aclose, close = getattr(self._sink, "aclose", None), getattr(self._sink, "close", None)
+            if aclose is not None:
+                await aclose()
+            elif close is not None:
                 close()
             self._sink = None
         p = self.providers

@@ -2,11 +2,21 @@
 
 sounddevice is imported lazily (``sounddevice_module``), so the engine imports without PortAudio; its
 errors are mapped into the ``AudioDeviceError`` tree with messages fit for the user.
+
+**ALSA's messages.** On Linux PortAudio talks to the sound server through ALSA, and alsa-lib prints its
+own diagnostics straight to the terminal ("ALSA lib pcm.c:8570:(snd_pcm_recover) underrun occurred",
+probe failures while devices are listed). Before sounddevice is first imported, ``quiet_alsa`` installs an
+error handler in alsa-lib that logs them at DEBUG instead and counts them (``ALSA_REPORTS``, by the
+reporting function: ``snd_pcm_recover`` is an xrun). The handler runs on whichever thread alsa-lib reports
+from (PortAudio's audio threads included), only when something went wrong; it takes the GIL briefly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -14,6 +24,7 @@ from typing import Any, Literal
 
 from ..errors import AudioDeviceError, DeviceBusyError, DeviceNotFoundError, NoAudioDeviceError
 from ..providers.base import AudioArray
+from .clib import c_function
 
 #: Stream latency requested from PortAudio (seconds). 'low' is unstable with ALSA/PulseAudio. For input the
 #: 512-sample block sets the buffer (PortAudio reports 64 ms whatever is asked); for output 0.04 gives a
@@ -23,9 +34,50 @@ Kind = Literal["input", "output"]
 FrameCallback = Callable[[AudioArray, float], None]
 ErrorCallback = Callable[[AudioDeviceError], None]
 _PA_INVALID_DEVICE = -9996
+log = logging.getLogger(__name__)
+
+#: alsa-lib's reports since start, by the function that reported (``snd_pcm_recover``: an xrun)
+ALSA_REPORTS: Counter[str] = Counter()
+# void handler(const char *file, int line, const char *function, int err, const char *fmt, ...): the
+# variadic arguments are not read (the format alone says what happened).
+_ALSA_HANDLER_T = ctypes.CFUNCTYPE(
+    None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+)
+_alsa_handler: Any = None  # the installed handler (kept alive as long as alsa-lib may call it)
+
+
+def _on_alsa_error(
+    file: bytes | None, line: int, function: bytes | None, err: int, fmt: bytes | None
+) -> None:
+    name = (function or b"?").decode(errors="replace")
+    ALSA_REPORTS[name] += 1
+    log.debug("ALSA %s (%s:%d): %s (error %d)", name, (file or b"?").decode(errors="replace"), line,
+              (fmt or b"").decode(errors="replace"), err)  # fmt: skip
+
+
+def quiet_alsa() -> bool:
+    """Route alsa-lib's messages to the log (DEBUG) instead of the terminal; True if installed (or
+    already). A no-op without alsa-lib (not Linux, or PortAudio built without ALSA)."""
+    global _alsa_handler
+    if _alsa_handler is not None:
+        return True
+    set_handler = c_function("asound", "snd_lib_error_set_handler", [_ALSA_HANDLER_T])
+    if set_handler is None:
+        return False
+    handler = _ALSA_HANDLER_T(_on_alsa_error)
+    if set_handler(handler) != 0:
+        return False
+    _alsa_handler = handler
+    return True
+
+
+def alsa_xruns() -> int:
+    """Over- and underruns alsa-lib has reported (and recovered from) in this process."""
+    return ALSA_REPORTS["snd_pcm_recover"]
 
 
 def sounddevice_module() -> ModuleType:
+    quiet_alsa()  # before PortAudio initialises ALSA (it lists the devices at import)
     try:
         import sounddevice
     except OSError as exc:  # the wheel loads the system PortAudio at import

@@ -4,6 +4,16 @@ Segments play in order. ``play`` resamples to the device rate on the caller's th
 segment); the PortAudio callback only slices numpy arrays under a lock held for one block copy at most.
 Listener times are the clock times at which the sample reaches the DAC: now + PortAudio's reported
 output delay for the buffer (which includes the stream latency), or now + the stream latency.
+
+**The stream runs only while there is something to play.** It is opened at construction but started by
+the first ``play`` (~1 ms; the first block goes out at once, with no queued silence ahead of it), and
+stopped (aborted: what is left in the buffer is silence) once nothing has been queued for
+``idle_stop_secs``. Starting and stopping happen on a thread of their own (``engine/stream_switch.py``): a
+start waits on the sound server, and never returned once the server had died; a start that has not
+returned after ``START_TIMEOUT_SECS`` is reported as a lost device. A stream that plays silence costs
+~1.5 % of a core (two threads waking 50-200 times a second) and, whenever a GIL-heavy moment (imports
+while the models load) delays its callback past the buffer, an ALSA underrun; a stopped one costs
+nothing. Underruns while running are counted (``underflows``).
 """
 
 from __future__ import annotations
@@ -33,11 +43,15 @@ from .audio_devices import (
 )
 from .clock import Clock
 from .ports import PlaybackListener
+from .stream_switch import StreamSwitch
 
 log = logging.getLogger(__name__)
 
 
 BLOCK_SECS = 0.02
+#: Stop the stream once nothing has been queued for this long (restarting costs ~1 ms).
+IDLE_STOP_SECS = 2.0
+START_TIMEOUT_SECS = 2.0
 
 
 @dataclass(eq=False)
@@ -66,7 +80,8 @@ _NOTHING: deque[_Segment] = deque()  # what a paused callback plays (never fille
 
 
 class AudioOutput:
-    """The speaker, as an ``AudioSink``. The stream opens (and starts, playing silence) on construction.
+    """The speaker, as an ``AudioSink``. The stream opens on construction and runs while there is audio to
+    play (see the module docstring).
 
     ``sample_rate`` is the preferred device rate (the device default is used if refused); mono, or the
     mono signal copied to 2 channels if the device refuses mono. Call ``close()`` when done. Listener
@@ -87,8 +102,9 @@ class AudioOutput:
         sample_rate: int = 48000,
         latency: float | str = DEFAULT_LATENCY,
         on_error: ErrorCallback | None = None,
+        idle_stop_secs: float = IDLE_STOP_SECS,
     ) -> None:
-        self.clock, self.on_error = clock, on_error
+        self.clock, self.on_error, self.idle_stop_secs = clock, on_error, idle_stop_secs
         self._listener: PlaybackListener | None = None
         self.latency = float(latency) if isinstance(latency, int | float) else 0.05
         self._lock = threading.Lock()
@@ -97,7 +113,12 @@ class AudioOutput:
         self._since_clear: dict[int, _Segment] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._capture_loop()
+        #: PortAudio's output-underflow flags while running: the callback came too late and the device
+        #: played a gap (a click, or silence instead of silence)
         self.underflows = 0
+        self.starts = 0  # times the stream was started (on demand)
+        self._running = False  # the stream should run (the switch makes it so)
+        self._idle_check: asyncio.TimerHandle | None = None
         self._closing = False
         self._paused = False  # a tentative barge-in: silence, the queue kept
         self._paused_at: float | None = None
@@ -114,24 +135,29 @@ class AudioOutput:
             channels = min(2, int(info["max_output_channels"]))
         self.sample_rate, self.channels = sample_rate, channels
         self._block_clock = BlockClock(sample_rate)
-        try:
-            self._stream = sd.OutputStream(
+
+        def open_stream() -> Any:
+            return sd.OutputStream(
                 samplerate=sample_rate,
                 device=dev,
                 channels=channels,
                 dtype="float32",
                 latency=latency,
-                # Fixed 20 ms blocks: about half the idle CPU of PortAudio's variable blocks (1.2 % vs
-                # 2.2 % of a core here). 40 ms blocks cost only 0.7 % but added ~50 ms to every reply's start.
+                # Fixed 20 ms blocks: about half the CPU of PortAudio's variable blocks (1.2 % vs 2.2 % of a
+                # core here). 40 ms blocks cost only 0.7 % but added ~50 ms to every reply's start.
                 blocksize=round(sample_rate * BLOCK_SECS),
                 callback=self._callback,
                 finished_callback=self._finished,
             )
-            self._stream.start()
+
+        self._switch = StreamSwitch(open_stream, "speaker-stream", self._start_failed)
+        try:  # opened once now, so that a device problem is reported at start-up
+            probe = open_stream()
         except (sd.PortAudioError, ValueError) as exc:
             raise open_error(exc, "the speaker") from exc
         #: PortAudio's output latency estimate (s); the DAC delay used when the callback's is unusable.
-        self.latency = float(self._stream.latency)
+        self.latency = float(probe.latency)
+        close_stream(probe)
 
     def _capture_loop(self) -> None:
         with contextlib.suppress(RuntimeError):
@@ -162,6 +188,51 @@ class AudioOutput:
             seg.src_total += len(src)
             if len(out):
                 seg.chunks.append(out)
+        self._start()
+
+    @property
+    def running(self) -> bool:
+        """The stream is started (it is stopped while there is nothing to play)."""
+        return self._running
+
+    def _start(self) -> None:
+        if self._idle_check is not None:
+            self._idle_check.cancel()
+            self._idle_check = None
+        if self._running or self._closing:
+            return
+        self._running = True
+        self.starts += 1
+        self._switch.want(True)
+        if self._loop is not None:
+            self._loop.call_later(START_TIMEOUT_SECS, self._check_started)
+
+    def _check_started(self) -> None:
+        if self._switch.stuck(START_TIMEOUT_SECS / 2):  # (the switch may have begun a little later)
+            self._lost("it did not start: the sound server does not answer")
+
+    def _start_failed(self, exc: Exception) -> None:  # (the switch's thread)
+        log.debug("starting the output stream failed: %s", exc)
+        loop = self._loop
+        if loop is not None and not self._closing:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._lost, f"it could not be opened again: {exc}")
+
+    def _schedule_idle_stop(self) -> None:
+        """Nothing queued: stop the stream after ``idle_stop_secs`` unless something is queued by then."""
+        loop = self._loop
+        if self._idle_check is not None or not self._running or self._closing or loop is None:
+            return
+        self._idle_check = loop.call_later(self.idle_stop_secs, self._stop_if_idle)
+
+    def _stop_if_idle(self) -> None:
+        self._idle_check = None
+        with self._lock:
+            busy = bool(self._queue)
+        if busy or not self._running or self._closing:
+            return
+        self._running = False
+        self._switch.want(False)  # the buffer holds only silence by now
 
     def finish_segment(self, segment_id: int) -> None:
         seg = self._segments.get(segment_id)
@@ -191,10 +262,11 @@ class AudioOutput:
             for seg in dropped:
                 seg.closed = True
                 seg.chunks.clear()
+        self._schedule_idle_stop()
         return {sid: seg.played_src() for sid, seg in touched.items()}
 
     def pause(self) -> None:
-        self._paused_at = self.clock.now()
+        self._paused_at = self.clock.now() if self._running else None  # (stopped: silent already)
         self._paused = True  # read by the callback: the next block is silent
 
     def resume(self) -> None:
@@ -255,6 +327,8 @@ class AudioOutput:
                 loop.call_soon_threadsafe(self._dispatch, events)
 
     def _dispatch(self, events: list[tuple[int, int, float]]) -> None:
+        if events[-1][0] == _FINISHED and not self._queue:
+            self._schedule_idle_stop()
         listener = self._listener
         if listener is None:
             return
@@ -265,17 +339,17 @@ class AudioOutput:
                 listener.segment_finished(sid, t)
 
     def _finished(self) -> None:
+        # PortAudio thread, as the stream ends: a stop on purpose runs this before abort() returns.
         loop = self._loop
-        if not self._closing and loop is not None:
+        if not self._closing and not self._switch.stopping and loop is not None:
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._lost)
+                loop.call_soon_threadsafe(self._lost, "the output stream ended")
 
-    def _lost(self) -> None:
+    def _lost(self, why: str) -> None:
         if self._closing:
             return
-        exc = DeviceLostError(
-            "The speaker stopped working (the output stream ended). Check the sound device."
-        )
+        self._running = False
+        exc = DeviceLostError(f"The speaker stopped working ({why}). Check the sound device.")
         log.warning("%s", exc)
         if self.on_error is not None:
             self.on_error(exc)
@@ -286,10 +360,17 @@ class AudioOutput:
             return
         self._closing = True
         self.clear()
-        close_stream(self._stream)
+        self._cancel_idle_check()
+        self._switch.close(START_TIMEOUT_SECS)
 
     async def aclose(self) -> None:
         if not self._closing:
             self._closing = True
             self.clear()
-            await asyncio.to_thread(close_stream, self._stream)
+            self._cancel_idle_check()
+            await asyncio.to_thread(self._switch.close, START_TIMEOUT_SECS)
+
+    def _cancel_idle_check(self) -> None:
+        if self._idle_check is not None:
+            self._idle_check.cancel()
+            self._idle_check = None

@@ -2,12 +2,24 @@
 
 A push-to-talk press interrupts at once. Hands-free, the VAD's speech start *pauses* playback at once (the
 speaker is silent within one audio block) but keeps the reply — its LLM and TTS go on filling the paused
-queue — until the interruption is confirmed:
+queue — until the sound is judged (``judge``), from the words heard so far (a streaming STT's interim, an
+incremental Whisper pass, or the end-of-turn evaluation's transcript at the first silence), how long the
+sound was voiced, the recogniser's confidence, and what the agent was saying:
 
-- words arrive (a streaming STT's interim result, or the transcript of the end-of-turn evaluation at the
-  first silence) that are not all backchannels ("mhm", "yeah", "okay", "right" …), or
-- the user has been voiced for ``confirm_voiced_secs`` (longer than a cough or a backchannel), or
-- the turn ends with words the LLM must answer.
+- nothing but backchannels — "mhm", "yeah yeah", "okay", "right", "I see" …, repeated or not, hums however
+  Whisper spells them ("MMM", "M-H-N") and fillers ("uh", "um") — is no interruption; except a "yes",
+  "yeah", "okay", "sure" … while or right after the agent asks a question (the sentence mostly played, or
+  played out within ``answer_secs``): that is an answer, so it interrupts;
+- words that ask the agent to stop or that question it ("wait", "stop", "no", "hold on", "actually",
+  "what", "sorry" … : ``CUES``) interrupt at once, however short;
+- other words interrupt if the sound was voiced for ``short_secs`` or more. A shorter sound with no cue is
+  taken for a hum, a cough or a backchannel that Whisper put words to — on the pipeline's own audio,
+  tiny.en heard Piper's and espeak's "mhm", "mm", "hmm", "oh" and "ahem" as "and make", "in a month",
+  "Damn", "Hey man.", "So.", "DADEM" … — unless the recogniser is sure of them (``sure_confidence``;
+  Whisper's mean token probability, i.e. a mean log-probability ≥ −0.5, with a no-speech probability ≤
+  ``sure_no_speech``). Confidence alone could not tell them apart: real short words scored −0.15 … −2.6;
+- the user voiced for ``confirm_voiced_secs`` interrupts, words or not, and so does a turn that ends with
+  words the LLM must answer.
 
 Then the reply is cancelled: playback is cleared, every stream is closed (``RepliesCancelled`` reports
 how long that took: the LLM's worker stopped, the cloud response closed, the TTS context cancelled), and
@@ -26,7 +38,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..providers.base import ChatMessage
+from ..providers.base import ChatMessage, Transcript
 from .events import AgentState, AssistantDone, BargeIn, BargeInResumed, RepliesCancelled
 from .reply import Reply
 
@@ -34,10 +46,23 @@ if TYPE_CHECKING:
     from .conversation import Conversation
 
 BACKCHANNELS = frozenset(
-    {"mhm", "mm", "mmm", "hmm", "uh-huh", "uh huh", "mm-hmm", "yeah", "yep", "yes", "okay", "ok", "right",
-     "sure", "i see", "got it", "alright", "cool", "nice", "wow", "oh"}
+    {"mhm", "mm", "mmm", "hmm", "hm", "uh huh", "mm hmm", "yeah", "yep", "yes", "okay", "ok", "kay", "mkay",
+     "right", "sure", "i see", "got it", "alright", "all right", "cool", "nice", "wow", "oh", "ah", "uh",
+     "um", "er", "em", "ahem", "oh okay", "yeah right", "that's right", "true", "exactly", "indeed"}
 )  # fmt: skip
-_WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
+#: Backchannels that answer a question the agent has just asked.
+ANSWERS = frozenset({"yes", "yeah", "yep", "okay", "ok", "sure", "right", "alright", "all right"})
+#: Words that ask the agent to stop, or question it: they interrupt however short the sound.
+CUES = frozenset(
+    {"wait", "stop", "no", "nope", "hold", "hang", "actually", "sorry", "pardon", "excuse", "what", "why",
+     "how", "who", "when", "where", "which", "repeat", "again", "cancel", "quiet", "enough", "shut", "pause",
+     "listen", "but", "instead", "question"}
+)  # fmt: skip
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+#: A hum, however Whisper spells it: "mmm", "mhm", "hmm", "M-H-N" (letter by letter), "mm-mm".
+_HUM = re.compile(r"[mhn]+")
+
+WORDS, BACKCHANNEL, NO_WORDS = "words", "backchannel", "no words"
 
 
 @dataclass(frozen=True)
@@ -46,16 +71,39 @@ class BargeInParams:
     confirm_voiced_secs: float = 0.8  # voiced this long: an interruption, words or not
     window_secs: float = 1.5  # no verdict by then (and quiet): resume (before the 2 s end-of-turn fallback)
     backchannels: frozenset[str] = field(default=BACKCHANNELS)
+    cues: frozenset[str] = field(default=CUES)
+    short_secs: float = 0.6  # voiced less than this, words without a cue are no interruption ...
+    sure_confidence: float = 0.6  # ... unless the recogniser is this sure of them (Whisper: avg_logprob -0.5)
+    sure_no_speech: float = 0.3  # ... and (Whisper) its no-speech probability is at most this
+    answer_secs: float = 2.0  # "yes" this soon after the agent's question is an answer (it interrupts)
 
 
 def only_backchannels(text: str, backchannels: frozenset[str]) -> bool | None:
-    """None: no words; True: nothing but backchannels ("yeah, okay"); False: real words."""
-    t = " " + " ".join(_WORD.findall(text.lower())) + " "
-    if not t.strip():
+    """None: no words; True: nothing but backchannels, repeated or not ("yeah yeah, okay"), hums and
+    fillers; False: real words."""
+    words = _WORD.findall(text.lower().replace("’", "'").replace("-", " "))
+    if not words:
         return None
-    for phrase in sorted(backchannels, key=len, reverse=True):
-        t = t.replace(f" {phrase} ", " ")
-    return not t.strip()
+    longest = max((len(p.split()) for p in backchannels), default=1)
+    i = 0
+    while i < len(words):
+        for n in range(min(longest, len(words) - i), 0, -1):
+            if " ".join(words[i : i + n]) in backchannels:
+                i += n
+                break
+        else:
+            if not _HUM.fullmatch(words[i]):
+                return False
+            i += 1
+    return True
+
+
+def sure(transcript: Transcript | None, params: BargeInParams) -> bool:
+    """The recogniser says it is sure of these words (never, if it gives no confidence)."""
+    if transcript is None or transcript.confidence is None:
+        return False
+    quiet = transcript.no_speech_prob is not None and transcript.no_speech_prob > params.sure_no_speech
+    return transcript.confidence >= params.sure_confidence and not quiet
 
 
 @dataclass
@@ -63,7 +111,20 @@ class _Pending:
     reply: Reply | None
     task: asyncio.Task[None]
     t: float  # the trigger
-    voiced_secs: float = 0.0
+    after_question: bool  # the agent had just asked a question
+    voiced_secs: float = 0.0  # since the trigger (the VAD had heard ``start_secs`` before it)
+
+
+def asked_a_question(reply: Reply | None, played: dict[int, int], t: float, within: float) -> bool:
+    """The agent has just asked something: the sentence playing is a question and mostly played, or the
+    last sentence it played out was a question that ended at most ``within`` seconds before ``t``."""
+    for seg in reversed(reply.segments if reply is not None else []):
+        question = seg.text.rstrip().endswith("?")
+        if seg.finished:
+            return question and seg.finished_at is not None and t - seg.finished_at <= within
+        if seg.started and question and seg.samples and played.get(seg.segment_id, 0) >= 0.8 * seg.samples:
+            return True
+    return False
 
 
 class BargeInHandler:
@@ -85,7 +146,10 @@ class BargeInHandler:
         if task is None or task.done():
             return
         c.sink.pause()  # silent from the next block, whatever the verdict
-        self.pending = _Pending(c._reply, task, trigger_t)
+        reply = c._reply
+        played = {s.segment_id: c.sink.played_samples(s.segment_id) for s in reply.segments} if reply else {}
+        asked = asked_a_question(reply, played, trigger_t, self.params.answer_secs)
+        self.pending = _Pending(reply, task, trigger_t, asked)
         c.bus.emit(BargeIn(c._reply.turn_id if c._reply else c._turn_ids, c.clock.now() - trigger_t))
         if not (tentative and self.params.resume_false):
             self.commit()
@@ -103,23 +167,41 @@ class BargeInHandler:
         elif t - p.t >= self.params.window_secs:
             self.resume("no words")
 
-    def words(self, text: str, *, final: bool) -> None:
+    def judge(self, text: str, transcript: Transcript | None = None) -> str:
+        """``WORDS`` (an interruption), ``BACKCHANNEL`` or ``NO_WORDS`` for what was heard since the trigger
+        (``transcript``: with the recogniser's confidence, where it gives one); see the module docstring."""
+        p, params = self.pending, self.params
+        kind = only_backchannels(text, params.backchannels)
+        if kind is None:
+            return NO_WORDS
+        words = set(_WORD.findall(text.lower().replace("’", "'")))
+        if kind:
+            answer = p is not None and p.after_question and bool(words & ANSWERS)
+            return WORDS if answer else BACKCHANNEL
+        if words & params.cues:
+            return WORDS
+        voiced = p.voiced_secs + self.c.settings.vad.start_secs if p is not None else 0.0
+        if voiced < params.short_secs and not sure(transcript, params):
+            return NO_WORDS  # a hum or a cough Whisper put words to
+        return WORDS
+
+    def words(self, text: str, *, final: bool, transcript: Transcript | None = None) -> None:
         """Words heard since the trigger (``final``: the user has paused after them)."""
         if self.pending is None:
             return
-        verdict = only_backchannels(text, self.params.backchannels)
-        if verdict is False:
+        verdict = self.judge(text, transcript)
+        if verdict == WORDS:
             self.commit()
         elif final:
-            self.resume("no words" if verdict is None else "backchannel")
+            self.resume(verdict)
 
-    def turn_ends(self, text: str | None) -> bool:
+    def turn_ends(self, transcript: Transcript | None) -> bool:
         """The user's turn is over; True if it is to be answered (the interruption was real), False if
-        the reply resumes instead."""
+        the reply resumes instead (its words were no interruption)."""
         if self.pending is None:
             return True
-        if text is not None and only_backchannels(text, self.params.backchannels) is not False:
-            self.resume("no words" if not text.strip() else "backchannel")
+        if transcript is not None and (verdict := self.judge(transcript.text, transcript)) != WORDS:
+            self.resume(verdict)
             return False
         self.commit()
         return True

@@ -60,7 +60,7 @@ from .ports import AudioSink
 from .ptt import PushToTalk
 from .reply import Reply
 from .turn import EndOfTurnDecision, EOTReason, StreamedTurnSTT, TextScorer, TurnPolicy, evaluate
-from .vad import SpeechStarted, SpeechStopped, VADPhase, VADStateMachine, rms_db
+from .vad import QuietGate, SpeechStarted, SpeechStopped, VADPhase, VADStateMachine, rms_db
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,6 +87,7 @@ class Conversation:
         self.mode = self.settings.mode
         self.frame_secs = vad.frame_samples / vad.sample_rate
         self.vad_machine = VADStateMachine(self.settings.vad, self.frame_secs)
+        self._vad = QuietGate(vad, self.settings.vad)  # the model, asked only about frames loud enough
         self._use_models = turn_detector is not None
         self.turn_policy = TurnPolicy(self.settings.turn, model=self._use_models)
         self._eval_running = False
@@ -193,8 +194,8 @@ class Conversation:
         policy = self.mode is InputMode.HANDS_FREE and not self._ptt.held and not self._ptt.closing
         probability, level, voiced = 0.0, -120.0, False
         if policy or self._ptt.held:  # the VAD rules hands-free; with the key held it tracks the tail
-            probability = self.vad.probability(frame)
             level = rms_db(frame) if volume is None else volume
+            probability = self._vad.probability(frame, level)
             voiced = self.settings.vad.voiced(probability, level)
             if self._ptt.held:
                 self._ptt.frame(voiced, t)
@@ -263,7 +264,7 @@ class Conversation:
             log.debug("interim transcription failed: %s", type(exc).__name__)
             return
         if stt is self._turn_stt:  # still this turn
-            self._on_interim(transcript.text)
+            self._on_interim(transcript.text, transcript)
 
     def _start_queued_evaluation(self) -> None:
         """One evaluation at a time (they share the cores): the latest request runs when the current one
@@ -298,7 +299,8 @@ class Conversation:
             self._eval_running = False
             self._start_queued_evaluation()
         if evaluation.transcript is not None:  # words heard during a tentative barge-in decide it
-            self.barge_in.words(evaluation.transcript.text, final=self._current(eval_id))
+            transcript = evaluation.transcript
+            self.barge_in.words(transcript.text, final=self._current(eval_id), transcript=transcript)
         policy = self.turn_policy
         decision = policy.result(
             eval_id, evaluation, self.clock.now(), maybe_speaking=self.vad_machine.phase is VADPhase.STARTING
@@ -315,10 +317,10 @@ class Conversation:
         if self._turn_frames is not None and self._current(eval_id):
             self.speculation.start(transcript)
 
-    def _on_interim(self, text: str) -> None:
+    def _on_interim(self, text: str, transcript: Transcript | None = None) -> None:
         if self._turn_timer is not None and text:
             self.bus.emit(UserInterim(self._turn_timer.turn_id, text))
-            self.barge_in.words(text, final=False)
+            self.barge_in.words(text, final=False, transcript=transcript)
 
     def _on_utterance_end(self) -> None:
         """The streaming STT saw the utterance end: the turn policy may end a turn it was unsure of."""
@@ -392,7 +394,7 @@ class Conversation:
         reply, seg = self._reply, self._reply.segment(segment_id) if self._reply else None
         if reply is None or seg is None:
             return
-        seg.finished = True
+        seg.finished, seg.finished_at = True, t
         if reply.all_queued and all(s.finished for s in reply.segments):
             reply.done.set()
 
@@ -449,7 +451,7 @@ class Conversation:
     ) -> None:
         """End the open turn and answer it. ``transcript``: the turn's words are already known (from the
         end-of-turn evaluation), or ``speculation`` is making them (push-to-talk), so STT is not run again."""
-        if not self.barge_in.turn_ends(transcript.text if transcript is not None else None):
+        if not self.barge_in.turn_ends(transcript):
             return  # it was no interruption: the reply plays on
         frames, timer, stt = self._turn_frames, self._turn_timer, self._turn_stt or self.stt
         self._turn_frames, self._turn_timer, self._turn_stt = None, None, None

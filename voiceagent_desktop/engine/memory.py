@@ -9,28 +9,16 @@ worker thread while nobody waits. A no-op where glibc is not the allocator.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 from collections.abc import Callable
 
+from .clib import c_function
+
 log = logging.getLogger(__name__)
 
 
-def _load_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
-    try:
-        fn = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_size_t]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_TRIM = _load_trim()
+_TRIM: Callable[[int], int] | None = c_function("c", "malloc_trim", [ctypes.c_size_t])
 
 _M_ARENA_MAX = -8
 
@@ -43,15 +31,9 @@ def configure_allocator() -> None:
     arenas it stayed at ~470-590 MiB over the turns (~700 MiB in long interrupted stories). A fixed 1 MiB
     mmap threshold flattened it further but made STT and TTS ~40-80 ms slower (page faults on every big
     buffer), so it is not used. Call once, early (before inference threads start)."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt(_M_ARENA_MAX, 2)
+    mallopt = c_function("c", "mallopt", [ctypes.c_int, ctypes.c_int])
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, 2)
 
 
 def release_free_memory() -> None:

@@ -35,6 +35,7 @@ class Segment:
     synthesized: bool = False  # all audio for the text was produced
     started: bool = False
     finished: bool = False
+    finished_at: float | None = None  # when its last sample reached the device (clock time)
     rate: int = 0  # of its audio (turn TTS)
     words: WordTimestamps | None = None  # its words' times from the start of its audio, if known
     superseded: bool = False  # its sentence was spoken again, whole, in a later segment (a fallback voice)

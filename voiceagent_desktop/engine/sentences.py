@@ -8,6 +8,11 @@ part of an address (``3.``, ``Dr.``, ``J.``, ``www.``, ``example.co``), ends the
 long run without an end is cut at the last comma or space so TTS is never starved. Markdown decoration is
 removed: it must not be read aloud, and what is left without a letter or digit is not spoken.
 
+Text that is not speech never reaches the TTS (``SpeechFilter``, ahead of the splitter): whatever stands
+in brackets — ``[interrupted by the user]``, ``(laughs)``, ``{"tool": …}``, ``<tags>`` — is dropped with its
+brackets, also when it spans several deltas, and so are emoji. A bracket left open for more than
+``MAX_HIDDEN`` characters was no marker: its text is spoken after all (without the bracket).
+
 The *first* segment of a reply may also end at a clause boundary (``,`` ``;`` ``:`` followed by white
 space) once it has ``first_clause_words`` words: the user hears the answer begin one clause earlier, and
 a short first segment is synthesized faster.
@@ -48,13 +53,52 @@ _ABBREVIATIONS = frozenset(
 _END = re.compile(r"([.!?…]+)[\"')\]]*(\s+)|\n+")
 _MARKDOWN = re.compile(r"(\*\*|__|\*|`+|^#+\s*|^\s*[-*•]\s+|^\s*\d+\.\s+)", re.MULTILINE)
 _SPACE = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:…])")
+_OPENERS, _CLOSERS = "([{<", ")]}>"
+#: Emoji and pictographs (spoken as nothing, or as noise): the Unicode blocks they live in.
+_EMOJI = re.compile("[\u2600-\u27bf\U0001f000-\U0001faff\ufe0f\u200d]")
+MAX_HIDDEN = 200
 _CLAUSE = re.compile(r"[,;:](\s+)")
 _END_OF_BUFFER = re.compile(r"([.!?…]+)[\"')\]]*$")
 
 
 def clean_for_speech(text: str) -> str:
     text = _MARKDOWN.sub("", text)
-    return _SPACE.sub(" ", text).strip()
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", _SPACE.sub(" ", text)).strip()
+
+
+class SpeechFilter:
+    """Drops what is not speech from a stream of text deltas (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._open: list[str] = []  # the brackets open now, innermost last
+        self._hidden = ""  # the text inside them so far
+
+    def push(self, delta: str) -> str:
+        out: list[str] = []
+        for ch in _EMOJI.sub("", delta):
+            if ch in _OPENERS:
+                self._open.append(_CLOSERS[_OPENERS.index(ch)])
+                self._hidden += " "
+            elif self._open:
+                if ch == self._open[-1]:
+                    self._open.pop()
+                    if not self._open:
+                        self._hidden = ""
+                        out.append(" ")
+                else:
+                    self._hidden += ch
+                    if len(self._hidden) > MAX_HIDDEN:  # no marker: speak it after all
+                        out.append(self._hidden)
+                        self._open, self._hidden = [], ""
+            elif ch not in _CLOSERS:  # (a stray closing bracket is dropped)
+                out.append(ch)
+        return "".join(out)
+
+    def flush(self) -> str:
+        """The end of the text: a bracket still open hides what followed it."""
+        self._open, self._hidden = [], ""
+        return ""
 
 
 def _speakable(text: str) -> bool:
@@ -141,13 +185,15 @@ class SentenceSplitter:
 
 
 async def split_sentences(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Sentences from LLM deltas; a ``providers.base.Restart`` delta drops the unfinished sentence."""
-    splitter = SentenceSplitter()
+    """Speakable sentences from LLM deltas; a ``providers.base.Restart`` delta drops the unfinished
+    sentence."""
+    splitter, speech = SentenceSplitter(), SpeechFilter()
     async for delta in deltas:
         if isinstance(delta, Restart):
-            splitter = SentenceSplitter()
+            splitter, speech = SentenceSplitter(), SpeechFilter()
             continue
-        for sentence in splitter.push(delta):
+        for sentence in splitter.push(speech.push(delta)):
             yield sentence
+    speech.flush()
     for sentence in splitter.flush():
         yield sentence

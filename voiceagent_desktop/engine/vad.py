@@ -20,7 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..providers.base import AudioArray
+from ..providers.base import VAD, AudioArray
+
+#: Frames too quiet to be voice (not given to the VAD model) after which it starts afresh (0.26 s).
+QUIET_RESET_FRAMES = 8
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,31 @@ def rms_db(frame: AudioArray) -> float:
     """RMS level of a float frame in dBFS (−120 for digital silence)."""
     ms = float(np.dot(frame, frame)) / max(len(frame), 1)
     return 10.0 * math.log10(ms) if ms > 1e-12 else -120.0
+
+
+class QuietGate:
+    """The VAD model, asked only about frames loud enough to be voiced at all (``min_volume_db``).
+
+    Listening to silence, the model is most of the idle CPU: ~0.5 ms a frame with cold caches (0.12 ms in a
+    tight loop), 31 frames a second. Below the volume floor its answer cannot change ``VADParams.voiced``.
+    After a quiet run of ``QUIET_RESET_FRAMES`` the model starts afresh, as at the start of audio (on Piper
+    and espeak speech with quiet gaps, 5 of ~250 voiced frames differed from running the model on every
+    frame: the first frame after a gap, judged voiced one frame earlier)."""
+
+    def __init__(self, vad: VAD, params: VADParams) -> None:
+        self.vad, self.params = vad, params
+        self._quiet = 0  # consecutive frames below the floor
+        self.skipped = 0  # frames not given to the model, in all
+
+    def probability(self, frame: AudioArray, level_db: float) -> float:
+        if level_db < self.params.min_volume_db:
+            self._quiet += 1
+            self.skipped += 1
+            return 0.0
+        if self._quiet >= QUIET_RESET_FRAMES:
+            self.vad.reset()
+        self._quiet = 0
+        return self.vad.probability(frame)
 
 
 class VADStateMachine:

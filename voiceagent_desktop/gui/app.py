@@ -6,8 +6,9 @@ sees loading progress instead of nothing. Closing the window stops the agent and
 
 Start-up probe (for the benchmark): with ``startup_probe=PATH`` or the environment variable
 ``VOICEAGENT_STARTUP_PROBE=PATH`` the app writes ``{"window_shown": t, "ready": t}`` (``time.monotonic()``
-values) to PATH as each happens, and quits once Ready arrives; on a fatal error it writes an ``"error"``
-key instead of ``"ready"`` and quits with exit code 1.
+values) to PATH as each happens, and quits once Ready arrives (unless ``VOICEAGENT_PROBE_STAY`` is set: the
+benchmark then measures the idle app); on a fatal error it writes an ``"error"`` key instead of ``"ready"``
+and quits with exit code 1.
 """
 
 from __future__ import annotations
@@ -43,19 +44,21 @@ from .window import TITLE, MainWindow
 log = logging.getLogger(__name__)
 
 PROBE_ENV = "VOICEAGENT_STARTUP_PROBE"
+PROBE_STAY_ENV = "VOICEAGENT_PROBE_STAY"
 
 
 class StartupProbe:
     """Writes start-up timestamps as JSON, rewriting the whole file (atomically) on every record."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, stay: bool = False) -> None:
         self.path = path
+        self.stay = stay  # keep running once ready (else the app quits)
         self.data: dict[str, float | str] = {}
 
     @classmethod
     def from_env(cls) -> StartupProbe | None:
         value = os.environ.get(PROBE_ENV)
-        return cls(Path(value)) if value else None
+        return cls(Path(value), stay=bool(os.environ.get(PROBE_STAY_ENV))) if value else None
 
     def record(self, key: str, value: float | str) -> None:
         if key in self.data:
@@ -115,7 +118,8 @@ class GuiSession:
     def _on_ready(self, _load_s: float) -> None:
         if self.probe is not None:
             self.probe.record("ready", time.monotonic())
-            QTimer.singleShot(0, self.window.close)
+            if not self.probe.stay:
+                QTimer.singleShot(0, self.window.close)
 
     def _on_error(self, message: str, fatal: bool) -> None:
         if fatal and self.probe is not None:

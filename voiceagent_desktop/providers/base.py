@@ -64,6 +64,13 @@ class Transcript:
     #: Seconds the provider spent on it (for the latency panel).
     compute_s: float = 0.0
     words: Sequence[str] = field(default_factory=tuple)
+    #: The recogniser's own confidence in its words, in [0, 1], where it gives one (None: it does not):
+    #: Deepgram's (the lowest of the turn's results), Whisper's mean token probability (exp avg_logprob).
+    confidence: float | None = None
+    #: Whisper's own: the mean log-probability of the decoded tokens, and the probability that the audio
+    #: held no speech at all.
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
 
 
 @runtime_checkable

@@ -118,6 +118,8 @@ class DeepgramSTT:
         self._turn_start = 0  # its first sample on the connection's timeline
         self._finals: list[str] = []
         self._interim = ""
+        self._final_confidence: list[float | None] = []  # Deepgram's, per final result
+        self._interim_confidence: float | None = None
         self._covered = 0.0  # seconds (timeline) the turn's results reach
         self._finalize_sent = 0
         self._finalize_done = 0
@@ -186,6 +188,7 @@ class DeepgramSTT:
         ]
         if self._turn is not None:  # reconnected mid-turn: send the turn again, from its start
             self._turn_start, self._finals, self._interim, self._covered = 0, [], "", 0.0
+            self._final_confidence, self._interim_confidence = [], None
             self._finalize_sent = self._finalize_done = 0
             for frame in self._turn:
                 self._enqueue(frame)
@@ -258,13 +261,15 @@ class DeepgramSTT:
             return  # from before this turn
         alts = r.channel.alternatives
         text = (alts[0].transcript if alts else "").strip()
+        confidence = getattr(alts[0], "confidence", None) if alts and text else None
         self._covered = max(self._covered, end)
         if r.is_final:
             if text:
                 self._finals.append(text)
-            self._interim = ""
+                self._final_confidence.append(confidence)
+            self._interim, self._interim_confidence = "", None
         else:
-            self._interim = text
+            self._interim, self._interim_confidence = text, confidence
         if self.on_interim is not None and (text or r.is_final):
             self.on_interim(self.text_so_far)
         self._changed.set()
@@ -275,10 +280,17 @@ class DeepgramSTT:
     def text_so_far(self) -> str:
         return " ".join([*self._finals, self._interim]).strip()
 
+    @property
+    def confidence_so_far(self) -> float | None:
+        """Deepgram's confidence in the turn's words: the lowest of its results (None: not given)."""
+        given = [c for c in [*self._final_confidence, self._interim_confidence] if c is not None]
+        return float(min(given)) if given else None
+
     def begin_turn(self, preroll: Sequence[AudioArray] = ()) -> None:
         self._turn = []
         self._turn_start = self._sent
         self._finals, self._interim, self._covered = [], "", self._turn_start / RATE
+        self._final_confidence, self._interim_confidence = [], None
         self._finalize_sent = self._finalize_done = 0
         for frame in preroll:
             self.send(frame)
@@ -320,7 +332,8 @@ class DeepgramSTT:
             try:
                 await self._connect()
                 await self._flush()
-                return Transcript(self.text_so_far, compute_s=time.perf_counter() - t0)
+                took = time.perf_counter() - t0
+                return Transcript(self.text_so_far, compute_s=took, confidence=self.confidence_so_far)
             except CloudError as e:
                 last = e  # a silent server is not asked again: the fallback transcribes at once
                 if not e.retryable or isinstance(e, ProviderTimeout) or attempt == self.retry.attempts:

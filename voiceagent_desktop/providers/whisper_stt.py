@@ -4,6 +4,11 @@
 One finished user turn in, one transcript out (no streaming). Decoding is greedy (beam 1), English, no
 timestamps, no conditioning on previous text, and no built-in VAD (the engine has its own).
 
+**Confidence.** Each transcript carries Whisper's own confidence: the mean log-probability of its tokens
+and the no-speech probability (of the first window; the full-window path: token-weighted over segments,
+and the highest). Barge-in uses them to tell a hum or a cough that Whisper turned into words ("in the",
+"you") from a real interruption (``engine/barge_in.py``).
+
 **Short encoder window.** Whisper pads every input to 30 s, so the encoder costs the same ~250 ms for a
 1.5 s question as for a 30 s monologue. CTranslate2 accepts shorter inputs, so a turn is first decoded
 with a window of max(10 s, its length + 2 s): ~50 ms of encoder instead of ~250 ms (a whole 2 s question
@@ -17,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import re
 import time
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -62,6 +68,12 @@ HALLUCINATIONS = frozenset(
     }
 )
 _NON_WORD = re.compile(r"[^\w' ]+")
+
+
+class _Decoded(NamedTuple):
+    text: str
+    avg_logprob: float | None
+    no_speech_prob: float | None
 
 
 def _loudest_window_rms(audio: AudioArray, window: int = 512) -> float:
@@ -160,7 +172,7 @@ class WhisperSTT:
         self._prompt = [*tok.sot_sequence, tok.no_timestamps]
         self._suppress = list(get_suppressed_tokens(tok, [-1]))
 
-    def _decode_window(self, model: Any, audio: AudioArray, frames: int) -> str:
+    def _decode_window(self, model: Any, audio: AudioArray, frames: int) -> _Decoded:
         import ctranslate2
 
         if self._tokenizer is None:
@@ -178,19 +190,23 @@ class WhisperSTT:
             max_length=min(224, 24 + frames // 25),
             suppress_tokens=self._suppress,
             suppress_blank=True,
+            return_scores=True,  # the mean log-probability of the tokens (length_penalty 1)
+            return_no_speech_prob=True,
         )
-        return str(self._tokenizer.decode(result[0].sequences_ids[0])).strip()
+        r = result[0]
+        text = str(self._tokenizer.decode(r.sequences_ids[0])).strip()
+        return _Decoded(text, float(r.scores[0]) if r.scores else None, float(r.no_speech_prob))
 
-    def _transcribe_sync(self, model: Any, audio: AudioArray) -> str:
+    def _transcribe_sync(self, model: Any, audio: AudioArray) -> _Decoded:
         frames = len(audio) // 160 + 1
         if self._short_window and frames + WINDOW_PAD < _FULL_WINDOW:
-            text = self._decode_window(model, audio, max(MIN_WINDOW, frames + WINDOW_PAD))
-            if text and compression_ratio(text) <= COMPRESSION_LIMIT:
-                return text
+            decoded = self._decode_window(model, audio, max(MIN_WINDOW, frames + WINDOW_PAD))
+            if decoded.text and compression_ratio(decoded.text) <= COMPRESSION_LIMIT:
+                return decoded
             log.debug("short-window decode looked degenerate; decoding the full 30 s window")
         return self._transcribe_full(model, audio)
 
-    def _transcribe_full(self, model: Any, audio: AudioArray) -> str:
+    def _transcribe_full(self, model: Any, audio: AudioArray) -> _Decoded:
         # CTranslate2 serialises concurrent calls on its single worker; segments is a lazy generator,
         # so decoding happens while it is consumed here, in the worker thread.
         segments, _info = model.transcribe(
@@ -201,7 +217,11 @@ class WhisperSTT:
             condition_on_previous_text=False,
             vad_filter=False,
         )
-        return "".join(segment.text for segment in segments).strip()
+        segments = list(segments)
+        tokens = sum(len(seg.tokens) for seg in segments)
+        logprob = sum(seg.avg_logprob * len(seg.tokens) for seg in segments) / tokens if tokens else None
+        no_speech = max((seg.no_speech_prob for seg in segments), default=None)
+        return _Decoded("".join(segment.text for segment in segments).strip(), logprob, no_speech)
 
     async def transcribe(self, audio: AudioArray) -> Transcript:
         model = self._model
@@ -212,15 +232,23 @@ class WhisperSTT:
             return Transcript("")
         t0 = time.perf_counter()
         try:
-            text = await asyncio.to_thread(self._transcribe_sync, model, audio)
+            decoded = await asyncio.to_thread(self._transcribe_sync, model, audio)
         except Exception as e:
             raise ProviderRuntimeError(f"Whisper transcription failed: {e}") from e
         compute_s = time.perf_counter() - t0
+        text = decoded.text
         if text and is_hallucination(text, audio):
             log.debug("Dropped a near-silence hallucination: %r", text)
             text = ""
         log.debug("Transcribed %.2f s of audio in %.3f s: %r", len(audio) / _SAMPLE_RATE, compute_s, text)
-        return Transcript(text=text, compute_s=compute_s)
+        logprob = decoded.avg_logprob
+        return Transcript(
+            text=text,
+            compute_s=compute_s,
+            confidence=math.exp(logprob) if logprob is not None else None,
+            avg_logprob=logprob,
+            no_speech_prob=decoded.no_speech_prob,
+        )
 
     async def aclose(self) -> None:
         # A transcription still running in a thread holds its own reference to the model.

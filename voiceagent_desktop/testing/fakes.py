@@ -7,6 +7,7 @@ They follow the Protocols in providers/base.py and engine/ports.py and record wh
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -69,7 +70,8 @@ class FakeVAD(_Loadable):
 
 @dataclass
 class FakeSTT(_Loadable):
-    texts: list[str] = field(default_factory=lambda: ["What is the capital of France?"])
+    #: Answers in order (the last one repeats); a Transcript is returned as given (with its confidence).
+    texts: list[str | Transcript] = field(default_factory=lambda: ["What is the capital of France?"])
     capabilities: STTCapabilities = STTCapabilities()
     calls: list[int] = field(default_factory=list)  # sample counts received
     gate: asyncio.Event | None = None  # if set: each transcription waits for it (then clears it)
@@ -80,8 +82,8 @@ class FakeSTT(_Loadable):
         if self.gate is not None:
             await self.gate.wait()
             self.gate.clear()
-        text = self.texts[min(len(self.calls), len(self.texts)) - 1]
-        return Transcript(text)
+        answer = self.texts[min(len(self.calls), len(self.texts)) - 1]
+        return dataclasses.replace(answer) if isinstance(answer, Transcript) else Transcript(answer)
 
 
 @dataclass
@@ -267,12 +269,16 @@ class FakeSource:
         self.on_frame = on_frame
         self.on_error = on_error
         self.running = False
+        self.relaxed = False
 
     async def start(self) -> None:
         self.running = True
 
     async def stop(self) -> None:
         self.running = False
+
+    def set_relaxed(self, relaxed: bool) -> None:
+        self.relaxed = relaxed  # (frames are fed by the tests, one at a time)
 
     def feed(self, frame: AudioArray) -> None:
         if self.running:
@@ -294,7 +300,9 @@ class FakeAudioFactory:
         self.sink: FakeSink | None = None
         self.source: FakeSource | None = None
 
-    def open_output(self, clock: Clock) -> FakeSink:
+    def open_output(
+        self, clock: Clock, on_error: Callable[[AudioDeviceError], None] | None = None
+    ) -> FakeSink:
         self.sink = FakeSink(clock, self.rate)
         return self.sink
 

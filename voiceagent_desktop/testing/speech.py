@@ -97,3 +97,35 @@ def piper_speech(text: str, sample_rate: int = 16000, *, sentence_pause: float =
         parts.append(np.asarray(chunk.audio_float_array, dtype=np.float32).reshape(-1))
     audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     return np.clip(resample(audio, rate, sample_rate), -1.0, 1.0)
+
+
+def _resonate(x: npt.NDArray[np.float64], freq: float, bandwidth: float, rate: int) -> npt.NDArray[Any]:
+    """A two-pole resonator (a formant) over ``x``; a loop, for the short sounds made here."""
+    r = float(np.exp(-np.pi * bandwidth / rate))
+    a1, a2, gain = 2 * r * float(np.cos(2 * np.pi * freq / rate)), -r * r, 1 - r
+    y, y1, y2 = np.zeros(len(x)), 0.0, 0.0
+    for i, xi in enumerate(x):
+        y1, y2 = gain * xi + a1 * y1 + a2 * y2, y1
+        y[i] = y1
+    return y
+
+
+def cough_sound(seed: int, sample_rate: int = 16000, *, voiced_tail_secs: float = 0.0) -> FloatArray:
+    """A synthesized cough: an explosive burst of breath noise (5 ms attack, ~80 ms decay) shaped by vowel
+    formants, optionally followed by a short voiced "uh" (a glottal pulse train at 140 → 100 Hz)."""
+    rng = np.random.default_rng(seed)
+    n = int(0.12 * sample_rate)
+    t = np.arange(n) / sample_rate
+    noise = rng.standard_normal(n)
+    burst = sum(_resonate(noise, f, bw, sample_rate) for f, bw in ((650, 120), (1100, 150), (2600, 250)))
+    burst *= np.minimum(1.0, t / 0.005) * np.exp(-t / 0.08)
+    parts = [0.6 * burst / np.abs(burst).max()]
+    if voiced_tail_secs > 0:
+        m = int(voiced_tail_secs * sample_rate)
+        tt = np.arange(m) / sample_rate
+        phase = np.cumsum(np.linspace(140.0, 100.0, m)) / sample_rate
+        pulses = (np.diff(np.floor(phase), prepend=0.0) > 0) * 8.0 + 0.15 * rng.standard_normal(m)
+        tail = sum(_resonate(pulses, f, bw, sample_rate) for f, bw in ((600, 90), (1000, 110), (2500, 200)))
+        tail *= np.minimum(1.0, tt / 0.01) * np.exp(-tt / 0.12)
+        parts.append(0.4 * tail / np.abs(tail).max())
+    return np.concatenate(parts).astype(np.float32)
