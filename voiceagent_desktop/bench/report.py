@@ -110,7 +110,9 @@ the audio itself on one timeline:
   silent ≥ 1 s). Hands-free, so it includes the VAD's confirmation time (`start_secs`). Playback pauses at
   the VAD's start (the *decision*): the sound device reports when it handed its first silent block to
   PortAudio after the pause (one 20 ms block at most; the device's own buffer, ~50 ms, then plays out).
-  The reply is cancelled once the interruption's words are transcribed (`engine/barge_in.py`).
+  The reply is cancelled once the interruption's words are transcribed (`engine/barge_in.py`). A trial
+  whose story is over within a second is asked again (up to three times the trials), in a new
+  conversation: SmolLM2-135M imitates its earlier, interrupted answers and tells the next story short.
 - **Cancellation** (`cancel_ms`): from that cancellation to every stream closed — the reply task's
   clean-up done and the llama.cpp and Piper worker threads stopped — by the engine's clock.
 - **Idle CPU**: the app process's CPU time over 10 s of hands-free listening to silence: headless (the
