@@ -71,6 +71,26 @@ def _left_to_say(agent: VoiceAgent) -> float:
     return sum(max(0, s.samples - sink.played_samples(s.segment_id)) for s in reply.segments) / rate
 
 
+async def mid_sentence(agent: VoiceAgent, *, into: float = 0.5, left: float = 1.0) -> bool:
+    """Wait (≤ 15 s) until the speaker is inside a sentence: ``into`` seconds of it handed to the device and
+    ``left`` still to play, so a take started now lands on speech, not in the pause between sentences
+    (which is longest on a busy machine, when the next sentence is still being synthesized)."""
+    conv, sink = agent.conversation, agent._sink
+    assert conv is not None and sink is not None
+    rate = agent.providers.tts.sample_rate
+
+    def inside() -> bool:
+        reply = conv._reply
+        for s in reply.segments if reply is not None else ():
+            if s.started and not s.finished and s.synthesized:
+                played = sink.played_samples(s.segment_id)
+                if played >= into * rate and s.samples - played >= left * rate:
+                    return True
+        return False
+
+    return await wait_until(inside, 15)
+
+
 async def story_playing(agent: VoiceAgent, va: VirtualAudio, *, left: float = 2.0) -> int:
     """Ask for a story (hands-free) until the agent has been telling it for a second with at least ``left``
     seconds still to say; its turn id. SmolLM2-135M imitates its earlier answers: after a story told in a
@@ -161,8 +181,17 @@ async def test_real_interruptions_over_an_answer_stop_it(
     probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
     starts: list[tuple[int, float]] = []
     for text in INTERRUPTIONS:
-        turn = await story_playing(agent, virtual_audio)
-        player = virtual_audio.player(MIC_FEED, piper_speech(text, RATE), RATE)
+        take = piper_speech(text, RATE)
+        for _story in range(3):
+            turn = await story_playing(agent, virtual_audio)
+            if await mid_sentence(agent):
+                break
+            assert await wait_until(lambda: agent.state is AgentState.LISTENING, 90)  # too short: again
+            assert agent.conversation is not None
+            agent.conversation.history.clear()
+        else:
+            raise AssertionError(f"no story had a sentence long enough to talk over: {_since(events, turn)}")
+        player = virtual_audio.player(MIC_FEED, take, RATE)
         player.start()
         assert player.started_at is not None
         starts.append((turn, player.started_at))
