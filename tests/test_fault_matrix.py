@@ -31,7 +31,7 @@ from voiceagent_desktop.engine.events import (
     Notice,
     UserTranscript,
 )
-from voiceagent_desktop.providers.base import AudioArray, Transcript
+from voiceagent_desktop.providers.base import AudioArray, Hooks, Transcript
 from voiceagent_desktop.providers.cartesia_tts import CartesiaTTS
 from voiceagent_desktop.providers.deepgram_stt import DeepgramSTT
 from voiceagent_desktop.providers.fallback import FallbackLLM, FallbackSTT, FallbackTTS
@@ -59,7 +59,7 @@ async def words(audio: np.ndarray) -> str:
 
 
 @dataclass
-class LocalSTT:
+class LocalSTT(Hooks):
     """The embedded STT's stand-in: the same 'recognition' as the Deepgram fake, on the buffered turn."""
 
     name: str = "local STT"

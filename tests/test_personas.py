@@ -22,7 +22,7 @@ from voiceagent_desktop.testing.fakes import (
     FakeTTS,
     FakeVAD,
 )
-from voiceagent_desktop.wiring import conversation_settings, embedded_providers
+from voiceagent_desktop.wiring import conversation_settings, stage_providers
 
 CONFIG = """
 persona = "chef"
@@ -49,7 +49,7 @@ def test_the_active_persona_sets_the_prompt_greeting_and_cloud_voice(tmp_path: P
     )
     conv = conversation_settings(settings)
     assert conv.system_prompt.startswith("You are Remy") and conv.greeting.startswith("Hello!")
-    tts = embedded_providers(settings).tts
+    tts = stage_providers(settings).tts
     assert tts.primary.voice_id == "b7d50908-b17c-442d-ad8d-810c63997ed9"  # type: ignore[attr-defined]
     tutor = settings.model_copy(update={"persona": "tutor"})
     assert conversation_settings(tutor).system_prompt == "You are a patient maths tutor."
@@ -68,10 +68,10 @@ def test_an_unknown_persona_or_a_missing_voice_file_is_a_clear_config_error(tmp_
         load_settings(write(tmp_path, '[personas.mute]\nsystem_prompt = ""\n'))
     missing = CONFIG.replace("[personas.tutor]", f'piper_voice = "{tmp_path}/nope.onnx"\n[personas.tutor]')
     with pytest.raises(ConfigError, match=r"Piper voice .*nope.onnx of persona 'chef' does not exist"):
-        embedded_providers(load_settings(write(tmp_path, missing)))
+        stage_providers(load_settings(write(tmp_path, missing)))
     plain = f'[tts]\npiper_voice = "{tmp_path}/gone.onnx"\n'  # the voice without a persona
     with pytest.raises(ConfigError, match=r"Piper voice .*gone.onnx \(tts.piper_voice\) does not exist"):
-        embedded_providers(load_settings(write(tmp_path, plain)))
+        stage_providers(load_settings(write(tmp_path, plain)))
 
 
 def agent(settings: ConversationSettings, llm: FakeLLM) -> tuple[VoiceAgent, FakeAudioFactory, list[Event]]:

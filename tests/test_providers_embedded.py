@@ -230,7 +230,7 @@ SAMPLE_TURNS = [
 
 
 def test_llama_counts_tokens_with_its_tokenizer_and_the_estimate_is_calibrated(llama: LlamaLLM) -> None:
-    from voiceagent_desktop.engine.history import estimate_tokens
+    from voiceagent_desktop.providers.base import estimate_tokens
 
     raw = llama._llm  # the loaded llama_cpp.Llama
     for text in SAMPLE_TURNS:

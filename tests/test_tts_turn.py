@@ -18,7 +18,7 @@ from voiceagent_desktop.engine.clock import MonotonicClock
 from voiceagent_desktop.engine.events import InputMode
 from voiceagent_desktop.engine.latency import TurnTimer
 from voiceagent_desktop.engine.reply import Reply, Segment, run_reply
-from voiceagent_desktop.providers.base import ChatMessage, TurnTTS
+from voiceagent_desktop.providers.base import ChatMessage, LLMHooks, TurnTTS
 from voiceagent_desktop.providers.cartesia_tts import CartesiaTTS, CartesiaTurn
 from voiceagent_desktop.providers.fallback import FallbackTTS
 from voiceagent_desktop.providers.openai_llm import RetryPolicy
@@ -63,7 +63,7 @@ class Sink:
         return out
 
 
-class PacedLLM:
+class PacedLLM(LLMHooks):
     """Streams ``tokens``; waits for ``later`` before the tokens from ``hold_from`` on."""
 
     capabilities = FakeLLM().capabilities

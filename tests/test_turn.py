@@ -20,7 +20,7 @@ from voiceagent_desktop.engine.events import (
 from voiceagent_desktop.engine.turn import EOTReason, Evaluation, TurnParams, TurnPolicy
 from voiceagent_desktop.engine.turn_text import TextState, classify
 from voiceagent_desktop.engine.vad import VADParams
-from voiceagent_desktop.providers.base import STTCapabilities, Transcript
+from voiceagent_desktop.providers.base import Hooks, STTCapabilities, Transcript
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector, silence_frame
 
 from .scenario import FRAME_SECS, Scenario
@@ -439,7 +439,7 @@ async def test_voice_heard_after_the_silence_holds_the_models_until_the_vad_rule
     assert len(det2.calls) == 1 and [e.reason for e in s2.of(EndOfTurn)] == ["model"]
 
 
-class FakeStream:
+class FakeStream(Hooks):
     """A streaming STT (``StreamingSTT``) that counts the frames it was sent and when it was flushed."""
 
     name = "fake stream"

@@ -29,8 +29,28 @@ from . import __version__
 from .errors import VoiceAgentError
 
 
+def _providers_help() -> str:
+    """The provider registry, one line per stage (``--help``'s epilog)."""
+    import textwrap
+
+    from .providers import registry
+
+    lines = ["providers (stt.provider, llm.provider, tts.provider in the config file):"]
+    for stage in registry.STAGES:
+        named = "; ".join(f"{p.name} = {p.label}" for p in registry.PROVIDERS if p.stage == stage)
+        lines += textwrap.wrap(f"{stage}: {named}", 100, initial_indent="  ", subsequent_indent="       ")
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="voiceagent", description="Voice Agent Desktop")
+    from .providers import registry
+
+    p = argparse.ArgumentParser(
+        prog="voiceagent",
+        description="Voice Agent Desktop",
+        epilog=_providers_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", type=Path, help="config file (default: the user config directory)")
     p.add_argument("--headless", action="store_true", help="run in the terminal, no window")
@@ -81,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keys", help="cloud API keys in the OS keyring (environment variables override)")
     ksub = k.add_subparsers(dest="keys_command", required=True)
     ks = ksub.add_parser("set", help="store a key (prompted for, or read from standard input)")
-    ks.add_argument("name", help="openai, gemini, groq, deepgram or cartesia")
+    ks.add_argument("name", help=", ".join(registry.key_specs()))
     kd = ksub.add_parser("delete", help="remove a key from the keyring")
     kd.add_argument("name")
     ksub.add_parser("status", help="show which keys are set and where they come from")

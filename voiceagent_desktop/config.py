@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,7 +16,10 @@ import platformdirs
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .engine.conversation import DEFAULT_SYSTEM_PROMPT
+from .engine.turn import TurnParams
+from .engine.vad import VADParams
 from .errors import ConfigError
+from .providers import registry
 
 APP_NAME = "voiceagent-desktop"
 
@@ -33,6 +37,20 @@ def _url(value: str | None, schemes: tuple[str, ...]) -> str | None:
     return value
 
 
+def _known(stage: registry.Stage) -> Callable[[str | None], str | None]:
+    """A stage's ``provider`` setting: None (the profile's choice) or a name in the provider registry."""
+
+    def known(value: str | None) -> str | None:
+        if value is not None and value not in registry.names(stage):
+            raise ValueError(f"must be one of {', '.join(registry.names(stage))}")
+        return value
+
+    return known
+
+
+STTProvider = Annotated[str | None, AfterValidator(_known("stt"))]
+LLMProvider = Annotated[str | None, AfterValidator(_known("llm"))]
+TTSProvider = Annotated[str | None, AfterValidator(_known("tts"))]
 WebSocketURL = Annotated[str | None, AfterValidator(lambda v: _url(v, ("wss", "ws")))]
 HttpURL = Annotated[str | None, AfterValidator(lambda v: _url(v, ("https", "http")))]
 
@@ -42,39 +60,49 @@ class AudioSettings(_Section):
     output_device: str | None = None
 
 
+#: The engine's parameter dataclasses hold the defaults; a section's field of the same name takes its
+#: default from them and adds the bounds a user may set (wiring passes the section on by field name).
+_VAD, _TURN = VADParams(), TurnParams()
+
+
 class VADSettings(_Section):
-    confidence: float = Field(default=0.5, ge=0.05, le=0.99)
-    start_secs: float = Field(default=0.15, ge=0.03, le=2.0)
+    """Voice activity (engine.vad.VADParams)."""
+
+    confidence: float = Field(default=_VAD.confidence, ge=0.05, le=0.99)
+    start_secs: float = Field(default=_VAD.start_secs, ge=0.03, le=2.0)
     # the silence that starts an end-of-turn evaluation (speculative: the turn ends after min_silence_secs)
-    stop_secs: float = Field(default=0.032, ge=0.03, le=5.0)
-    min_volume_db: float = Field(default=-50.0, ge=-120.0, le=0.0)
+    stop_secs: float = Field(default=_VAD.stop_secs, ge=0.03, le=5.0)
+    min_volume_db: float = Field(default=_VAD.min_volume_db, ge=-120.0, le=0.0)
 
 
 class TurnSettings(_Section):
-    """Hands-free end of turn (engine.turn)."""
+    """Hands-free end of turn (engine.turn.TurnParams, and which models run)."""
 
     model: bool = True  # use the Smart Turn end-of-turn model (else silence endpointing only)
     model_path: Path | None = None  # a Smart Turn v3 ONNX file; None = the prepared copy
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    disagree_secs: float = Field(default=0.8, ge=0.0, le=10.0)
-    fallback_secs: float = Field(default=2.0, ge=0.2, le=10.0)
-    silence_only_secs: float = Field(default=0.6, ge=0.1, le=10.0)
-    text_low: float = Field(default=0.05, ge=0.0, le=1.0)  # LM P(sentence ends) below this: wait long_secs
-    long_secs: float = Field(default=1.5, ge=0.0, le=10.0)
-    min_silence_secs: float = Field(default=0.2, ge=0.0, le=5.0)  # never end a turn on less silence
-    sure_threshold: float = Field(default=0.7, ge=0.0, le=1.0)  # model P below this (but ≥ threshold):
-    unsure_secs: float = Field(default=0.35, ge=0.0, le=5.0)  # ... wait this much silence
+    threshold: float = Field(default=_TURN.threshold, ge=0.0, le=1.0)
+    disagree_secs: float = Field(default=_TURN.disagree_secs, ge=0.0, le=10.0)
+    fallback_secs: float = Field(default=_TURN.fallback_secs, ge=0.2, le=10.0)
+    silence_only_secs: float = Field(default=_TURN.silence_only_secs, ge=0.1, le=10.0)
+    #: LM P(sentence ends) below this: wait long_secs
+    text_low: float = Field(default=_TURN.text_low, ge=0.0, le=1.0)
+    long_secs: float = Field(default=_TURN.long_secs, ge=0.0, le=10.0)
+    #: never end a turn on less silence
+    min_silence_secs: float = Field(default=_TURN.min_silence_secs, ge=0.0, le=5.0)
+    #: Smart Turn's P below this (but ≥ threshold): wait unsure_secs of silence
+    sure_threshold: float = Field(default=_TURN.sure_threshold, ge=0.0, le=1.0)
+    unsure_secs: float = Field(default=_TURN.unsure_secs, ge=0.0, le=5.0)
     #: A finished sentence the language model scores at least this likely to be over waits unsure_secs,
     #: not disagree_secs, when Smart Turn says "not yet" (none = off)
-    text_sure: float | None = Field(default=0.3, ge=0.0, le=1.0)
+    text_sure: float | None = Field(default=_TURN.text_sure, ge=0.0, le=1.0)
     #: start the reply while waiting out the silence deadline (engine/answer.py; see docs/benchmarks.md)
     speculative_start: bool = False
 
 
 class STTSettings(_Section):
     #: None: the profile's choice. "embedded" = faster-whisper; "deepgram" streams to Deepgram (falls back
-    #: to the embedded one when it fails).
-    provider: Literal["embedded", "deepgram"] | None = None
+    #: to the embedded one when it fails). The names: providers/registry.py.
+    provider: STTProvider = None
     url: WebSocketURL = None  # the WebSocket base URL, e.g. wss://api.deepgram.com (the default)
     model: str = "nova-3"
     language: str = "en"
@@ -85,7 +113,7 @@ class STTSettings(_Section):
 
 class TTSSettings(_Section):
     #: None: the profile's choice. "embedded" = Piper; "cartesia" streams from Cartesia (falls back to Piper).
-    provider: Literal["embedded", "cartesia"] | None = None
+    provider: TTSProvider = None
     url: WebSocketURL = None  # the WebSocket base URL, e.g. wss://api.cartesia.ai (the default)
     model: str = "sonic-3"
     voice_id: str | None = None  # a Cartesia voice id; None = the provider's default voice
@@ -113,13 +141,10 @@ class Persona(_Section):
     piper_voice: Path | None = None  # a Piper .onnx voice (the embedded voice); None = the shipped one
 
 
-LLMProvider = Literal["embedded", "openai", "gemini", "groq", "ollama", "lmstudio", "llamacpp"]
-
-
 class LLMSettings(_Section):
     #: None: the profile's choice. "embedded" (llama.cpp, offline) or an OpenAI-compatible preset
     #: (providers/openai_llm.py); a cloud provider falls back to the embedded one when it fails.
-    provider: LLMProvider | None = None
+    provider: LLMProvider = None
     base_url: HttpURL = None  # overrides the preset's
     model: str | None = None  # overrides the preset's
     #: Offer the model the tools (engine/builtin_tools.py and plugins). None: yes for the hosted
@@ -176,7 +201,7 @@ class Settings(_Section):
             return Persona(system_prompt=self.system_prompt)
         return self.personas[self.persona]
 
-    def provider(self, stage: Literal["stt", "llm", "tts"]) -> str:
+    def provider(self, stage: registry.Stage) -> str:
         """The provider a stage uses: its own setting, else the profile's."""
         own: str | None = getattr(self, stage).provider
         return own if own is not None else PROFILES[self.profile][stage]

@@ -9,32 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 from .errors import ConfigError, MissingKeyError
+from .providers.registry import KeySpec, key_specs
 
 log = logging.getLogger(__name__)
 
 SERVICE = "voiceagent-desktop"
 
 
-@dataclass(frozen=True)
-class KeySpec:
-    name: str  # the keyring entry ("openai")
-    env_var: str  # the environment override ("OPENAI_API_KEY")
-    provider: str  # for messages ("OpenAI")
-
-
-KEYS = {
-    k.name: k
-    for k in (
-        KeySpec("openai", "OPENAI_API_KEY", "OpenAI"),
-        KeySpec("gemini", "GEMINI_API_KEY", "Google Gemini"),
-        KeySpec("groq", "GROQ_API_KEY", "Groq"),
-        KeySpec("deepgram", "DEEPGRAM_API_KEY", "Deepgram"),
-        KeySpec("cartesia", "CARTESIA_API_KEY", "Cartesia"),
-    )
-}
+#: Every key a provider in the registry (providers/registry.py) needs, by its keyring name.
+KEYS: dict[str, KeySpec] = key_specs()
 
 
 def spec(name: str) -> KeySpec:

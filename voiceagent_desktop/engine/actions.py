@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ..providers.base import ChatMessage, LLMCapabilities, ProgressCallback, ToolHost
+from ..providers.base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost
 from .events import (
     AgentState,
     AssistantDone,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _FixedText:
+class _FixedText(LLMHooks):
     """An "LLM" that says one given text (an announcement goes through the same reply path)."""
 
     capabilities = LLMCapabilities()

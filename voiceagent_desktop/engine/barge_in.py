@@ -254,7 +254,7 @@ class BargeInHandler:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 2.0)
         for _ in range(500):  # ≤ 1 s
-            if not any(getattr(p, "busy", False) for p in (c.llm, c.tts)):
+            if not (c.llm.busy or c.tts.busy):
                 break
             await asyncio.sleep(0.002)
         c.bus.emit(RepliesCancelled(turn_id, c.clock.now() - t0))

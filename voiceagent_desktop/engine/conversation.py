@@ -98,7 +98,7 @@ class Conversation:
         self.history = History(
             self.settings.system_prompt,
             self.settings.max_history_messages,
-            counter=getattr(llm, "count_tokens", None),  # the LLM's tokenizer, if it has one
+            counter=llm.count_tokens,  # the LLM's tokenizer, or an estimate
         )
         self.state = AgentState.LISTENING
         preroll = round((self.settings.preroll_secs + self.settings.vad.start_secs) / self.frame_secs)
@@ -423,10 +423,9 @@ class Conversation:
             self._stream.begin_turn(frames)
         elif self.incremental_secs > 0 and TurnTranscriber.suits(self.stt):
             self._turn_stt = TurnTranscriber(self.stt, self.incremental_secs, self.vad.sample_rate)
-        for provider in (self.llm, self.tts):  # a cloud provider re-opens an idle connection meanwhile
-            warm = getattr(provider, "warm", None)
-            if warm is not None and self.settings.warm_connections:
-                self._background(warm(), "warm")
+        if self.settings.warm_connections:  # a cloud provider re-opens an idle connection meanwhile
+            for provider in (self.llm, self.tts):
+                self._background(provider.warm(), "warm")
         self._set_state(AgentState.USER_SPEAKING)
 
     def _abandon_user_turn(self) -> None:
@@ -477,11 +476,10 @@ class Conversation:
     def _prefill_if_due(self) -> None:
         """After the history was trimmed its prefix is new to the LLM's cache: read it in now, while the
         user is not waiting, instead of at the start of the next turn (~1 s for a long history here)."""
-        prefill = getattr(self.llm, "prefill", None)
-        if not self._prefill_due or prefill is None:
+        if not self._prefill_due:
             return
         self._prefill_due = False
-        self._background(prefill(self.history.messages()), "llm-prefill")
+        self._background(self.llm.prefill(self.history.messages()), "llm-prefill")
 
     def _background(self, coro: Coroutine[object, object, T], name: str) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro, name=name)

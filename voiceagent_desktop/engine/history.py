@@ -1,11 +1,11 @@
 """The conversation's history: the messages the LLM sees, kept within a budget of prompt tokens.
 
-Tokens are counted with the LLM's own tokenizer where it has one (``count_tokens(text)``: llama.cpp),
-else estimated: ``ESTIMATE_CHARS_PER_TOKEN`` characters per token, calibrated on English conversation
-against SmolLM2's tokenizer (a GPT-style BPE like the hosted models'): 3.9 characters a token measured,
-so the estimate comes out ~15 % high overall, though up to 20 % low on a sentence full of digits (one
-token each); tests/test_providers_embedded.py checks it. Each message adds ``MESSAGE_OVERHEAD_TOKENS`` for
-its chat-template markers (ChatML: 5-6). The system prompt counts too.
+Tokens are counted by the LLM's ``count_tokens(text)``: llama.cpp's own tokenizer, else an estimate
+(``providers.base.estimate_tokens``), ``ESTIMATE_CHARS_PER_TOKEN`` characters a token, calibrated on
+English conversation against SmolLM2's tokenizer (a GPT-style BPE like the hosted models'): 3.9
+characters a token measured, so the estimate comes out ~15 % high overall, though up to 20 % low on a
+sentence full of digits (one token each); tests/test_providers_embedded.py checks it. Each message adds
+``MESSAGE_OVERHEAD_TOKENS`` for its chat-template markers (ChatML: 5-6). The system prompt counts too.
 
 When the prompt goes over its budget (or the history over ``max_messages``), the oldest messages are
 dropped — down to half the budget at once, so that llama.cpp's prompt cache stays valid for several
@@ -26,22 +26,16 @@ next question arrives (re-reading a trimmed history cost 0.7–2 s of first-toke
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
-from ..providers.base import ChatMessage
+from ..providers.base import ChatMessage, estimate_tokens
 
-ESTIMATE_CHARS_PER_TOKEN = 3.4
 MESSAGE_OVERHEAD_TOKENS = 6  # e.g. ChatML: "<|im_start|>user\n" … "<|im_end|>\n"
 KEEP_LAST = 3  # the previous exchange and the new message
 ROOM_MESSAGES = 2  # make_room: a question and its answer
 ROOM_TOKENS = 200  # ... of this many tokens (with the markers)
 
 TokenCounter = Callable[[str], int]
-
-
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / ESTIMATE_CHARS_PER_TOKEN)
 
 
 class History(list[ChatMessage]):

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 
-from ..providers.base import STT, AudioArray, STTCapabilities, Transcript
+from ..providers.base import STT, AudioArray, Hooks, STTCapabilities, Transcript
 
 
-class TurnTranscriber:
+class TurnTranscriber(Hooks):
     """One user turn's transcription through ``stt``; an ``STT`` itself, so ``engine.turn.evaluate`` and
     the final transcription use it as they would the provider."""
 

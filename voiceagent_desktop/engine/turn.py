@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..providers.base import STT, AudioArray, StreamingSTT, Transcript, TurnDetector
+from ..providers.base import STT, AudioArray, Hooks, StreamingSTT, Transcript, TurnDetector
 from .frames import FrameWaiter
 from .turn_text import TextState, classify
 from .vad import VADPhase, VADStateMachine
@@ -301,7 +301,7 @@ async def evaluate(
     return Evaluation(p, tr, model_s, stt_s, tp)
 
 
-class StreamedTurnSTT:
+class StreamedTurnSTT(Hooks):
     """A streaming STT as ``evaluate`` sees one: "transcribing" the turn so far is flushing the stream (the
     audio was sent as it was captured). A flush ends the service's segment and its model loses the context
     across it, so ``wait_pause`` first waits until the silence is a pause between words, not a stop

@@ -19,8 +19,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import keys
-from ..config import Settings, save_settings, validation_problems
+from ..config import PROFILES, Settings, save_settings, validation_problems
 from ..errors import VoiceAgentError
+from ..providers import registry
 from .ptt_keys import parse_key
 from .qt import (
     QCheckBox,
@@ -59,19 +60,28 @@ def _choices(*values: str, default: str | None = None) -> tuple[tuple[str, str],
     return out
 
 
+def _providers(stage: registry.Stage) -> tuple[tuple[str, str], ...]:
+    """A stage's choices from the provider registry, shown by label (a missing extra is named)."""
+    shown = []
+    for p in registry.PROVIDERS:
+        if p.stage == stage:
+            lacking = f" (needs the {p.extra} extra)" if p.missing() else ""
+            shown.append((p.name, p.label + lacking))
+    return (("", PROFILE_DEFAULT), *shown)
+
+
+_CLOUD = " + ".join(registry.get(s, PROFILES["cloud"][s]).label for s in registry.STAGES)
+
+
 TABS: dict[str, list[FieldSpec]] = {
     "Providers": [
         FieldSpec("profile", "Profile", "choice", _choices("embedded", "cloud", "custom"),
-                  "embedded: offline, no account; cloud: Deepgram + OpenAI + Cartesia"),
-        FieldSpec("stt.provider", "Speech-to-text", "choice",
-                  _choices("embedded", "deepgram", default=PROFILE_DEFAULT)),
-        FieldSpec("llm.provider", "Language model", "choice",
-                  _choices("embedded", "openai", "gemini", "groq", "ollama", "lmstudio", "llamacpp",
-                           default=PROFILE_DEFAULT)),
+                  f"embedded: offline, no account; cloud: {_CLOUD}"),
+        FieldSpec("stt.provider", "Speech-to-text", "choice", _providers("stt")),
+        FieldSpec("llm.provider", "Language model", "choice", _providers("llm")),
         FieldSpec("llm.model", "LLM model", hint="empty: the preset's model"),
         FieldSpec("llm.base_url", "LLM base URL", hint="empty: the preset's URL (http:// or https://)"),
-        FieldSpec("tts.provider", "Text-to-speech", "choice",
-                  _choices("embedded", "cartesia", default=PROFILE_DEFAULT)),
+        FieldSpec("tts.provider", "Text-to-speech", "choice", _providers("tts")),
         FieldSpec("tts.voice_id", "Cartesia voice", hint="a Cartesia voice id; empty: the default voice"),
         FieldSpec("tts.piper_voice", "Embedded voice", hint="a Piper .onnx file; empty: the shipped voice"),
     ],
@@ -102,9 +112,6 @@ TABS: dict[str, list[FieldSpec]] = {
         FieldSpec("gui.start_minimized", "Start minimised", "bool"),
     ],
 }  # fmt: skip
-
-#: key name → (stage it serves, LLM preset or None)
-KEY_STAGES = {"openai": "llm", "gemini": "llm", "groq": "llm", "deepgram": "stt", "cartesia": "tts"}
 
 
 def _get(data: dict[str, Any], path: str) -> Any:
@@ -195,11 +202,14 @@ class KeyRow(QWidget):
                 self.status.setText("No key to test: enter one, or store it first.")
                 return
             settings = self.dialog.candidate(quiet=True) or self.dialog.settings
-            stage = KEY_STAGES[self.name]
-            if stage == "llm" and settings.llm.provider != self.name:  # that preset, its own URL
-                llm = settings.llm.model_copy(update={"provider": self.name, "base_url": None, "model": None})
-                settings = settings.model_copy(update={"llm": llm})
-            self.status.setText(await self.dialog.checker(stage, settings, key))
+            info = registry.for_key(self.name)
+            if settings.provider(info.stage) != info.name:  # test the key's own provider (its own URL)
+                section = getattr(settings, info.stage)
+                update: dict[str, Any] = {"provider": info.name}
+                if info.stage == "llm":
+                    update |= {"base_url": None, "model": None}
+                settings = settings.model_copy(update={info.stage: section.model_copy(update=update)})
+            self.status.setText(await self.dialog.checker(info.stage, settings, key))
         except VoiceAgentError as exc:
             self.status.setText(f"Failed: {exc}")
         except Exception as exc:  # a bug, not the user's: say so without a traceback in the dialog

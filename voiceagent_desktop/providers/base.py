@@ -2,10 +2,15 @@
 
 Audio crossing these interfaces is always mono float32 numpy in [-1, 1]. STT and VAD take 16 kHz;
 TTS yields audio at its own ``sample_rate`` (the playback side resamples).
+
+The optional hooks (``warm``, ``check``, ``busy``; an LLM's ``count_tokens`` and ``prefill``) are part of
+the Protocols, so the engine calls them without asking whether they exist; a provider class inherits
+their no-op defaults from ``Hooks`` / ``LLMHooks`` and overrides the ones it has.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -86,7 +91,59 @@ class Loadable(Protocol):
 
 
 @runtime_checkable
-class STT(Loadable, Protocol):
+class Provider(Loadable, Protocol):
+    """What the engine may ask of any STT, LLM or TTS besides its work (defaults: ``Hooks``)."""
+
+    async def warm(self) -> None:
+        """Re-open an idle connection before it is needed (called as the user starts to speak)."""
+        ...
+
+    async def check(self) -> None:
+        """Connect once and try the key (the settings dialog's "test connection"); raises the mapped
+        ``CloudError``."""
+        ...
+
+    @property
+    def busy(self) -> bool:
+        """A worker thread is still running (or stopping) a request: the cancel measurement waits."""
+        ...
+
+
+#: Characters per token where a model's own tokenizer is not at hand (engine/history.py: calibrated
+#: against SmolLM2's tokenizer on English conversation).
+ESTIMATE_CHARS_PER_TOKEN = 3.4
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / ESTIMATE_CHARS_PER_TOKEN)
+
+
+class Hooks:
+    """The no-op defaults of ``Provider``'s hooks: nothing to warm or check, never busy."""
+
+    async def warm(self) -> None:
+        return None
+
+    async def check(self) -> None:
+        return None
+
+    @property
+    def busy(self) -> bool:
+        return False
+
+
+class LLMHooks(Hooks):
+    """... and of an ``LLM``'s: tokens estimated, nothing to prefill."""
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        return None
+
+
+@runtime_checkable
+class STT(Provider, Protocol):
     @property
     def capabilities(self) -> STTCapabilities: ...
 
@@ -118,12 +175,18 @@ class StreamingSTT(STT, Protocol):
 
 
 @runtime_checkable
-class LLM(Loadable, Protocol):
-    """Optionally also ``async def prefill(messages)``: read a prompt prefix into a local model's cache
-    while idle (the conversation calls it after trimming the history)."""
-
+class LLM(Provider, Protocol):
     @property
     def capabilities(self) -> LLMCapabilities: ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the model's own tokenizer, or an estimate (``estimate_tokens``)."""
+        ...
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        """Read a prompt prefix into a local model's cache while idle (the conversation calls it after
+        trimming the history)."""
+        ...
 
     def stream(self, messages: Sequence[ChatMessage], tools: ToolHost | None = None) -> AsyncIterator[str]:
         """Yield text deltas (or ``RESTART``). Cancelling the consuming task stops generation between
@@ -146,7 +209,7 @@ class ToolHost(Protocol):
 
 
 @runtime_checkable
-class TTS(Loadable, Protocol):
+class TTS(Provider, Protocol):
     @property
     def capabilities(self) -> TTSCapabilities: ...
 

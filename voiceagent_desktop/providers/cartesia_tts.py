@@ -23,14 +23,18 @@ import time
 import uuid
 from collections.abc import AsyncGenerator
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from .. import errors, keys
 from ..errors import AuthError, CloudError, ProtocolError, ProviderTimeout, RateLimitError, ServiceError
-from .base import AudioArray, ProgressCallback, TTSCapabilities, WordTimestamps
+from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities, WordTimestamps
 from .openai_llm import RetryPolicy
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .registry import ProviderInfo
 
 log = logging.getLogger(__name__)
 _WS_LOG = logging.getLogger(__name__ + ".websockets")  # websockets logs the headers (the key) at DEBUG
@@ -231,7 +235,7 @@ class CartesiaTurn:
                 await asyncio.wait_for(ctx.cancel(), 0.5)
 
 
-class CartesiaTTS:
+class CartesiaTTS(Hooks):
     """The TTS Protocol. Defaults: ``websocket_url``: ``base_url`` as ws(s)://; ``api_key``: ``keys``."""
 
     def __init__(
@@ -329,3 +333,15 @@ class CartesiaTTS:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def from_settings(settings: Settings, info: ProviderInfo, api_key: str | None = None) -> CartesiaTTS:
+    """The registry's factory (providers/registry.py): the persona's voice wins over ``tts.voice_id``."""
+    t = settings.tts
+    cartesia = CartesiaTTS(model_id=t.model, language=t.language, api_key=api_key)
+    voice = settings.active_persona().voice or t.voice_id
+    if voice:
+        cartesia.voice_id = voice
+    if t.url:
+        cartesia.websocket_url, cartesia.base_url = t.url, t.url.replace("ws", "http", 1)
+    return cartesia

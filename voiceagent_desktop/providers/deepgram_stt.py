@@ -36,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,8 +50,12 @@ from ..errors import (
     RateLimitError,
     ServiceError,
 )
-from .base import AudioArray, ProgressCallback, STTCapabilities, Transcript
+from .base import AudioArray, Hooks, ProgressCallback, STTCapabilities, Transcript
 from .openai_llm import RetryPolicy
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .registry import ProviderInfo
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ def map_error(e: BaseException) -> CloudError:
     return ServiceError(f"Cannot reach Deepgram: {type(e).__name__}.")
 
 
-class DeepgramSTT:
+class DeepgramSTT(Hooks):
     """Implements :class:`~voiceagent_desktop.providers.base.StreamingSTT`."""
 
     capabilities = STTCapabilities(streaming=True, interim_results=True)
@@ -399,3 +403,9 @@ async def _quietly(aw: Any, limit_secs: float = 2.0) -> None:
     with contextlib.suppress(Exception):
         async with asyncio.timeout(limit_secs):
             await aw
+
+
+def from_settings(settings: Settings, info: ProviderInfo, api_key: str | None = None) -> DeepgramSTT:
+    """The registry's factory (providers/registry.py)."""
+    s = settings.stt
+    return DeepgramSTT(model=s.model, language=s.language, url=s.url, api_key=api_key)

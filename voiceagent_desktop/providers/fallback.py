@@ -35,8 +35,11 @@ from .base import (
     TTS,
     AudioArray,
     ChatMessage,
+    Hooks,
     LLMCapabilities,
+    LLMHooks,
     ProgressCallback,
+    Provider,
     StreamingSTT,
     STTCapabilities,
     ToolHost,
@@ -48,10 +51,10 @@ from .base import (
 
 log = logging.getLogger(__name__)
 
-P = TypeVar("P")
+P = TypeVar("P", bound=Provider)
 
 
-class Failover(Generic[P]):
+class Failover(Hooks, Generic[P]):
     #: Completes the notice: "… {doing} the embedded {what} (name) for now."
     doing = "Using"
     what = "provider"
@@ -86,9 +89,9 @@ class Failover(Generic[P]):
         return self.primary
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
-        await self.fallback.load(progress)  # type: ignore[attr-defined]
+        await self.fallback.load(progress)
         try:
-            await self.primary.load(progress)  # type: ignore[attr-defined]
+            await self.primary.load(progress)
         except (CloudError, MissingKeyError, MissingExtraError) as e:  # no key or SDK, a rejected key:
             self._switch(e, for_good=not isinstance(e, CloudError))  # say so, go on locally
 
@@ -111,16 +114,21 @@ class Failover(Generic[P]):
 
     async def warm(self) -> None:
         """Open the active provider's connection now, if it has one to open."""
-        warm = getattr(self.active, "warm", None)
-        if warm is not None:
-            await warm()
+        await self.active.warm()
+
+    async def check(self) -> None:
+        await self.primary.check()
+
+    @property
+    def busy(self) -> bool:
+        return self.primary.busy or self.fallback.busy
 
     async def aclose(self) -> None:
         for p in (self.primary, self.fallback):
-            await p.aclose()  # type: ignore[attr-defined]
+            await p.aclose()
 
 
-class FallbackLLM(Failover[LLM]):
+class FallbackLLM(Failover[LLM], LLMHooks):
     """Implements :class:`~voiceagent_desktop.providers.base.LLM` over two of them."""
 
     doing, what = "Answering with", "model"
@@ -148,9 +156,7 @@ class FallbackLLM(Failover[LLM]):
             yield text
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        prefill = getattr(self.active, "prefill", None)
-        if prefill is not None:
-            await prefill(messages)
+        await self.active.prefill(messages)
 
 
 class FallbackSTT(Failover[Any]):

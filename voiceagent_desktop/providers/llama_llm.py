@@ -14,18 +14,21 @@ import asyncio
 import importlib.util
 import json
 import logging
-import math
 import os
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
-from .base import ChatMessage, LLMCapabilities, ProgressCallback, ToolHost
+from ..errors import ConfigError, MissingExtraError, ModelLoadError, ProviderRuntimeError
+from .base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost, estimate_tokens
 from .llama_load import new_llama
 from .llama_tools import Route, result_note, route_sync
 from .threaded import ThreadStream
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .registry import ProviderInfo
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ def _check_gguf(path: str) -> None:
         raise ModelLoadError(f"{path} is not a GGUF model file")
 
 
-class LlamaLLM:
+class LlamaLLM(LLMHooks):
     """Implements :class:`~voiceagent_desktop.providers.base.LLM`."""
 
     name = "llama.cpp"
@@ -243,7 +246,7 @@ class LlamaLLM:
         worker generates). Before the model is loaded: an estimate."""
         llm = self._llm
         if llm is None:
-            return math.ceil(len(text) / 3.4)
+            return estimate_tokens(text)
         return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
@@ -277,3 +280,19 @@ class LlamaLLM:
                     llm.close()
 
             await asyncio.to_thread(close)
+
+
+def from_settings(settings: Settings, info: ProviderInfo, api_key: str | None = None) -> LlamaLLM:
+    """The registry's factory (providers/registry.py). Tools only when it is the stage's own choice (not
+    a cloud model's fallback) and ``llm.tools`` is true."""
+    s, gguf = settings.llm, settings.llm.gguf_path
+    if gguf is not None and not gguf.expanduser().is_file():
+        raise ConfigError(f"The LLM model file {gguf} does not exist (llm.gguf_path / --gguf).")
+    return LlamaLLM(
+        model_path=str(gguf.expanduser()) if gguf else None,
+        n_ctx=s.n_ctx,
+        max_tokens=s.max_tokens,
+        temperature=s.temperature,
+        warmup_system_prompt=settings.active_persona().system_prompt,
+        tools=s.tools is True and settings.provider("llm") == info.name,
+    )

@@ -1,13 +1,13 @@
 """Any OpenAI-compatible chat-completions server, streaming, through the official ``openai`` SDK: OpenAI,
 Google Gemini's OpenAI endpoint, Groq, and local servers (Ollama, LM Studio, llama.cpp's server).
 
-``PRESETS`` give each a base URL, a default model and the key it needs (none for local servers); the
-settings override any of them. The client is created and its connection opened at ``load`` (a tiny
-``GET /models``), so the first turn pays no TCP/TLS handshake; the SDK's own retries are off — this module
-retries, with backoff, only what can succeed on a second try and only before any text was produced.
-The reply's tools (``engine.tools``, through a ``ToolHost``) are offered to the hosted presets, and to a
-local server only when told (``tools=True``); when the model calls them they run concurrently and the
-answer streams from a follow-up request.
+Each is an entry of the provider registry (``registry.py``): a base URL, a default model and the key it
+needs (none for local servers); the settings override the URL and the model. The client is created and
+its connection opened at ``load`` (a tiny ``GET /models``), so the first turn pays no TCP/TLS handshake;
+the SDK's own retries are off — this module retries, with backoff, only what can succeed on a second try
+and only before any text was produced. The reply's tools (``engine.tools``, through a ``ToolHost``) are
+offered to the hosted presets, and to a local server only when told (``tools=True``); when the model
+calls them they run concurrently and the answer streams from a follow-up request.
 
 Errors are mapped here, at the boundary (``errors.py``):
 
@@ -35,7 +35,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import keys
 from ..errors import (
@@ -47,33 +47,15 @@ from ..errors import (
     RateLimitError,
     ServiceError,
 )
-from .base import ChatMessage, LLMCapabilities, ProgressCallback, ToolHost
+from . import registry
+from .base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost
 from .tool_calls import ToolCalls
 
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .registry import ProviderInfo
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Preset:
-    label: str
-    base_url: str
-    model: str
-    key: str | None  # a name in keys.KEYS, or None for servers that need none
-
-
-PRESETS = {
-    "openai": Preset("OpenAI", "https://api.openai.com/v1", "gpt-4o-mini", "openai"),
-    "gemini": Preset(
-        "Google Gemini",
-        "https://generativelanguage.googleapis.com/v1beta/openai/",
-        "gemini-2.5-flash",
-        "gemini",
-    ),
-    "groq": Preset("Groq", "https://api.groq.com/openai/v1", "llama-3.1-8b-instant", "groq"),
-    "ollama": Preset("Ollama", "http://127.0.0.1:11434/v1", "llama3.2", None),
-    "lmstudio": Preset("LM Studio", "http://127.0.0.1:1234/v1", "local-model", None),
-    "llamacpp": Preset("llama.cpp server", "http://127.0.0.1:8080/v1", "local", None),
-}
 
 
 @dataclass(frozen=True)
@@ -116,7 +98,7 @@ def map_error(e: BaseException, provider: str) -> CloudError:
     return ServiceError(f"{provider} failed: {type(e).__name__}.")
 
 
-class OpenAICompatibleLLM:
+class OpenAICompatibleLLM(LLMHooks):
     """Implements :class:`~voiceagent_desktop.providers.base.LLM`."""
 
     def __init__(
@@ -136,11 +118,11 @@ class OpenAICompatibleLLM:
         max_tool_rounds: int = 2,
         max_prompt_tokens: int | None = 8000,
     ) -> None:
-        p = PRESETS[preset]
+        p = registry.get("llm", preset)
         self.preset = p
         self.name = p.label
-        self.base_url = base_url or p.base_url
-        self.model = model or p.model
+        self.base_url = base_url or p.base_url or ""
+        self.model = model or p.model or ""
         self._api_key = api_key
         self._max_tokens, self._temperature = max_tokens, temperature
         self._connect_secs, self._first_token_secs, self._idle_secs = (
@@ -150,7 +132,8 @@ class OpenAICompatibleLLM:
         )
         self.retry = retry or RetryPolicy()
         # the hosted presets do function calling; a local server only if told to (tools=True)
-        offer = tools if tools is not None else p.key is not None
+        hosted = isinstance(p.capabilities, LLMCapabilities) and p.capabilities.tools
+        offer = tools if tools is not None else hosted
         # the history's budget: a long prompt costs time to first token and money on every turn
         self.capabilities = LLMCapabilities(streaming=True, max_prompt_tokens=max_prompt_tokens, tools=offer)
         self._used_at = 0.0  # monotonic time of the last request
@@ -168,7 +151,7 @@ class OpenAICompatibleLLM:
             return self._api_key
         if self.preset.key is None:
             return "not-needed"  # local servers accept any key; the SDK insists on one
-        return keys.require_key(self.preset.key)
+        return keys.require_key(self.preset.key.name)
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
         try:
@@ -336,3 +319,18 @@ class OpenAICompatibleLLM:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+
+
+def from_settings(settings: Settings, info: ProviderInfo, api_key: str | None = None) -> OpenAICompatibleLLM:
+    """The registry's factory (providers/registry.py): ``info`` is one of the OpenAI-compatible entries."""
+    s = settings.llm
+    return OpenAICompatibleLLM(
+        info.name,
+        base_url=s.base_url,
+        model=s.model,
+        api_key=api_key,
+        max_tokens=s.max_tokens,
+        temperature=s.temperature,
+        tools=s.tools,
+        max_prompt_tokens=s.context_tokens,
+    )

@@ -15,20 +15,24 @@ import os
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
-from .base import AudioArray, ProgressCallback, TTSCapabilities
+from ..errors import ConfigError, MissingExtraError, ModelLoadError, ProviderRuntimeError
+from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities
 from .threaded import ThreadStream
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .registry import ProviderInfo
 
 log = logging.getLogger(__name__)
 
 _Item = AudioArray | BaseException | None  # one sentence of audio, a worker error, or None for "done"
 
 
-class PiperTTS:
+class PiperTTS(Hooks):
     """Implements :class:`~voiceagent_desktop.providers.base.TTS`."""
 
     name = "Piper"
@@ -159,3 +163,14 @@ class PiperTTS:
     async def aclose(self) -> None:
         # A synthesis still running in a worker thread holds its own reference to the voice.
         self._voice = None
+
+
+def from_settings(settings: Settings, info: ProviderInfo, api_key: str | None = None) -> PiperTTS:
+    """The registry's factory (providers/registry.py): the persona's voice, else ``tts.piper_voice``,
+    else the shipped one."""
+    persona = settings.active_persona()
+    piper = persona.piper_voice or settings.tts.piper_voice
+    if piper is not None and not piper.expanduser().is_file():
+        whose = f"of persona {settings.persona!r}" if persona.piper_voice else "(tts.piper_voice)"
+        raise ConfigError(f"The Piper voice {piper} {whose} does not exist.")
+    return PiperTTS(str(piper.expanduser()) if piper else None)

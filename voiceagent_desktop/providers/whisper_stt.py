@@ -27,12 +27,17 @@ import os
 import re
 import time
 import zlib
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
-from .base import AudioArray, ProgressCallback, STTCapabilities, Transcript
+from .base import AudioArray, Hooks, ProgressCallback, STTCapabilities, Transcript
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .registry import ProviderInfo
+
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +102,7 @@ def is_hallucination(text: str, audio: AudioArray) -> bool:
     return _loudest_window_rms(audio) < NEAR_SILENCE_RMS
 
 
-class WhisperSTT:
+class WhisperSTT(Hooks):
     """Implements :class:`~voiceagent_desktop.providers.base.STT`."""
 
     name = "Whisper (faster-whisper)"
@@ -253,3 +258,8 @@ class WhisperSTT:
     async def aclose(self) -> None:
         # A transcription still running in a thread holds its own reference to the model.
         self._model = None
+
+
+def from_settings(settings: Settings, info: ProviderInfo, api_key: str | None = None) -> WhisperSTT:
+    """The registry's factory (providers/registry.py)."""
+    return WhisperSTT()

@@ -19,7 +19,9 @@ from ..errors import AudioDeviceError, DeviceLostError
 from ..providers.base import (
     AudioArray,
     ChatMessage,
+    Hooks,
     LLMCapabilities,
+    LLMHooks,
     ProgressCallback,
     STTCapabilities,
     ToolHost,
@@ -41,7 +43,7 @@ def silence_frame() -> AudioArray:
     return np.zeros(FRAME, np.float32)
 
 
-class _Loadable:
+class _Loadable(Hooks):
     name = "fake"
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
@@ -110,7 +112,7 @@ class FakeTurnDetector(_Loadable):
 
 
 @dataclass
-class FakeLLM(_Loadable):
+class FakeLLM(_Loadable, LLMHooks):
     """Streams ``tokens``; waits ``gate`` (if set) before each token so tests control the pace."""
 
     tokens: list[str] = field(default_factory=lambda: ["The capital", " of France", " is Paris.", " Nice!"])
