@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt application exists
@@ -40,6 +41,24 @@ def config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The user config directory (config.toml, the window's remembered layout) is a session temp dir:
     tests that start the real app never write into the real home."""
     yield from _env_dir(tmp_path_factory, "config-home", "XDG_CONFIG_HOME")
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A test that runs ``voiceagent`` (cli.main → logs.setup) leaves no handler or level behind."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    from voiceagent_desktop import logs
+
+    logs.reset()
+    root.setLevel(level)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The user state directory (the log file, logs.py) is a session temp dir too."""
+    yield from _env_dir(tmp_path_factory, "state-home", "XDG_STATE_HOME")
 
 
 @pytest.fixture(scope="session")

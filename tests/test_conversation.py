@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
 import pytest
 
@@ -153,10 +154,17 @@ async def test_ptt_press_while_thinking_cancels_the_llm() -> None:
     gate.set()
 
 
-async def test_provider_failure_is_reported_and_listening_resumes() -> None:
+@pytest.mark.parametrize(
+    ("failure", "shown"),
+    [(ProviderRuntimeError("the language model failed"), "the language model failed"),  # its reason
+     (KeyError("what the user said"), "Internal error (KeyError); the details are in ")],  # a bug's: never
+)  # fmt: skip
+async def test_a_failed_turn_is_reported_and_listening_resumes(
+    failure: Exception, shown: str, caplog: pytest.LogCaptureFixture
+) -> None:
     class BrokenLLM(FakeLLM):
         async def stream(self, messages, tools=None):  # type: ignore[no-untyped-def, override]
-            raise ProviderRuntimeError("the language model failed")
+            raise failure
             yield ""
 
     s = Scenario(InputMode.PUSH_TO_TALK, llm=BrokenLLM())
@@ -164,7 +172,13 @@ async def test_provider_failure_is_reported_and_listening_resumes() -> None:
     await s.frames(0.5, speech=True)
     s.conv.ptt_release()
     await s.frames(0.3, speech=False)
-    assert [e.message for e in s.of(ErrorEvent)] == ["the language model failed"]
+    [message] = [e.message for e in s.of(ErrorEvent)]
+    assert message.startswith(shown) and "user said" not in message
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    if isinstance(failure, ProviderRuntimeError):
+        assert not errors  # a provider's failure is no bug
+    else:  # the bug's traceback, in the log
+        assert [r.exc_info[0] if r.exc_info else None for r in errors] == [KeyError]
     assert s.conv.state is AgentState.LISTENING
 
 

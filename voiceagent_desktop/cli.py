@@ -19,7 +19,6 @@ voiceagent --resume ID          continue a saved conversation (window or --headl
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -238,8 +237,9 @@ def _settings(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from . import logs
+
+    logs.setup(args.verbose)
     try:
         if args.command == "devices":
             from .engine.audio_io import list_devices

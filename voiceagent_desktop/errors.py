@@ -27,6 +27,10 @@
                                         the service refuses as invalid (400/404): not retried
 
 Cancellation is not an error: cancelled work raises ``asyncio.CancelledError`` as usual.
+
+Anything else that escapes is a bug. At a boundary (a turn, the start-up, a settings-dialog action) it is
+logged with its traceback and the user is told ``user_message(exc)``: "Internal error (KeyError)" and where
+the log is — never ``str(exc)`` of an arbitrary exception, which may hold a transcript or a header.
 """
 
 from __future__ import annotations
@@ -126,3 +130,13 @@ class ProviderTimeout(CloudError):
 
 class ProtocolError(CloudError):
     pass
+
+
+def user_message(exc: BaseException) -> str:
+    """What the user is told about ``exc``: a ``VoiceAgentError``'s own message (written for them); for
+    any other exception, a bug, its type and where the log with its traceback is."""
+    if isinstance(exc, VoiceAgentError):
+        return str(exc) or type(exc).__name__
+    from .logs import location
+
+    return f"Internal error ({type(exc).__name__}); the details are in {location()}."

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import AudioDeviceError, ProviderError, VoiceAgentError
+from ..errors import AudioDeviceError, ProviderError, VoiceAgentError, user_message
 from ..providers.base import LLM, STT, TTS, VAD, AudioArray, ChatMessage, TurnDetector
 from .clock import Clock, MonotonicClock
 from .conversation import Conversation, ConversationSettings
@@ -160,7 +160,7 @@ class VoiceAgent:
         except BaseException as exc:  # cancelled while loading, or a bug: never leave devices open
             if not isinstance(exc, asyncio.CancelledError):
                 log.exception("start-up failed")
-                self.bus.emit(ErrorEvent(f"Start-up failed: {type(exc).__name__}: {exc}", fatal=True))
+                self.bus.emit(ErrorEvent(f"Start-up failed. {user_message(exc)}", fatal=True))
             await asyncio.shield(self.stop())
             raise
         self.bus.emit(StateChanged(AgentState.LISTENING))

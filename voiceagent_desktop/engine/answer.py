@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import VoiceAgentError, user_message
 from ..providers.base import STT, AudioArray, ChatMessage, ToolHost, Transcript
 from .events import (
     AgentState,
@@ -192,10 +193,13 @@ async def answer_turn(
         c._background(asyncio.to_thread(release_free_memory), "trim-memory")
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # a provider failed: tell the user, keep listening
-        log.warning("turn %d failed: %s", timer.turn_id, type(exc).__name__)
+    except Exception as exc:  # a provider failed (its reason is shown) or a bug (logged): keep listening
+        if isinstance(exc, VoiceAgentError):
+            log.warning("turn %d failed: %s", timer.turn_id, type(exc).__name__)
+        else:
+            log.error("turn %d failed: internal error", timer.turn_id, exc_info=exc)
         c._reply = None
         c.sink.clear()
-        c.bus.emit(ErrorEvent(str(exc) or type(exc).__name__))
+        c.bus.emit(ErrorEvent(user_message(exc)))
         c.actions.reply_ended(completed=False)
         c._set_state(AgentState.LISTENING)

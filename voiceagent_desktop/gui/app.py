@@ -30,7 +30,7 @@ import qasync
 from .. import __version__
 from ..config import APP_NAME, Settings, default_config_path, save_settings
 from ..engine.agent import VoiceAgent
-from ..errors import VoiceAgentError
+from ..errors import VoiceAgentError, user_message
 from ..providers.base import ChatMessage
 from .bridge import EngineBridge
 from .engine_thread import EngineThread, deprioritize_this_thread
@@ -129,9 +129,11 @@ class GuiSession:
     def _start_agent(self, seed: list[ChatMessage] | None = None) -> None:
         try:
             agent = self.agent_factory(self.settings)
-        except VoiceAgentError as exc:  # e.g. a bad config: show it, no traceback
-            self.window.show_error(str(exc) or type(exc).__name__, fatal=True)
-            self._on_error(str(exc), True)
+        except Exception as exc:  # a bad config (shown as it is), or a bug (logged, "internal error")
+            if not isinstance(exc, VoiceAgentError):
+                log.exception("building the agent failed")
+            self.window.show_error(user_message(exc), fatal=True)
+            self._on_error(user_message(exc), True)
             return
         if seed and not agent.history_seed:
             agent.history_seed = seed

@@ -41,7 +41,7 @@ from ..engine.events import (
     UserTranscript,
     UserTurnDropped,
 )
-from ..errors import VoiceAgentError
+from ..errors import VoiceAgentError, user_message
 from .engine_thread import EngineThread
 from .qt import QObject, Qt, Signal, Slot
 
@@ -160,7 +160,7 @@ class EngineBridge(QObject):
             raise
         except Exception as exc:  # a bug, not a user problem: traceback to the log, a message to the user
             log.exception("agent start-up failed unexpectedly")
-            self._report_fatal(f"Start-up failed unexpectedly ({type(exc).__name__}); see the log.")
+            self._report_fatal(f"Start-up failed. {user_message(exc)}")
             try:
                 await self._agent.stop()
             except Exception:

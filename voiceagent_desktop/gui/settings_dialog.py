@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from .. import keys
 from ..config import PROFILES, Settings, save_settings, validation_problems
-from ..errors import VoiceAgentError
+from ..errors import VoiceAgentError, user_message
 from ..providers import registry
 from .ptt_keys import parse_key
 from .qt import (
@@ -214,7 +214,7 @@ class KeyRow(QWidget):
             self.status.setText(f"Failed: {exc}")
         except Exception as exc:  # a bug, not the user's: say so without a traceback in the dialog
             log.exception("connection test failed unexpectedly")
-            self.status.setText(f"Failed unexpectedly ({type(exc).__name__}); see the log.")
+            self.status.setText(f"Failed. {user_message(exc)}")
         finally:
             self.test_button.setEnabled(True)
 

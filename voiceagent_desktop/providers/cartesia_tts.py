@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from .. import errors, keys
-from ..errors import AuthError, CloudError, ProtocolError, ProviderTimeout, RateLimitError, ServiceError
+from ..errors import CloudError, ProtocolError, ProviderTimeout, ServiceError
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities, WordTimestamps
-from .openai_llm import RetryPolicy
+from .cloud_errors import RetryPolicy, from_status, from_transport
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -48,23 +48,11 @@ def map_error(e: BaseException, provider: str) -> CloudError:
     """An exception from the SDK / websockets → ours (see the module docstring). No key in messages."""
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-    if isinstance(e, CloudError):
-        return e
     if isinstance(e, InvalidStatus):
-        s = e.response.status_code
-        kinds: dict[int, type[CloudError]] = {401: AuthError, 403: AuthError, 429: RateLimitError}
-        kind = kinds.get(s, ServiceError if s >= 500 else ProtocolError)
-        what = "rejected the API key" if kind is AuthError else "refused the connection"
-        return kind(f"{provider} {what} (HTTP {s}).{' Check the key.' * (kind is AuthError)}", status=s)
-    if isinstance(e, ConnectionClosed | EOFError):
-        return ServiceError(f"The connection to {provider} dropped.")
-    if isinstance(e, TimeoutError):
-        return ProviderTimeout(f"{provider} did not answer in time.")
-    if isinstance(e, InvalidHandshake | OSError):
+        return from_status(provider, e.response.status_code, refused="refused the connection")
+    if isinstance(e, InvalidHandshake):
         return ServiceError(f"Cannot reach {provider}: {type(e).__name__}.")
-    if isinstance(e, ValueError):  # json.JSONDecodeError, from the SDK's reader
-        return ProtocolError(f"{provider} sent a frame that is not valid JSON.")
-    return ServiceError(f"{provider} failed: {type(e).__name__}.")
+    return from_transport(provider, e, dropped=(ConnectionClosed, EOFError))
 
 
 # SDK 4.2's receive() waits forever once its context was cancelled or the SDK's reader task ended (socket

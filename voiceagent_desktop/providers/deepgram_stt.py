@@ -42,16 +42,13 @@ import numpy as np
 
 from .. import keys
 from ..errors import (
-    AuthError,
     CloudError,
     MissingExtraError,
-    ProtocolError,
     ProviderTimeout,
-    RateLimitError,
     ServiceError,
 )
 from .base import AudioArray, Hooks, ProgressCallback, STTCapabilities, Transcript
-from .openai_llm import RetryPolicy
+from .cloud_errors import RetryPolicy, from_status, from_transport
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -67,15 +64,9 @@ def map_error(e: BaseException) -> CloudError:
     """A deepgram SDK / websockets / OS exception → ours. Never uses ``str(e)`` (it may hold headers)."""
     status = getattr(e, "status_code", None)
     if isinstance(status, int):
-        if status in (401, 403):
-            return AuthError(f"Deepgram rejected the API key (HTTP {status}). Check the key.", status=status)
-        if status == 429:
-            return RateLimitError("Deepgram is rate limiting (HTTP 429).")
-        if status >= 500:
-            return ServiceError(f"Deepgram failed (HTTP {status}).", status=status)
-        return ProtocolError(f"Deepgram refused the connection (HTTP {status}).", status=status)
-    if isinstance(e, TimeoutError):
-        return ProviderTimeout("Deepgram did not answer in time.")
+        return from_status("Deepgram", status, refused="refused the connection")
+    if isinstance(e, TimeoutError | CloudError):
+        return from_transport("Deepgram", e)
     return ServiceError(f"Cannot reach Deepgram: {type(e).__name__}.")
 
 

@@ -31,24 +31,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import keys
-from ..errors import (
-    AuthError,
-    CloudError,
-    MissingExtraError,
-    ProtocolError,
-    ProviderTimeout,
-    RateLimitError,
-    ServiceError,
-)
+from ..errors import CloudError, MissingExtraError, ProtocolError, ProviderTimeout, ServiceError
 from . import registry
 from .base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost
+from .cloud_errors import RetryPolicy, from_status, from_transport
 from .tool_calls import ToolCalls
 
 if TYPE_CHECKING:
@@ -58,44 +49,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 3  # tries in all
-    base_secs: float = 0.25  # backoff: base · 2^(try−1), ±25 % jitter, at most max_secs
-    max_secs: float = 2.0
-
-    def delay(self, attempt: int, error: CloudError) -> float:
-        if isinstance(error, RateLimitError) and error.retry_after is not None:
-            return min(self.max_secs, max(0.0, error.retry_after))
-        base = min(self.max_secs, self.base_secs * 2 ** (attempt - 1))
-        return base * random.uniform(0.75, 1.25)
-
-
 def map_error(e: BaseException, provider: str) -> CloudError:
     """The openai SDK's exception → ours (see the module docstring). Messages never carry the key."""
     import openai
 
-    status = getattr(e, "status_code", None)
-    if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
-        return AuthError(f"{provider} rejected the API key (HTTP {status}). Check the key.", status=status)
-    if isinstance(e, openai.RateLimitError):
+    if isinstance(e, openai.APIStatusError):
         retry_after = None
         with contextlib.suppress(TypeError, ValueError):
             retry_after = float(e.response.headers.get("retry-after", ""))
-        return RateLimitError(f"{provider} is rate limiting (HTTP 429).", retry_after=retry_after)
+        return from_status(provider, e.status_code, retry_after=retry_after)
     if isinstance(e, openai.APITimeoutError):
         return ProviderTimeout(f"{provider} did not answer in time.")
     if isinstance(e, openai.APIConnectionError):
         return ServiceError(f"Cannot reach {provider}: {type(e.__cause__ or e).__name__}.")
-    if isinstance(e, openai.InternalServerError):
-        return ServiceError(f"{provider} failed (HTTP {status}).", status=status)
-    if isinstance(e, openai.APIStatusError):
-        return ProtocolError(f"{provider} refused the request (HTTP {status}).", status=status)
     if isinstance(e, openai.APIError):  # an error event inside the stream
         return ServiceError(f"{provider} reported an error mid-answer: {e.message}")
     if isinstance(e, ValueError):  # json.JSONDecodeError from a malformed chunk
         return ProtocolError(f"{provider} sent a chunk that is not valid JSON.")
-    return ServiceError(f"{provider} failed: {type(e).__name__}.")
+    return from_transport(provider, e)
 
 
 class OpenAICompatibleLLM(LLMHooks):
