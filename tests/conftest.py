@@ -8,7 +8,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt application exists
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,20 @@ def config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The user config directory (config.toml, the window's remembered layout) is a session temp dir:
     tests that start the real app never write into the real home."""
     yield from _env_dir(tmp_path_factory, "config-home", "XDG_CONFIG_HOME")
+
+
+@pytest.fixture
+def never_logged(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[..., None]]:
+    """``never_logged(*keys)``: the test fails if any log record of its setup or call, at any level, holds
+    one of the keys (or its last 8 characters) in its message or its logger's name."""
+    caplog.set_level(logging.DEBUG)
+    keys: list[str] = []
+    yield lambda *new: keys.extend(new)
+    # (caplog.text after the yield would be the teardown's only: read the records of setup and call)
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    text = "\n".join(f"{r.name} {r.getMessage()}" for r in records)
+    leaked = [k for k in keys if k in text or k[-8:] in text]
+    assert not leaked, f"{len(leaked)} key(s) reached the logs"
 
 
 @pytest.fixture(autouse=True)
@@ -116,8 +130,8 @@ def aloop(qasync_loop: qasync.QEventLoop, qtbot) -> Iterator[qasync.QEventLoop]:
 
 @pytest.fixture
 def make_rig(aloop: qasync.QEventLoop, qtbot):  # type: ignore[no-untyped-def]
-    """``make_rig(**kwargs)``: a main window around a real agent on fakes (tests/gui_rig.py)."""
-    from tests.gui_rig import Rig
+    """``make_rig(**kwargs)``: a main window around a real agent on fakes (tests/helpers/gui_rig.py)."""
+    from tests.helpers.gui_rig import Rig
 
     def make(**kwargs: object) -> Rig:
         return Rig(qtbot, **kwargs)  # type: ignore[arg-type]
@@ -127,10 +141,10 @@ def make_rig(aloop: qasync.QEventLoop, qtbot):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def ring(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """An in-memory keyring (tests/test_keys.py's MemoryKeyring) and no key in the environment."""
+    """An in-memory keyring (tests/helpers/keyring_memory.py) and no key in the environment."""
     import keyring
 
-    from tests.test_keys import MemoryKeyring
+    from tests.helpers.keyring_memory import MemoryKeyring
     from voiceagent_desktop import keys
 
     for spec in keys.KEYS.values():

@@ -20,7 +20,7 @@ from voiceagent_desktop.engine.events import (
 from voiceagent_desktop.providers.base import Transcript
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
 
-from .scenario import Scenario
+from .helpers.scenario import Scenario
 
 SENTENCES = ["First sentence is here.", " Second sentence follows it.", " Third one comes last of all."]
 FULL = "First sentence is here. Second sentence follows it. Third one comes last of all."
@@ -112,7 +112,7 @@ async def test_words_interrupt_even_when_short_and_the_history_holds_what_was_he
     assert "Third" not in done.text and done.unheard.endswith("Third one comes last of all.")
     assert s.sink.cleared == 1
     cancelled = s.of(RepliesCancelled)
-    assert len(cancelled) == 1 and cancelled[0].turn_id == 1 and cancelled[0].cancel_s >= 0
+    assert len(cancelled) == 1 and cancelled[0].turn_id == 1  # (its streams closed)
     await s.frames(2.0, speech=False)  # "Stop." is answered as a new turn
     assert s.conv.history[1].interrupted and s.conv.history[1].content == done.text
     assert s.conv.history[2].content == "Stop."

@@ -43,7 +43,7 @@ def test_percentiles() -> None:
 
 
 def test_word_errors_count_substitutions_insertions_and_deletions() -> None:
-    from .asr import heard_as, word_errors
+    from .helpers.asr import heard_as, word_errors
 
     assert word_errors("What is the capital of France?", "what is the capital of france") == 0
     assert word_errors("What is the capital of France?", "What is the capital of friends?") == 1

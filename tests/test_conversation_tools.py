@@ -23,7 +23,7 @@ from voiceagent_desktop.engine.events import (
 from voiceagent_desktop.engine.tools import tool
 from voiceagent_desktop.testing.fakes import FakeLLM
 
-from .scenario import Scenario
+from .helpers.scenario import Scenario
 
 pytestmark = pytest.mark.asyncio
 
@@ -76,20 +76,15 @@ async def test_barge_in_cancels_the_running_tool() -> None:
 
 
 async def test_a_timer_is_announced_once_the_agent_is_free_and_is_no_user_turn() -> None:
-    fire = asyncio.Event()
-
-    async def sleep(seconds: float) -> None:
-        await fire.wait()
-
     llm = FakeLLM(tokens=["Timer set."], tool_calls=[("set_timer", '{"seconds": 60, "label": "the tea"}')])
     s = Scenario(InputMode.PUSH_TO_TALK, llm=llm)
-    s.conv.timers.sleep = sleep
     await ptt_turn(s)
     assert list(s.conv.timers.running) == [1]
     llm.tool_calls = []
     s.conv.ptt_press()  # the user is talking when the timer goes off: the announcement waits
     await s.frames(0.3, speech=True)
-    fire.set()
+    assert not s.of(Reminder)
+    s.clock.advance(60.0)  # the timer runs on the conversation's clock: a minute of virtual time
     await s.frames(0.2, speech=True)
     assert [e.text for e in s.of(Reminder)] == ["Reminder: the tea."]
     assert [d.text for d in s.of(AssistantDone)] == ["Timer set."]

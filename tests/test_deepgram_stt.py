@@ -6,16 +6,16 @@ fallback to an embedded STT with the buffered turn. The transcriber is scripted,
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from voiceagent_desktop.errors import AuthError, ProviderTimeout, RateLimitError, ServiceError
+from voiceagent_desktop.providers.cloud_errors import RetryPolicy
 from voiceagent_desktop.providers.deepgram_stt import DeepgramSTT
 from voiceagent_desktop.providers.fallback import FallbackSTT
-from voiceagent_desktop.providers.openai_llm import RetryPolicy
 from voiceagent_desktop.testing.deepgram_fake import FakeDeepgramServer, Faults
 from voiceagent_desktop.testing.fakes import FakeSTT
 
@@ -38,12 +38,8 @@ def utterance(voiced_secs: float, pause_secs: float = 0.2) -> list[np.ndarray]:
 
 
 @pytest.fixture(autouse=True)
-def key_never_logged(caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.DEBUG)
-    yield
-    # caplog.text after the yield is the teardown's only: read the records of setup and call
-    logged = "\n".join(r.getMessage() for r in caplog.get_records("setup") + caplog.get_records("call"))
-    assert KEY not in logged
+def key_never_logged(never_logged: Callable[..., None]) -> None:
+    never_logged(KEY)
 
 
 def provider(server: FakeDeepgramServer, **kw) -> DeepgramSTT:

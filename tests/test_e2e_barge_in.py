@@ -36,7 +36,7 @@ from voiceagent_desktop.testing.speech import cough_sound, piper_speech
 from voiceagent_desktop.testing.virtual_audio import MIC_FEED, PROBE, VirtualAudio
 from voiceagent_desktop.wiring import build_agent
 
-from .test_e2e_headless import of, wait_until
+from .helpers.waiting import of, wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.audio, pytest.mark.models]
 RATE = 16000

@@ -30,8 +30,9 @@ from voiceagent_desktop.testing.speech import piper_speech
 from voiceagent_desktop.testing.virtual_audio import PROBE, VirtualAudio
 from voiceagent_desktop.wiring import build_agent
 
-from .asr import heard_as
-from .test_e2e_headless import ask_with_ptt, of, wait_until
+from .helpers.asr import heard_as
+from .helpers.e2e import ask_with_ptt
+from .helpers.waiting import of, wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.audio, pytest.mark.models]
 RATE = 16000

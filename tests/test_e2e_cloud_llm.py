@@ -12,8 +12,9 @@ from voiceagent_desktop.testing.openai_fake import FakeOpenAIServer, Script
 from voiceagent_desktop.testing.virtual_audio import VirtualAudio
 from voiceagent_desktop.wiring import build_agent
 
-from .asr import heard_as
-from .test_e2e_headless import ask_with_ptt, of
+from .helpers.asr import heard_as
+from .helpers.e2e import ask_with_ptt
+from .helpers.waiting import of
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.audio, pytest.mark.models]
 RATE = 16000

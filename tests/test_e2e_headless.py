@@ -26,35 +26,12 @@ from voiceagent_desktop.testing.speech import piper_speech
 from voiceagent_desktop.testing.virtual_audio import MIC_FEED, PROBE, VirtualAudio
 from voiceagent_desktop.wiring import build_agent
 
-from .asr import heard_as
+from .helpers.asr import heard_as
+from .helpers.e2e import ask_with_ptt
+from .helpers.waiting import of, wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.audio, pytest.mark.models]
 RATE = 16000
-
-
-async def wait_until(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(0.01)
-    return False
-
-
-def of(events: list[Event], kind: type) -> list:
-    return [e for e in events if isinstance(e, kind)]
-
-
-async def ask_with_ptt(agent, virtual_audio: VirtualAudio, events: list[Event], text: str) -> AssistantDone:  # type: ignore[no-untyped-def]
-    """Hold push-to-talk while the virtual microphone plays ``text``; wait for the answer to end."""
-    speech = piper_speech(text, RATE)
-    player = virtual_audio.player(MIC_FEED, speech, RATE)
-    agent.ptt_press()
-    player.start()
-    await asyncio.sleep(player.duration + 0.05)
-    agent.ptt_release()
-    assert await wait_until(lambda: of(events, AssistantDone), 30), "no answer within 30 s"
-    return of(events, AssistantDone)[-1]
 
 
 async def test_ptt_question_is_transcribed_and_answered_aloud(virtual_audio: VirtualAudio) -> None:

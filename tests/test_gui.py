@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import qasync
 
-from tests.gui_rig import ANSWER, MS, QUESTION, BrokenSTT, GatedSTT, Rig
+from tests.helpers.gui_rig import ANSWER, MS, QUESTION, BrokenSTT, GatedSTT, Rig
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import (

@@ -23,7 +23,7 @@ from voiceagent_desktop.testing.speech import piper_speech
 from voiceagent_desktop.testing.virtual_audio import MIC_FEED, PROBE, VirtualAudio
 from voiceagent_desktop.wiring import build_agent
 
-from .asr import heard_as
+from .helpers.asr import heard_as
 
 pytestmark = [pytest.mark.gui, pytest.mark.audio, pytest.mark.models]
 RATE = 16000

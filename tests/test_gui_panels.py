@@ -1,7 +1,7 @@
 """The window's latency views and controls: the live overlay, the timing panel (waterfall, plot, table,
 export), transcript search and selection, mute, stop talking, the level meter and the remembered layout.
 
-Most run a real agent on fakes in virtual time (tests/gui_rig.py); the panel's own tests feed it
+Most run a real agent on fakes in virtual time (tests/helpers/gui_rig.py); the panel's own tests feed it
 TurnMetrics directly.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gui_rig import ANSWER, MS, QUESTION, Rig
+from tests.helpers.gui_rig import ANSWER, MS, QUESTION, Rig
 from voiceagent_desktop.engine.events import InputMode
 from voiceagent_desktop.engine.latency import TurnTimer
 from voiceagent_desktop.gui.hud import MAX_FPS, LatencyHud

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import qasync
 
-from tests.gui_rig import ANSWER, QUESTION, GatedSTT, Rig
+from tests.helpers.gui_rig import ANSWER, QUESTION, GatedSTT, Rig
 from voiceagent_desktop.config import Settings
 from voiceagent_desktop.engine.agent import TEST_SOUND_SEGMENT, Providers, VoiceAgent
 from voiceagent_desktop.engine.conversation import ConversationSettings

@@ -14,7 +14,7 @@ from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.providers.base import STTCapabilities
 from voiceagent_desktop.testing.fakes import FakeSTT, FakeTurnDetector
 
-from .scenario import Scenario
+from .helpers.scenario import Scenario
 
 FRAME = 512
 

@@ -13,33 +13,9 @@ from voiceagent_desktop import keys
 from voiceagent_desktop.cli import main
 from voiceagent_desktop.errors import ConfigError, MissingKeyError
 
+from .helpers.keyring_memory import MemoryKeyring, NoKeyring
+
 SECRET = "sk-live-0123456789abcdef"
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.store.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError(username)
-
-
-class NoKeyring(MemoryKeyring):
-    def get_password(self, service: str, username: str) -> str | None:
-        raise keyring.errors.NoKeyringError("no backend")
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        raise keyring.errors.NoKeyringError("no backend")
 
 
 def test_the_environment_overrides_the_keyring(ring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch) -> None:

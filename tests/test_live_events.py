@@ -14,7 +14,7 @@ from voiceagent_desktop.engine.events import (
 )
 from voiceagent_desktop.engine.latency import MARKS
 
-from .scenario import Scenario
+from .helpers.scenario import Scenario
 
 pytestmark = pytest.mark.asyncio
 

@@ -10,7 +10,7 @@ import pytest
 from voiceagent_desktop.engine.events import AgentState, InputMode, TurnMetrics, UserTranscript
 from voiceagent_desktop.testing.fakes import FakeSTT
 
-from .scenario import Scenario
+from .helpers.scenario import Scenario
 
 pytestmark = pytest.mark.asyncio
 

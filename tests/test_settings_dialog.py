@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import qasync
 
-from tests.test_keys import MemoryKeyring
+from tests.helpers.keyring_memory import MemoryKeyring
 from voiceagent_desktop import keys
 from voiceagent_desktop.config import Persona, Settings, load_settings
 from voiceagent_desktop.gui.qt import QCheckBox, QComboBox, QLineEdit, QPlainTextEdit

@@ -17,7 +17,7 @@ from voiceagent_desktop.engine.events import (
 from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
 
-from .scenario import FRAME_SECS, Scenario
+from .helpers.scenario import FRAME_SECS, Scenario
 
 pytestmark = pytest.mark.asyncio
 

@@ -21,7 +21,8 @@ from voiceagent_desktop.engine.calculator import CalculatorError, evaluate, form
 from voiceagent_desktop.engine.events import Event, EventBus, ToolCalled, ToolResult
 from voiceagent_desktop.engine.tools import Tool, ToolRegistry, load_entry_point_tools, tool
 from voiceagent_desktop.providers.base import ChatMessage
-from voiceagent_desktop.providers.openai_llm import OpenAICompatibleLLM, RetryPolicy
+from voiceagent_desktop.providers.cloud_errors import RetryPolicy
+from voiceagent_desktop.providers.openai_llm import OpenAICompatibleLLM
 from voiceagent_desktop.testing.openai_fake import FakeOpenAIServer, Script
 
 FIXED = datetime(2026, 12, 1, 22, 10, tzinfo=UTC)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import SimpleNamespace as Ev
 from typing import Any
@@ -20,10 +20,12 @@ from voiceagent_desktop.engine.latency import TurnTimer
 from voiceagent_desktop.engine.reply import Reply, Segment, run_reply
 from voiceagent_desktop.providers.base import ChatMessage, LLMHooks, TurnTTS
 from voiceagent_desktop.providers.cartesia_tts import CartesiaTTS, CartesiaTurn
+from voiceagent_desktop.providers.cloud_errors import RetryPolicy
 from voiceagent_desktop.providers.fallback import FallbackTTS
-from voiceagent_desktop.providers.openai_llm import RetryPolicy
 from voiceagent_desktop.testing.cartesia_fake import FakeCartesiaServer, Faults
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeTTS
+
+from .helpers.waiting import wait_until
 
 pytestmark = pytest.mark.asyncio
 KEY = "sk_car_test-turn-5c2e"
@@ -107,13 +109,6 @@ def reply_task(tts: Any, sink: Sink, llm: Any = None) -> tuple[Reply, asyncio.Ta
     return reply, task
 
 
-async def until(condition: Callable[[], object], secs: float = 3.0) -> None:
-    deadline = time.monotonic() + secs
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.005)
-
-
 async def test_a_three_sentence_reply_is_one_context_with_a_flush_per_sentence() -> None:
     async with loaded() as (server, tts):
         assert isinstance(tts, TurnTTS)
@@ -154,14 +149,16 @@ async def test_barge_in_mid_second_sentence_cuts_at_a_timestamped_word_and_cance
     async with loaded(Faults(chunk_secs=0.03)) as (server, tts):  # trickling: the reply is still going
         sink = Sink(instant=False)
         reply, task = reply_task(tts, sink)
-        await until(lambda: len(reply.segments) == 3)  # the third sentence started: the second's words came
+        assert await wait_until(
+            lambda: len(reply.segments) == 3, 10
+        )  # the third sentence started: the second's words came
         t0 = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert time.monotonic() - t0 < 0.5
         cid = str(server.received[0]["context_id"])
-        await until(lambda: server.cancelled, 1.0)
+        assert await wait_until(lambda: server.cancelled, 10)
         assert server.cancelled == [cid]
         n = len(server.frames(cid))
         await asyncio.sleep(0.2)
@@ -198,7 +195,7 @@ async def test_a_cloud_failure_mid_turn_hands_the_rest_to_the_embedded_voice(fau
         llm = PacedLLM(TOKENS, hold_from=5)  # the third sentence is written after the switch
         sink = Sink()
         reply, task = reply_task(tts, sink, llm)
-        await until(lambda: notices, 3.0)
+        assert await wait_until(lambda: notices, 10)
         llm.later.set()
         await asyncio.wait_for(task, 3)
     assert len(notices) == 1 and "Speaking with the embedded voice" in notices[0]
@@ -234,7 +231,7 @@ async def test_barge_in_on_the_embedded_voice_turn_does_not_hang() -> None:
         tts._switch(errors_service())  # the cloud voice is down
         llm = PacedLLM(TOKENS, hold_from=3)  # the LLM stalls after the first sentence
         reply, task = reply_task(tts, Sink(instant=False), llm)
-        await until(lambda: reply.segments)
+        assert await wait_until(lambda: reply.segments, 10)
         t0 = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -300,7 +297,7 @@ async def test_a_context_the_service_ended_early_leaves_no_sentence_unspoken() -
     llm = PacedLLM(TOKENS, hold_from=3)  # the later sentences come after the context ended
     sink = Sink()
     reply, task = reply_task(tts, sink, llm)
-    await until(lambda: len(reply.segments) == 1 and reply.segments[0].samples)
+    assert await wait_until(lambda: len(reply.segments) == 1 and reply.segments[0].samples, 10)
     llm.later.set()
     await asyncio.wait_for(task, 5)
     assert tts.turn.pushed == [S1]  # (the rest did not go to the ended context)

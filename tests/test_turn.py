@@ -23,7 +23,7 @@ from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.providers.base import Hooks, STTCapabilities, Transcript
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector, silence_frame
 
-from .scenario import FRAME_SECS, Scenario
+from .helpers.scenario import FRAME_SECS, Scenario
 
 P = TurnParams(threshold=0.5, disagree_secs=0.8, fallback_secs=2.0, silence_only_secs=0.6)
 

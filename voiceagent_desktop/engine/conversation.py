@@ -117,7 +117,7 @@ class Conversation:
         self.actions = ConversationActions(self)  # what the built-in tools do to the conversation
         self.barge_in = BargeInHandler(self, self.settings.barge_in)
         self.speculation = Speculation(self, self.settings.speculative_start)  # (engine.answer)
-        self.timers = Timers(self.actions)
+        self.timers = Timers(self.actions, sleep=clock.sleep)
         # the built-in tools (VoiceAgent adds the plugins': engine.tools)
         self.tools = builtin_registry(bus, self.actions, self.timers, enabled=self.settings.builtin_tools)
         #: A streaming STT hears the turn as it is spoken (``providers.base.StreamingSTT``).
@@ -178,7 +178,7 @@ class Conversation:
         # The next frame carries the audio up to the release; then the turn ends. If no frame comes
         # (input stalled), end it anyway shortly after.
         self._ptt.closing = True
-        asyncio.get_running_loop().call_later(0.12, self._flush_ptt)
+        self.clock.call_later(0.12, self._flush_ptt)
 
     def _flush_ptt(self) -> None:
         if self._ptt.closing:
