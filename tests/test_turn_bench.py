@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voiceagent_desktop.bench.turn_bench import FRAME_SECS, Step, Trace, Variant, _models_start, replay, score
+from voiceagent_desktop.bench.turn_bench import score
 from voiceagent_desktop.bench.turn_corpus import TurnClip
+from voiceagent_desktop.bench.turn_replay import FRAME_SECS, Step, Trace, _models_start, replay
+from voiceagent_desktop.bench.turn_variants import Variant
 from voiceagent_desktop.engine.turn import Evaluation, TurnParams
 from voiceagent_desktop.providers.base import Transcript
 

@@ -37,10 +37,10 @@ from dataclasses import asdict
 from typing import Any
 
 from ..config import Settings
-from ..engine.events import AgentState, AssistantDone, InputMode, Notice, TurnMetrics
+from ..engine.events import InputMode, Notice, TurnMetrics
 from ..testing.cloud_fakes import SERVICES, TYPICAL, Latency, cloud_settings
 from . import analysis
-from .run import QUESTIONS, Recorder, _wait_state, generate_speech
+from .driver import QUESTIONS, Recorder, generate_speech, speak_turn
 
 SUMMARY = (
     "overhead_ms", "capture_ms", "overhead_after_capture_ms", "eot_to_audio_ms", "services_ms", "device_ms",
@@ -103,7 +103,6 @@ class RemoteFakes:
 async def _run(
     settings: Settings, va: Any, turns: int, latency: Latency, speech: dict[str, Any], *, warm: bool = True
 ) -> dict:
-    from ..testing.virtual_audio import MIC_FEED
     from ..wiring import build_agent
 
     rows: list[dict[str, Any]] = []
@@ -120,20 +119,14 @@ async def _run(
                 agent.set_mode(mode)
                 for i in range(turns):
                     question = QUESTIONS[i % len(QUESTIONS)]
-                    await _wait_state(agent, {AgentState.LISTENING}, 30)
-                    await asyncio.sleep(0.6)
-                    n_done, n_metrics = rec.count(AssistantDone), rec.count(TurnMetrics)
-                    before = (await fakes.records())["spans"]
-                    player = va.player(MIC_FEED, speech[question], 16000)
-                    if mode is InputMode.PUSH_TO_TALK:
-                        agent.ptt_press()
-                    player.start()
-                    if mode is InputMode.PUSH_TO_TALK:
-                        await asyncio.sleep(player.duration + 0.03)
-                        agent.ptt_release()
-                    done = await rec.wait_for(AssistantDone, n_done, 60)
-                    metrics = await rec.wait_for(TurnMetrics, n_metrics, 2)
-                    player.stop()
+                    before: dict[str, Any] = {}
+
+                    async def spans_so_far(before: dict[str, Any] = before) -> None:
+                        before.update((await fakes.records())["spans"])  # the fakes' spans before the turn
+
+                    ptt = mode is InputMode.PUSH_TO_TALK
+                    turn = await speak_turn(agent, va, rec, speech[question], ptt=ptt, prepare=spans_so_far)
+                    metrics, done = turn.metrics, turn.done
                     row: dict[str, Any] = {"mode": mode.value, "question": question, "answered": False}
                     if isinstance(metrics, TurnMetrics) and done is not None:
                         after = (await fakes.records())["spans"]

@@ -27,30 +27,14 @@ import numpy as np
 
 from ..config import Settings
 from ..engine.agent import VoiceAgent
-from ..engine.events import AgentState, AssistantDone, LatencyMark, TurnMetrics, UserTranscript
+from ..engine.events import AgentState, LatencyMark, UserTranscript
 from ..engine.latency import STAGES
 from ..gui.engine_thread import EngineThread
 from . import analysis
+from .driver import QUESTIONS, RATE, Recorder, generate_speech, speak_turn, until
 from .report import GUI_MARK, replace_section
-from .run import QUESTIONS, RATE, Recorder, generate_speech
 
 ARMS = ("headless", "window")
-
-
-def _nth(rec: Recorder, kind: type, n: int) -> Any:
-    found = [e for _, e in rec.events if isinstance(e, kind)]
-    return found[n] if len(found) > n else None
-
-
-async def _until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll every 50 ms: the bench's own waiting stays light beside the app (V2V is read off the
-    recording, so this granularity does not enter it)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 def _main_thread_cpu() -> float:
@@ -84,35 +68,26 @@ async def _ask(
     press: Callable[[], None],
     release: Callable[[], None],
 ) -> dict[str, Any]:
-    """One push-to-talk turn: press, play the question into the microphone, let go as it ends."""
-    from ..testing.virtual_audio import MIC_FEED
-
-    await _until(lambda: agent.state is AgentState.LISTENING, 30)
-    await asyncio.sleep(0.6)
-    n_done, n_metrics = rec.count(AssistantDone), rec.count(TurnMetrics)
-    player = va.player(MIC_FEED, audio, RATE)
-    cpu0 = _main_thread_cpu()
-    press()
-    player.start()
-    entry: dict[str, Any] = {"speech_start": player.started_at}
-    await asyncio.sleep(player.duration + 0.03)
-    entry["release"] = time.monotonic()
-    release()
-    await _until(lambda: rec.count(TurnMetrics) > n_metrics, 60)  # (playback started)
-    entry["main_thread_cpu_ms"] = round((_main_thread_cpu() - cpu0) * 1000, 1)
-    await _until(lambda: rec.count(AssistantDone) > n_done, 60)
-    done, metrics = _nth(rec, AssistantDone, n_done), _nth(rec, TurnMetrics, n_metrics)
-    player.stop()
+    """One push-to-talk turn: press, play the question into the microphone, let go as it ends; the GUI
+    thread's CPU from the press to the answer's first sound."""
+    cpu_at: list[float] = []
+    turn = await speak_turn(agent, va, rec, audio, ptt=True, press=press, release=release,
+                            prepare=lambda: cpu_at.append(_main_thread_cpu()),
+                            on_answer_playing=lambda: cpu_at.append(_main_thread_cpu()))  # fmt: skip
+    entry: dict[str, Any] = {"speech_start": turn.speech_start, "release": turn.release}
+    if len(cpu_at) == 2:
+        entry["main_thread_cpu_ms"] = round((cpu_at[1] - cpu_at[0]) * 1000, 1)
+    done, metrics = turn.done, turn.metrics
     entry["answered"] = done is not None
-    entry["answer"] = done.text if isinstance(done, AssistantDone) else None  # (synthetic speech)
+    entry["answer"] = done.text if done is not None else None  # (synthetic speech)
     heard = [e for _, e in rec.events if isinstance(e, UserTranscript)]
     entry["heard"] = heard[-1].text if heard else None
-    if isinstance(metrics, TurnMetrics):
+    if metrics is not None:
         entry["engine_v2v_ms"] = metrics.stages_ms.get("v2v")
         entry["gui_cpu_critical_ms"] = cpu.critical_ms(metrics.turn_id)
         entry["stages_ms"] = metrics.stages_ms
-    entry["end"] = time.monotonic()
-    await _until(lambda: agent.state is AgentState.LISTENING, 60)
+    entry["end"] = turn.end
+    await until(lambda: agent.state is AgentState.LISTENING, 60)
     return entry
 
 

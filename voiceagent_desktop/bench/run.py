@@ -18,8 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,86 +25,31 @@ import numpy as np
 import psutil
 
 from ..config import Settings
-from ..engine.agent import VoiceAgent
 from ..engine.events import (
     AgentState,
-    AssistantDone,
     BargeIn,
     EndOfTurn,
-    Event,
     InputMode,
     RepliesCancelled,
     TurnMetrics,
     UserTranscript,
 )
 from . import analysis
+from .driver import (
+    INTERRUPTION,
+    LONG_QUESTION,
+    QUESTIONS,
+    RATE,
+    SETTLE_SECS,
+    Recorder,
+    generate_speech,
+    speak_turn,
+    wait_state,
+)
 from .idle import DeviceCounters, measure_idle, measure_window_idle
 from .report import render_markdown
 
 log = logging.getLogger(__name__)
-RATE = 16000
-QUESTIONS = [
-    "What is the capital of France?",
-    "How many days are in a week?",
-    "What color is the sky on a clear day?",
-    "What is two plus two?",
-    "Which animal says moo?",
-    "Name a fruit that is yellow.",
-    "What do bees make?",
-    "What is the opposite of hot?",
-]
-LONG_QUESTION = "Tell me a long story about a brave little dragon who learns to fly."
-INTERRUPTION = "Wait, stop please."
-
-
-@dataclass
-class Recorder:
-    """Collects engine events with their arrival time."""
-
-    events: list[tuple[float, Event]] = field(default_factory=list)
-    _counts: Counter[type] = field(default_factory=Counter)
-
-    def __call__(self, ev: Event) -> None:
-        self.events.append((time.monotonic(), ev))
-        self._counts[type(ev)] += 1
-
-    def count(self, kind: type) -> int:
-        """Events of exactly this type so far (O(1): the benchmarks poll it while the app runs)."""
-        return self._counts[kind]
-
-    async def wait_for(self, kind: type, after: int, timeout: float) -> Event | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [e for _, e in self.events if isinstance(e, kind)]
-            if len(found) > after:
-                return found[after]
-            await asyncio.sleep(0.01)
-        return None
-
-
-def generate_speech(texts: list[str]) -> dict[str, np.ndarray]:
-    """The user's lines, spoken by the Piper voice in a child process so that the voice loaded for the
-    benchmark's own use does not count in the app's memory."""
-    code = (
-        "import sys, numpy as np\n"
-        "from voiceagent_desktop.testing.speech import piper_speech\n"
-        "texts = sys.argv[2:]\n"
-        f"np.savez(sys.argv[1], *[piper_speech(t, {RATE}) for t in texts])\n"
-    )
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "speech.npz"
-        subprocess.run([sys.executable, "-c", code, str(out), *texts], check=True)
-        with np.load(out) as data:
-            return {t: data[f"arr_{i}"].astype(np.float32) for i, t in enumerate(texts)}
-
-
-async def _wait_state(agent: VoiceAgent, states: set[AgentState], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if agent.state in states:
-            return True
-        await asyncio.sleep(0.01)
-    return False
 
 
 async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[str, Any]:
@@ -140,33 +83,24 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         speculative: bool = False,
         incremental: bool = True,
     ) -> None:
-        await _wait_state(agent, {AgentState.LISTENING}, 30)
-        await asyncio.sleep(0.6)
-        agent.set_mode(mode)
-        if agent.conversation is not None:
-            agent.conversation.set_turn_model(not silence_only)
-            agent.conversation.speculation.enabled = speculative
-            agent.conversation.incremental_secs = conversation_settings(settings).incremental_secs
-            if not incremental:
-                agent.conversation.incremental_secs = 0.0
-        n_done, n_metrics = rec_events.count(AssistantDone), rec_events.count(TurnMetrics)
-        player = va.player(MIC_FEED, speech[question], RATE)
+        def prepare() -> None:
+            agent.set_mode(mode)
+            if agent.conversation is not None:
+                agent.conversation.set_turn_model(not silence_only)
+                agent.conversation.speculation.enabled = speculative
+                agent.conversation.incremental_secs = conversation_settings(settings).incremental_secs
+                if not incremental:
+                    agent.conversation.incremental_secs = 0.0
+
         label = "handsfree_silence" if silence_only else mode.value + ("_speculative" if speculative else "")
         label += "" if incremental else "_one_pass"
-        entry: dict[str, Any] = {"mode": label, "question": question}
-        if mode is InputMode.PUSH_TO_TALK:
-            agent.ptt_press()
-        player.start()
-        entry["speech_start"] = player.started_at
-        if mode is InputMode.PUSH_TO_TALK:
-            # Release right after the audio has reached the microphone (pacat buffers ~10 ms).
-            await asyncio.sleep(player.duration + 0.03)
-            entry["release"] = time.monotonic()
-            agent.ptt_release()
-        done = await rec_events.wait_for(AssistantDone, n_done, 60)
-        metrics = await rec_events.wait_for(TurnMetrics, n_metrics, 1)
-        player.stop()
-        entry["answered"] = done is not None
+        ptt = mode is InputMode.PUSH_TO_TALK
+        turn = await speak_turn(agent, va, rec_events, speech[question], ptt=ptt, prepare=prepare)
+        entry: dict[str, Any] = {"mode": label, "question": question, "speech_start": turn.speech_start}
+        if ptt:
+            entry["release"] = turn.release
+        metrics = turn.metrics
+        entry["answered"] = turn.done is not None
         if isinstance(metrics, TurnMetrics):
             entry["engine_stages_ms"] = metrics.stages_ms
             entry["turn_id"] = metrics.turn_id
@@ -177,7 +111,7 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
                 if isinstance(ev, EndOfTurn) and ev.turn_id == metrics.turn_id:
                     entry["eot"] = {"reason": ev.reason, "audio_p": ev.probability,
                                     "text": ev.text_state, "text_p": ev.text_probability}  # fmt: skip
-        entry["end"] = time.monotonic()
+        entry["end"] = turn.end
         entry["rss_mib"] = round(proc.memory_info().rss / 2**20)
         turns_log.append(entry)
 
@@ -207,19 +141,19 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
     for _ in range(3 * trials):
         if len(barge_log) >= trials:
             break
-        await _wait_state(agent, {AgentState.LISTENING}, 60)
-        await asyncio.sleep(0.6)
+        await wait_state(agent, {AgentState.LISTENING}, 60)
+        await asyncio.sleep(SETTLE_SECS)
         agent.set_mode(InputMode.HANDS_FREE)
         n_barge, n_cancel = rec_events.count(BargeIn), rec_events.count(RepliesCancelled)
         va.play_to_mic(speech[LONG_QUESTION], RATE)
-        if not await _wait_state(agent, {AgentState.SPEAKING}, 30):
+        if not await wait_state(agent, {AgentState.SPEAKING}, 30):
             continue
         await asyncio.sleep(1.0)
         if agent.state is not AgentState.SPEAKING:
             # The story was over within a second. SmolLM2-135M imitates its earlier answers: after a few
             # interrupted stories it tells them in a dozen words. The next trial starts a new conversation.
             if agent.conversation is not None:
-                await _wait_state(agent, {AgentState.LISTENING}, 60)
+                await wait_state(agent, {AgentState.LISTENING}, 60)
                 agent.conversation.history.clear()
             continue
         player = va.player(MIC_FEED, speech[INTERRUPTION], RATE)
@@ -234,7 +168,7 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
                 "cancel_ms": cancelled.cancel_s * 1000 if isinstance(cancelled, RepliesCancelled) else None,
             }
         )
-        await _wait_state(agent, {AgentState.LISTENING}, 60)  # the interruption is answered too
+        await wait_state(agent, {AgentState.LISTENING}, 60)  # the interruption is answered too
         barge_log[-1]["rss_mib"] = round(proc.memory_info().rss / 2**20)
     await asyncio.sleep(0.5)
 

@@ -2,11 +2,13 @@
 
 Every clip (bench/turn_corpus.py: complete utterances, mid-sentence pauses, short answers, sentences with
 commas; quiet room and noise at 30 / 15 dB SNR) is fed frame by frame through the real Silero VAD and
-``VADStateMachine``; at each short silence the real evaluation runs (Smart Turn + speculative Whisper, in
-parallel, exactly ``engine.turn.evaluate``) and its measured wall time is kept. That *trace* is then
-replayed through ``engine.turn.TurnPolicy`` in virtual time for every policy variant — an evaluation's
-result arrives ``wall time`` after the silence that started it, and speech that resumes before then makes
-it stale, as in the app — so the variants are compared on identical audio and identical model outputs.
+``VADStateMachine``; at each short silence every stage of the evaluation runs (speculative Whisper, the
+language model, Smart Turn) and each one's output and wall time are kept. That *trace* is then replayed
+in virtual time for every policy variant through the app's own code: ``engine.turn.evaluate`` decides
+which stages run and which are skipped (here its stages return what was recorded and advance the virtual
+clock by what they took), ``engine.turn.TurnPolicy`` decides when the turn ends — an evaluation's result
+arrives when its stages are done, and speech that resumes before then makes it stale, as in the app — so
+the variants are compared on identical audio and identical model outputs.
 
 Metrics (rates are fractions):
 
@@ -26,50 +28,25 @@ import logging
 import resource
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..engine.turn import (
-    EndOfTurnDecision,
     EOTReason,
     Evaluation,
     TurnParams,
-    TurnPolicy,
     evaluate,
 )
 from ..engine.turn_text import TextState, classify
 from ..engine.vad import SpeechStarted, SpeechStopped, VADParams, VADPhase, VADStateMachine, rms_db
 from .turn_corpus import RATE, TurnClip, build_corpus
+from .turn_replay import FRAME, FRAME_SECS, Step, Trace, _as_run, _models_start, replay
 from .turn_variants import DEFAULT, DEFAULT_VARIANT, VARIANTS, Variant
 
 log = logging.getLogger(__name__)
-FRAME = 512
-FRAME_SECS = FRAME / RATE
-
-
-@dataclass
-class Step:
-    """One frame of a clip's trace."""
-
-    t: float  # end of the frame
-    started: bool = False  # VAD confirmed speech on this frame
-    stopped_at: float | None = None  # VAD short silence: end of the last voiced frame
-    starting: bool = False  # voiced but not yet confirmed
-    #: Every signal of the evaluation started here (all three models run, whatever a policy would skip)
-    evaluation: Evaluation | None = None
-    stt_s: float = 0.0  # each stage's wall time, measured alone (the stages ran one after the other)
-    model_s: float = 0.0
-    text_s: float = 0.0
-    next_start: float = float("inf")  # when VAD next confirms speech after this frame (the clip's trace)
-
-
-@dataclass
-class Trace:
-    clip: TurnClip
-    steps: list[Step] = field(default_factory=list)
 
 
 async def _timed(coro: Any) -> tuple[Any, float]:
@@ -124,97 +101,14 @@ async def trace_clip(
         step.next_start = next_start
         if step.started:
             next_start = step.t
-    for step, turn_cpu, text_cpu in costs:  # CPU as the app spends it: engine.turn.evaluate's skips
+    for step, turn_cpu, text_cpu in costs:  # CPU as the app spends it: what engine.turn.evaluate runs
         cpu["evaluations"] += 1
-        if _models_start(trace, step, step.t) is not None:
+        ev, _ = _as_run(DEFAULT_VARIANT, trace, step, step.t)
+        if not ev.skipped or ev.text_probability is not None:  # the models started
             cpu["text_model"] += text_cpu
-            ev = step.evaluation
-            text = ev.transcript.text if ev is not None and ev.transcript is not None else ""
-            if DEFAULT_VARIANT.params.asks_audio_model(text, ev.text_probability if ev else None):
-                cpu["turn_model_app"] += turn_cpu
+        if not ev.skipped:  # ... and the audio model was asked
+            cpu["turn_model_app"] += turn_cpu
     return trace
-
-
-def _models_start(trace: Trace, step: Step, t_start: float) -> float | None:
-    """When ``engine.turn.evaluate`` starts the models for the evaluation of ``step`` that began at
-    ``t_start``, or None if it skips them: the words are unfinished, or the VAD confirmed speech (the
-    result went stale) before STT was done or while it was still ruling on voice heard meanwhile."""
-    assert step.evaluation is not None
-    if step.evaluation.text_state is TextState.INCOMPLETE:
-        return None
-    t = t_start + step.stt_s
-    if step.next_start <= t:
-        return None
-    k = max(0, min(len(trace.steps) - 1, int(t / FRAME_SECS + 1e-9) - 1))  # the last frame before t
-    while trace.steps[k].starting and k + 1 < len(trace.steps):  # Conversation._settled
-        k += 1
-        t = trace.steps[k].t
-    return None if trace.steps[k].started else t
-
-
-def _as_run(variant: Variant, trace: Trace, step: Step, t_start: float) -> tuple[Evaluation, float]:
-    """What the evaluation of ``step`` started at ``t_start`` returns under ``variant``, and how long it
-    takes: the app's pipeline (``engine.turn.evaluate``) is STT, then — unless the words are unfinished or
-    the user spoke again meanwhile — the language model, then (unless it scored the words low) the audio
-    model, one after the other."""
-    ev = step.evaluation
-    assert ev is not None
-    if not variant.params.use_text:  # the audio model alone (Pipecat's policy): no STT in the way
-        return replace(ev, text_probability=None), step.model_s
-    if not variant.text_model:
-        ev = replace(ev, text_probability=None)
-    if not variant.audio_model:
-        ev = replace(ev, probability=1.0)
-    if not variant.model:
-        return ev, step.stt_s
-    if (t_models := _models_start(trace, step, t_start)) is None:
-        return replace(ev, probability=None, text_probability=None, skipped=True), step.stt_s
-    wall = t_models - t_start + (step.text_s if variant.text_model else 0.0)
-    text = ev.transcript.text if ev.transcript is not None else ""
-    if variant.text_model and not variant.params.asks_audio_model(text, ev.text_probability):
-        return replace(ev, probability=None, skipped=True), wall
-    return ev, wall + (step.model_s if variant.audio_model else 0.0)
-
-
-def replay(trace: Trace, variant: Variant) -> EndOfTurnDecision | None:
-    """The policy over a recorded trace in virtual time: the first decision, or None. As in the app, one
-    evaluation runs at a time; a request made while one runs waits, and only the latest waiting one runs."""
-    policy = TurnPolicy(variant.params, model=variant.model)
-    results: list[tuple[float, int, Evaluation]] = []  # (ready at, eval id, evaluation)
-    running_end = 0.0
-    queued: tuple[int, Step] | None = None
-    prev_starting = False  # the VAD phase between the previous frame and this one
-    for step in trace.steps:
-        while True:
-            if queued is not None and running_end <= step.t:
-                if queued[0] == policy.current_eval_id:
-                    ev, wall = _as_run(variant, trace, queued[1], running_end)
-                    running_end += wall
-                    results.append((running_end, queued[0], ev))
-                queued = None
-            due = [r for r in results if r[0] <= step.t]
-            if not due:
-                break
-            first = min(due, key=lambda r: r[0])
-            results.remove(first)
-            decision = policy.result(first[1], first[2], first[0], maybe_speaking=prev_starting)
-            if decision is not None:
-                return decision
-        if step.started:
-            policy.speech()
-        elif step.stopped_at is not None and step.evaluation is not None:
-            eval_id = policy.silence(step.stopped_at)
-            if running_end <= step.t:
-                ev, wall = _as_run(variant, trace, step, step.t)
-                running_end = step.t + wall
-                results.append((running_end, eval_id, ev))
-            else:
-                queued = (eval_id, step)
-        decision = policy.tick(step.t, maybe_speaking=step.starting)
-        if decision is not None:
-            return decision
-        prev_starting = step.starting
-    return None
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:

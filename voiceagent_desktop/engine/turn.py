@@ -262,6 +262,7 @@ async def evaluate(
     settled: Callable[[], Awaitable[bool]] | None = None,
     params: TurnParams | None = None,
     on_words: Callable[[Transcript], None] | None = None,
+    timer: Callable[[], float] = time.perf_counter,
 ) -> Evaluation:
     """Transcribe ``audio`` speculatively (off the loop), then score the words with the language model,
     then run the audio model — one after the other: on this class of machine two inferences side by side
@@ -273,21 +274,22 @@ async def evaluate(
     scores the words low (``TurnParams.text_holds``: the policy then waits ``long_secs`` whatever the audio
     says; ``params`` None: the language model holds nothing). ``on_words`` is called with the transcript
     as soon as it is known to be worth the models' time (not unfinished, not stale), before they run.
-    Without STT only the audio model runs."""
+    Without STT only the audio model runs. ``timer`` times the stages: the turn benchmark replays
+    recorded stages through this very function in virtual time (bench/turn_bench.py)."""
 
     async def prob() -> tuple[float | None, float]:
         if detector is None:
             return None, 0.0
-        t0 = time.perf_counter()
+        t0 = timer()
         p = await detector.completion_probability(audio)
-        return p, time.perf_counter() - t0
+        return p, timer() - t0
 
     if stt is None:
         p, model_s = await prob()
         return Evaluation(p, None, model_s)
-    t0 = time.perf_counter()
+    t0 = timer()
     tr = await stt.transcribe(audio)
-    stt_s = time.perf_counter() - t0
+    stt_s = timer() - t0
     if detector is not None and (
         classify(tr.text) is TextState.INCOMPLETE or (settled is not None and not await settled())
     ):
