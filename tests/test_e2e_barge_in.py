@@ -62,7 +62,7 @@ def _since(events: list[Event], turn: int) -> list[str]:
 def _left_to_say(agent: VoiceAgent) -> float:
     """Seconds of the current answer not played yet (more to come while the LLM still writes)."""
     conv, sink = agent.conversation, agent._sink
-    reply = conv._reply if conv is not None else None
+    reply = conv.current.reply if conv is not None else None
     if reply is None or sink is None:
         return 0.0
     if not reply.all_queued:
@@ -80,7 +80,7 @@ async def mid_sentence(agent: VoiceAgent, *, into: float = 0.5, left: float = 1.
     rate = agent.providers.tts.sample_rate
 
     def inside() -> bool:
-        reply = conv._reply
+        reply = conv.current.reply
         for s in reply.segments if reply is not None else ():
             if s.started and not s.finished and s.synthesized:
                 played = sink.played_samples(s.segment_id)
@@ -105,7 +105,7 @@ async def story_playing(agent: VoiceAgent, va: VirtualAudio, *, left: float = 2.
         if not await wait_until(lambda: agent.state is AgentState.SPEAKING, 30):
             continue
         await asyncio.sleep(1.0)
-        reply = conv._reply if agent.state is AgentState.SPEAKING else None
+        reply = conv.current.reply if agent.state is AgentState.SPEAKING else None
         tried.append(_left_to_say(agent))
         if reply is not None and tried[-1] >= left:
             return reply.turn_id

@@ -16,7 +16,6 @@ import asyncio
 import collections
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING
 
 from ..providers.base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost
 from .events import (
@@ -28,11 +27,9 @@ from .events import (
     Notice,
     Reminder,
 )
+from .host import ConversationHost
 from .latency import TurnTimer
 from .reply import Reply, run_reply
-
-if TYPE_CHECKING:
-    from .conversation import Conversation
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +58,7 @@ class _FixedText(LLMHooks):
 class ConversationActions:
     """``builtin_tools.Actions`` for one ``Conversation`` (``conversation.actions``)."""
 
-    def __init__(self, conversation: Conversation) -> None:
+    def __init__(self, conversation: ConversationHost) -> None:
         self.c = conversation
         self.announcements: collections.deque[str] = collections.deque()
         self._after_reply: list[Callable[[], None]] = []
@@ -78,7 +75,7 @@ class ConversationActions:
         self.speak_pending()
 
     def after_reply(self, action: Callable[[], None]) -> None:
-        if self.c._task is None or self.c._task.done():
+        if not self.c.current.busy:
             action()
         else:
             self._after_reply.append(action)
@@ -109,20 +106,18 @@ class ConversationActions:
 
     def speak_pending(self) -> None:
         """Speak the next announcement if the agent is free (called again whenever it starts listening)."""
-        busy = self.c._task is not None and not self.c._task.done()
-        if not self.announcements or busy or self.c._turn_frames is not None:
+        if not self.announcements or self.c.current.busy or self.c.user_speaking:
             return
         if self.c.state is not AgentState.LISTENING:
             return
         text = self.announcements.popleft()
-        self.c._turn_ids += 1
-        timer = TurnTimer(self.c._turn_ids, self.c.mode)
-        self.c._task = self.c._background(self._announce(timer, text), f"announce-{timer.turn_id}")
+        timer = TurnTimer(self.c.next_turn_id(), self.c.mode)
+        self.c.current.begin(self.c.background(self._announce(timer, text), f"announce-{timer.turn_id}"))
 
     async def _announce(self, timer: TurnTimer, text: str) -> None:
         reply = Reply(timer.turn_id, timer, metrics=False)
-        self.c._reply = reply
-        self.c._set_state(AgentState.THINKING)
+        self.c.current.playing(reply)
+        self.c.set_state(AgentState.THINKING)
         try:
             await run_reply(
                 reply,
@@ -138,9 +133,9 @@ class ConversationActions:
         except Exception as exc:
             log.warning("announcement failed: %s", type(exc).__name__)
             self.c.sink.clear()
-        self.c._reply = None
+        self.c.current.finished(reply)
         if reply.full_text:
-            self.c._append(ChatMessage("assistant", reply.full_text))
+            self.c.remember(ChatMessage("assistant", reply.full_text))
         self.c.bus.emit(AssistantDone(timer.turn_id, reply.full_text, interrupted=False))
-        self.c._task = None
-        self.c._set_state(AgentState.LISTENING)
+        self.c.current.job_done(asyncio.current_task())
+        self.c.set_state(AgentState.LISTENING)

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import VoiceAgentError, user_message
 from ..providers.base import STT, AudioArray, ChatMessage, ToolHost, Transcript
@@ -34,12 +34,10 @@ from .events import (
     UserTranscript,
     UserTurnDropped,
 )
+from .host import ConversationHost
 from .latency import TurnTimer
 from .memory import release_free_memory
 from .reply import Reply, run_reply
-
-if TYPE_CHECKING:
-    from .conversation import Conversation
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +68,15 @@ class Speculative:
 
 
 class Speculation:
-    def __init__(self, conversation: Conversation, enabled: bool) -> None:
+    def __init__(self, conversation: ConversationHost, enabled: bool) -> None:
         self.c, self.enabled = conversation, enabled
         self.current: Speculative | None = None
         self.started = self.adopted = self.discarded = 0
 
     def start(self, transcript: Transcript) -> None:
         c = self.c
-        text, timer = transcript.text.strip(), c._turn_timer
-        busy = c._task is not None and not c._task.done()
+        text, timer = transcript.text.strip(), c.user_turn
+        busy = c.current.busy
         if not self.enabled or self.current is not None or not text or timer is None or busy:
             return
         if c.barge_in.pending is not None:
@@ -130,7 +128,7 @@ class Speculation:
 
 
 async def answer_turn(
-    c: Conversation,
+    c: ConversationHost,
     timer: TurnTimer,
     audio: AudioArray,
     known: Transcript | None = None,
@@ -143,10 +141,10 @@ async def answer_turn(
         if known is None and speculation is not None:
             with contextlib.suppress(Exception):  # (it failed: transcribe again below)
                 known = await speculation
-        if c._stream is not None:
-            transcript = known if known is not None else await c._stream.finalize()
-            if c._turn_frames is None:  # no new turn has begun meanwhile
-                c._stream.end_turn()
+        if c.stream is not None:
+            transcript = known if known is not None else await c.stream.finalize()
+            if not c.user_speaking:  # no new turn has begun meanwhile
+                c.stream.end_turn()
         else:
             transcript = known if known is not None else await (stt or c.stt).transcribe(audio)
         timer.mark("stt_final", c.clock.now())  # (kept if a speculative reply marked it earlier)
@@ -154,22 +152,22 @@ async def answer_turn(
         if not text:
             log.info("turn %d: no words recognised; not answering", timer.turn_id)
             c.bus.emit(UserTurnDropped(timer.turn_id))
-            c._set_state(AgentState.LISTENING)
+            c.set_state(AgentState.LISTENING)
             return
         c.bus.emit(UserTranscript(timer.turn_id, text))
-        c._append(ChatMessage("user", text))
+        c.remember(ChatMessage("user", text))
         if running is not None:  # the speculative reply: shown and heard from now on
             reply, running.adopted = running.reply, True
             if running.tools is not None:
                 running.tools.adopted.set()  # its tool calls may run now
-            c._reply = reply
+            c.current.playing(reply)
             for s in running.held:
                 c.bus.emit(AssistantSentence(timer.turn_id, s))
             c.sink.resume()
             await running.task
         else:
             reply = Reply(timer.turn_id, timer)
-            c._reply = reply
+            c.current.playing(reply)
             await run_reply(
                 reply,
                 c.history.messages(),
@@ -182,15 +180,15 @@ async def answer_turn(
             )
         if "playback_start" not in timer.marks:
             c.bus.emit(timer.event())
-        c._reply = None
+        c.current.finished(reply)
         if reply.full_text:
             # The raw LLM text (not the cleaned, spoken one) keeps llama.cpp's prompt cache valid.
-            c._append(ChatMessage("assistant", reply.llm_text.strip() or reply.full_text))
+            c.remember(ChatMessage("assistant", reply.llm_text.strip() or reply.full_text))
         c.bus.emit(AssistantDone(timer.turn_id, reply.full_text, interrupted=False))
         c.actions.reply_ended(completed=True)
-        c._set_state(AgentState.LISTENING)
-        c._prefill_if_due()
-        c._background(asyncio.to_thread(release_free_memory), "trim-memory")
+        c.set_state(AgentState.LISTENING)
+        c.prefill_if_due()
+        c.background(asyncio.to_thread(release_free_memory), "trim-memory")
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a provider failed (its reason is shown) or a bug (logged): keep listening
@@ -198,8 +196,8 @@ async def answer_turn(
             log.warning("turn %d failed: %s", timer.turn_id, type(exc).__name__)
         else:
             log.error("turn %d failed: internal error", timer.turn_id, exc_info=exc)
-        c._reply = None
+        c.current.finished()
         c.sink.clear()
         c.bus.emit(ErrorEvent(user_message(exc)))
         c.actions.reply_ended(completed=False)
-        c._set_state(AgentState.LISTENING)
+        c.set_state(AgentState.LISTENING)

@@ -36,14 +36,11 @@ import asyncio
 import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..providers.base import ChatMessage, Transcript
 from .events import AgentState, AssistantDone, BargeIn, BargeInResumed, RepliesCancelled
+from .host import ConversationHost
 from .reply import Reply
-
-if TYPE_CHECKING:
-    from .conversation import Conversation
 
 BACKCHANNELS = frozenset(
     {"mhm", "mm", "mmm", "hmm", "hm", "uh huh", "mm hmm", "yeah", "yep", "yes", "okay", "ok", "kay", "mkay",
@@ -130,7 +127,7 @@ def asked_a_question(reply: Reply | None, played: dict[int, int], t: float, with
 class BargeInHandler:
     """The conversation's barge-in (``conversation.barge_in``); works on its state directly."""
 
-    def __init__(self, conversation: Conversation, params: BargeInParams) -> None:
+    def __init__(self, conversation: ConversationHost, params: BargeInParams) -> None:
         self.c, self.params = conversation, params
         self.pending: _Pending | None = None
 
@@ -138,19 +135,19 @@ class BargeInHandler:
         """The user started a turn at ``trigger_t``: interrupt what the agent is doing (tentatively if
         it may be a false interruption)."""
         c = self.c
-        task = c._task
+        task = c.current.task
         if self.pending is not None:
             if not tentative:
                 self.commit()
             return
         if task is None or task.done():
             return
-        c.sink.pause()  # silent from the next block, whatever the verdict
-        reply = c._reply
+        c.current.pause()  # silent from the next block, whatever the verdict
+        reply = c.current.reply
         played = {s.segment_id: c.sink.played_samples(s.segment_id) for s in reply.segments} if reply else {}
         asked = asked_a_question(reply, played, trigger_t, self.params.answer_secs)
         self.pending = _Pending(reply, task, trigger_t, asked)
-        c.bus.emit(BargeIn(c._reply.turn_id if c._reply else c._turn_ids, c.clock.now() - trigger_t))
+        c.bus.emit(BargeIn(reply.turn_id if reply else c.last_turn_id, c.clock.now() - trigger_t))
         if not (tentative and self.params.resume_false):
             self.commit()
 
@@ -215,23 +212,18 @@ class BargeInHandler:
             return
         c = self.c
         t0 = c.clock.now()
-        p.task.cancel()
-        if c._task is p.task:
-            c._task = None
-        played = c.sink.clear()
+        played = c.current.interrupt(p.task, p.reply)
         reply = p.reply
         if reply is not None:
-            if c._reply is reply:
-                c._reply = None
             heard = reply.heard_text(played)
             if heard:
-                c._append(ChatMessage("assistant", heard, interrupted=True))
+                c.remember(ChatMessage("assistant", heard, interrupted=True))
             c.bus.emit(AssistantDone(reply.turn_id, heard, True, reply.unheard_text(heard)))
         c.actions.reply_ended(completed=False)
-        if c._turn_frames is None:
-            c._set_state(AgentState.LISTENING)
-        turn_id = reply.turn_id if reply is not None else c._turn_ids
-        c._background(self._measure_cancel(p.task, turn_id, t0), "cancel-measure")
+        if not c.user_speaking:
+            c.set_state(AgentState.LISTENING)
+        turn_id = reply.turn_id if reply is not None else c.last_turn_id
+        c.background(self._measure_cancel(p.task, turn_id, t0), "cancel-measure")
 
     def resume(self, reason: str) -> None:
         """No interruption after all: drop the user's turn, play on from where playback paused."""
@@ -239,13 +231,13 @@ class BargeInHandler:
         if p is None:
             return
         c = self.c
-        dropped = c._turn_timer.turn_id if c._turn_timer is not None else None
-        if c._turn_frames is not None:
-            c._abandon_user_turn()
-        c.sink.resume()
+        dropped = c.user_turn.turn_id if c.user_turn is not None else None
+        if c.user_speaking:
+            c.abandon_user_turn()
+        c.current.resume()
         started = p.reply is not None and any(s.started for s in p.reply.segments)
-        c._set_state(AgentState.SPEAKING if started else AgentState.THINKING)
-        c.bus.emit(BargeInResumed(p.reply.turn_id if p.reply else c._turn_ids, reason, dropped))
+        c.set_state(AgentState.SPEAKING if started else AgentState.THINKING)
+        c.bus.emit(BargeInResumed(p.reply.turn_id if p.reply else c.last_turn_id, reason, dropped))
 
     async def _measure_cancel(self, task: asyncio.Task[None], turn_id: int, t0: float) -> None:
         """Barge-in decision → every stream closed: the reply task has run its clean-up (cloud responses

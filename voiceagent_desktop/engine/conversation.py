@@ -41,9 +41,9 @@ from .barge_in import BargeInHandler
 from .builtin_tools import Timers, builtin_registry
 from .clock import Clock
 from .conversation_settings import DEFAULT_SYSTEM_PROMPT, ConversationSettings  # noqa: F401  (re-exported)
+from .current_reply import CurrentReply
 from .events import (
     AgentState,
-    AssistantSpeaking,
     EndOfTurn,
     EventBus,
     InputMode,
@@ -58,7 +58,6 @@ from .incremental import TurnTranscriber
 from .latency import TurnTimer
 from .ports import AudioSink
 from .ptt import PushToTalk
-from .reply import Reply
 from .turn import EndOfTurnDecision, EOTReason, StreamedTurnSTT, TextScorer, TurnPolicy, evaluate
 from .vad import QuietGate, SpeechStarted, SpeechStopped, VADPhase, VADStateMachine, rms_db
 
@@ -110,8 +109,9 @@ class Conversation:
         self._turn_timer: TurnTimer | None = None
         self._turn_ids = 0
         self._ptt = PushToTalk()
-        self._reply: Reply | None = None
-        self._task: asyncio.Task[None] | None = None
+        #: What the agent is answering now: its one owner, which also hears its playback (the sink's
+        #: listener) and sets SPEAKING when the reply's first sound plays.
+        self.current = CurrentReply(sink, bus, on_first_sound=lambda: self.set_state(AgentState.SPEAKING))
         self._tasks: set[asyncio.Task[Any]] = set()
         self._prefill_due = False
         self.actions = ConversationActions(self)  # what the built-in tools do to the conversation
@@ -127,7 +127,7 @@ class Conversation:
         if self._stream is not None:
             self._stream.on_interim = self._on_interim
             self._stream.on_utterance_end = self._on_utterance_end
-        sink.set_listener(self)
+        sink.set_listener(self.current)
 
     # ---- commands -------------------------------------------------------------------------------
 
@@ -139,7 +139,7 @@ class Conversation:
         self.vad_machine.reset()
         self.turn_policy.reset()
         if self._turn_frames is not None and self.state is AgentState.USER_SPEAKING:
-            self._abandon_user_turn()
+            self.abandon_user_turn()
         self.bus.emit(ModeChanged(mode))
 
     def set_turn_model(self, enabled: bool) -> None:
@@ -166,7 +166,7 @@ class Conversation:
             return
         if held < self.settings.min_press_secs:
             log.debug("PTT press of %.0f ms ignored", held * 1000)
-            self._abandon_user_turn()
+            self.abandon_user_turn()
             return
         self._turn_timer.mark("user_speech_end", now)
         self._turn_timer.mark("eot_decided", now)
@@ -209,9 +209,9 @@ class Conversation:
             elif self._ptt.wants_transcript():  # held after the last word: transcribe so far (engine.ptt)
                 audio = np.concatenate(self._turn_frames)
                 stt = self._turn_stt or self.stt
-                self._ptt.transcribing(self._background(stt.transcribe(audio), "ptt-transcript"))
+                self._ptt.transcribing(self.background(stt.transcribe(audio), "ptt-transcript"))
             elif self._interim_due(voiced):
-                self._background(self._interim(self._turn_stt), "interim-transcript")
+                self.background(self._interim(self._turn_stt), "interim-transcript")
             if self._ptt.closing:
                 self._ptt.closing = False
                 self._end_user_turn()
@@ -275,7 +275,7 @@ class Conversation:
             return
         eval_id, n = queued
         self._eval_running = True
-        self._background(self._evaluate(eval_id, np.concatenate(frames[:n])), f"turn-eval-{eval_id}")
+        self.background(self._evaluate(eval_id, np.concatenate(frames[:n])), f"turn-eval-{eval_id}")
 
     async def _evaluate(self, eval_id: int, audio: AudioArray) -> None:
         """End-of-turn model + speculative STT on the turn so far (engine.turn); may end the turn."""
@@ -375,32 +375,33 @@ class Conversation:
             timer.duration("stt_speculative", ev.stt_s if ev else 0.0)
         self._end_user_turn(now, transcript=transcript)
 
-    # ---- playback listener (AudioSink callbacks, on the loop) -------------------------------------
+    # ---- for the helpers (answer, barge_in, actions: engine/host.py) ------------------------------
 
-    def segment_started(self, segment_id: int, t: float) -> None:
-        reply, seg = self._reply, self._reply.segment(segment_id) if self._reply else None
-        if reply is None or seg is None:
-            return
-        seg.started = True
-        if seg.text and not seg.superseded:  # the transcript shows each sentence as it is heard
-            self.bus.emit(AssistantSpeaking(reply.turn_id, seg.text))
-        if "playback_start" not in reply.timer.marks:
-            reply.timer.mark("playback_start", t)
-            if reply.metrics:
-                self.bus.emit(reply.timer.event())
-            self._set_state(AgentState.SPEAKING)
+    @property
+    def user_turn(self) -> TurnTimer | None:
+        """The open user turn's timer (None: no user turn is open)."""
+        return self._turn_timer
 
-    def segment_finished(self, segment_id: int, t: float) -> None:
-        reply, seg = self._reply, self._reply.segment(segment_id) if self._reply else None
-        if reply is None or seg is None:
-            return
-        seg.finished, seg.finished_at = True, t
-        if reply.all_queued and all(s.finished for s in reply.segments):
-            reply.done.set()
+    @property
+    def user_speaking(self) -> bool:
+        """A user turn is open (its audio is being collected)."""
+        return self._turn_frames is not None
+
+    @property
+    def stream(self) -> StreamingSTT | None:
+        return self._stream
+
+    @property
+    def last_turn_id(self) -> int:
+        return self._turn_ids
+
+    def next_turn_id(self) -> int:
+        self._turn_ids += 1
+        return self._turn_ids
 
     # ---- internals ------------------------------------------------------------------------------
 
-    def _set_state(self, state: AgentState) -> None:
+    def set_state(self, state: AgentState) -> None:
         if state is not self.state:
             self.state = state
             self.bus.emit(StateChanged(state))
@@ -410,8 +411,7 @@ class Conversation:
     def _begin_user_turn(
         self, t_start: float, mode: InputMode, *, preroll_secs: float, t_frame_end: float | None = None
     ) -> None:
-        self._turn_ids += 1
-        timer = TurnTimer(self._turn_ids, mode, on_mark=self.bus.emit)
+        timer = TurnTimer(self.next_turn_id(), mode, on_mark=self.bus.emit)
         timer.mark("user_speech_start", t_start)
         end = t_frame_end if t_frame_end is not None else t_start
         keep = max(0, round((end - t_start + preroll_secs) / self.frame_secs))
@@ -425,10 +425,10 @@ class Conversation:
             self._turn_stt = TurnTranscriber(self.stt, self.incremental_secs, self.vad.sample_rate)
         if self.settings.warm_connections:  # a cloud provider re-opens an idle connection meanwhile
             for provider in (self.llm, self.tts):
-                self._background(provider.warm(), "warm")
-        self._set_state(AgentState.USER_SPEAKING)
+                self.background(provider.warm(), "warm")
+        self.set_state(AgentState.USER_SPEAKING)
 
-    def _abandon_user_turn(self) -> None:
+    def abandon_user_turn(self) -> None:
         if self._turn_timer is not None:
             self.bus.emit(UserTurnDropped(self._turn_timer.turn_id))
         self.speculation.discard()
@@ -439,7 +439,7 @@ class Conversation:
         self._turn_timer = None
         self._turn_stt = None
         self._ptt.closing = False
-        self._set_state(AgentState.LISTENING)
+        self.set_state(AgentState.LISTENING)
 
     def _end_user_turn(
         self,
@@ -460,12 +460,12 @@ class Conversation:
         if t_decided is not None:
             timer.mark("eot_decided", t_decided)
         audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
-        self._set_state(AgentState.THINKING)
+        self.set_state(AgentState.THINKING)
         running = self.speculation.adopt(transcript)  # a speculative reply to these very words
         respond = answer_turn(self, timer, audio, transcript, speculation, running, stt=stt)
-        self._task = self._background(respond, f"turn-{timer.turn_id}")
+        self.current.begin(self.background(respond, f"turn-{timer.turn_id}"))
 
-    def _append(self, msg: ChatMessage) -> None:
+    def remember(self, msg: ChatMessage) -> None:
         budget = self.llm.capabilities.max_prompt_tokens
         trimmed = self.history.add(msg, budget)
         if msg.role == "assistant":  # trim for the next question now, not when it is asked
@@ -473,15 +473,15 @@ class Conversation:
         if trimmed:
             self._prefill_due = True
 
-    def _prefill_if_due(self) -> None:
+    def prefill_if_due(self) -> None:
         """After the history was trimmed its prefix is new to the LLM's cache: read it in now, while the
         user is not waiting, instead of at the start of the next turn (~1 s for a long history here)."""
         if not self._prefill_due:
             return
         self._prefill_due = False
-        self._background(self.llm.prefill(self.history.messages()), "llm-prefill")
+        self.background(self.llm.prefill(self.history.messages()), "llm-prefill")
 
-    def _background(self, coro: Coroutine[object, object, T], name: str) -> asyncio.Task[T]:
+    def background(self, coro: Coroutine[object, object, T], name: str) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -495,4 +495,4 @@ class Conversation:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.timers.aclose()
         await self.tools.aclose()
-        self._set_state(AgentState.STOPPED)
+        self.set_state(AgentState.STOPPED)
