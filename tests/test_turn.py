@@ -17,7 +17,7 @@ from voiceagent_desktop.engine.events import (
     TurnMetrics,
     UserTranscript,
 )
-from voiceagent_desktop.engine.turn import EOTReason, Evaluation, TurnParams, TurnPolicy
+from voiceagent_desktop.engine.turn import EOTReason, Evaluation, EvaluationQueue, TurnParams, TurnPolicy
 from voiceagent_desktop.engine.turn_text import TextState, classify
 from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.providers.base import Hooks, STTCapabilities, Transcript
@@ -557,3 +557,14 @@ def test_a_sure_language_model_shortens_a_disagreement() -> None:
     off = TurnPolicy(replace(P, text_sure=None))
     assert off.result(off.silence(0.0), Evaluation(0.44, sum_, text_probability=0.37), 0.25) is None
     assert off.deadline == pytest.approx(P.disagree_secs)
+
+
+def test_one_evaluation_runs_at_a_time_and_only_the_latest_current_request_waits() -> None:
+    q: EvaluationQueue[str] = EvaluationQueue()
+    assert q.request(1, "a") == "a" and q.running
+    assert q.request(2, "b") is None and q.request(3, "c") is None  # "c" replaces "b"
+    assert q.done(current_id=3) == (3, "c") and q.running  # the latest starts when "a" is done
+    assert q.request(4, "d") is None
+    assert q.done(current_id=5) is None and not q.running  # "d" went stale (the user spoke again)
+    assert q.done(current_id=5) is None and not q.running
+    assert q.request(6, "e") == "e"

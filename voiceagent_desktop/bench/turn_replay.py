@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from ..engine.turn import EndOfTurnDecision, Evaluation, TurnPolicy, evaluate
+from ..engine.turn import EndOfTurnDecision, Evaluation, EvaluationQueue, TurnPolicy, evaluate
 from ..engine.turn_text import TextState
 from ..providers.base import Hooks, ProgressCallback, STTCapabilities, Transcript
 from .turn_corpus import RATE, TurnClip
@@ -147,18 +147,17 @@ def replay(trace: Trace, variant: Variant) -> EndOfTurnDecision | None:
     """The policy over a recorded trace in virtual time: the first decision, or None. As in the app, one
     evaluation runs at a time; a request made while one runs waits, and only the latest waiting one runs."""
     policy = TurnPolicy(variant.params, model=variant.model)
+    queue: EvaluationQueue[Step] = EvaluationQueue()  # the app's: one evaluation at a time
     results: list[tuple[float, int, Evaluation]] = []  # (ready at, eval id, evaluation)
-    running_end = 0.0
-    queued: tuple[int, Step] | None = None
+    running_end = 0.0  # when the running evaluation is done
     prev_starting = False  # the VAD phase between the previous frame and this one
     for step in trace.steps:
         while True:
-            if queued is not None and running_end <= step.t:
-                if queued[0] == policy.current_eval_id:
-                    ev, wall = _as_run(variant, trace, queued[1], running_end)
-                    running_end += wall
-                    results.append((running_end, queued[0], ev))
-                queued = None
+            done = queue.running and running_end <= step.t  # the running one is over: the waiting one?
+            if done and (waiting := queue.done(policy.current_eval_id)) is not None:
+                ev, wall = _as_run(variant, trace, waiting[1], running_end)
+                running_end += wall
+                results.append((running_end, waiting[0], ev))
             due = [r for r in results if r[0] <= step.t]
             if not due:
                 break
@@ -171,12 +170,10 @@ def replay(trace: Trace, variant: Variant) -> EndOfTurnDecision | None:
             policy.speech()
         elif step.stopped_at is not None and step.evaluation is not None:
             eval_id = policy.silence(step.stopped_at)
-            if running_end <= step.t:
+            if queue.request(eval_id, step) is not None:
                 ev, wall = _as_run(variant, trace, step, step.t)
                 running_end = step.t + wall
                 results.append((running_end, eval_id, ev))
-            else:
-                queued = (eval_id, step)
         decision = policy.tick(step.t, maybe_speaking=step.starting)
         if decision is not None:
             return decision

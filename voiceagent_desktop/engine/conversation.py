@@ -58,7 +58,15 @@ from .incremental import TurnTranscriber
 from .latency import TurnTimer
 from .ports import AudioSink
 from .ptt import PushToTalk
-from .turn import EndOfTurnDecision, EOTReason, StreamedTurnSTT, TextScorer, TurnPolicy, evaluate
+from .turn import (
+    EndOfTurnDecision,
+    EOTReason,
+    EvaluationQueue,
+    StreamedTurnSTT,
+    TextScorer,
+    TurnPolicy,
+    evaluate,
+)
 from .vad import QuietGate, SpeechStarted, SpeechStopped, VADPhase, VADStateMachine, rms_db
 
 log = logging.getLogger(__name__)
@@ -89,10 +97,9 @@ class Conversation:
         self._vad = QuietGate(vad, self.settings.vad)  # the model, asked only about frames loud enough
         self._use_models = turn_detector is not None
         self.turn_policy = TurnPolicy(self.settings.turn, model=self._use_models)
-        self._eval_running = False
-        #: (evaluation id, frames of the turn it covers): the audio is joined only when it starts, since
-        #: with one-frame silences most requests are replaced by a newer one before they run.
-        self._queued_eval: tuple[int, int] | None = None
+        #: A job is the number of the turn's frames the evaluation covers: the audio is joined only when
+        #: it starts, since with one-frame silences most requests are replaced by a newer one first.
+        self._evals: EvaluationQueue[int] = EvaluationQueue()
         self._frames = FrameWaiter()
         self.history = History(
             self.settings.system_prompt,
@@ -236,9 +243,8 @@ class Conversation:
                 )
         elif isinstance(update, SpeechStopped) and self._turn_frames is not None:
             eval_id = self.turn_policy.silence(update.t)
-            self._queued_eval = (eval_id, len(self._turn_frames))
-            if not self._eval_running:
-                self._start_queued_evaluation()
+            if (n := self._evals.request(eval_id, len(self._turn_frames))) is not None:
+                self._start_evaluation(eval_id, n)
         if self._turn_frames is not None:
             decision = self.turn_policy.tick(t, maybe_speaking=self.vad_machine.phase is VADPhase.STARTING)
             if decision is not None:
@@ -248,7 +254,7 @@ class Conversation:
         """While the user speaks (key held, or the VAD in a turn, on a voiced frame): a pass of
         incremental transcription is due."""
         stt, frames = self._turn_stt, self._turn_frames
-        if stt is None or frames is None or self._eval_running or not voiced:
+        if stt is None or frames is None or self._evals.running or not voiced:
             return False
         speaking = self._ptt.held or self.vad_machine.phase is VADPhase.SPEAKING
         return speaking and stt.wants_pass(len(frames) * self.vad.frame_samples)
@@ -266,15 +272,12 @@ class Conversation:
         if stt is self._turn_stt:  # still this turn
             self._on_interim(transcript.text, transcript)
 
-    def _start_queued_evaluation(self) -> None:
-        """One evaluation at a time (they share the cores): the latest request runs when the current one
-        is done; requests made stale by new speech meanwhile are dropped."""
-        queued, self._queued_eval = self._queued_eval, None
+    def _start_evaluation(self, eval_id: int, n: int) -> None:
+        """Evaluation ``eval_id`` on the turn's first ``n`` frames, now (one at a time: EvaluationQueue)."""
         frames = self._turn_frames
-        if queued is None or queued[0] != self.turn_policy.current_eval_id or frames is None:
+        if frames is None:  # the turn closed meanwhile (which made the request stale anyway)
+            self._evals.done(self.turn_policy.current_eval_id)
             return
-        eval_id, n = queued
-        self._eval_running = True
         self.background(self._evaluate(eval_id, np.concatenate(frames[:n])), f"turn-eval-{eval_id}")
 
     async def _evaluate(self, eval_id: int, audio: AudioArray) -> None:
@@ -296,8 +299,8 @@ class Conversation:
             log.warning("end-of-turn evaluation failed: %s", type(exc).__name__)
             return
         finally:
-            self._eval_running = False
-            self._start_queued_evaluation()
+            if (waiting := self._evals.done(self.turn_policy.current_eval_id)) is not None:
+                self._start_evaluation(*waiting)
         if evaluation.transcript is not None:  # words heard during a tentative barge-in decide it
             transcript = evaluation.transcript
             self.barge_in.words(transcript.text, final=self._current(eval_id), transcript=transcript)
@@ -378,13 +381,11 @@ class Conversation:
     # ---- for the helpers (answer, barge_in, actions: engine/host.py) ------------------------------
 
     @property
-    def user_turn(self) -> TurnTimer | None:
-        """The open user turn's timer (None: no user turn is open)."""
+    def user_turn(self) -> TurnTimer | None:  # (documented in host.py, as the rest of this section)
         return self._turn_timer
 
     @property
     def user_speaking(self) -> bool:
-        """A user turn is open (its audio is being collected)."""
         return self._turn_frames is not None
 
     @property

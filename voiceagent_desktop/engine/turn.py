@@ -44,12 +44,14 @@ import enum
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from ..providers.base import STT, AudioArray, Hooks, StreamingSTT, Transcript, TurnDetector
 from .frames import FrameWaiter
 from .turn_text import TextState, classify
 from .vad import VADPhase, VADStateMachine
+
+J = TypeVar("J")
 
 
 class EOTReason(enum.Enum):
@@ -247,6 +249,32 @@ class TurnPolicy:
         decision = EndOfTurnDecision(self._reason, t_now, self._t_last_voiced, self._evaluation)
         self.reset()
         return decision
+
+
+class EvaluationQueue(Generic[J]):
+    """One end-of-turn evaluation at a time (they share the cores): a request made while one runs waits —
+    replacing any request already waiting — and starts when the running one is done, if it is still the
+    current evaluation then (new speech makes it stale). Pure: the conversation drives it with real
+    evaluations, the turn benchmark's replay in virtual time."""
+
+    def __init__(self) -> None:
+        self.running = False
+        self._waiting: tuple[int, J] | None = None
+
+    def request(self, eval_id: int, job: J) -> J | None:
+        """Evaluation ``eval_id`` (``job``: what it needs) is wanted: ``job`` if it starts now (call
+        ``done`` once it is over), else None — it waits."""
+        if self.running:
+            self._waiting = (eval_id, job)
+            return None
+        self._waiting, self.running = None, True
+        return job
+
+    def done(self, current_id: int) -> tuple[int, J] | None:
+        """The running evaluation is over: the waiting one starts now if it is still current."""
+        waiting, self._waiting = self._waiting, None
+        self.running = waiting is not None and waiting[0] == current_id
+        return waiting if self.running else None
 
 
 class TextScorer(Protocol):
