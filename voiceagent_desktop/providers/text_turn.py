@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
+from ..errors import ModelLoadError, ProviderRuntimeError
 from .base import ProgressCallback
+from .extras import require
 from .llama_load import new_llama
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,7 @@ class TextTurnModel:
         self.last_cpu_s = 0.0  # CPU seconds of the last call (llama.cpp runs it in the calling thread)
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
-        try:
-            import llama_cpp
-        except ImportError as e:
-            raise MissingExtraError("llama-cpp-python", "local", self.name) from e
+        llama_cpp = require("llama_cpp", package="llama-cpp-python", extra="local", provider=self.name)
         from .llama_llm import default_model_path
 
         path = self._model_path or default_model_path()

