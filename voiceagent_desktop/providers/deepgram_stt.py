@@ -130,12 +130,14 @@ class DeepgramSTT(Hooks):
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
         deepgram = require("deepgram", package="deepgram-sdk", extra="cloud", provider="Deepgram STT")
-        from deepgram.environment import DeepgramClientEnvironment
+        environment = require(
+            "deepgram.environment", package="deepgram-sdk", extra="cloud", provider="Deepgram STT"
+        )
 
         key = self._api_key or keys.require_key("deepgram")
         u = self.url
         http = u.replace("wss://", "https://").replace("ws://", "http://")
-        env = DeepgramClientEnvironment(base=http, production=u, agent=u, agent_rest=http)
+        env = environment.DeepgramClientEnvironment(base=http, production=u, agent=u, agent_rest=http)
         self._client = deepgram.AsyncDeepgramClient(api_key=key, environment=env)
         if progress:
             progress(0.5, f"connecting to {self.name}")

@@ -3,7 +3,7 @@ names the extra to install (``pip install 'voiceagent-desktop[local]'``), never 
 
 from __future__ import annotations
 
-import importlib
+import sys
 from types import ModuleType
 
 from ..errors import MissingExtraError
@@ -12,6 +12,7 @@ from ..errors import MissingExtraError
 def require(module: str, *, package: str, extra: str, provider: str) -> ModuleType:
     """``import module`` for ``provider``: ``package`` is what pip installs, ``extra`` what brings it."""
     try:
-        return importlib.import_module(module)
+        __import__(module)  # (through the import hook, as an ``import`` statement would)
     except ImportError as e:
         raise MissingExtraError(package, extra, provider) from e
+    return sys.modules[module]
