@@ -18,6 +18,7 @@ from pydantic import Field
 
 from voiceagent_desktop.engine.builtin_tools import Timers, calculate, clock_tool, control_tools
 from voiceagent_desktop.engine.calculator import CalculatorError, evaluate, format_number
+from voiceagent_desktop.engine.clock import Clock, FakeClock, MonotonicClock
 from voiceagent_desktop.engine.events import Event, EventBus, ToolCalled, ToolResult
 from voiceagent_desktop.engine.tools import Tool, ToolRegistry, load_entry_point_tools, tool
 from voiceagent_desktop.providers.base import ChatMessage
@@ -25,15 +26,18 @@ from voiceagent_desktop.providers.cloud_errors import RetryPolicy
 from voiceagent_desktop.providers.openai_llm import OpenAICompatibleLLM
 from voiceagent_desktop.testing.openai_fake import FakeOpenAIServer, Script
 
+from .helpers.waiting import wait_until
+
 FIXED = datetime(2026, 12, 1, 22, 10, tzinfo=UTC)
 ASK = [ChatMessage("system", "Be brief."), ChatMessage("user", "What time is it?")]
 
 
-def registry(*tools: Tool) -> tuple[ToolRegistry, list[Event]]:
+def registry(*tools: Tool, clock: Clock | None = None) -> tuple[ToolRegistry, list[Event]]:
+    """A registry whose timeouts run in virtual time unless told otherwise."""
     bus = EventBus()
     events: list[Event] = []
     bus.subscribe(events.append)
-    reg = ToolRegistry(bus)
+    reg = ToolRegistry(bus, clock=clock or FakeClock())
     reg.add(*tools)
     return reg, events
 
@@ -120,15 +124,20 @@ async def test_failures_answer_the_model_with_an_error_text_and_never_raise() ->
     @tool(timeout_secs=0.05)
     async def slow() -> str:
         """Never finishes in time."""
-        await asyncio.sleep(5)
+        await asyncio.Event().wait()
         return "late"
 
-    reg, events = registry(boom, slow)
+    clock = FakeClock()
+    reg, events = registry(boom, slow, clock=clock)
     host = reg.host(1)
-    t0 = time.monotonic()
     assert await host.call("1", "boom", '{"x": 1}') == "error: boom failed (RuntimeError: disk on fire)"
-    assert await host.call("2", "slow", "{}") == "error: slow did not finish within 0.05 s"
-    assert time.monotonic() - t0 < 1.0
+    call = asyncio.create_task(host.call("2", "slow", "{}"))
+    assert await wait_until(lambda: clock.waiting, 10)  # its timeout is set, on the registry's clock
+    clock.advance(0.049)
+    await asyncio.sleep(0)  # (one turn of the loop: a fired timeout would have ended the call by now)
+    assert not call.done()
+    clock.advance(0.001)
+    assert await call == "error: slow did not finish within 0.05 s"
     assert await host.call("3", "launch_rockets", "{}") == "error: there is no tool named 'launch_rockets'"
     assert await host.call("4", "boom", "{not json") == "error: the arguments are not a JSON object"
     wrong = await host.call("5", "boom", '{"x": "many"}')
@@ -142,11 +151,13 @@ async def test_failures_answer_the_model_with_an_error_text_and_never_raise() ->
 async def test_barge_in_cancels_a_running_tool_unless_it_is_marked_otherwise() -> None:
     started, finished = asyncio.Event(), []
 
+    release = asyncio.Event()
+
     @tool(timeout_secs=5)
     async def cancellable() -> str:
         """Waits."""
         started.set()
-        await asyncio.sleep(0.2)
+        await release.wait()
         finished.append("cancellable")
         return "done"
 
@@ -154,7 +165,7 @@ async def test_barge_in_cancels_a_running_tool_unless_it_is_marked_otherwise() -
     async def keeps_going() -> str:
         """Waits too."""
         started.set()
-        await asyncio.sleep(0.2)
+        await release.wait()
         finished.append("keeps_going")
         return "done"
 
@@ -166,7 +177,8 @@ async def test_barge_in_cancels_a_running_tool_unless_it_is_marked_otherwise() -
         reply.cancel()  # what a barge-in does to the reply task
         with pytest.raises(asyncio.CancelledError):
             await reply
-    await asyncio.sleep(0.3)
+    release.set()  # the tools could finish now: the one that outlives a barge-in does
+    assert await wait_until(lambda: finished, 10)
     assert finished == ["keeps_going"]
     await reg.aclose()
 
@@ -346,7 +358,8 @@ async def test_parallel_tool_calls_through_the_sdk_with_a_failing_and_a_slow_too
         ("sluggish", "{}"),
     )
     scripts = [Script(text="", tool_calls=calls), Script(text="It is ten past ten and the answer is 62.")]
-    reg, events = registry(clock_tool(lambda: FIXED), calculate, flaky, sluggish)
+    # a real server and a real timeout (concurrent calls, the slow one cut off)
+    reg, events = registry(clock_tool(lambda: FIXED), calculate, flaky, sluggish, clock=MonotonicClock())
     async with FakeOpenAIServer(scripts, api_key="sk-test") as server:
         model = OpenAICompatibleLLM(
             "openai", base_url=server.base_url, model="m", api_key="sk-test", retry=RetryPolicy(attempts=1)

@@ -20,6 +20,7 @@ from typing import Annotated, Protocol
 from pydantic import Field
 
 from .calculator import evaluate, format_number
+from .clock import Clock, MonotonicClock
 from .events import EventBus
 from .tools import Tool, ToolRegistry, tool
 
@@ -141,10 +142,11 @@ def control_tools(actions: Actions) -> list[Tool]:
 
 
 def builtin_registry(
-    bus: EventBus, actions: Actions, timers: Timers, *, enabled: bool = True
+    bus: EventBus, actions: Actions, timers: Timers, *, enabled: bool = True, clock: Clock | None = None
 ) -> ToolRegistry:
-    """A conversation's registry, with the built-in tools unless ``enabled`` is False."""
-    registry = ToolRegistry(bus)
+    """A conversation's registry, with the built-in tools unless ``enabled`` is False; its tools' timeouts
+    run on ``clock``."""
+    registry = ToolRegistry(bus, clock=clock or MonotonicClock())
     if enabled:
         registry.add(clock_tool(), calculate, *timers.tools(), *control_tools(actions))
     return registry

@@ -7,8 +7,10 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Timer(Protocol):
@@ -57,6 +59,11 @@ class FakeClock:
     def now(self) -> float:
         return self._t
 
+    @property
+    def waiting(self) -> int:
+        """Timers set and not yet fired or cancelled."""
+        return sum(not timer.cancelled for _, _, timer, _ in self._due)
+
     def advance(self, seconds: float) -> None:
         self.set(self._t + seconds)
 
@@ -82,3 +89,27 @@ class FakeClock:
 
         self.call_later(seconds, wake)
         await done
+
+
+async def within(clock: Clock, seconds: float, coro: Coroutine[Any, Any, T]) -> T:
+    """``coro``'s result, or ``TimeoutError`` once ``seconds`` have passed on ``clock`` (it is then
+    cancelled) — ``asyncio.timeout`` on the injected clock."""
+    task = asyncio.ensure_future(coro)
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        if not task.done():
+            expired = True
+            task.cancel()
+
+    timer = clock.call_later(seconds, expire)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if expired and not (current is not None and current.cancelling()):
+            raise TimeoutError from None
+        raise
+    finally:
+        timer.cancel()

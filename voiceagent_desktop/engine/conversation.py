@@ -125,8 +125,9 @@ class Conversation:
         self.barge_in = BargeInHandler(self, self.settings.barge_in)
         self.speculation = Speculation(self, self.settings.speculative_start)  # (engine.answer)
         self.timers = Timers(self.actions, sleep=clock.sleep)
-        # the built-in tools (VoiceAgent adds the plugins': engine.tools)
-        self.tools = builtin_registry(bus, self.actions, self.timers, enabled=self.settings.builtin_tools)
+        self.tools = builtin_registry(  # the built-ins (VoiceAgent adds the plugins': engine.tools)
+            bus, self.actions, self.timers, enabled=self.settings.builtin_tools, clock=clock
+        )
         #: A streaming STT hears the turn as it is spoken (``providers.base.StreamingSTT``).
         self._stream: StreamingSTT | None = (
             stt if stt.capabilities.streaming and isinstance(stt, StreamingSTT) else None

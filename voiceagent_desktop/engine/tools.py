@@ -29,6 +29,7 @@ from typing import Any, get_type_hints
 
 import pydantic
 
+from .clock import Clock, MonotonicClock, within
 from .events import EventBus, ToolCalled, ToolResult
 
 log = logging.getLogger(__name__)
@@ -64,15 +65,16 @@ class Tool:
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
         }
 
-    async def run(self, arguments: dict[str, Any]) -> str:
-        """Validate, run (sync tools off the loop), and return the result as text (raises on failure)."""
+    async def run(self, arguments: dict[str, Any], clock: Clock) -> str:
+        """Validate, run (sync tools off the loop) within ``timeout_secs`` on ``clock``, and return the
+        result as text (raises on failure; ``TimeoutError`` when out of time)."""
         args = self.args_model.model_validate(arguments)
         kwargs = {name: getattr(args, name) for name in type(args).model_fields}
-        async with asyncio.timeout(self.timeout_secs):
-            if inspect.iscoroutinefunction(self.fn):
-                result = await self.fn(**kwargs)
-            else:
-                result = await asyncio.to_thread(self.fn, **kwargs)
+        if inspect.iscoroutinefunction(self.fn):
+            job = self.fn(**kwargs)
+        else:
+            job = asyncio.to_thread(self.fn, **kwargs)
+        result = await within(clock, self.timeout_secs, job)
         return result if isinstance(result, str) else str(result)
 
 
@@ -133,6 +135,8 @@ class ToolRegistry:
     tools: dict[str, Tool] = field(default_factory=dict)
     #: tools that outlive a cancelled reply (``cancel_on_barge_in=False``), awaited at close
     _detached: set[asyncio.Task[str]] = field(default_factory=set)
+    #: times the tools' timeouts (the conversation's clock: virtual in its tests)
+    clock: Clock = field(default_factory=MonotonicClock)
 
     def add(self, *tools: Tool | Iterable[Tool]) -> None:
         for t in tools:
@@ -186,7 +190,7 @@ class TurnTools:
             args = None
         if not isinstance(args, dict):
             return "error: the arguments are not a JSON object", False
-        task = asyncio.get_running_loop().create_task(t.run(args), name=f"tool-{name}")
+        task = asyncio.get_running_loop().create_task(t.run(args, self.registry.clock), name=f"tool-{name}")
         if not t.cancel_on_barge_in:
             self.registry._detached.add(task)
             task.add_done_callback(self.registry._detached.discard)
