@@ -43,6 +43,8 @@ from voiceagent_desktop.testing.deepgram_fake import FakeDeepgramServer
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeTTS, FakeVAD
 from voiceagent_desktop.testing.openai_fake import FakeOpenAIServer, Script
 
+from .helpers.waiting import wait_until
+
 pytestmark = pytest.mark.asyncio
 RATE, FRAME = 16000, 512
 KEYS = {"dg": "dg-matrix-key-1", "oa": "sk-matrix-key-2", "ca": "ca-matrix-key-3"}
@@ -149,7 +151,9 @@ async def services(case: Case) -> AsyncIterator[tuple[str, str, str]]:
         yield dg.url, oa.base_url, ca.url
 
 
-async def run_turn(case: Case) -> tuple[list[Event], float, LocalSTT]:
+async def run_turn(case: Case) -> tuple[list[Event], dict[str, int], LocalSTT]:
+    """One push-to-talk turn through the faults; the events, the cloud LLM's and voice's tries of the
+    turn, and the local STT."""
     local_stt = LocalSTT()
     async with services(case) as (dg_url, oa_url, ca_url):
         stt = FallbackSTT(
@@ -182,17 +186,14 @@ async def run_turn(case: Case) -> tuple[list[Event], float, LocalSTT]:
             conv.on_frame(speech[k : k + FRAME], time.monotonic())
             await asyncio.sleep(0.002)
         conv.ptt_release()
-        t_release = time.monotonic()
         conv.on_frame(np.zeros(FRAME, np.float32), time.monotonic())
-        deadline = t_release + 8.0
-        while not any(isinstance(e, AssistantDone | ErrorEvent) for e in events):
-            assert time.monotonic() < deadline, "the turn hung"
-            await asyncio.sleep(0.01)
-        took = time.monotonic() - t_release
+        answered = lambda: any(isinstance(e, AssistantDone | ErrorEvent) for e in events)  # noqa: E731
+        assert await wait_until(answered, 60), "the turn hung"  # (only a guard against a hang)
+        tries = {"llm": llm.primary.last_attempts, "voice": tts.primary.last_attempts}
         await conv.aclose()
         for stage in (stt, llm, tts):
             await stage.aclose()
-    return events, took, local_stt
+    return events, tries, local_stt
 
 
 def dropped_once(**kw: object) -> deepgram_fake.Faults:
@@ -229,7 +230,7 @@ CASES = {
 async def test_fault(name: str, never_logged: Callable[..., None]) -> None:
     never_logged(*KEYS.values())  # keys never reach the logs, at any level
     case = CASES[name]
-    events, took, local_stt = await run_turn(case)
+    events, tries, local_stt = await run_turn(case)
     errors = [e.message for e in events if isinstance(e, ErrorEvent)]
     assert not errors, errors
     done = [e for e in events if isinstance(e, AssistantDone)]
@@ -242,4 +243,5 @@ async def test_fault(name: str, never_logged: Callable[..., None]) -> None:
     for stage in case.fallback:
         assert any(f"the embedded {stage}" in n for n in notices), (stage, notices)
     assert len(notices) == len(case.fallback), notices
-    assert took < 6.0
+    # recovered within the retry policy, never by waiting out more tries than it allows
+    assert all(0 <= n <= FAST.attempts for n in tries.values()), tries

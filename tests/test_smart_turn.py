@@ -4,6 +4,7 @@ speech, and the agent's fallback when the model cannot be obtained (missing file
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,10 @@ def test_smart_turn_hears_finished_sentences_as_complete(smart_turn: SmartTurn) 
     # audio cut off mid-sentence sounds less finished on average (the model alone is not enough: see
     # engine/turn.py for why the transcript is consulted too)
     assert float(np.mean(cut)) < float(np.mean(complete)) - 0.1, cut
-    assert 0.0 < smart_turn.last_compute_s < 1.0
+    # the compute time it reports is that of the call, measured inside it (its speed is a benchmark's)
+    t0 = time.perf_counter()
+    smart_turn.predict(np.concatenate([audio, pad]))
+    assert 0.0 < smart_turn.last_compute_s <= time.perf_counter() - t0
 
 
 def test_smart_turn_rejects_other_onnx_files(tmp_path: Path) -> None:

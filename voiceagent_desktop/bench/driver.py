@@ -24,6 +24,7 @@ import numpy as np
 
 from ..engine.agent import VoiceAgent
 from ..engine.events import AgentState, AssistantDone, Event, TurnMetrics
+from ..testing.waiting import until as _until
 
 RATE = 16000
 POLL_SECS = 0.05
@@ -47,13 +48,8 @@ INTERRUPTION = "Wait, stop please."
 
 
 async def until(condition: Callable[[], object], timeout: float) -> bool:
-    """Poll ``condition`` every ``POLL_SECS`` until it holds (True) or ``timeout`` passed (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(POLL_SECS)
-    return True
+    """``testing.waiting.until``, polling every ``POLL_SECS``."""
+    return await _until(condition, timeout, step=POLL_SECS)
 
 
 async def wait_state(agent: VoiceAgent, states: set[AgentState], timeout: float) -> bool:
