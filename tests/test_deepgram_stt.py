@@ -6,12 +6,12 @@ fallback to an embedded STT with the buffered turn. The transcriber is scripted,
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
+from tests.helpers.waiting import wait_until
 from voiceagent_desktop.errors import AuthError, ProviderTimeout, RateLimitError, ServiceError
 from voiceagent_desktop.providers.cloud_errors import RetryPolicy
 from voiceagent_desktop.providers.deepgram_stt import DeepgramSTT
@@ -99,10 +99,9 @@ async def test_a_drop_mid_turn_reconnects_and_resends_the_turn_so_no_word_is_los
         stt = provider(server)
         await stt.load()
         await stream_turn(stt, utterance(2.0), pace_secs=0.002)
-        t0 = time.monotonic()
-        transcript = await stt.finalize()
+        transcript = await stt.finalize()  # (no waiting out a timeout: there is none to wait out)
         assert transcript.text == "w0 w1 w2 w3."
-        assert server.handshakes == 2 and time.monotonic() - t0 < 2.0
+        assert server.handshakes == 2
         await stt.aclose()
 
 
@@ -146,30 +145,29 @@ async def test_malformed_and_unknown_frames_are_skipped(fault: Faults) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_silent_server_is_a_timeout_within_bounded_time() -> None:
+async def test_a_silent_server_is_a_timeout_and_not_asked_again() -> None:
     async with FakeDeepgramServer(words_by_length, api_key=KEY, faults=Faults(silent_after=0)) as server:
         stt = provider(server, finalize_timeout_secs=0.5)
         await stt.load()
         await stream_turn(stt, utterance(2.0))
-        t0 = time.monotonic()
-        with pytest.raises(ProviderTimeout):
+        with pytest.raises(ProviderTimeout, match="stopped answering"):
             await stt.finalize()
-        assert time.monotonic() - t0 < 1.0
+        assert server.received.count('{"type": "Finalize"}') == 1  # the fallback takes over at once
         await stt.aclose()
 
 
 @pytest.mark.asyncio
 async def test_keepalive_holds_an_idle_socket_and_an_idle_close_1011_is_reopened_lazily() -> None:
-    async with FakeDeepgramServer(words_by_length, api_key=KEY, idle_close_secs=0.4) as server:
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, idle_close_secs=1.0) as server:
         alive = provider(server, keepalive_secs=0.1)
         await alive.load()
-        await asyncio.sleep(0.8)
-        assert alive.connected and '{"type": "KeepAlive"}' in server.received
+        assert await wait_until(lambda: server.received.count('{"type": "KeepAlive"}') >= 15, 30)
+        assert alive.connected and 1011 not in server.closed_codes  # held open past the idle close
         await alive.aclose()
-        idle = provider(server, keepalive_secs=5.0)
+        idle = provider(server, keepalive_secs=3600.0)
         await idle.load()
-        await asyncio.sleep(0.8)
-        assert 1011 in server.closed_codes and not idle.connected
+        assert await wait_until(lambda: 1011 in server.closed_codes, 30)
+        assert await wait_until(lambda: not idle.connected, 10)
         await stream_turn(idle, utterance(1.0))  # the first frame re-opens the socket
         assert (await idle.finalize()).text == "w0 w1."
         await idle.aclose()

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import Callable
 
 import pytest
 
+from tests.helpers.waiting import wait_until
 from voiceagent_desktop.engine.sentences import split_sentences
 from voiceagent_desktop.errors import (
     AuthError,
@@ -58,15 +58,9 @@ async def test_streams_the_answer_with_usage_and_prewarms_the_connection() -> No
         model = llm(server)
         await model.load()  # opens the connection (GET /models) and pays the handshake now
         assert server.connections == 1
-        t0 = time.monotonic()
-        first = None
-        parts = []
-        async for text in model.stream(ASK):
-            first = first or time.monotonic() - t0
-            parts.append(text)
-        assert "".join(parts) == "Hello from the fake server."
-        assert first is not None and first < 0.15  # no handshake (0.15 s here) in the turn
-        assert server.connections == 1  # the same keep-alive connection
+        parts = [text async for text in model.stream(ASK)]
+        assert "".join(parts) == "Hello from the fake server." and len(parts) > 1  # streamed
+        assert server.connections == 1  # the same keep-alive connection: no handshake in the turn
         body = server.requests[-1].body
         assert (
             body is not None and body["stream"] is True and body["stream_options"] == {"include_usage": True}
@@ -78,16 +72,15 @@ async def test_streams_the_answer_with_usage_and_prewarms_the_connection() -> No
 
 
 @pytest.mark.asyncio
-async def test_connection_refused_is_retried_then_a_service_error_within_bounds() -> None:
+async def test_connection_refused_is_retried_then_a_service_error_after_the_policys_tries() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket is closed
     model = OpenAICompatibleLLM("openai", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, retry=FAST)
     await model.load()  # not fatal at start-up: the app may start before the local server
-    t0 = time.monotonic()
     with pytest.raises(ServiceError, match="Cannot reach"):
         await collect(model)
-    assert model.last_attempts == 3 and time.monotonic() - t0 < 2.0
+    assert model.last_attempts == 3
     await model.aclose()
 
 
@@ -154,23 +147,22 @@ async def test_a_server_that_goes_silent_times_out() -> None:
     async with FakeOpenAIServer([Script(text="One two three.", silent_after=1)]) as server:
         model = llm(server, retry=RetryPolicy(attempts=1))
         await model.load()
-        t0 = time.monotonic()
         parts: list[str] = []
-        with pytest.raises(ProviderTimeout, match="stopped sending"):
+        with pytest.raises(ProviderTimeout, match=r"stopped sending \(no data for 0\.5 s\)"):  # idle_secs
             async for t in model.stream(ASK):
                 parts.append(t)
-        assert parts == ["One"] and 0.4 < time.monotonic() - t0 < 1.5  # idle_secs 0.5
+        assert parts == ["One"]
         await model.aclose()
 
 
 @pytest.mark.asyncio
 async def test_no_first_byte_in_time_is_a_timeout_that_is_retried() -> None:
-    async with FakeOpenAIServer([Script(first_byte_secs=1.0), Script(text="Late but fine.")]) as server:
+    # the first reply never comes: waiting for it instead of timing out would hang the test
+    async with FakeOpenAIServer([Script(first_byte_secs=3600.0), Script(text="Late but fine.")]) as server:
         model = llm(server, first_token_secs=0.3)
         await model.load()
-        t0 = time.monotonic()
         assert await collect(model) == "Late but fine."
-        assert model.last_attempts == 2 and time.monotonic() - t0 < 1.0
+        assert model.last_attempts == 2
         await model.aclose()
 
 
@@ -205,8 +197,9 @@ async def test_a_dropped_connection_before_any_text_is_retried() -> None:
 
 @pytest.mark.asyncio
 async def test_cancelling_mid_stream_closes_the_response() -> None:
-    async with FakeOpenAIServer([Script(text=" ".join(["word"] * 200), chunk_secs=0.02)]) as server:
-        model = llm(server)
+    # one word, then nothing for an hour: a cancel that waited for the answer to end would hang the test
+    async with FakeOpenAIServer([Script(text=" ".join(["word"] * 200), silent_after=1)]) as server:
+        model = llm(server, idle_secs=3600.0)
         await model.load()
         got = asyncio.Event()
 
@@ -215,16 +208,11 @@ async def test_cancelling_mid_stream_closes_the_response() -> None:
                 got.set()
 
         task = asyncio.create_task(consume())
-        await asyncio.wait_for(got.wait(), 2.0)
-        t0 = time.monotonic()
+        await got.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert time.monotonic() - t0 < 0.2  # barge-in: gone at once, not after the 4 s answer
-        for _ in range(50):  # the server notices the closed connection on its next write
-            if server.aborted:
-                break
-            await asyncio.sleep(0.02)
+        assert await wait_until(lambda: server.aborted, 10)  # the server sees the connection close
         assert server.aborted == 1
         await model.aclose()
 
@@ -244,9 +232,7 @@ async def test_fallback_completes_the_turn_and_says_which_provider_answers() -> 
         local = FakeLLM(tokens=["Local", " answer."])
         model = FallbackLLM(llm(server), local, on_switch=notices.append)
         await model.load()
-        t0 = time.monotonic()
         assert await collect(model) == "Local answer."
-        assert time.monotonic() - t0 < 2.0
         assert len(notices) == 1 and "Answering with" in notices[0] and model.active is local
         assert await collect(model) == "Local answer."  # later turns stay local, no new cloud tries
         assert len([r for r in server.requests if r.path.endswith("/chat/completions")]) == 3

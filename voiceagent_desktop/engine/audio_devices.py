@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
 
-from ..errors import AudioDeviceError, DeviceBusyError, DeviceNotFoundError, NoAudioDeviceError
+from ..errors import (
+    AudioDeviceError,
+    DeviceBusyError,
+    DeviceLostError,
+    DeviceNotFoundError,
+    NoAudioDeviceError,
+)
 from ..providers.base import AudioArray
 from .clib import c_function
 
@@ -195,3 +201,12 @@ def close_stream(stream: Any) -> None:
         stream.stop()
     with contextlib.suppress(Exception):
         stream.close()
+
+
+def report_lost(message: str, on_error: ErrorCallback | None) -> None:
+    """A device stopped working mid-stream (on the loop): a warning in the log and ``on_error`` (the
+    engine turns it into the user's notice)."""
+    exc = DeviceLostError(message)
+    log.warning("%s", exc)
+    if on_error is not None:
+        on_error(exc)

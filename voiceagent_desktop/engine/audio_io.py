@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import soxr
 
-from ..errors import DeviceLostError
 from ..providers.base import AudioArray
 from .audio_devices import (
     DEFAULT_LATENCY,
@@ -32,6 +31,7 @@ from .audio_devices import (
     device_index,
     list_devices,
     open_error,
+    report_lost,
     resolve_device,
     sounddevice_module,
     time_offset,
@@ -208,10 +208,9 @@ class AudioInput:
         if not self._running:
             return
         self._running = False
-        exc = DeviceLostError(f"The microphone stopped working ({why}). Check that it is still connected.")
-        log.warning("%s", exc)
-        if self.on_error is not None:
-            self.on_error(exc)
+        report_lost(
+            f"The microphone stopped working ({why}). Check that it is still connected.", self.on_error
+        )
 
     async def stop(self) -> None:
         self._running = False

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import soxr
 
-from ..errors import DeviceLostError
 from ..providers.base import AudioArray
 from .audio_devices import (
     DEFAULT_LATENCY,
@@ -38,6 +37,7 @@ from .audio_devices import (
     close_stream,
     device_index,
     open_error,
+    report_lost,
     sounddevice_module,
     time_offset,
 )
@@ -349,10 +349,7 @@ class AudioOutput:
         if self._closing:
             return
         self._running = False
-        exc = DeviceLostError(f"The speaker stopped working ({why}). Check the sound device.")
-        log.warning("%s", exc)
-        if self.on_error is not None:
-            self.on_error(exc)
+        report_lost(f"The speaker stopped working ({why}). Check the sound device.", self.on_error)
 
     def close(self) -> None:
         """Stop and close the stream (idempotent). Queued audio is dropped."""

@@ -34,6 +34,20 @@ class Event:
 
 
 @dataclass(frozen=True)
+class TurnEvent(Event):
+    """An event of one turn (``turn_id``: the engine's turn counter; a user turn and its reply share it)."""
+
+    turn_id: int
+
+
+@dataclass(frozen=True)
+class TurnText(TurnEvent):
+    """Words of one turn (transcript text: personal data, never logged at INFO or above)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class StateChanged(Event):
     state: AgentState
 
@@ -67,84 +81,66 @@ class Ready(Event):
 
 
 @dataclass(frozen=True)
-class UserTranscript(Event):
-    turn_id: int
-    text: str
+class UserTranscript(TurnText):
+    """The user's words for the turn, final (the answer is asked with them)."""
 
 
 @dataclass(frozen=True)
-class UserInterim(Event):
+class UserInterim(TurnText):
     """The words of the open turn so far, from a streaming STT (replaced by ``UserTranscript``)."""
 
-    turn_id: int
-    text: str
-
 
 @dataclass(frozen=True)
-class AssistantSentence(Event):
+class AssistantSentence(TurnText):
     """A sentence of the reply went to TTS (streaming text for the transcript view)."""
 
-    turn_id: int
-    text: str
-
 
 @dataclass(frozen=True)
-class AssistantSpeaking(Event):
+class AssistantSpeaking(TurnText):
     """A sentence of the reply started to play (the window shows the answer in step with the voice)."""
 
-    turn_id: int
-    text: str
-
 
 @dataclass(frozen=True)
-class AssistantDone(Event):
+class AssistantDone(TurnText):
     """The reply ended. ``text`` is what the user heard; ``interrupted`` if barge-in cut it, and then
     ``unheard`` is the rest of the answer so far (shown greyed; the LLM never sees it)."""
 
-    turn_id: int
-    text: str
     interrupted: bool
     unheard: str = ""
 
 
 @dataclass(frozen=True)
-class BargeIn(Event):
-    turn_id: int
+class BargeIn(TurnEvent):
     #: Seconds from the trigger (VAD start / PTT press) until playback was cleared.
     clear_s: float
 
 
 @dataclass(frozen=True)
-class UserTurnDropped(Event):
+class UserTurnDropped(TurnEvent):
     """A user turn ended without words to answer (too short a press, a sound, nothing recognised): the
     interim words shown for it, if any, were no turn."""
 
-    turn_id: int
-
 
 @dataclass(frozen=True)
-class BargeInResumed(Event):
+class BargeInResumed(TurnEvent):
     """A tentative barge-in was no interruption (``reason``: "no words" — a cough, a knock — or
     "backchannel" — "mhm", "okay"): the reply plays on from where it paused."""
 
-    turn_id: int
     reason: str
     dropped_turn_id: int | None = None  # the user turn that was opened for the sound, now dropped
 
 
 @dataclass(frozen=True)
-class RepliesCancelled(Event):
+class RepliesCancelled(TurnEvent):
     """An interrupted reply's streams are all closed, ``cancel_s`` after the barge-in was decided."""
 
-    turn_id: int
     cancel_s: float
 
 
 @dataclass(frozen=True)
-class TurnMetrics(Event):
+class TurnMetrics(TurnEvent):
     """Monotonic timestamps of one turn (see engine.latency.MARKS) and the derived stages in ms."""
 
-    turn_id: int
     mode: InputMode
     marks: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, float] = field(default_factory=dict)
@@ -154,20 +150,18 @@ class TurnMetrics(Event):
 
 
 @dataclass(frozen=True)
-class LatencyMark(Event):
+class LatencyMark(TurnEvent):
     """A turn reached a latency mark (engine.latency.MARKS) at monotonic time ``t``: the live overlay
     draws the stages as they happen; ``TurnMetrics`` follows with the whole turn."""
 
-    turn_id: int
     mark: str
     t: float
 
 
 @dataclass(frozen=True)
-class EndOfTurn(Event):
+class EndOfTurn(TurnEvent):
     """The engine decided the user's turn is over."""
 
-    turn_id: int
     reason: str  # engine.turn.EOTReason value: model, silence, fallback, push-to-talk, max-length
     probability: float | None  # the end-of-turn model's P(complete), None if it did not run
     text_state: str | None  # engine.turn_text.TextState value of the transcript so far, if known
@@ -176,20 +170,18 @@ class EndOfTurn(Event):
 
 
 @dataclass(frozen=True)
-class ToolCalled(Event):
+class ToolCalled(TurnEvent):
     """The LLM called a tool (``engine.tools``); ``arguments`` is its JSON, as the model wrote it."""
 
-    turn_id: int
     call_id: str
     name: str
     arguments: str
 
 
 @dataclass(frozen=True)
-class ToolResult(Event):
+class ToolResult(TurnEvent):
     """A tool's answer to the model (``ok`` False: the error text the model was given)."""
 
-    turn_id: int
     call_id: str
     name: str
     result: str

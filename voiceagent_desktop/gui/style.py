@@ -29,44 +29,27 @@ class Theme:
     disabled: str
 
 
-LIGHT = Theme(
-    dark=False,
-    text="#1f2328",
-    muted="#6b7280",
-    background="#f3f4f6",
-    panel="#ffffff",
-    border="#d9dde3",
-    accent="#2563eb",
-    user_bubble="#e8f0fe",
-    user_border="#c9dafc",
-    assistant_bubble="#f6f7f9",
-    match="#fef9c3",
-    error_bg="#fdecec",
-    error_border="#f5b5b5",
-    error_text="#8a1c1c",
-    notice_bg="#eef4ff",
-    notice_text="#1e3a8a",
-    disabled="#c7cdd6",
-)
-DARK = Theme(
-    dark=True,
-    text="#e6e8eb",
-    muted="#9aa3af",
-    background="#17191c",
-    panel="#212429",
-    border="#343841",
-    accent="#3b82f6",
-    user_bubble="#1e2a44",
-    user_border="#2c4170",
-    assistant_bubble="#262a30",
-    match="#4a4420",
-    error_bg="#3a1f22",
-    error_border="#7f2f35",
-    error_text="#fca5a5",
-    notice_bg="#1c2740",
-    notice_text="#bfdbfe",
-    disabled="#3a3f47",
-)
+#: colour role -> (light, dark): the two themes side by side
+_COLOURS: dict[str, tuple[str, str]] = {
+    "text": ("#1f2328", "#e6e8eb"),
+    "muted": ("#6b7280", "#9aa3af"),
+    "background": ("#f3f4f6", "#17191c"),
+    "panel": ("#ffffff", "#212429"),
+    "border": ("#d9dde3", "#343841"),
+    "accent": ("#2563eb", "#3b82f6"),
+    "user_bubble": ("#e8f0fe", "#1e2a44"),
+    "user_border": ("#c9dafc", "#2c4170"),
+    "assistant_bubble": ("#f6f7f9", "#262a30"),
+    "match": ("#fef9c3", "#4a4420"),
+    "error_bg": ("#fdecec", "#3a1f22"),
+    "error_border": ("#f5b5b5", "#7f2f35"),
+    "error_text": ("#8a1c1c", "#fca5a5"),
+    "notice_bg": ("#eef4ff", "#1c2740"),
+    "notice_text": ("#1e3a8a", "#bfdbfe"),
+    "disabled": ("#c7cdd6", "#3a3f47"),
+}
+LIGHT = Theme(False, **{role: pair[0] for role, pair in _COLOURS.items()})
+DARK = Theme(True, **{role: pair[1] for role, pair in _COLOURS.items()})
 
 
 def current_theme() -> Theme:

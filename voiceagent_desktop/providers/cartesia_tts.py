@@ -248,6 +248,11 @@ class CartesiaTTS(Hooks):
     def sample_rate(self) -> int:
         return SAMPLE_RATE
 
+    @property
+    def connected(self) -> bool:
+        """A WebSocket is open for the next turn (a dropped one is seen once its reader ends)."""
+        return self._conn is not None and _alive(self._conn)
+
     async def load(self, progress: ProgressCallback | None = None) -> None:
         cartesia = require("cartesia", package="cartesia", extra="cloud", provider="Cartesia TTS")
         require("websockets", package="cartesia[websockets]", extra="cloud", provider="Cartesia TTS")

@@ -11,6 +11,7 @@ for the previous one to finish stopping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import logging
@@ -209,12 +210,9 @@ class LlamaLLM(LLMHooks):
         )
         self._workers = [(t, s) for t, s in self._workers if t.is_alive()]
         self._workers.append((ts.thread, ts.stop))
-        items = ts.items()
-        try:
+        async with contextlib.aclosing(ts.items()) as items:
             async for item in items:
                 yield item
-        finally:
-            await items.aclose()
 
     async def _tool_note(
         self, llm: Any, messages: Sequence[ChatMessage], tools: ToolHost

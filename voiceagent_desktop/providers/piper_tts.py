@@ -9,6 +9,7 @@ between sentences.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -152,12 +153,9 @@ class PiperTTS(Hooks):
             name="piper-tts",
             failure="Piper synthesis failed",
         )
-        items = ts.items()
-        try:
+        async with contextlib.aclosing(ts.items()) as items:
             async for item in items:
                 yield item
-        finally:
-            await items.aclose()
 
     async def aclose(self) -> None:
         # A synthesis still running in a worker thread holds its own reference to the voice.

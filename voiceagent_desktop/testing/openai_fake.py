@@ -122,7 +122,7 @@ class FakeOpenAIServer:
                 await asyncio.sleep(self.handshake_secs)
             while (request := await self._read(reader)) is not None:
                 self.requests.append(request)
-                if not await self._answer(request, writer):
+                if not await self._answer(request, reader, writer):
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -146,7 +146,7 @@ class FakeOpenAIServer:
         body = json.loads(raw) if raw else None
         return Request(method, path.split("?")[0], headers, body, time.monotonic())
 
-    async def _answer(self, req: Request, w: asyncio.StreamWriter) -> bool:
+    async def _answer(self, req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection must close."""
         if self.api_key is not None and req.headers.get("authorization") != f"Bearer {self.api_key}":
             return await self._error(w, Script(status=401))
@@ -165,7 +165,7 @@ class FakeOpenAIServer:
             await asyncio.sleep(script.first_byte_secs)
         if script.status != 200:
             return await self._error(w, script)
-        return await self._stream(req, script, w)
+        return await self._stream(req, script, r, w)
 
     async def _json(self, w: asyncio.StreamWriter, status: int, data: Any, extra: str = "") -> bool:
         body = json.dumps(data).encode()
@@ -186,7 +186,9 @@ class FakeOpenAIServer:
         }
         return await self._json(w, s.status, {"error": err}, extra)
 
-    async def _stream(self, req: Request, s: Script, w: asyncio.StreamWriter) -> bool:
+    async def _stream(
+        self, req: Request, s: Script, r: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
         assert req.body is not None
         w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
         self.headers_sent_at.append(time.monotonic())
@@ -221,8 +223,9 @@ class FakeOpenAIServer:
                 if i == s.malformed_after:
                     await send('{"id": "c1", "choices": [ {"delta": ')
                     return False
-                if i == s.silent_after:
-                    await asyncio.sleep(3600)
+                if i == s.silent_after:  # nothing more, the connection held open until the client closes it
+                    await r.read()
+                    raise ConnectionError("the client closed the connection")
                 if i == s.drop_after:
                     return False
                 if s.chunk_secs:
