@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from websockets.exceptions import ConnectionClosedOK
 
+from tests.helpers.waiting import wait_until
 from voiceagent_desktop.testing.cartesia_fake import FakeCartesiaServer, Faults, tone
 
 KEY = "sk_car_fake-test-91c3e5a7b2d4f6e8"
@@ -63,6 +65,19 @@ def request(cid: str, text: str, *, more: bool = False, **kw: Any) -> str:
     return json.dumps({**msg, **kw})
 
 
+async def frames_until_flush(ws: Any, timeout: float = 3.0) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    while not got or got[-1]["type"] != "flush_done":
+        got.append(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+    return got
+
+
+async def first_of(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
+    while (frame := json.loads(await asyncio.wait_for(ws.recv(), timeout)))["type"] != kind:
+        pass
+    return frame
+
+
 async def frames_until_done(ws: Any, timeout: float = 3.0) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
     while not got or not got[-1].get("done"):
@@ -97,8 +112,8 @@ async def test_streams_chunks_timestamps_and_done_in_the_requested_format() -> N
 @pytest.mark.asyncio
 async def test_continued_input_is_synthesized_a_clause_at_a_time() -> None:
     async with FakeCartesiaServer(api_key=KEY) as server, raw(server) as ws:
-        for piece in ("Hello the", "re, how", " are"):
-            await ws.send(request("c1", piece, more=True))
+        for piece in ("Hello the", "re, how", " are"):  # (no buffering delay: a clause at a time)
+            await ws.send(request("c1", piece, more=True, max_buffer_delay_ms=0))
         first = [json.loads(await asyncio.wait_for(ws.recv(), 2)) for _ in range(3)]
         assert [f["type"] for f in first] == ["chunk", "chunk", "chunk"]  # "Hello there," before the rest
         await ws.send(request("c1", " you", more=False))
@@ -113,9 +128,7 @@ async def test_continued_input_is_synthesized_a_clause_at_a_time() -> None:
 @pytest.mark.asyncio
 async def test_a_flush_synthesizes_all_text_so_far_and_tags_its_audio_with_the_flush_id() -> None:
     async with FakeCartesiaServer(api_key=KEY) as server, raw(server) as ws:
-        await ws.send(
-            request("c1", "Hello there, how", more=True, flush=True)
-        )  # no clause boundary at the end
+        await ws.send(request("c1", "Hello there, how ", more=True, flush=True))  # no clause boundary
         await ws.send(request("c1", "Fine", more=True))
         await ws.send(request("c1", " thanks.", more=True, flush=True))
         await ws.send(request("c1", "", more=False))
@@ -253,6 +266,38 @@ async def test_mid_stream_faults_reach_the_client(faults: Faults, expect: str) -
 
 
 @pytest.mark.asyncio
+async def test_pieces_are_joined_verbatim_and_buffered_until_a_flush() -> None:
+    async with FakeCartesiaServer(api_key=KEY) as server, raw(server) as ws:
+        await ws.send(request("c1", "Hello there.", more=True, max_buffer_delay_ms=3_600_000))  # buffered
+        await ws.send(request("c1", "How are you?", more=True, flush=True))  # no space between: one word
+        got = await frames_until_flush(ws)
+        assert not [f for f in server.sent if f["type"] == "chunk" and f["flush_id"] != 1]
+        await ws.send(request("c1", "", more=False))
+        await frames_until_done(ws)
+    stamps = [f["word_timestamps"]["words"] for f in got if f["type"] == "timestamps"]
+    assert stamps == [["Hello", "there.How", "are", "you?"]]  # synthesized together, at the flush
+
+
+@pytest.mark.asyncio
+async def test_too_many_contexts_at_once_and_an_idle_connection() -> None:
+    async with FakeCartesiaServer(api_key=KEY, max_contexts=2, idle_close_secs=0.3) as server:
+        async with raw(server) as ws:
+            for cid in ("a", "b", "c"):  # still open: more text may come
+                await ws.send(request(cid, "one two three four five six seven", more=True, flush=True))
+            error = await first_of(ws, "error")
+            assert error["context_id"] == "c" and error["status_code"] == 429
+            for cid in ("a", "b"):
+                await ws.send(json.dumps({"context_id": cid, "cancel": True}))
+            assert await wait_until(lambda: server.cancelled == ["a", "b"], 10)
+            await ws.send(request("c", "Now it fits."))  # the cancels freed their places
+            assert any(f["type"] == "chunk" for f in await frames_until_done(ws))
+        async with raw(server) as ws:
+            assert await wait_until(lambda: server.idle_closed == 1, 30)  # nothing said, nothing playing
+            with pytest.raises(ConnectionClosedOK):
+                await asyncio.wait_for(ws.recv(), 10)
+
+
+@pytest.mark.asyncio
 async def test_silence_and_a_dropped_connection() -> None:
     from websockets.exceptions import ConnectionClosedError
 
@@ -262,7 +307,7 @@ async def test_silence_and_a_dropped_connection() -> None:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.recv(), 0.4)  # silent, but the socket stays open
         await ws.send(json.dumps({"context_id": "s", "cancel": True}))
-        await (await ws.ping())  # the server has read the cancel
+        assert await wait_until(lambda: server.cancelled, 10)
         assert server.cancelled == ["s"]
     async with FakeCartesiaServer(api_key=KEY, faults=Faults(drop_after=2)) as server, raw(server) as ws:
         await ws.send(request("d", "one two three four"))

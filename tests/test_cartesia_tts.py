@@ -115,9 +115,10 @@ async def test_a_turn_takes_the_text_as_the_llm_writes_it_in_one_context() -> No
         await turn.end()
         await asyncio.wait_for(player, 5)
         assert {m["context_id"] for m in server.received} == {turn.context_id}
+        assert server.received[0]["max_buffer_delay_ms"] == 0  # whole clauses: no waiting for more
         gens = generations(server)
         assert [(m["transcript"], m["continue"], m.get("flush")) for m in gens] == [
-            ("Hello there.", True, True), ("How are you?", True, True), ("Fine.", True, True),
+            ("Hello there. ", True, True), ("How are you? ", True, True), ("Fine. ", True, True),
             ("", False, None),
         ]  # fmt: skip
         assert len(server.frames(turn.context_id, "flush_done")) == 3 and turn.completed == 3

@@ -6,6 +6,7 @@ fallback to an embedded STT with the buffered turn. The transcriber is scripted,
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -47,10 +48,17 @@ def provider(server: FakeDeepgramServer, **kw) -> DeepgramSTT:
     return DeepgramSTT(url=server.url, api_key=KEY, **kw)
 
 
-async def stream_turn(stt, frames: list[np.ndarray], *, pace_secs: float = 0.0) -> None:
-    stt.begin_turn(frames[:5])
-    for f in frames[5:]:
-        stt.send(f)
+def voiced(frame: np.ndarray) -> bool:
+    """What the engine's VAD would say of a frame of these test signals (a tone, or digital silence)."""
+    return bool(np.any(frame))
+
+
+async def stream_turn(stt, frames: list[np.ndarray], *, pace_secs: float = 0.0, begin: bool = True) -> None:
+    if begin:
+        stt.begin_turn(frames[:5])
+        frames = frames[5:]
+    for f in frames:
+        stt.send(f, voiced=voiced(f))
         await asyncio.sleep(pace_secs)
 
 
@@ -82,13 +90,78 @@ async def test_consecutive_turns_keep_their_own_words_and_utterance_end_is_repor
         ends: list[int] = []
         stt.on_utterance_end = lambda: ends.append(1)
         await stream_turn(stt, utterance(1.0, pause_secs=1.2))
+        assert await wait_until(lambda: ends, 10)  # 1.2 s of silence > utterance_end_ms, in the turn
         first = await stt.finalize()
         stt.end_turn()
         await stream_turn(stt, utterance(1.5))
         second = await stt.finalize()
         stt.end_turn()
-        assert first.text == "w0 w1." and second.text == "w0 w1 w2."
-        assert ends  # 1.2 s of silence > utterance_end_ms
+        assert first.text == "w0 w1." and second.text == "w0 w1 w2." and len(ends) == 1
+        await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_words_already_final_need_no_answer_to_finalize() -> None:
+    # A push-to-talk user pauses before letting go: endpointing has made the words final, and Deepgram
+    # does not answer a Finalize with nothing to process. Waiting for that answer would hang here.
+    async with FakeDeepgramServer(words_by_length, api_key=KEY) as server:
+        stt = provider(server, finalize_timeout_secs=3600.0)
+        await stt.load()
+        await stream_turn(stt, utterance(1.0, pause_secs=1.0))  # the pause is longer than endpointing
+        first = await asyncio.wait_for(stt.finalize(), 30)
+        again = await asyncio.wait_for(stt.finalize(), 30)  # a hands-free re-evaluation: the same
+        assert first.text == again.text == "w0 w1."
+        assert server.received.count('{"type": "Finalize"}') == 0  # nothing to flush: none was sent
+        await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_late_finalize_answer_stays_with_its_own_turn() -> None:
+    # The first turn's answer comes only during the second turn: it must not be taken for the second
+    # turn's own answer (which then loses its words).
+    hold = asyncio.Event()
+    faults = Faults(finalize_hold=hold)
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, interim_secs=60.0, faults=faults) as server:
+        stt = provider(server, finalize_timeout_secs=0.3)
+        await stt.load()
+        await stream_turn(stt, utterance(1.0, pause_secs=0.0))  # let go while still speaking
+        first = await stt.finalize()  # no answer in time: the words so far (none yet)
+        stt.end_turn()
+        await stream_turn(stt, utterance(1.5, pause_secs=0.0))
+        hold.set()  # the first turn's answer arrives now
+        assert await wait_until(lambda: server.late_answers == 1, 10)
+        second = await asyncio.wait_for(stt.finalize(), 30)
+        assert first.text == "" and second.text == "w0 w1 w2."
+        await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_an_utterance_end_of_an_earlier_turn_is_ignored() -> None:
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, interim_secs=60.0) as server:
+        stt = provider(server)
+        await stt.load()
+        ends: list[int] = []
+        stt.on_utterance_end = lambda: ends.append(1)
+        await stream_turn(stt, utterance(1.0, pause_secs=0.0))
+        assert (await stt.finalize()).text == "w0 w1."
+        stt.end_turn()
+        stt.begin_turn()
+        silence = [np.zeros(FRAME, np.float32)] * int(1.5 * RATE / FRAME)  # > utterance_end_ms
+        await stream_turn(stt, silence + utterance(1.0, pause_secs=0.0), begin=False)
+        assert (await asyncio.wait_for(stt.finalize(), 30)).text == "w0 w1."  # after the UtteranceEnd
+        assert "UtteranceEnd" in server.sent_types and ends == []  # its last word was in the first turn
+        await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_an_error_frame_is_a_warning_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    async with FakeDeepgramServer(words_by_length, api_key=KEY, faults=Faults(error_frame_after=0)) as server:
+        stt = provider(server)
+        await stt.load()
+        await stream_turn(stt, utterance(1.0))
+        assert (await stt.finalize()).text == "w0 w1."  # the session goes on
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("InternalError" in m and "failed to process the audio" in m for m in warned), warned
         await stt.aclose()
 
 

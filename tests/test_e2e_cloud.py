@@ -84,7 +84,8 @@ async def test_cloud_profile_push_to_talk_streams_every_stage(
     assert of(events, UserInterim), "no interim words while speaking"
     assert done.text == ANSWER and not done.interrupted
     assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
-    assert '{"type": "Finalize"}' in fakes.deepgram.received
+    # the turn's one Finalize — or none, if endpointing had made every word final before the key went up
+    assert fakes.deepgram.received.count('{"type": "Finalize"}') <= 1
     assert fakes.deepgram.handshakes == 1 and fakes.cartesia.connections == 1
     spoken = [m.get("transcript") for m in fakes.cartesia.received if m.get("transcript")]
     assert " ".join(t.strip() for t in spoken) == ANSWER  # the text went to Cartesia, and nothing else

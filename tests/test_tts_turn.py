@@ -117,7 +117,7 @@ async def test_a_three_sentence_reply_is_one_context_with_a_flush_per_sentence()
         await asyncio.wait_for(task, 5)
     generations = [m for m in server.received if not m.get("cancel")]
     assert len({m["context_id"] for m in server.received}) == 1  # one context for the whole reply
-    assert [m["transcript"] for m in generations if m.get("flush")] == [S1, S2, S3]
+    assert [m["transcript"] for m in generations if m.get("flush")] == [f"{S1} ", f"{S2} ", f"{S3} "]
     assert [m["continue"] for m in generations] == [True, True, True, False]
     assert not server.cancelled
     assert [s.text for s in reply.segments] == [S1, S2, S3] and reply.full_text == f"{S1} {S2} {S3}"

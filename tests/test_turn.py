@@ -458,7 +458,7 @@ class FakeStream(Hooks):
     def begin_turn(self, preroll=()) -> None:  # type: ignore[no-untyped-def]
         self.frames = len(preroll)
 
-    def send(self, frame) -> None:  # type: ignore[no-untyped-def]
+    def send(self, frame, voiced=True) -> None:  # type: ignore[no-untyped-def]
         self.frames += 1
 
     async def finalize(self) -> Transcript:

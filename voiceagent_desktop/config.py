@@ -156,7 +156,8 @@ class LLMSettings(_Section):
     temperature: float = Field(default=0.6, ge=0.0, le=2.0)
     n_ctx: int = Field(default=2048, ge=256, le=131072)
     #: The prompt budget (tokens) of a cloud or server model; the oldest turns are dropped beyond it.
-    #: The embedded model's budget follows from n_ctx and max_tokens.
+    #: The embedded model's budget follows from n_ctx and max_tokens; left at its default, the ollama
+    #: preset's fits Ollama's default 4096-token context (providers/openai_models.prompt_budget).
     context_tokens: int = Field(default=8000, ge=256, le=1_000_000)
 
 

@@ -19,6 +19,8 @@
             └── CloudError          a cloud (or local network) provider failed; ``retryable`` says if the
                 │                   same request may succeed later
                 ├── AuthError           the key was rejected (401/403): never retried
+                ├── QuotaError          the account is out of credit (OpenAI's 429 "insufficient_quota",
+                │                       402): never retried
                 ├── RateLimitError      429: retried after ``retry_after`` seconds (or backoff)
                 ├── ServiceError        5xx, a dropped or refused connection, a stream that broke off:
                 │                       retried
@@ -109,6 +111,10 @@ class CloudError(ProviderRuntimeError):
 
 
 class AuthError(CloudError):
+    pass
+
+
+class QuotaError(CloudError):
     pass
 
 

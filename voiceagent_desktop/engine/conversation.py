@@ -209,11 +209,11 @@ class Conversation:
                 self._ptt.frame(voiced, t)
         if self._turn_frames is not None:
             self._turn_frames.append(frame)
-            if self._turn_stt is not None and (voiced or not (policy or self._ptt.held)):
-                # (a frame after the key went up is not analysed: it may hold words)
+            heard = voiced or not (policy or self._ptt.held)  # (a frame after the key went up is not
+            if self._turn_stt is not None and heard:  # analysed: it may hold words)
                 self._turn_stt.voiced(len(self._turn_frames) * self.vad.frame_samples)
             if self._stream is not None:
-                self._stream.send(frame)
+                self._stream.send(frame, heard)
             elif self._ptt.wants_transcript():  # held after the last word: transcribe so far (engine.ptt)
                 audio = np.concatenate(self._turn_frames)
                 stt = self._turn_stt or self.stt

@@ -165,8 +165,10 @@ class StreamingSTT(STT, Protocol):
 
     def begin_turn(self, preroll: Sequence[AudioArray] = ()) -> None: ...
 
-    def send(self, frame: AudioArray) -> None:
-        """One 16 kHz frame of the open turn. Never blocks (called on the loop per 32 ms frame)."""
+    def send(self, frame: AudioArray, voiced: bool = True) -> None:
+        """One 16 kHz frame of the open turn. Never blocks (called on the loop per 32 ms frame).
+        ``voiced``: the engine's VAD heard voice in it (True when the engine does not know): a provider
+        need not wait on the service for words after the last voiced frame."""
         ...
 
     async def finalize(self) -> Transcript: ...

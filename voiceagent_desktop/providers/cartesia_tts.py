@@ -3,8 +3,10 @@
 The socket opens at ``load`` (pre-warm: no turn pays the handshake) and re-opens lazily if it dropped.
 One *context* per utterance: ``synthesize(text)``, or ``open_turn()`` (a ``TTSTurn``) fed a sentence at a
 time as the LLM writes, each a continuation with ``flush: true`` (sentence ``i``'s audio comes as
-``flush_id`` ``i + 1``). ``pcm_s16le`` 24 kHz as float32, with word timestamps (to cut the history to the
-words played). Cancelling the consumer (barge-in) or ``cancel()`` sends the cancel frame at once.
+``flush_id`` ``i + 1``) and ``max_buffer_delay_ms: 0`` (whole clauses: no waiting for more text). The
+service joins a context's transcripts verbatim, so each piece goes with a trailing space (else
+"there.How"). ``pcm_s16le`` 24 kHz as float32, with word timestamps (to cut the history to the words
+played). Cancelling the consumer (barge-in) or ``cancel()`` sends the cancel frame at once.
 
 Errors are mapped here — handshake 401/403: AuthError; 429: RateLimitError; 5xx, refused, reset, a dropped
 socket: ServiceError; no handshake or no frame in time: ProviderTimeout; handshake 400/404, a frame that
@@ -112,7 +114,8 @@ class CartesiaTurn:
             self._flushing = ctx
             try:
                 while self._sent < len(self._texts) and ctx is self._ctx:
-                    await ctx.push(self._texts[self._sent], flush=True)
+                    text = self._texts[self._sent]  # (joined verbatim by the service: end it with a space)
+                    await ctx.push(text if text[-1:].isspace() else text + " ", flush=True)
                     self._sent += ctx is self._ctx  # (not if a retry replaced the context meanwhile)
                 if self._ended and not self._end_sent and ctx is self._ctx:
                     await ctx.no_more_inputs()
@@ -133,6 +136,7 @@ class CartesiaTurn:
         self._ctx = conn.context(
             self.context_id, model_id=tts.model_id, voice={"mode": "id", "id": tts.voice_id},
             output_format=fmt, language=tts.language, add_timestamps=True,
+            max_buffer_delay_ms=0,  # whole clauses come, each flushed: no waiting for more text
         )  # fmt: skip
         self._queue = conn._context_queues[self.context_id]
         self._sent, self._end_sent, self.word_timestamps = 0, False, []

@@ -9,6 +9,7 @@ three speak with one voice (errors.py has the tree). Messages name the provider 
 failure                 ours             retried
 ======================  ===============  =========
 HTTP 401, 403           AuthError        no
+HTTP 402; 429 of quota  QuotaError       no
 HTTP 429                RateLimitError   yes, after Retry-After (or backoff)
 HTTP 5xx                ServiceError     yes
 other HTTP status       ProtocolError    no
@@ -25,7 +26,18 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..errors import AuthError, CloudError, ProtocolError, ProviderTimeout, RateLimitError, ServiceError
+from ..errors import (
+    AuthError,
+    CloudError,
+    ProtocolError,
+    ProviderTimeout,
+    QuotaError,
+    RateLimitError,
+    ServiceError,
+)
+
+#: error codes (in the body of a 429) that mean the account is out of credit, not a passing limit
+QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
 
 
 @dataclass(frozen=True)
@@ -42,11 +54,19 @@ class RetryPolicy:
 
 
 def from_status(
-    provider: str, status: int, *, refused: str = "refused the request", retry_after: float | None = None
-) -> CloudError:
-    """An HTTP status the service answered with (``refused``: what a 4xx other than 401/403/429 did)."""
+    provider: str, status: int, *, refused: str = "refused the request", retry_after: float | None = None,
+    code: str | None = None,
+) -> CloudError:  # fmt: skip
+    """An HTTP status the service answered with (``refused``: what a 4xx other than 401/403/429 did;
+    ``code``: the error code of its body, if it has one)."""
     if status in (401, 403):
         return AuthError(f"{provider} rejected the API key (HTTP {status}). Check the key.", status=status)
+    if status == 402 or (status == 429 and code in QUOTA_CODES):
+        return QuotaError(
+            f"{provider} says the account is out of credit (HTTP {status}). Add credit or change the plan "
+            "in the account's billing settings.",
+            status=status,
+        )
     if status == 429:
         return RateLimitError(f"{provider} is rate limiting (HTTP 429).", retry_after=retry_after)
     if status >= 500:

@@ -11,7 +11,12 @@ socket with 1011 after 10 s). Interim results go to ``on_interim`` (the window s
 The turn's audio is kept until ``end_turn``: when the socket drops mid-turn, the provider reconnects and
 sends it again, so no word is lost (``providers/fallback.FallbackSTT`` transcribes it locally if
 Deepgram stays unreachable). Results are placed on the connection's audio timeline, so a late result of
-the previous turn never leaks into the next one.
+the previous turn — a late answer to its ``Finalize``, its ``UtteranceEnd`` — never counts in the next.
+
+Deepgram answers a ``Finalize`` only "if there is a significant amount of audio data to process", so
+``finalize`` waits for an answer only while words may be pending: the engine marks each frame it sends
+``voiced`` (its VAD), and once Deepgram's results reach past the last voiced frame with no interim words
+open, the turn's words are all final and no answer is awaited (no Finalize is even sent).
 
 Errors are mapped here, at the boundary (``errors.py``):
 
@@ -48,6 +53,7 @@ from ..errors import (
 )
 from .base import AudioArray, Hooks, ProgressCallback, STTCapabilities, Transcript
 from .cloud_errors import RetryPolicy, from_status, from_transport
+from .deepgram_turn import TurnWords
 from .extras import require
 
 if TYPE_CHECKING:
@@ -109,15 +115,8 @@ class DeepgramSTT(Hooks):
         self._connect_lock = asyncio.Lock()
         self._closing = False
         # the open turn
-        self._turn: list[AudioArray] | None = None
-        self._turn_start = 0  # its first sample on the connection's timeline
-        self._finals: list[str] = []
-        self._interim = ""
-        self._final_confidence: list[float | None] = []  # Deepgram's, per final result
-        self._interim_confidence: float | None = None
-        self._covered = 0.0  # seconds (timeline) the turn's results reach
-        self._finalize_sent = 0
-        self._finalize_done = 0
+        self._turn: list[tuple[AudioArray, bool]] | None = None  # (frame, voiced)
+        self._words = TurnWords(0.0)  # the open (or last) turn's words on the timeline
         self._changed = asyncio.Event()
         self._helpers: set[asyncio.Task[None]] = set()
         self._reconnecting = False
@@ -182,11 +181,9 @@ class DeepgramSTT(Hooks):
             loop.create_task(self._send_loop(conn), name="deepgram-send"),
         ]
         if self._turn is not None:  # reconnected mid-turn: send the turn again, from its start
-            self._turn_start, self._finals, self._interim, self._covered = 0, [], "", 0.0
-            self._final_confidence, self._interim_confidence = [], None
-            self._finalize_sent = self._finalize_done = 0
-            for frame in self._turn:
-                self._enqueue(frame)
+            self._words = TurnWords(0.0)
+            for frame, voiced in self._turn:
+                self._enqueue(frame, voiced)
 
     def _lost(self, conn: Any, why: str) -> None:
         if self._conn is not conn:
@@ -238,64 +235,49 @@ class DeepgramSTT(Hooks):
             self._lost(conn, type(e).__name__)
 
     def _handle(self, m: Any) -> None:
-        kind = m.get("type") if isinstance(m, dict) else getattr(m, "type", None)
+        kind = _field(m, "type")
         if kind == "Results" and not isinstance(m, dict):
             self._result(m)
         elif kind == "UtteranceEnd":
-            if self._turn is not None and self.on_utterance_end is not None:
+            last = _field(m, "last_word_end")
+            mine = last is None or self._words.owns(float(last))  # (not the last turn's words)
+            if self._turn is not None and self.on_utterance_end is not None and mine:
                 self.on_utterance_end()
+        elif kind == "Error":
+            log.warning("Deepgram reported an error: %s (%s)", _field(m, "description"), _field(m, "variant"))
         elif kind not in ("SpeechStarted", "Metadata"):
             log.debug("Deepgram message of unknown type %r ignored", kind)
 
     def _result(self, r: Any) -> None:
-        if r.from_finalize:
-            self._finalize_done += 1
-        end = float(r.start) + float(r.duration)
-        if self._turn is None or end <= self._turn_start / RATE + 0.01:
-            self._changed.set()
-            return  # from before this turn
-        alts = r.channel.alternatives
-        text = (alts[0].transcript if alts else "").strip()
-        confidence = getattr(alts[0], "confidence", None) if alts and text else None
-        self._covered = max(self._covered, end)
-        if r.is_final:
-            if text:
-                self._finals.append(text)
-                self._final_confidence.append(confidence)
-            self._interim, self._interim_confidence = "", None
-        else:
-            self._interim, self._interim_confidence = text, confidence
-        if self.on_interim is not None and (text or r.is_final):
-            self.on_interim(self.text_so_far)
+        # (one of an earlier turn — a late answer to its Finalize included — is not taken)
+        if self._turn is not None and self._words.result(r) and self.on_interim is not None:
+            alts = r.channel.alternatives
+            if r.is_final or (alts and alts[0].transcript.strip()):
+                self.on_interim(self.text_so_far)
         self._changed.set()
 
     # ---- the turn (call on the loop) -----------------------------------------------------------
 
     @property
     def text_so_far(self) -> str:
-        return " ".join([*self._finals, self._interim]).strip()
+        return self._words.text
 
     @property
     def confidence_so_far(self) -> float | None:
         """Deepgram's confidence in the turn's words: the lowest of its results (None: not given)."""
-        given = [c for c in [*self._final_confidence, self._interim_confidence] if c is not None]
-        return float(min(given)) if given else None
+        return self._words.confidence
 
     def begin_turn(self, preroll: Sequence[AudioArray] = ()) -> None:
-        self._turn = []
-        self._turn_start = self._sent
-        self._finals, self._interim, self._covered = [], "", self._turn_start / RATE
-        self._final_confidence, self._interim_confidence = [], None
-        self._finalize_sent = self._finalize_done = 0
+        self._turn, self._words = [], TurnWords(self._sent / RATE)
         for frame in preroll:
             self.send(frame)
 
-    def send(self, frame: AudioArray) -> None:
+    def send(self, frame: AudioArray, voiced: bool = True) -> None:
         if self._turn is None:
             return
-        self._turn.append(frame)
+        self._turn.append((frame, voiced))
         if self._conn is not None:
-            self._enqueue(frame)
+            self._enqueue(frame, voiced)
         elif self._client is not None and not self._closing and not self._reconnecting:
             self._reconnecting = True  # it sends the turn so far once the socket is back
             self._background(self._reconnect())
@@ -313,10 +295,11 @@ class DeepgramSTT(Hooks):
         self._helpers.add(task)
         task.add_done_callback(self._helpers.discard)
 
-    def _enqueue(self, frame: AudioArray) -> None:
+    def _enqueue(self, frame: AudioArray, voiced: bool) -> None:
         pcm = (np.clip(frame, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         self._outbox.put_nowait(pcm)
         self._sent += len(frame)
+        self._words.sent(self._sent / RATE, voiced)
 
     async def finalize(self) -> Transcript:
         """Flush Deepgram and return the words of the turn so far (reconnecting, and sending the turn's
@@ -339,26 +322,26 @@ class DeepgramSTT(Hooks):
 
     async def _flush(self) -> None:
         conn = self._conn
-        self._finalize_sent += 1
-        wanted = self._finalize_sent
+        if self._words.caught_up():  # every word is final: a Finalize would not be answered
+            return
+        position = self._sent / RATE
         self._outbox.put_nowait("Finalize")
         try:
             async with asyncio.timeout(self.finalize_timeout_secs):
-                while self._finalize_done < wanted:
+                while not self._words.answered(position):
                     if self._conn is not conn:
                         raise ServiceError("The Deepgram connection dropped mid-turn.")
                     self._changed.clear()
                     await self._changed.wait()
-        except TimeoutError:
-            # Deepgram answers a Finalize only when audio was pending; silent but caught up is fine.
-            lag = self._sent / RATE - self._covered
+        except TimeoutError:  # unanswered ("not guaranteed"): the words so far, unless Deepgram fell behind
+            lag = self._sent / RATE - self._words.covered
             if self._turn and lag > self.endpointing_ms / 1000 + 1.0:
                 self._lost(conn, "no answer to Finalize")
                 raise ProviderTimeout("Deepgram stopped answering.") from None
 
     def end_turn(self) -> None:
         self._turn = None
-        self._finals, self._interim = [], ""
+        self._words = TurnWords(self._sent / RATE)
 
     async def transcribe(self, audio: AudioArray) -> Transcript:
         """One finished utterance, streamed at once (the STT protocol; the app streams turns instead)."""
@@ -387,6 +370,11 @@ class DeepgramSTT(Hooks):
             self._lost(conn, "closed")
         await asyncio.gather(*self._helpers, return_exceptions=True)
         self._client = None
+
+
+def _field(m: Any, name: str) -> Any:
+    """A field of a server message, whether the SDK parsed it into a model or left it a dict."""
+    return m.get(name) if isinstance(m, dict) else getattr(m, name, None)
 
 
 async def _quietly(aw: Any, limit_secs: float = 2.0) -> None:

@@ -193,12 +193,12 @@ class FallbackSTT(Failover[Any]):
         if self._cloud_turn:
             self.primary.begin_turn(preroll)
 
-    def send(self, frame: AudioArray) -> None:
+    def send(self, frame: AudioArray, voiced: bool = True) -> None:
         if self._frames is None:
             return
         self._frames.append(frame)
         if self._cloud_turn:
-            self.primary.send(frame)
+            self.primary.send(frame, voiced)
 
     async def finalize(self) -> Transcript:
         if self._cloud_turn:

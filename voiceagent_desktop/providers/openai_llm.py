@@ -15,6 +15,7 @@ Errors are mapped here, at the boundary (``errors.py``):
 openai SDK                                          ours                     retried
 ==================================================  =======================  =========
 AuthenticationError, PermissionDeniedError          AuthError                no
+429 with code "insufficient_quota", 402             QuotaError               no
 RateLimitError (429)                                RateLimitError           yes, after Retry-After
 InternalServerError (5xx), APIConnectionError       ServiceError             yes
 APITimeoutError, no next chunk within idle_secs     ProviderTimeout          yes
@@ -41,6 +42,7 @@ from . import registry
 from .base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost
 from .cloud_errors import RetryPolicy, from_status, from_transport
 from .extras import require
+from .openai_models import ThinkFilter, prompt_budget, sampling
 from .tool_calls import ToolCalls
 
 if TYPE_CHECKING:
@@ -58,7 +60,8 @@ def map_error(e: BaseException, provider: str) -> CloudError:
         retry_after = None
         with contextlib.suppress(TypeError, ValueError):
             retry_after = float(e.response.headers.get("retry-after", ""))
-        return from_status(provider, e.status_code, retry_after=retry_after)
+        code = e.code or e.type  # the error body's, as the SDK read them
+        return from_status(provider, e.status_code, retry_after=retry_after, code=code)
     if isinstance(e, openai.APITimeoutError):
         return ProviderTimeout(f"{provider} did not answer in time.")
     if isinstance(e, openai.APIConnectionError):
@@ -88,7 +91,7 @@ class OpenAICompatibleLLM(LLMHooks):
         retry: RetryPolicy | None = None,
         tools: bool | None = None,
         max_tool_rounds: int = 2,
-        max_prompt_tokens: int | None = 8000,
+        max_prompt_tokens: int | None = None,  # None: the preset's (openai_models.prompt_budget)
     ) -> None:
         p = registry.get("llm", preset)
         self.preset = p
@@ -106,8 +109,10 @@ class OpenAICompatibleLLM(LLMHooks):
         # the hosted presets do function calling; a local server only if told to (tools=True)
         hosted = isinstance(p.capabilities, LLMCapabilities) and p.capabilities.tools
         offer = tools if tools is not None else hosted
-        # the history's budget: a long prompt costs time to first token and money on every turn
-        self.capabilities = LLMCapabilities(streaming=True, max_prompt_tokens=max_prompt_tokens, tools=offer)
+        # the history's budget: a long prompt costs time to first token and money on every turn (and
+        # must fit the context window a local server gives the model: openai_models.prompt_budget)
+        budget = prompt_budget(p.name, max_prompt_tokens, max_tokens)
+        self.capabilities = LLMCapabilities(streaming=True, max_prompt_tokens=budget, tools=offer)
         self._used_at = 0.0  # monotonic time of the last request
         self.max_tool_rounds = max_tool_rounds
         self.last_tool_calls: list[str] = []
@@ -238,8 +243,7 @@ class OpenAICompatibleLLM(LLMHooks):
             "messages": payload,
             "stream": True,
             "stream_options": {"include_usage": True},
-            "max_tokens": self._max_tokens,
-            "temperature": self._temperature,
+            **sampling(self.preset.name, self.model, self._max_tokens, self._temperature),
             **tools,
         }
         cast_to, stream_cls = self._response_types
@@ -258,6 +262,7 @@ class OpenAICompatibleLLM(LLMHooks):
             raise map_error(e, self.name) from None
         chunks = stream.__aiter__()
         wait = self._first_token_secs
+        think = ThinkFilter()  # (a reasoning model's ``reasoning_content`` is never read)
         try:
             while True:
                 try:
@@ -278,8 +283,8 @@ class OpenAICompatibleLLM(LLMHooks):
                     delta = choice.get("delta") or {}
                     if delta.get("tool_calls"):
                         calls.add(delta["tool_calls"])
-                    if delta.get("content"):
-                        yield delta["content"]
+                    if delta.get("content") and (spoken := think.feed(delta["content"])):
+                        yield spoken
         finally:
             self._used_at = time.monotonic()
             await asyncio.shield(stream.close())
@@ -293,6 +298,7 @@ class OpenAICompatibleLLM(LLMHooks):
 def from_settings(settings: Settings, info: ProviderInfo, api_key: str | None = None) -> OpenAICompatibleLLM:
     """The registry's factory (providers/registry.py): ``info`` is one of the OpenAI-compatible entries."""
     s = settings.llm
+    chosen = s.context_tokens if s.context_tokens != type(s).model_fields["context_tokens"].default else None
     return OpenAICompatibleLLM(
         info.name,
         base_url=s.base_url,
@@ -301,5 +307,5 @@ def from_settings(settings: Settings, info: ProviderInfo, api_key: str | None = 
         max_tokens=s.max_tokens,
         temperature=s.temperature,
         tools=s.tools,
-        max_prompt_tokens=s.context_tokens,
+        max_prompt_tokens=chosen,  # (None, the default: the preset's budget)
     )

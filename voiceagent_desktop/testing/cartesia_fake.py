@@ -14,6 +14,13 @@ arrived and all audio went out. Chunks and timestamps carry ``flush_id`` = 1 + t
 before their text; after a flush's audio comes ``{"type": "flush_done", "flush_id": n, ...}``. A cancel
 stops that context at once. A bad request gets ``{"type": "error", "status_code": 400, ...}``.
 
+As the service does, a context's transcripts are joined verbatim: a piece that starts without a space
+after one that ended without one continues its last word (its timestamps say "there.How"). Without
+``flush``, text waits up to ``max_buffer_delay_ms`` (default 3000) for more before it is synthesized; 0
+synthesizes each clause at once. At most ``max_contexts`` contexts may be generating on a connection at a
+time (a further one gets a 429 error frame); a connection with no message for ``idle_close_secs`` (5
+minutes) and nothing generating is closed.
+
 ``Faults`` (on the first ``times`` connections, or all) inject a handshake delay or rejection (429/5xx),
 latency before each context's first chunk, trickling chunks, and — counted in chunks of a context — an
 error frame, a frame that is not JSON, an unknown message type, silence, or a dropped TCP connection.
@@ -64,8 +71,10 @@ class Faults:
 class _Context:
     id: str
     request: dict[str, Any]  # the first generation request (output format, language …)
-    pieces: asyncio.Queue[tuple[str, int, bool] | None] = field(default_factory=asyncio.Queue)
+    pieces: asyncio.Queue[tuple[str, int, bool, str] | None] = field(default_factory=asyncio.Queue)
     buffer: str = ""
+    tail: str = ""  # the last word of the text so far, if nothing (no space) ended it
+    timer: asyncio.Task[None] | None = None  # the buffering delay's
     ended: bool = False
     flushes: int = 0
     chunks: int = 0
@@ -93,8 +102,11 @@ def from_tts(tts: Any) -> Synthesizer:
 
 class FakeCartesiaServer:
     def __init__(self, synthesize: Synthesizer = tone, *, api_key: str = "cartesia-test-key",
-                 faults: Faults | None = None) -> None:  # fmt: skip
+                 faults: Faults | None = None, max_contexts: int = 2,
+                 idle_close_secs: float = 300.0) -> None:  # fmt: skip
         self.synthesize, self.api_key, self.faults = synthesize, api_key, faults or Faults()
+        self.max_contexts, self.idle_close_secs = max_contexts, idle_close_secs
+        self.idle_closed = 0  # connections closed for being idle
         self.port = 0
         self.connections = 0  # handshakes attempted (rejected ones included)
         self.received: list[dict[str, Any]] = []  # parsed JSON messages from clients
@@ -160,7 +172,16 @@ class FakeCartesiaServer:
         contexts: dict[str, _Context] = {}
         self._live.add(ws)
         try:
-            async for message in ws:
+            while True:
+                try:
+                    async with asyncio.timeout(self.idle_close_secs):
+                        message = await ws.recv()
+                except TimeoutError:
+                    if any(c.task is not None and not c.task.done() for c in contexts.values()):
+                        continue
+                    self.idle_closed += 1
+                    await ws.close(1000, "idle for too long")
+                    return
                 try:
                     msg = json.loads(message)
                 except ValueError:
@@ -195,20 +216,44 @@ class FakeCartesiaServer:
             if problem:
                 await self._error(ws, cid, "Invalid request", problem)
                 return
+            if sum(c.task is not None and not c.task.done() for c in contexts.values()) >= self.max_contexts:
+                why = "Too many concurrent contexts on this plan; cancel or finish one first."
+                await self._error(ws, cid, "Concurrency limit exceeded", why, HTTPStatus.TOO_MANY_REQUESTS)
+                return
             ctx = contexts[cid] = _Context(cid, msg)
             ctx.task = asyncio.create_task(self._worker(ws, ctx, contexts, self._faults(n)))
         elif ctx.ended:
             await self._error(ws, cid, "Context closed", "This context already received continue: false.")
             return
         ctx.buffer += str(msg.get("transcript", ""))
-        ctx.ended, flush, fid = not msg.get("continue", False), bool(msg.get("flush")), ctx.flushes + 1
-        whole = ctx.ended or flush
-        cut = len(ctx.buffer) if whole else (m.end() if (m := _BOUNDARY.match(ctx.buffer)) else 0)
-        piece, ctx.buffer, ctx.flushes = ctx.buffer[:cut], ctx.buffer[cut:], ctx.flushes + flush
-        if piece.strip() or flush:
-            ctx.pieces.put_nowait((piece.strip(), fid, flush))
+        ctx.ended, flush = not msg.get("continue", False), bool(msg.get("flush"))
+        delay = msg.get("max_buffer_delay_ms", ctx.request.get("max_buffer_delay_ms"))
+        delay = 3000 if delay is None else int(delay)
+        if ctx.ended or flush:
+            self._cut(ctx, len(ctx.buffer), flush)
+        elif delay == 0:
+            self._cut(ctx, m.end() if (m := _BOUNDARY.match(ctx.buffer)) else 0, False)
+        elif ctx.timer is None:  # buffered: synthesized when the delay is up (or on a flush or the end)
+
+            async def later() -> None:
+                await asyncio.sleep(delay / 1000)
+                ctx.timer = None
+                if not ctx.ended:
+                    self._cut(ctx, len(ctx.buffer), False)
+
+            ctx.timer = asyncio.create_task(later())
         if ctx.ended:
             ctx.pieces.put_nowait(None)
+
+    @staticmethod
+    def _cut(ctx: _Context, cut: int, flush: bool) -> None:
+        """Queue the first ``cut`` characters of the context's text for synthesis."""
+        piece, ctx.buffer, fid = ctx.buffer[:cut], ctx.buffer[cut:], ctx.flushes + 1
+        ctx.flushes += flush
+        if piece.strip() or flush:
+            glued = ctx.tail if piece[:1] and not piece[0].isspace() else ""  # joined verbatim
+            ctx.pieces.put_nowait((piece.strip(), fid, flush, glued))
+            ctx.tail = piece.split()[-1] if piece.strip() and not piece[-1].isspace() else ""
 
     @staticmethod
     def _invalid(msg: dict[str, Any]) -> str | None:
@@ -227,7 +272,7 @@ class FakeCartesiaServer:
         rate, encoding = int(fmt["sample_rate"]), fmt["encoding"]
         stamps = bool(ctx.request.get("add_timestamps"))
         while (item := await ctx.pieces.get()) is not None:
-            (piece, fid, flush), t0 = item, time.perf_counter()
+            (piece, fid, flush, glued), t0 = item, time.perf_counter()
             audio, sr = await self.synthesize(piece)
             audio = np.asarray(audio, dtype=np.float32).reshape(-1)
             if sr != rate and len(audio):
@@ -250,6 +295,8 @@ class FakeCartesiaServer:
                     self.first_audio_spans.append((ctx.t_created, self.sent_at))
             dur = len(audio) / rate
             words = piece.split()
+            if glued and words:
+                words[0] = glued + words[0]  # one word, as the service reads the joined text
             if stamps and words:
                 starts = [round(ctx.offset + dur * i / len(words), 3) for i in range(len(words))]
                 ends = [round(ctx.offset + dur * (i + 1) / len(words), 3) for i in range(len(words))]

@@ -6,7 +6,9 @@ and ``CloseStream`` text messages; out come ``Results`` (interim ``is_final: fal
 ``interim_secs`` of new speech, then a final with ``speech_final: true`` once ``endpointing`` ms of
 silence follow speech; ``from_finalize: true`` when a ``Finalize`` flushed it), ``SpeechStarted`` (with
 ``vad_events``), ``UtteranceEnd`` (with ``utterance_end_ms``) and ``Metadata`` before closing 1000 on
-``CloseStream``. With neither audio nor KeepAlive for ``idle_close_secs`` it closes 1011, as Deepgram does.
+``CloseStream``. As Deepgram documents, a ``Finalize`` is answered only when there is audio to process
+(here: speech not yet final); ``Faults`` can also leave it unanswered or answer it late. With neither
+audio nor KeepAlive for ``idle_close_secs`` it closes 1011, as Deepgram does.
 The handshake needs ``Authorization: Token <api_key>`` (401 otherwise).
 
 Speech is found by a 10 ms RMS gate (−45 dBFS) on the audio timeline, so results do not depend on how fast
@@ -44,6 +46,12 @@ class Faults:
     silent_after: int | None = None  # stop answering (keep the socket open) after this many results
     drop_after: int | None = None  # close the TCP connection without a close frame after this many
     handshake_secs: float = 0.0  # before answering the handshake
+    error_frame_after: int | None = None  # an ``Error`` frame (and nothing else changes) after this many
+    #: Deepgram answers a ``Finalize`` only when it has audio to process (the fake: speech not yet
+    #: final), and even then "not guaranteed": ``finalize_unanswered`` never answers; with
+    #: ``finalize_hold`` the answer (made at once) is sent only once that event is set — a late answer
+    finalize_unanswered: bool = False
+    finalize_hold: asyncio.Event | None = None
     #: The faults hit only the first this-many connections (a reconnect then finds a healthy server).
     times: int | None = None
 
@@ -87,6 +95,9 @@ class FakeDeepgramServer:
         self.finalize_spans: list[tuple[float, float]] = []
         self.sent_at = 0.0  # when the last message was ready to send (monotonic)
         self._server: Any = None
+        self._late: set[asyncio.Task[None]] = set()
+        self.sent_types: list[str] = []  # the type of each message sent, in order
+        self.late_answers = 0  # Finalize answers sent once ``Faults.finalize_hold`` was set
 
     @property
     def url(self) -> str:
@@ -100,6 +111,8 @@ class FakeDeepgramServer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for task in list(self._late):
+            task.cancel()
         self._server.close()
         await self._server.wait_closed()
 
@@ -160,8 +173,7 @@ class FakeDeepgramServer:
                     continue
                 kind = json.loads(message).get("type")
                 if kind == "Finalize":
-                    await self._final(ws, s, speech_final=False, from_finalize=True)
-                    self.finalize_spans.append((t_in, self.sent_at))
+                    await self._finalize(ws, s, t_in)
                 elif kind == "CloseStream":
                     await self._final(ws, s, speech_final=False)
                     await self._send(ws, s, self._metadata(s), count=False)
@@ -171,6 +183,30 @@ class FakeDeepgramServer:
         except Exception as e:  # the client went away, or a fault closed the socket
             if type(e).__name__ not in ("ConnectionClosedOK", "ConnectionClosedError", "_Dropped"):
                 raise
+
+    async def _finalize(self, ws: Any, s: Session, t_in: float) -> None:
+        f = self._faults(s)
+        if s.seg_start is None or f.finalize_unanswered:
+            return  # nothing to process (or the answer that is "not guaranteed" does not come)
+        start, end, s.seg_start = s.seg_start, s.samples, None
+        msg = await self._result(s, start, end, is_final=True, from_finalize=True)
+        hold = f.finalize_hold
+        if hold is not None and not hold.is_set():
+
+            async def late() -> None:
+                await hold.wait()
+                await self._send(ws, s, msg)
+                self.late_answers += 1
+
+            task = asyncio.get_running_loop().create_task(late())
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+            return
+        await self._send(ws, s, msg)
+        self.finalize_spans.append((t_in, self.sent_at))
+
+    def _faults(self, s: Session) -> Faults:
+        return self.faults if s.faulty else Faults(latency_secs=self.faults.latency_secs)
 
     def _flag(self, s: Session, name: str) -> bool:
         return s.params.get(name, "false").lower() == "true"
@@ -225,8 +261,6 @@ class FakeDeepgramServer:
         self, ws: Any, s: Session, *, speech_final: bool, from_finalize: bool = False, upto: int | None = None
     ) -> None:
         if s.seg_start is None:
-            if from_finalize:  # nothing pending: an empty final still answers the Finalize
-                await self._results(ws, s, s.samples, s.samples, is_final=True, from_finalize=True)
             return
         end = upto if upto is not None else s.samples
         start, s.seg_start = s.seg_start, None
@@ -245,6 +279,15 @@ class FakeDeepgramServer:
         speech_final: bool = False,
         from_finalize: bool = False,
     ) -> None:
+        msg = await self._result(
+            s, start, end, is_final=is_final, speech_final=speech_final, from_finalize=from_finalize
+        )
+        await self._send(ws, s, msg)
+
+    async def _result(
+        self, s: Session, start: int, end: int, *, is_final: bool, speech_final: bool = False,
+        from_finalize: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
         speech = self._span(s, start, min(end, s.last_voiced + s.rate // 10))  # with 100 ms of the pause
         text = (await self.transcribe(speech)).strip() if len(speech) else ""
         if is_final and text:
@@ -262,29 +305,23 @@ class FakeDeepgramServer:
             }
             for i, w in enumerate(tokens)
         ]
-        await self._send(
-            ws,
-            s,
-            {
-                "type": "Results",
-                "channel_index": [0, 1],
-                "duration": round(dur, 3),
-                "start": round(t0, 3),
-                "is_final": is_final,
-                "speech_final": speech_final,
-                "from_finalize": from_finalize,
-                "channel": {
-                    "alternatives": [
-                        {"transcript": text, "confidence": 0.95 if text else 0.0, "words": words}
-                    ]
-                },
-                "metadata": {
-                    "request_id": str(uuid.uuid4()),
-                    "model_info": {"name": "general-nova-3", "version": "fake", "arch": "nova-3"},
-                    "model_uuid": str(uuid.uuid4()),
-                },
+        return {
+            "type": "Results",
+            "channel_index": [0, 1],
+            "duration": round(dur, 3),
+            "start": round(t0, 3),
+            "is_final": is_final,
+            "speech_final": speech_final,
+            "from_finalize": from_finalize,
+            "channel": {
+                "alternatives": [{"transcript": text, "confidence": 0.95 if text else 0.0, "words": words}]
             },
-        )
+            "metadata": {
+                "request_id": str(uuid.uuid4()),
+                "model_info": {"name": "general-nova-3", "version": "fake", "arch": "nova-3"},
+                "model_uuid": str(uuid.uuid4()),
+            },
+        }
 
     def _metadata(self, s: Session) -> dict[str, Any]:
         created = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
@@ -294,7 +331,7 @@ class FakeDeepgramServer:
         }  # fmt: skip
 
     async def _send(self, ws: Any, s: Session, msg: dict[str, Any], *, count: bool = True) -> None:
-        f = self.faults if s.faulty else Faults(latency_secs=self.faults.latency_secs)
+        f = self._faults(s)
         if f.latency_secs:
             await asyncio.sleep(f.latency_secs)
         n = s.results
@@ -310,7 +347,11 @@ class FakeDeepgramServer:
             await ws.send('{"type": "Results", "channel": {')
         if f.unknown_after is not None and n == f.unknown_after:
             await ws.send(json.dumps({"type": "Mystery", "detail": "a message type the SDK does not know"}))
+        if f.error_frame_after is not None and n == f.error_frame_after:
+            await ws.send(json.dumps({"type": "Error", "variant": "InternalError",
+                                      "description": "The fake failed to process the audio."}))  # fmt: skip
         data = json.dumps(msg)
+        self.sent_types.append(str(msg.get("type")))
         self.sent_at = time.monotonic()  # ready to go: the time after this is the transport's and the app's
         with contextlib.suppress(Exception):
             await ws.send(data)

@@ -7,6 +7,26 @@ encoding, and injects faults per request through ``Script``: an HTTP error statu
 Retry-After header), latency before the first byte, trickling chunks, an error event mid-answer, a
 malformed chunk, going silent, or dropping the connection. ``handshake_secs`` delays every *new*
 connection (what a TLS handshake costs), so pre-warming can be measured.
+
+``flavor`` makes it the OpenAI-compatible server of another service where they differ from OpenAI, as
+their documentation and their users' bug reports describe them:
+
+- ``"openai"``: a tool call's first delta has its ``index``, ``id``, type and name; the arguments follow
+  in pieces with the ``index`` alone.
+- ``"ollama"``: each call whole in one delta, and ``index: 0`` for every call; an assistant message whose
+  ``content`` is null is rejected (400). A prompt longer than its default context (``OLLAMA_CONTEXT``
+  tokens, about 4 characters each, less the answer's ``max_tokens``) loses its start without a word:
+  the request is answered and ``truncated`` counts it.
+- ``"gemini"``: each call whole in one delta with no ``index``, and with
+  ``extra_content.google.thought_signature``; a follow-up request that does not send a call's signature
+  back is rejected (400), as Gemini 3 does. ``gemini-2.5-flash*`` thinks (``THINKING_TOKENS``) unless
+  asked for ``reasoning_effort: "none"``, and the thinking counts against ``max_tokens``: a limit it uses
+  up gives an empty answer with ``finish_reason: "length"``.
+- ``"openai"`` also rejects (400) ``max_tokens``, and a ``temperature`` other than 1, for its reasoning
+  models (``o1``…, ``gpt-5``… but not ``gpt-5-chat``).
+
+All flavors reject (400) an assistant message with ``tool_calls`` that is not followed by a ``tool``
+message for each call's id, as OpenAI does.
 """
 
 from __future__ import annotations
@@ -19,6 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+THINKING_TOKENS = 400
+OLLAMA_CONTEXT = 4096
+_REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
 ERROR_TYPES = {
     401: "invalid_request_error",
     429: "rate_limit_exceeded",
@@ -47,6 +70,11 @@ class Script:
     #: (function name, JSON arguments) calls streamed after the text, as OpenAI does: the first delta of a
     #: call has its id, type and name; the arguments follow in two pieces; finish_reason "tool_calls"
     tool_calls: tuple[tuple[str, str], ...] = ()
+    #: a local reasoning model's thoughts before the answer: inline as ``<think>…</think>`` ("tags") or
+    #: in the delta's ``reasoning_content`` ("field")
+    reasoning: str = ""
+    reasoning_style: str = "tags"
+    error_code: str | None = None  # the error body's ``code`` (e.g. "insufficient_quota" with 429)
 
 
 @dataclass
@@ -65,8 +93,12 @@ class FakeOpenAIServer:
         *,
         handshake_secs: float = 0.0,
         api_key: str | None = None,  # if set, any other bearer token gets a 401
+        flavor: str = "openai",  # "openai", "ollama" or "gemini" (see the module's docstring)
     ) -> None:
-        self._scripts = scripts
+        assert flavor in ("openai", "ollama", "gemini"), flavor
+        self._scripts, self.flavor = scripts, flavor
+        self.signatures: dict[str, str] = {}  # call id -> the thought signature sent with it (gemini)
+        self.truncated = 0  # prompts cut to the context window (ollama)
         self.handshake_secs = handshake_secs
         self.api_key = api_key
         self.requests: list[Request] = []
@@ -160,12 +192,66 @@ class FakeOpenAIServer:
             return await self._json(
                 w, 404, {"error": {"message": "not found", "type": "invalid_request_error"}}
             )
+        if (refusal := self._refusal(req.body)) is not None:
+            return await self._json(w, 400, {"error": {"message": refusal, "type": "invalid_request_error"}})
+        if self.flavor == "ollama":
+            chars = sum(len(str(m.get("content") or "")) + 16 for m in req.body.get("messages") or [])
+            if chars / 4 + int(req.body.get("max_tokens") or 0) > OLLAMA_CONTEXT:
+                self.truncated += 1
         script = self._script(req)
         if script.first_byte_secs:
             await asyncio.sleep(script.first_byte_secs)
         if script.status != 200:
             return await self._error(w, script)
         return await self._stream(req, script, r, w)
+
+    def _tool_deltas(self, calls: tuple[tuple[str, str], ...], request: int) -> list[dict[str, Any]]:
+        """The ``delta.tool_calls`` entries that stream ``calls``, one per chunk, in the server's style."""
+        out: list[dict[str, Any]] = []
+        for k, (name, args) in enumerate(calls):
+            call_id = f"call_{k}" if self.flavor == "openai" else f"call_{request}_{k}_{self.flavor}"
+            whole = {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+            if self.flavor == "openai":
+                out.append({"index": k, **whole, "function": {"name": name, "arguments": ""}})
+                out += [
+                    {"index": k, "function": {"arguments": piece}}
+                    for piece in (args[: len(args) // 2], args[len(args) // 2 :])
+                ]
+            elif self.flavor == "ollama":
+                out.append({"index": 0, **whole})
+            else:
+                signature = self.signatures[call_id] = f"sig-{request}-{k}"
+                out.append({**whole, "extra_content": {"google": {"thought_signature": signature}}})
+        return out
+
+    def _refusal(self, body: dict[str, Any]) -> str | None:
+        """Why the server rejects a chat request (400), or None."""
+        model = str(body.get("model", ""))
+        if self.flavor == "openai" and model.startswith(_REASONING_MODELS) and "-chat" not in model:
+            if "max_tokens" in body:
+                return ("Unsupported parameter: 'max_tokens' is not supported with this model. "
+                        "Use 'max_completion_tokens' instead.")  # fmt: skip
+            if body.get("temperature", 1) != 1:
+                return (f"Unsupported value: 'temperature' does not support {body['temperature']} with "
+                        "this model. Only the default (1) value is supported.")  # fmt: skip
+        messages = body.get("messages") or []
+        for i, m in enumerate(messages):
+            calls = (m.get("tool_calls") or []) if m.get("role") == "assistant" else []
+            if self.flavor == "ollama" and m.get("role") == "assistant" and m.get("content") is None:
+                return "invalid message content type: <nil>"
+            answered = {n.get("tool_call_id") for n in messages[i + 1 :] if n.get("role") == "tool"}
+            for c in calls:
+                if c.get("id") not in answered:
+                    return (
+                        "An assistant message with 'tool_calls' must be followed by tool messages "
+                        f"responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                        f"response messages: {c.get('id')}"
+                    )
+                wanted = self.signatures.get(str(c.get("id")))
+                sent = ((c.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+                if wanted is not None and sent != wanted:
+                    return "Function call is missing a thought_signature in functionCall parts."
+        return None
 
     async def _json(self, w: asyncio.StreamWriter, status: int, data: Any, extra: str = "") -> bool:
         body = json.dumps(data).encode()
@@ -181,8 +267,9 @@ class FakeOpenAIServer:
         extra = f"retry-after: {s.retry_after:g}\r\n" if s.retry_after is not None else ""
         err = {
             "message": f"fake error {s.status}",
-            "type": _error_type(s.status),
-            "code": None,
+            "type": s.error_code or _error_type(s.status),  # (OpenAI: both "insufficient_quota")
+            "param": None,
+            "code": s.error_code,
         }
         return await self._json(w, s.status, {"error": err}, extra)
 
@@ -211,9 +298,21 @@ class FakeOpenAIServer:
 
         # as LLM tokenizers stream it: the space goes with the next word ("Paris", " is", … " France.")
         words = [(" " if i else "") + w_ for i, w_ in enumerate(s.text.split(" "))] if s.text else []
+        thinks = self.flavor == "gemini" and "gemini-2.5-flash" in model
+        thinking = THINKING_TOKENS if thinks and req.body.get("reasoning_effort") != "none" else 0
+        cut = thinking >= int(req.body.get("max_tokens") or 1 << 30)  # the thinking used up the limit
+        if cut:
+            words = []
         sentence_done = False
         try:
             await send(chunk({"role": "assistant", "content": ""}))
+            thoughts = [(" " if i else "") + w_ for i, w_ in enumerate(s.reasoning.split(" "))]
+            if s.reasoning and s.reasoning_style == "field":
+                for t in thoughts:
+                    await send(chunk({"reasoning_content": t}))
+            elif s.reasoning:
+                for t in ["<th", "ink>", *thoughts, "</th", "ink>", "\n\n"]:  # (tags split, as tokens do)
+                    await send(chunk({"content": t}))
             for i, word in enumerate(words):
                 if i == s.error_after:
                     await send(
@@ -234,19 +333,11 @@ class FakeOpenAIServer:
                 if word.rstrip().endswith((".", "!", "?")) and not sentence_done:
                     sentence_done = True
                     self.first_sentence_spans.append((req.t, sent_at[0]))
-            for k, (name, args) in enumerate(s.tool_calls):
-                head = {
-                    "index": k,
-                    "id": f"call_{k}",
-                    "type": "function",
-                    "function": {"name": name, "arguments": ""},
-                }
-                await send(chunk({"tool_calls": [head]}))
-                for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
-                    await send(chunk({"tool_calls": [{"index": k, "function": {"arguments": piece}}]}))
-            await send(chunk({}, "tool_calls" if s.tool_calls else "stop"))
+            for delta in self._tool_deltas(s.tool_calls, len(self.requests)):
+                await send(chunk({"tool_calls": [delta]}))
+            await send(chunk({}, "length" if cut else "tool_calls" if s.tool_calls else "stop"))
             if (req.body.get("stream_options") or {}).get("include_usage"):
-                n = len(words)
+                n = len(words) + thinking
                 usage = {"prompt_tokens": 12, "completion_tokens": n, "total_tokens": 12 + n}
                 await send(json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1,
                                        "model": model, "choices": [], "usage": usage}))  # fmt: skip
