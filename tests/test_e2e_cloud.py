@@ -1,7 +1,8 @@
 """End to end through the virtual sound devices on the Cloud profile, every stage pointed at its
 protocol-faithful fake (testing/cloud_fakes.py): Deepgram transcribing with Whisper, a scripted
 OpenAI-compatible server, Cartesia synthesizing with Piper — all through the official SDKs. Push-to-talk
-and hands-free; and a Cartesia outage mid-session, which the embedded voice covers."""
+and hands-free; a Cartesia outage mid-session, which the embedded voice covers; and one Deepgram key
+(Deepgram hears, Aura speaks) with a local OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from voiceagent_desktop.bench import analysis
-from voiceagent_desktop.config import Settings
+from voiceagent_desktop.config import LLMSettings, Settings, STTSettings, TTSSettings
 from voiceagent_desktop.engine.agent import VoiceAgent
 from voiceagent_desktop.engine.events import (
     AgentState,
@@ -122,3 +123,33 @@ async def test_a_cartesia_outage_mid_session_is_covered_by_the_embedded_voice(
     assert done.text == ANSWER and not done.interrupted  # the turn was completed
     notices = [n.message for n in of(events, Notice)]
     assert any("Speaking with the embedded voice" in n for n in notices), notices
+
+
+async def test_one_deepgram_key_with_a_local_llm_is_a_whole_streaming_loop(
+    virtual_audio: VirtualAudio, fakes: CloudFakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Deepgram hears and speaks (Aura), a local OpenAI-compatible server answers: one key, no other.
+    for name in ("OPENAI_API_KEY", "CARTESIA_API_KEY"):
+        monkeypatch.delenv(name)
+    fakes.openai.api_key = None  # the chat fake plays a local server: no key asked
+    base = Settings(mode="ptt", stt=STTSettings(provider="deepgram"), tts=TTSSettings(provider="deepgram"),
+                    llm=LLMSettings(provider="llamacpp"))  # fmt: skip
+    events: list[Event] = []
+    async with running(fakes.settings(base, profile="custom"), events) as agent:
+        assert fakes.deepgram_tts.handshakes == 1 and fakes.cartesia.connections == 0  # pre-warmed
+        probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
+        await asyncio.sleep(0.3)
+        done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
+        await asyncio.sleep(0.3)
+        audio = probe.stop()
+    assert done.text == ANSWER and not done.interrupted
+    assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
+    spoken = [m["text"] for m in fakes.deepgram_tts.received if m["type"] == "Speak"]
+    assert " ".join(spoken).split() == ANSWER.split() and len(spoken) == 2  # a Speak (and Flush) a sentence
+    assert fakes.deepgram_tts.handshakes == 1  # every sentence on the pre-warmed socket
+    mic, spk = audio[:, 0].copy(), audio[:, 1].copy()
+    speech_end = analysis.active_spans(mic, RATE)[0].end
+    onset = analysis.first_onset_after(spk, RATE, speech_end)
+    assert onset is not None
+    reply = spk[int(onset * RATE) : int((onset + 1.0) * RATE)]
+    assert float(np.sqrt(np.mean(reply**2))) > 0.01  # Piper's speech, through Aura's protocol

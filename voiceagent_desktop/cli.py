@@ -8,6 +8,7 @@ voiceagent bench --profile cloud-fake --json P   the Cloud profile's overhead ag
 voiceagent bench --gui --json P the window's cost: V2V with the window (offscreen) and headless
 voiceagent bench turn --json P  end of turn on a generated Piper-voice corpus: premature/missed rates, delay
 voiceagent bench tools --json P the embedded model's tool choices (best-effort function calling)
+voiceagent bench providers --json P   each cloud TTS provider's own overhead against its fake
 voiceagent models prepare       download the model files the app needs (--force: again); no config needed
 voiceagent models status        show where each model file is stored and whether it is ready
 voiceagent keys set NAME        store a cloud API key in the OS keyring (read from the terminal or stdin)
@@ -67,10 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "suite",
         nargs="?",
-        choices=["conversation", "turn", "tools"],
+        choices=["conversation", "turn", "tools", "providers"],
         default="conversation",
         help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection; "
-        "tools: the embedded model's tool choices on a fixed request set",
+        "tools: the embedded model's tool choices on a fixed request set; providers: each cloud TTS "
+        "provider's own overhead against its fake",
     )
     b.add_argument(
         "--profile",
@@ -267,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
 
             gguf = settings.llm.gguf_path
             return run_tool_bench(args.json, gguf=str(gguf) if gguf else None, markdown=args.markdown)
+        if args.command == "bench" and args.suite == "providers":
+            from .bench.provider_bench import run_provider_bench
+
+            return run_provider_bench(args.json, markdown=args.markdown)
         if args.command == "bench" and args.suite == "turn":
             from .bench.turn_bench import run_turn_bench
             from .wiring import conversation_settings

@@ -83,11 +83,15 @@ CLOUD_MARK = "<!-- cloud profile: `voiceagent bench --profile cloud-fake --json 
 TURN_MARK = "<!-- turn benchmark: `voiceagent bench turn --json turn.json --markdown docs/benchmarks.md` -->"
 TOOLS_MARK = "<!-- tool benchmark: `voiceagent bench tools --json tools.json --markdown …` -->"
 GUI_MARK = "<!-- window cost: `voiceagent bench --gui --json gui.json --markdown docs/benchmarks.md` -->"
+PROVIDERS_MARK = (
+    "<!-- cloud TTS providers: `voiceagent bench providers --json providers.json --markdown …` -->"
+)
 SECTION_MARKS = (
     TURN_MARK,
     CLOUD_MARK,
     TOOLS_MARK,
     GUI_MARK,
+    PROVIDERS_MARK,
 )  # sections other commands rewrite, after the main one
 
 HEADER = """# Benchmarks

@@ -66,14 +66,28 @@ RATE = 16000
 PRODUCTION_URL = "wss://api.deepgram.com"
 
 
-def map_error(e: BaseException) -> CloudError:
+def map_error(e: BaseException, provider: str = "Deepgram") -> CloudError:
     """A deepgram SDK / websockets / OS exception → ours. Never uses ``str(e)`` (it may hold headers)."""
     status = getattr(e, "status_code", None)
     if isinstance(status, int):
-        return from_status("Deepgram", status, refused="refused the connection")
+        return from_status(provider, status, refused="refused the connection")
     if isinstance(e, TimeoutError | CloudError):
-        return from_transport("Deepgram", e)
-    return ServiceError(f"Cannot reach Deepgram: {type(e).__name__}.")
+        return from_transport(provider, e)
+    return ServiceError(f"Cannot reach {provider}: {type(e).__name__}.")
+
+
+def async_client(url: str, key: str, provider: str) -> Any:
+    """The SDK's ``AsyncDeepgramClient`` for the service at ``url`` (wss://…, or a fake's ws://…)."""
+    deepgram = require("deepgram", package="deepgram-sdk", extra="cloud", provider=provider)
+    environment = require("deepgram.environment", package="deepgram-sdk", extra="cloud", provider=provider)
+    http = url.replace("wss://", "https://").replace("ws://", "http://")
+    env = environment.DeepgramClientEnvironment(base=http, production=url, agent=url, agent_rest=http)
+    return deepgram.AsyncDeepgramClient(api_key=key, environment=env)
+
+
+def message_field(m: Any, name: str) -> Any:
+    """A field of a server message, whether the SDK parsed it into a model or left it a dict."""
+    return m.get(name) if isinstance(m, dict) else getattr(m, name, None)
 
 
 class DeepgramSTT(Hooks):
@@ -128,16 +142,8 @@ class DeepgramSTT(Hooks):
         return self._conn is not None
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
-        deepgram = require("deepgram", package="deepgram-sdk", extra="cloud", provider="Deepgram STT")
-        environment = require(
-            "deepgram.environment", package="deepgram-sdk", extra="cloud", provider="Deepgram STT"
-        )
-
         key = self._api_key or keys.require_key("deepgram")
-        u = self.url
-        http = u.replace("wss://", "https://").replace("ws://", "http://")
-        env = environment.DeepgramClientEnvironment(base=http, production=u, agent=u, agent_rest=http)
-        self._client = deepgram.AsyncDeepgramClient(api_key=key, environment=env)
+        self._client = async_client(self.url, key, "Deepgram STT")
         if progress:
             progress(0.5, f"connecting to {self.name}")
         await self._connect()
@@ -235,16 +241,20 @@ class DeepgramSTT(Hooks):
             self._lost(conn, type(e).__name__)
 
     def _handle(self, m: Any) -> None:
-        kind = _field(m, "type")
+        kind = message_field(m, "type")
         if kind == "Results" and not isinstance(m, dict):
             self._result(m)
         elif kind == "UtteranceEnd":
-            last = _field(m, "last_word_end")
+            last = message_field(m, "last_word_end")
             mine = last is None or self._words.owns(float(last))  # (not the last turn's words)
             if self._turn is not None and self.on_utterance_end is not None and mine:
                 self.on_utterance_end()
         elif kind == "Error":
-            log.warning("Deepgram reported an error: %s (%s)", _field(m, "description"), _field(m, "variant"))
+            log.warning(
+                "Deepgram reported an error: %s (%s)",
+                message_field(m, "description"),
+                message_field(m, "variant"),
+            )
         elif kind not in ("SpeechStarted", "Metadata"):
             log.debug("Deepgram message of unknown type %r ignored", kind)
 
@@ -370,11 +380,6 @@ class DeepgramSTT(Hooks):
             self._lost(conn, "closed")
         await asyncio.gather(*self._helpers, return_exceptions=True)
         self._client = None
-
-
-def _field(m: Any, name: str) -> Any:
-    """A field of a server message, whether the SDK parsed it into a model or left it a dict."""
-    return m.get(name) if isinstance(m, dict) else getattr(m, name, None)
 
 
 async def _quietly(aw: Any, limit_secs: float = 2.0) -> None:

@@ -100,6 +100,9 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo("tts", "cartesia", "Cartesia", "cartesia_tts:from_settings", "cloud",
                  ("cartesia", "websockets"), TTSCapabilities(streaming=True, sample_rate=24000),
                  KeySpec("cartesia", "CARTESIA_API_KEY", "Cartesia")),
+    ProviderInfo("tts", "deepgram", "Deepgram Aura", "deepgram_tts:from_settings", "cloud", ("deepgram",),
+                 TTSCapabilities(streaming=True, sample_rate=24000),
+                 KeySpec("deepgram", "DEEPGRAM_API_KEY", "Deepgram"), model="aura-2-thalia-en"),
 )  # fmt: skip
 
 _BY_NAME = {(p.stage, p.name): p for p in PROVIDERS}

@@ -39,11 +39,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import soxr
+
+from .ws_server import LocalWebSocketServer
 
 Synthesizer = Callable[[str], Awaitable[tuple[np.ndarray, int]]]
 CHUNK_SECS = 0.1  # audio per chunk frame
@@ -100,46 +102,25 @@ def from_tts(tts: Any) -> Synthesizer:
     return synthesize
 
 
-class FakeCartesiaServer:
+class FakeCartesiaServer(LocalWebSocketServer):
+    _serve_options: ClassVar[dict[str, Any]] = {"logger": _QUIET, "compression": None}
+
     def __init__(self, synthesize: Synthesizer = tone, *, api_key: str = "cartesia-test-key",
                  faults: Faults | None = None, max_contexts: int = 2,
                  idle_close_secs: float = 300.0) -> None:  # fmt: skip
+        super().__init__()
         self.synthesize, self.api_key, self.faults = synthesize, api_key, faults or Faults()
         self.max_contexts, self.idle_close_secs = max_contexts, idle_close_secs
         self.idle_closed = 0  # connections closed for being idle
-        self.port = 0
         self.connections = 0  # handshakes attempted (rejected ones included)
         self.received: list[dict[str, Any]] = []  # parsed JSON messages from clients
+        self.received_at: list[float] = []  # … when each arrived (monotonic)
         self.sent: list[dict[str, Any]] = []  # frames sent (``data`` left out)
         self.cancelled: list[str] = []  # context ids the clients cancelled
         self.first_audio_spans: list[tuple[float, float]] = []  # (first request, first chunk) per context
         self.sent_at = 0.0  # when the last frame was ready to send (monotonic)
         self.headers: list[dict[str, str]] = []  # handshake headers, Authorization left out
         self._index: dict[Any, int] = {}
-        self._live: set[Any] = set()
-        self._server: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> FakeCartesiaServer:
-        from websockets.asyncio.server import serve
-
-        self._server = await serve(
-            self._handle, "127.0.0.1", 0, process_request=self._check, logger=_QUIET, compression=None
-        )
-        self.port = next(iter(self._server.sockets)).getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        await self._server.wait_closed()
-
-    def drop_connections(self) -> None:
-        """Abort every open connection (TCP reset, no close frame), as a network failure would."""
-        for ws in list(self._live):
-            ws.transport.abort()
 
     def frames(self, context_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         return [f for f in self.sent if f.get("context_id") == context_id and kind in (None, f["type"])]
@@ -188,6 +169,7 @@ class FakeCartesiaServer:
                     await self._error(ws, None, "Invalid JSON", "The message is not valid JSON.")
                     continue
                 self.received.append(msg)
+                self.received_at.append(time.monotonic())
                 cid = msg.get("context_id")
                 if not isinstance(cid, str) or not cid:
                     await self._error(ws, None, "Invalid request", "context_id is required.")

@@ -1,8 +1,9 @@
-"""The Cloud profile's three services, faked on 127.0.0.1 with real models, for end-to-end tests and
+"""The cloud services, faked on 127.0.0.1 with real models, for end-to-end tests and
 ``voiceagent bench --profile cloud-fake``: Deepgram (``listen/v1``, transcribing with the local Whisper),
-an OpenAI-compatible chat server (scripted answers) and Cartesia (``/tts/websocket``, synthesizing with
-Piper). ``Latency`` injects provider delays; ``settings`` points a ``Settings`` at the fakes and
-``environ`` holds the keys they accept (the providers read ``*_API_KEY`` before the keyring).
+an OpenAI-compatible chat server (scripted answers), Cartesia (``/tts/websocket``, synthesizing with
+Piper) and Deepgram Aura (``/v1/speak``, Piper too). ``Latency`` injects provider delays; ``settings``
+points a ``Settings`` at the fakes and ``environ`` holds the keys they accept (the providers read
+``*_API_KEY`` before the keyring).
 
 Each fake also records how long it took itself on the path of a reply — the Deepgram fake from a
 ``Finalize`` to its answer, the chat server from a request to the end of its first sentence, the Cartesia
@@ -20,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import LLMSettings, Settings, STTSettings, TTSSettings
+from ..config import LLMSettings, Settings
 from .cartesia_fake import FakeCartesiaServer, from_tts
 from .cartesia_fake import Faults as CartesiaFaults
 from .deepgram_fake import FakeDeepgramServer
 from .deepgram_fake import Faults as DeepgramFaults
+from .deepgram_tts_fake import FakeDeepgramTTSServer
+from .deepgram_tts_fake import Faults as AuraFaults
 from .openai_fake import FakeOpenAIServer, Request, Script
 
 KEYS = {
@@ -41,7 +44,7 @@ class Latency:
     stt_result: float = 0.0  # Deepgram: before every result (the Finalize answer included)
     llm_first_byte: float = 0.0  # chat server: before the response starts
     llm_chunk: float = 0.0  # chat server: between streamed chunks
-    tts_first_audio: float = 0.0  # Cartesia: before each context's first chunk
+    tts_first_audio: float = 0.0  # Cartesia (Aura): before each context's (flush's) first audio
     handshake: float = 0.0  # every new connection (what TLS costs)
 
 
@@ -51,7 +54,8 @@ class Latency:
 TYPICAL = Latency(stt_result=0.15, llm_first_byte=0.35, llm_chunk=0.01, tts_first_audio=0.09, handshake=0.1)
 
 
-SERVICES = ("deepgram", "openai", "cartesia")
+SERVICES = ("deepgram", "openai", "cartesia")  # the Cloud profile's (what the bench measures)
+ALL_SERVICES = (*SERVICES, "deepgram_tts")
 
 
 def default_answer(request: Request) -> Script:
@@ -89,6 +93,10 @@ class CloudFakes:
         ca = cartesia_faults or CartesiaFaults()
         ca.latency_secs, ca.handshake_secs = latency.tts_first_audio, latency.handshake
         self.cartesia = FakeCartesiaServer(from_tts(tts), api_key=KEYS["CARTESIA_API_KEY"], faults=ca)
+        aura = AuraFaults(latency_secs=latency.tts_first_audio, handshake_secs=latency.handshake)
+        self.deepgram_tts = FakeDeepgramTTSServer(
+            from_tts(tts), api_key=KEYS["DEEPGRAM_API_KEY"], faults=aura
+        )
         self._stack = contextlib.AsyncExitStack()
 
     def _script(self, request: Request) -> Script:
@@ -101,10 +109,11 @@ class CloudFakes:
         await self.start()
         return self
 
-    async def start(self, services: tuple[str, ...] = SERVICES) -> None:
+    async def start(self, services: tuple[str, ...] = ALL_SERVICES) -> None:
         """Start the fakes named (all of them by default)."""
         servers: dict[str, contextlib.AbstractAsyncContextManager[Any]] = {
             "deepgram": self.deepgram, "openai": self.openai, "cartesia": self.cartesia,
+            "deepgram_tts": self.deepgram_tts,
         }  # fmt: skip
         for name in services:
             await self._stack.enter_async_context(servers[name])
@@ -118,26 +127,29 @@ class CloudFakes:
 
     @property
     def urls(self) -> dict[str, str]:
-        return {"deepgram": self.deepgram.url, "openai": self.openai.base_url, "cartesia": self.cartesia.url}
+        return {"deepgram": self.deepgram.url, "openai": self.openai.base_url, "cartesia": self.cartesia.url,
+                "deepgram_tts": self.deepgram_tts.url}  # fmt: skip
 
     def settings(self, base: Settings | None = None, **changes: Any) -> Settings:
         return cloud_settings(self.urls, base, **changes)
 
 
 def cloud_settings(urls: dict[str, str], base: Settings | None = None, **changes: Any) -> Settings:
-    """``base`` (default settings) on the Cloud profile, every stage pointed at its fake."""
+    """``base`` (default settings) on the Cloud profile, every stage pointed at its fake (the TTS at the
+    Aura fake if ``base`` chose Deepgram's voice)."""
     base = base or Settings()
-    llm = (
-        base.llm.model_copy(update={"base_url": urls["openai"], "model": "fake"})
-        if base.llm.provider in (None, "openai")
-        else LLMSettings(base_url=urls["openai"], model="fake")
+    tts_url = urls["deepgram_tts"] if base.tts.provider == "deepgram" else urls["cartesia"]
+    llm = (  # (any OpenAI-compatible preset is served by the chat fake)
+        LLMSettings(base_url=urls["openai"], model="fake")
+        if base.llm.provider == "embedded"
+        else base.llm.model_copy(update={"base_url": urls["openai"], "model": "fake"})
     )
     return base.model_copy(
         update={
             "profile": "cloud",
-            "stt": STTSettings(url=urls["deepgram"]),
+            "stt": base.stt.model_copy(update={"url": urls["deepgram"]}),
             "llm": llm,
-            "tts": TTSSettings(url=urls["cartesia"]),
+            "tts": base.tts.model_copy(update={"url": tts_url}),
             **changes,
         }
     )

@@ -1,0 +1,47 @@
+"""What the WebSocket fakes share: a ``websockets`` server on 127.0.0.1 (an ephemeral port), used as
+``async with``, whose open connections a test can abort as a network failure would."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+
+class LocalWebSocketServer:
+    """Subclasses implement ``_handle(ws)`` (a connection) and ``_check(connection, request)`` (the
+    handshake: None to accept, or a response), add each open connection to ``_live`` and may set
+    ``_serve_options`` (extra ``serve`` keyword arguments)."""
+
+    _serve_options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: Any = None
+        self._live: set[Any] = set()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        from websockets.asyncio.server import serve
+
+        self._server = await serve(
+            self._handle, "127.0.0.1", 0, process_request=self._check, **self._serve_options
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    def drop_connections(self) -> None:
+        """Abort every open connection (TCP reset, no close frame), as a network failure would."""
+        for ws in list(self._live):
+            ws.transport.abort()
+
+    async def _handle(self, ws: Any) -> None:
+        raise NotImplementedError
+
+    async def _check(self, connection: Any, request: Any) -> Any:
+        raise NotImplementedError
