@@ -33,7 +33,8 @@ pytestmark = pytest.mark.gui
 def metrics(turn_id: int, v2v_ms: float, *, t0: float = 100.0, mode: InputMode = InputMode.PUSH_TO_TALK):
     """A finished turn whose stages add up to ``v2v_ms`` (eot 10 %, STT 10 %, LLM 30 %, clause 20 %,
     TTS 20 %, playout 10 %)."""
-    timer = TurnTimer(turn_id, mode)
+    names = {"stt": "Deepgram nova-3", "llm": "OpenAI", "tts": "Cartesia sonic-3"}
+    timer = TurnTimer(turn_id, mode, providers=lambda: names)
     timer.mark("user_speech_start", t0 - 1.0)
     t = t0
     timer.mark("user_speech_end", t)
@@ -85,6 +86,7 @@ def test_overlay_fills_row_by_row_during_a_turn_and_stops_repainting_after(
     final = hud.row_texts()
     assert all(MS.fullmatch(v) for v in final.values()), final
     assert hud.turn is not None and hud.turn.finished
+    assert hud.turn.providers_text == "fake → fake → fake"  # who did the stages (the fakes), under the total
     frames = hud.frames
     qtbot.wait(200)
     assert hud.frames == frames  # (it is still repainted when the transcript under it changes)
@@ -147,8 +149,12 @@ def test_timing_panel_shows_every_turn_and_exports_valid_csv_and_json(qtbot, tmp
     assert [float(r["v2v_ms"]) for r in rows] == values
     assert {f"{k}_ms" for k in STAGE_KEYS} <= set(rows[0]) and rows[0]["turn_model_ms"] == ""
     assert rows[2]["llm_ttft_ms"] == "240.0" and rows[0]["time"] == "2026-12-02T09:30:00"
+    assert rows[0]["providers"] == "Deepgram nova-3 → OpenAI → Cartesia sonic-3"
+    header = [panel.table.horizontalHeaderItem(c).text() for c in range(panel.table.columnCount())]
+    assert panel.table.item(0, header.index("Providers")).text() == rows[0]["providers"]
     data = json.loads(json_path.read_text())
     assert data["summary"] == {"turns": 5, "v2v_p50_ms": 800.0, "v2v_p95_ms": 1160.0}
+    assert data["turns"][0]["provider_by_stage"]["stt"] == "Deepgram nova-3"
     assert data["turns"][4]["marks"]["playback_start"] - data["turns"][4]["marks"]["user_speech_end"] == (
         pytest.approx(1.2)
     )

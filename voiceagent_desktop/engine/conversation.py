@@ -55,7 +55,7 @@ from .events import (
 from .frames import FrameWaiter
 from .history import History
 from .incremental import TurnTranscriber
-from .latency import TurnTimer
+from .latency import TurnTimer, provider_names
 from .ports import AudioSink
 from .ptt import PushToTalk
 from .turn import (
@@ -75,19 +75,10 @@ T = TypeVar("T")
 
 class Conversation:
     def __init__(
-        self,
-        *,
-        stt: STT,
-        llm: LLM,
-        tts: TTS,
-        vad: VAD,
-        sink: AudioSink,
-        clock: Clock,
-        bus: EventBus,
-        settings: ConversationSettings | None = None,
-        turn_detector: TurnDetector | None = None,
+        self, *, stt: STT, llm: LLM, tts: TTS, vad: VAD, sink: AudioSink, clock: Clock, bus: EventBus,
+        settings: ConversationSettings | None = None, turn_detector: TurnDetector | None = None,
         text_model: TextScorer | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.stt, self.llm, self.tts, self.vad, self.sink = stt, llm, tts, vad, sink
         self.turn_detector, self.text_model, self.clock, self.bus = turn_detector, text_model, clock, bus
         self.settings = settings or ConversationSettings()
@@ -410,10 +401,14 @@ class Conversation:
             if state is AgentState.LISTENING and self.actions.announcements:
                 asyncio.get_running_loop().call_soon(self.actions.speak_pending)
 
+    def provider_names(self) -> dict[str, str]:
+        """Each stage's provider now (a fallback's, if it took over)."""
+        return provider_names(stt=self.stt, llm=self.llm, tts=self.tts)
+
     def _begin_user_turn(
         self, t_start: float, mode: InputMode, *, preroll_secs: float, t_frame_end: float | None = None
     ) -> None:
-        timer = TurnTimer(self.next_turn_id(), mode, on_mark=self.bus.emit)
+        timer = TurnTimer(self.next_turn_id(), mode, on_mark=self.bus.emit, providers=self.provider_names)
         timer.mark("user_speech_start", t_start)
         end = t_frame_end if t_frame_end is not None else t_start
         keep = max(0, round((end - t_start + preroll_secs) / self.frame_secs))

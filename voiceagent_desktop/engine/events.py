@@ -147,6 +147,8 @@ class TurnMetrics(TurnEvent):
     #: Why the user's turn ended (engine.turn.EOTReason value) and the end-of-turn model's P(complete).
     eot_reason: str = ""
     eot_probability: float | None = None
+    #: who did each stage ("stt", "llm", "tts" → the provider's name; a fallback's, if it took over)
+    providers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ class TurnTimer:
     eot_probability: float | None = None
     #: called with a ``LatencyMark`` for each new mark (the conversation passes its bus's ``emit``)
     on_mark: Callable[[Event], None] | None = field(default=None, repr=False, compare=False)
+    #: the stages' providers when the metrics are made (the ones in use then: a fallback's, if it took over)
+    providers: Callable[[], dict[str, str]] | None = field(default=None, repr=False, compare=False)
 
     def duration(self, name: str, seconds: float) -> None:
         if name not in DURATIONS:
@@ -72,6 +74,14 @@ class TurnTimer:
         return out
 
     def event(self) -> TurnMetrics:
+        names = self.providers() if self.providers is not None else {}
+        m = dict(self.marks)
         return TurnMetrics(
-            self.turn_id, self.mode, dict(self.marks), self.stages_ms(), self.eot_reason, self.eot_probability
+            self.turn_id, self.mode, m, self.stages_ms(), self.eot_reason, self.eot_probability, names
         )
+
+
+def provider_names(**stages: object) -> dict[str, str]:
+    """Each stage's provider name (``stt=…, llm=…, tts=…``: the providers, or their fallback wrappers,
+    which name the one in use)."""
+    return {stage: str(getattr(p, "name", type(p).__name__)) for stage, p in stages.items()}

@@ -52,7 +52,7 @@ class LatencyHud(QWidget):
         self.setFixedSize(self.sizeHint())
 
     def sizeHint(self) -> QSize:
-        return QSize(290, PAD * 2 + 20 + ROW_H * len(ROWS) + 32)
+        return QSize(290, PAD * 2 + 20 + ROW_H * len(ROWS) + 32 + ROW_H)
 
     # ---- engine → overlay (connected to the bridge) -----------------------------------------------
 
@@ -60,7 +60,8 @@ class LatencyHud(QWidget):
         if self.turn is None or self.turn.turn_id != turn_id:
             if self.turn is not None and turn_id < self.turn.turn_id:
                 return  # a late mark of an older turn
-            self.turn = TurnTimeline(turn_id)
+            known = self.turn.providers if self.turn is not None else {}
+            self.turn = TurnTimeline(turn_id, providers=dict(known))  # (until its metrics say)
         self.turn.mark(mark, t)
         self._changed()
 
@@ -139,7 +140,8 @@ class LatencyHud(QWidget):
     def _backdrop(self) -> QPixmap:
         ratio = self.devicePixelRatioF()
         title = "LATENCY" if self.turn is None else f"LATENCY · turn {self.turn.turn_id}"
-        key = (self.width(), self.height(), ratio, title, self.font().key())
+        who = self.turn.providers_text if self.turn is not None else ""
+        key = (self.width(), self.height(), ratio, title, who, self.font().key())
         if self._static is not None and self._static[0] == key:
             return self._static[1]
         pix = QPixmap(round(self.width() * ratio), round(self.height() * ratio))
@@ -173,6 +175,10 @@ class LatencyHud(QWidget):
         p.setFont(bold)
         p.setPen(QColor("#e5e7eb"))
         p.drawText(QRectF(PAD, y + 6, LABEL_W, 24), Qt.AlignmentFlag.AlignVCenter, "Voice-to-voice")
+        p.setFont(small)
+        p.setPen(QColor("#94a3b8"))
+        elided = p.fontMetrics().elidedText(who, Qt.TextElideMode.ElideMiddle, round(w - 2 * PAD))
+        p.drawText(QRectF(PAD, y + 32, w - 2 * PAD, ROW_H), Qt.AlignmentFlag.AlignVCenter, elided)
         p.end()
         self._static = (key, pix)
         return pix

@@ -42,10 +42,16 @@ class TurnTimeline:
     finished: bool = False  # TurnMetrics arrived, or the turn ended without a reply
     mode: str = ""
     eot_reason: str = ""
+    providers: dict[str, str] = field(default_factory=dict)  # "stt"/"llm"/"tts" → who did the stage
 
     @classmethod
     def from_metrics(cls, m: TurnMetrics) -> TurnTimeline:
-        return cls(m.turn_id, dict(m.marks), True, m.mode.value, m.eot_reason)
+        return cls(m.turn_id, dict(m.marks), True, m.mode.value, m.eot_reason, dict(m.providers))
+
+    @property
+    def providers_text(self) -> str:
+        """ "Deepgram nova-3 → OpenAI → Cartesia sonic-3" (the stages' providers, in pipeline order)."""
+        return " → ".join(self.providers[s] for s in ("stt", "llm", "tts") if s in self.providers)
 
     def mark(self, name: str, t: float) -> None:
         self.marks[name] = t

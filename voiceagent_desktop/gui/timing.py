@@ -44,12 +44,13 @@ from .timeline import ROWS, V2V, TurnTimeline, budget_colour
 
 #: table / CSV columns after the fixed ones: the stages in order, the end-of-turn model, V2V
 STAGE_KEYS = [key for key, _ in ROWS] + ["turn_model", V2V]
-FIXED_COLUMNS = ["turn", "time", "mode", "ended_by"]
+FIXED_COLUMNS = ["turn", "time", "mode", "ended_by", "providers"]
 HEADERS = {
     "turn": "Turn",
     "time": "Time",
     "mode": "Mode",
     "ended_by": "Ended by",
+    "providers": "Providers",
     "turn_model": "EOT model",
     V2V: "V2V",
     **{key: label for key, label in ROWS},
@@ -72,6 +73,7 @@ class TurnRecord:
             "time": self.wall.isoformat(timespec="seconds"),
             "mode": "push-to-talk" if m.mode.value == "ptt" else "hands-free",
             "ended_by": m.eot_reason,
+            "providers": TurnTimeline.from_metrics(m).providers_text,
         }
         for key in STAGE_KEYS:
             value = m.stages_ms.get(key)
@@ -146,6 +148,12 @@ class Waterfall(QWidget):
         p.setFont(bold)
         label = "V2V —" if v2v is None else f"V2V {v2v:.0f} ms (budget {self.budget_ms:.0f})"
         p.drawText(QRectF(4, y, self.width() - 8, self.ROW_H), Qt.AlignmentFlag.AlignVCenter, label)
+        p.setFont(small)
+        p.setPen(muted)  # who did the stages, after the total
+        room = self.width() - 8 - p.fontMetrics().horizontalAdvance(label) - 200
+        who = p.fontMetrics().elidedText(self.turn.providers_text, Qt.TextElideMode.ElideMiddle, max(0, room))
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        p.drawText(QRectF(4, y, self.width() - 8, self.ROW_H), right, who)
         p.setPen(muted)  # the zero line: the end of the user's speech
         p.drawLine(int(x(0.0)), 2, int(x(0.0)), int(y))
         if v2v is not None:
@@ -314,9 +322,8 @@ class TimingPanel(QWidget):
         turns = []
         for r in self.records:
             m = r.metrics
-            turns.append(
-                {**r.row(), "eot_probability": m.eot_probability, "stages_ms": m.stages_ms, "marks": m.marks}
-            )
+            extra = {"eot_probability": m.eot_probability, "stages_ms": m.stages_ms, "marks": m.marks}
+            turns.append({**r.row(), **extra, "provider_by_stage": m.providers})
         p = self.percentiles()
         summary = {
             "turns": len(turns),
