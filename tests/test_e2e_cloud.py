@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from voiceagent_desktop.bench import analysis
-from voiceagent_desktop.config import LLMSettings, Settings, STTSettings, TTSSettings
+from voiceagent_desktop.config import LLMSettings, Settings
 from voiceagent_desktop.engine.agent import VoiceAgent
 from voiceagent_desktop.engine.events import (
     AgentState,
@@ -132,10 +132,9 @@ async def test_one_deepgram_key_with_a_local_llm_is_a_whole_streaming_loop(
     for name in ("OPENAI_API_KEY", "CARTESIA_API_KEY"):
         monkeypatch.delenv(name)
     fakes.openai.api_key = None  # the chat fake plays a local server: no key asked
-    base = Settings(mode="ptt", stt=STTSettings(provider="deepgram"), tts=TTSSettings(provider="deepgram"),
-                    llm=LLMSettings(provider="llamacpp"))  # fmt: skip
+    base = Settings(mode="ptt", llm=LLMSettings(provider="llamacpp"))  # the one-key profile, a local server
     events: list[Event] = []
-    async with running(fakes.settings(base, profile="custom"), events) as agent:
+    async with running(fakes.settings(base, profile="deepgram"), events) as agent:
         assert fakes.deepgram_tts.handshakes == 1 and fakes.cartesia.connections == 0  # pre-warmed
         probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
         await asyncio.sleep(0.3)

@@ -96,6 +96,18 @@ def test_good_values_are_saved_as_toml_and_read_back(qtbot, tmp_path: Path) -> N
     assert again.value("vad.confidence") == "0.6" and again.value("audio.input_device") == "USB Headset"
 
 
+def test_the_one_key_profile_and_the_key_each_provider_needs(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = dialog(qtbot, Settings(), tmp_path / "config.toml")
+    tts = d.widgets["tts.provider"]
+    shown = [tts.itemText(i) for i in range(tts.count())]  # type: ignore[attr-defined]
+    assert "Deepgram Aura — key: DEEPGRAM_API_KEY" in shown and "Piper (offline)" in shown
+    assert "deepgram: one key, Deepgram + SmolLM2" in d.widgets["profile"].toolTip()
+    put(d, "profile", "deepgram")
+    d.accept()
+    saved = load_settings(tmp_path / "config.toml")
+    assert [saved.provider(s) for s in ("stt", "llm", "tts")] == ["deepgram", "embedded", "deepgram"]
+
+
 def test_keys_go_to_the_keyring_masked_and_never_to_the_toml(
     qtbot, tmp_path: Path, ring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

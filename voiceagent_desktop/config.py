@@ -161,19 +161,22 @@ class LLMSettings(_Section):
     context_tokens: int = Field(default=8000, ge=256, le=1_000_000)
 
 
-#: What each stage uses when its own ``provider`` is not set. "custom" = only what the stages say
-#: (unset stages are embedded).
+#: What each stage uses when its own ``provider`` is not set. "deepgram" needs one key: Deepgram hears
+#: and speaks, the embedded model (or ``[llm] provider``, e.g. a local server) answers. "custom" = only
+#: what the stages say (unset stages are embedded).
 PROFILES: dict[str, dict[str, str]] = {
     "embedded": {"stt": "embedded", "llm": "embedded", "tts": "embedded"},
     "cloud": {"stt": "deepgram", "llm": "openai", "tts": "cartesia"},
+    "deepgram": {"stt": "deepgram", "llm": "embedded", "tts": "deepgram"},
     "custom": {"stt": "embedded", "llm": "embedded", "tts": "embedded"},
 }
 
 
 class Settings(_Section):
-    #: embedded (offline, the default), cloud (Deepgram + OpenAI + Cartesia) or custom; a stage's own
-    #: ``provider`` setting overrides the profile, so any mix works.
-    profile: Literal["embedded", "cloud", "custom"] = "embedded"
+    #: embedded (offline, the default), cloud (Deepgram + OpenAI + Cartesia), deepgram (one key: Deepgram
+    #: both ways, a local model answers) or custom; a stage's own ``provider`` setting overrides the
+    #: profile, so any mix works.
+    profile: Literal["embedded", "cloud", "deepgram", "custom"] = "embedded"
     mode: Literal["ptt", "handsfree"] = "ptt"
     ptt_key: str = "Space"
     #: Save each conversation in the session database (``voiceagent sessions``; sessions.py).

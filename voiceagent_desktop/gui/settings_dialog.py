@@ -61,22 +61,26 @@ def _choices(*values: str, default: str | None = None) -> tuple[tuple[str, str],
 
 
 def _providers(stage: registry.Stage) -> tuple[tuple[str, str], ...]:
-    """A stage's choices from the provider registry, shown by label (a missing extra is named)."""
+    """A stage's choices from the provider registry, shown by label with the key each needs (and a
+    missing extra named)."""
     shown = []
     for p in registry.PROVIDERS:
         if p.stage == stage:
+            key = f" — key: {p.key.env_var}" if p.key is not None else ""
             lacking = f" (needs the {p.extra} extra)" if p.missing() else ""
-            shown.append((p.name, p.label + lacking))
+            shown.append((p.name, p.label + key + lacking))
     return (("", PROFILE_DEFAULT), *shown)
 
 
-_CLOUD = " + ".join(registry.get(s, PROFILES["cloud"][s]).label for s in registry.STAGES)
+def _profile(name: str) -> str:
+    return " + ".join(registry.get(s, PROFILES[name][s]).label for s in registry.STAGES)
 
 
 TABS: dict[str, list[FieldSpec]] = {
     "Providers": [
-        FieldSpec("profile", "Profile", "choice", _choices("embedded", "cloud", "custom"),
-                  f"embedded: offline, no account; cloud: {_CLOUD}"),
+        FieldSpec("profile", "Profile", "choice", _choices(*PROFILES),
+                  f"embedded: offline, no account; cloud: {_profile('cloud')}; "
+                  f"deepgram: one key, {_profile('deepgram')}"),
         FieldSpec("stt.provider", "Speech-to-text", "choice", _providers("stt")),
         FieldSpec("llm.provider", "Language model", "choice", _providers("llm")),
         FieldSpec("llm.model", "LLM model", hint="empty: the preset's model"),

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import LLMSettings, Settings
+from ..config import PROFILES, LLMSettings, Settings
 from .cartesia_fake import FakeCartesiaServer, from_tts
 from .cartesia_fake import Faults as CartesiaFaults
 from .deepgram_fake import FakeDeepgramServer
@@ -135,10 +135,11 @@ class CloudFakes:
 
 
 def cloud_settings(urls: dict[str, str], base: Settings | None = None, **changes: Any) -> Settings:
-    """``base`` (default settings) on the Cloud profile, every stage pointed at its fake (the TTS at the
-    Aura fake if ``base`` chose Deepgram's voice)."""
+    """``base`` (default settings) on the Cloud profile (or ``profile=…`` in ``changes``), every stage
+    pointed at its fake (the TTS at the Aura fake if Deepgram's voice is the one chosen)."""
     base = base or Settings()
-    tts_url = urls["deepgram_tts"] if base.tts.provider == "deepgram" else urls["cartesia"]
+    tts = base.tts.provider or PROFILES[changes.get("profile", "cloud")]["tts"]
+    tts_url = urls["deepgram_tts"] if tts == "deepgram" else urls["cartesia"]
     llm = (  # (any OpenAI-compatible preset is served by the chat fake)
         LLMSettings(base_url=urls["openai"], model="fake")
         if base.llm.provider == "embedded"
