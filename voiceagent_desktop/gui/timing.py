@@ -44,7 +44,8 @@ from .timeline import ROWS, V2V, TurnTimeline, budget_colour
 
 #: table / CSV columns after the fixed ones: the stages in order, the end-of-turn model, V2V
 STAGE_KEYS = [key for key, _ in ROWS] + ["turn_model", V2V]
-FIXED_COLUMNS = ["turn", "time", "mode", "ended_by", "providers"]
+FIXED_COLUMNS = ["turn", "time", "mode", "ended_by"]
+TRAILING_COLUMNS = ["providers"]  # after the stages: the numbers come first
 HEADERS = {
     "turn": "Turn",
     "time": "Time",
@@ -73,11 +74,11 @@ class TurnRecord:
             "time": self.wall.isoformat(timespec="seconds"),
             "mode": "push-to-talk" if m.mode.value == "ptt" else "hands-free",
             "ended_by": m.eot_reason,
-            "providers": TurnTimeline.from_metrics(m).providers_text,
         }
         for key in STAGE_KEYS:
             value = m.stages_ms.get(key)
             out[key] = None if value is None else round(value, 1)
+        out["providers"] = TurnTimeline.from_metrics(m).providers_text
         return out
 
 
@@ -222,9 +223,12 @@ class TimingPanel(QWidget):
             line.setVisible(False)
             self.plot.addItem(line)
 
-        self.table = QTableWidget(0, len(FIXED_COLUMNS) + len(STAGE_KEYS))
+        columns = FIXED_COLUMNS + STAGE_KEYS + TRAILING_COLUMNS
+        self.table = QTableWidget(0, len(columns))
         self.table.setAccessibleName("Turn stage times")
-        self.table.setHorizontalHeaderLabels([HEADERS[c] for c in FIXED_COLUMNS + STAGE_KEYS])
+        self.table.setHorizontalHeaderLabels(
+            [HEADERS[c] for c in FIXED_COLUMNS + STAGE_KEYS + TRAILING_COLUMNS]
+        )
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -312,10 +316,13 @@ class TimingPanel(QWidget):
 
     def to_csv(self) -> str:
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=FIXED_COLUMNS + [f"{k}_ms" for k in STAGE_KEYS])
+        plain = FIXED_COLUMNS + TRAILING_COLUMNS
+        writer = csv.DictWriter(
+            out, fieldnames=FIXED_COLUMNS + [f"{k}_ms" for k in STAGE_KEYS] + TRAILING_COLUMNS
+        )
         writer.writeheader()
         for row in self.rows():
-            writer.writerow({(k if k in FIXED_COLUMNS else f"{k}_ms"): v for k, v in row.items()})
+            writer.writerow({(k if k in plain else f"{k}_ms"): v for k, v in row.items()})
         return out.getvalue()
 
     def to_json(self) -> str:
