@@ -15,10 +15,11 @@ def test_the_bench_measures_each_provider_and_writes_its_section(tmp_path: Path)
     md.write_text("# Benchmarks\n\nwhat was here stays.\n")
     assert run_provider_bench(tmp_path / "p.json", markdown=md) == 0
     results = json.loads((tmp_path / "p.json").read_text())
-    assert set(results["tts"]) == {"cartesia", "deepgram"}
-    for r in results["tts"].values():
-        assert r["first_audio_ms"]["n"] == r["own_ms"]["n"] == SENTENCES and r["stop_ms"]["n"] == 10
+    assert set(results["tts"]) == {"cartesia", "deepgram", "elevenlabs"}
+    for name, r in results["tts"].items():
+        assert r["first_audio_ms"]["n"] == r["own_ms"]["n"] == SENTENCES
+        assert r["stop_ms"]["n"] == (0 if name == "elevenlabs" else 10)
         assert r["own_ms"]["p50"] <= r["first_audio_ms"]["p50"]  # the fake's own time was taken off
     text = md.read_text()
     assert text.startswith("# Benchmarks\n\nwhat was here stays.") and PROVIDERS_MARK in text
-    assert "| deepgram |" in text and "| cartesia |" in text
+    assert "| deepgram |" in text and "| cartesia |" in text and "| elevenlabs |" in text

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.helpers.tts import speak
 from tests.helpers.waiting import wait_until
 from voiceagent_desktop import errors
 from voiceagent_desktop.providers.base import TTS
@@ -43,11 +44,6 @@ async def loaded(faults: Faults | None = None, **kw: Any) -> AsyncIterator[Pair]
         await tts.aclose()
 
 
-async def speak(tts: DeepgramTTS, text: str = TEXT) -> np.ndarray:
-    parts = [a async for a in tts.synthesize(text)]
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-
 @pytest.fixture(autouse=True)
 def _no_key_in_logs(never_logged: Callable[..., None]) -> None:
     never_logged(KEY)
@@ -58,7 +54,7 @@ async def test_sentences_stream_on_one_prewarmed_socket() -> None:
     async with loaded() as (server, tts):
         assert isinstance(tts, TTS) and tts.sample_rate == RATE == tts.capabilities.sample_rate
         assert server.handshakes == 1  # at load: no sentence pays the handshake
-        first, second = await speak(tts), await speak(tts, "Fine, thanks.")
+        first, second = await speak(tts, TEXT), await speak(tts, "Fine, thanks.")
         assert first.dtype == np.float32 and abs(len(first) / RATE - 6 * 0.2) < 0.01
         assert abs(len(second) / RATE - 2 * 0.2) < 0.01 and 0.25 < float(np.max(np.abs(first))) <= 0.31
         assert server.handshakes == 1 and tts.connects == 1 and tts.last_attempts == 1
@@ -75,7 +71,7 @@ async def test_sentences_stream_on_one_prewarmed_socket() -> None:
 async def test_barge_in_clears_at_once_and_the_socket_is_reused_after_cleared() -> None:
     # one frame, then nothing: a cancel that waited for the server would hang here
     async with loaded(Faults(silent_after=1), idle_secs=3600.0) as (server, tts):
-        player = asyncio.create_task(speak(tts))
+        player = asyncio.create_task(speak(tts, TEXT))
         assert await wait_until(lambda: "audio" in server.sent_types, 10)
         player.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -111,7 +107,7 @@ async def test_a_refused_handshake_is_retried_only_when_it_can_succeed(status: i
             return
         await tts.load()  # retryable: not fatal at start-up
         with pytest.raises(kind, match="HTTP 429"):
-            await speak(tts)
+            await speak(tts, TEXT)
         assert tts.last_attempts == 3
         await tts.aclose()
 
@@ -119,7 +115,7 @@ async def test_a_refused_handshake_is_retried_only_when_it_can_succeed(status: i
 @pytest.mark.asyncio
 async def test_a_drop_before_audio_is_retried_and_after_audio_raised() -> None:
     async with loaded(Faults(drop_after=0, times=1)) as (server, tts):
-        assert abs(len(await speak(tts)) / RATE - 6 * 0.2) < 0.01
+        assert abs(len(await speak(tts, TEXT)) / RATE - 6 * 0.2) < 0.01
         assert tts.last_attempts == 2 and server.handshakes == 2
     async with loaded(Faults(drop_after=3)) as (server, tts):
         got: list[np.ndarray] = []
@@ -132,7 +128,7 @@ async def test_a_drop_before_audio_is_retried_and_after_audio_raised() -> None:
 @pytest.mark.asyncio
 async def test_a_malformed_or_unknown_frame_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     async with loaded(Faults(malformed_after=2, unknown_after=3)) as (_, tts):
-        assert abs(len(await speak(tts)) / RATE - 6 * 0.2) < 0.01 and tts.last_attempts == 1
+        assert abs(len(await speak(tts, TEXT)) / RATE - 6 * 0.2) < 0.01 and tts.last_attempts == 1
     assert any("not JSON" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
 
 
@@ -140,7 +136,7 @@ async def test_a_malformed_or_unknown_frame_is_skipped(caplog: pytest.LogCapture
 async def test_a_silent_server_is_a_provider_timeout_after_the_policys_tries() -> None:
     async with loaded(Faults(silent_after=0), first_audio_timeout_secs=0.3) as (server, tts):
         with pytest.raises(errors.ProviderTimeout, match=r"no audio for 0\.3 s"):
-            await speak(tts)
+            await speak(tts, TEXT)
         assert tts.last_attempts == 3 and server.handshakes == 3  # each try on a fresh socket
 
 
@@ -162,7 +158,7 @@ async def test_the_flush_limit_moves_sentences_to_another_socket(caplog: pytest.
     async with FakeDeepgramTTSServer(api_key=KEY, max_flushes=1) as server:  # stricter than the real 20
         tts = aura(server)
         await tts.load()
-        assert len(await speak(tts)) > 0 and tts.last_attempts == 1
+        assert len(await speak(tts, TEXT)) > 0 and tts.last_attempts == 1
         again = await speak(tts, "Fine, thanks.")  # refused on the first socket: retried on a new one
         assert abs(len(again) / RATE - 2 * 0.2) < 0.01 and tts.last_attempts == 2 and server.handshakes == 2
         await tts.aclose()

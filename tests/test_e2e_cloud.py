@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from voiceagent_desktop.bench import analysis
-from voiceagent_desktop.config import LLMSettings, Settings
+from voiceagent_desktop.config import LLMSettings, Settings, TTSSettings
 from voiceagent_desktop.engine.agent import VoiceAgent
 from voiceagent_desktop.engine.events import (
     AgentState,
@@ -152,3 +152,28 @@ async def test_one_deepgram_key_with_a_local_llm_is_a_whole_streaming_loop(
     assert onset is not None
     reply = spk[int(onset * RATE) : int((onset + 1.0) * RATE)]
     assert float(np.sqrt(np.mean(reply**2))) > 0.01  # Piper's speech, through Aura's protocol
+
+
+async def test_the_elevenlabs_voice_streams_each_sentence_through_the_speaker(
+    virtual_audio: VirtualAudio, fakes: CloudFakes
+) -> None:
+    base = Settings(mode="ptt", tts=TTSSettings(provider="elevenlabs"))
+    events: list[Event] = []
+    async with running(fakes.settings(base), events) as agent:
+        assert fakes.elevenlabs.connections == 1 and fakes.cartesia.connections == 0  # pre-warmed
+        probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
+        await asyncio.sleep(0.3)
+        done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
+        await asyncio.sleep(0.3)
+        audio = probe.stop()
+    assert done.text == ANSWER and not done.interrupted
+    assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
+    spoken = [r.body["text"] for r in fakes.elevenlabs.requests if r.body and "text" in r.body]
+    assert spoken == ["Paris is the capital of France.", "It is known for the Eiffel Tower."]
+    assert fakes.elevenlabs.connections == 1  # every sentence on the pre-warmed connection
+    mic, spk = audio[:, 0].copy(), audio[:, 1].copy()
+    speech_end = analysis.active_spans(mic, RATE)[0].end
+    onset = analysis.first_onset_after(spk, RATE, speech_end)
+    assert onset is not None
+    reply = spk[int(onset * RATE) : int((onset + 1.0) * RATE)]
+    assert float(np.sqrt(np.mean(reply**2))) > 0.01  # Piper's speech, through ElevenLabs' protocol

@@ -67,14 +67,21 @@ def test_the_config_accepts_exactly_the_registered_names(tmp_path) -> None:  # t
         for name in registry.names(stage):
             assert Settings.model_validate({stage: {"provider": name}}).provider(stage) == name
     path = tmp_path / "config.toml"
-    path.write_text('[tts]\nprovider = "elevenlabs"\n', encoding="utf-8")
+    path.write_text('[tts]\nprovider = "speakwell"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"tts.provider: .*must be one of embedded, cartesia"):
         load_settings(path)
 
 
 def test_keys_and_the_cli_come_from_the_registry() -> None:
     needing = {p.key.name: p.key for p in registry.PROVIDERS if p.key is not None}
-    assert needing == keys.KEYS and set(needing) == {"openai", "gemini", "groq", "deepgram", "cartesia"}
+    assert needing == keys.KEYS and set(needing) == {
+        "openai",
+        "gemini",
+        "groq",
+        "deepgram",
+        "cartesia",
+        "elevenlabs",
+    }
     assert all(registry.for_key(name).key == spec for name, spec in needing.items())
     assert {k.env_var for k in needing.values()} >= {"DEEPGRAM_API_KEY", "CARTESIA_API_KEY", "OPENAI_API_KEY"}
     text = " ".join(_parser().format_help().split())  # (lines wrapped)

@@ -116,7 +116,7 @@ class TTSSettings(_Section):
     provider: TTSProvider = None
     url: WebSocketURL = None  # the WebSocket base URL, e.g. wss://api.cartesia.ai (the default)
     model: str = "sonic-3"
-    voice_id: str | None = None  # a Cartesia voice id; None = the provider's default voice
+    voice_id: str | None = None  # a Cartesia or ElevenLabs voice id; None = the provider's default voice
     language: str = "en"
     #: the embedded voice: a Piper .onnx file (its .onnx.json beside it); None = the shipped en_US-joe
     #: (a persona's own piper_voice wins)
@@ -137,7 +137,7 @@ class Persona(_Section):
 
     system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, min_length=1)
     greeting: str = ""  # spoken when a conversation starts ("" = none)
-    voice: str | None = None  # a Cartesia voice id (the Cloud voice); None = tts.voice_id
+    voice: str | None = None  # a Cartesia or ElevenLabs voice id (the cloud voice); None = tts.voice_id
     piper_voice: Path | None = None  # a Piper .onnx voice (the embedded voice); None = the shipped one
 
 

@@ -9,6 +9,8 @@ reply does. Per sentence:
   the provider, its SDK and the local socket add;
 - ``stop_ms`` (barge-in): from cancelling the consumer mid-sentence to the provider's cancel message
   reaching the fake (Cartesia's ``cancel``, Aura's ``Clear``); the consumer itself is released at once.
+  ElevenLabs streams each sentence over HTTP: a barge-in closes the response, there is no message to
+  time (and the fake has sent a sentence's audio before the first chunk is even read).
 
 Results go to ``--json`` and, with ``--markdown``, to their section of docs/benchmarks.md. The README's
 provider table quotes ``own_ms`` p50.
@@ -32,7 +34,7 @@ KEY = "bench-key-0000"
 
 
 async def _measure(
-    tts: Any, fake: Any, spans: Callable[[], list[tuple[float, float]]], cancel_type: str
+    tts: Any, fake: Any, spans: Callable[[], list[tuple[float, float]]], cancel_type: str | None
 ) -> dict[str, Any]:
     await tts.load()
     for _ in range(2):  # warm: the SDK's lazy imports, the socket
@@ -49,7 +51,7 @@ async def _measure(
         first.append((t_first - t0) * 1000)
         own.append((t_first - t0 - (sent - received)) * 1000)
     stops = []
-    for _ in range(10):
+    for _ in range(10 if cancel_type is not None else 0):
         got = asyncio.Event()
         task = asyncio.create_task(_consume(tts, got))
         await got.wait()
@@ -77,8 +79,10 @@ async def _consume(tts: Any, got: asyncio.Event) -> None:
 async def _run() -> dict[str, Any]:
     from ..providers.cartesia_tts import CartesiaTTS
     from ..providers.deepgram_tts import DeepgramTTS
+    from ..providers.elevenlabs_tts import ElevenLabsTTS
     from ..testing.cartesia_fake import FakeCartesiaServer
     from ..testing.deepgram_tts_fake import FakeDeepgramTTSServer
+    from ..testing.elevenlabs_fake import FakeElevenLabsServer
 
     results: dict[str, Any] = {}
     async with FakeCartesiaServer(api_key=KEY) as fake:
@@ -87,6 +91,9 @@ async def _run() -> dict[str, Any]:
     async with FakeDeepgramTTSServer(api_key=KEY, max_flushes=1000) as aura:
         deepgram = DeepgramTTS(url=aura.url, api_key=KEY)
         results["deepgram"] = await _measure(deepgram, aura, lambda: aura.first_audio_spans, "Clear")
+    async with FakeElevenLabsServer(api_key=KEY) as el:
+        eleven = ElevenLabsTTS(base_url=el.base_url, api_key=KEY)
+        results["elevenlabs"] = await _measure(eleven, el, lambda: el.first_audio_spans, None)
     return results
 
 
@@ -101,7 +108,7 @@ def run_provider_bench(json_path: Path, *, markdown: Path | None = None) -> int:
 
 def render_provider_section(results: dict[str, Any], path: Path) -> None:
     def p(d: dict[str, float]) -> str:
-        return f"{d['p50']:.1f} / {d['p95']:.1f}"
+        return f"{d['p50']:.1f} / {d['p95']:.1f}" if d["n"] else "— (HTTP: the response is closed)"
 
     lines = [
         PROVIDERS_MARK,

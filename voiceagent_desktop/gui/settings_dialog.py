@@ -86,7 +86,7 @@ TABS: dict[str, list[FieldSpec]] = {
         FieldSpec("llm.model", "LLM model", hint="empty: the preset's model"),
         FieldSpec("llm.base_url", "LLM base URL", hint="empty: the preset's URL (http:// or https://)"),
         FieldSpec("tts.provider", "Text-to-speech", "choice", _providers("tts")),
-        FieldSpec("tts.voice_id", "Cartesia voice", hint="a Cartesia voice id; empty: the default voice"),
+        FieldSpec("tts.voice_id", "Cloud voice", hint="a Cartesia or ElevenLabs voice id; empty: default"),
         FieldSpec("tts.piper_voice", "Embedded voice", hint="a Piper .onnx file; empty: the shipped voice"),
     ],
     "Listening": [

@@ -32,7 +32,7 @@ import numpy as np
 from .. import keys
 from ..errors import CloudError, ProtocolError, ProviderTimeout, ServiceError
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities, WordTimestamps
-from .cloud_errors import RetryPolicy, from_status, from_transport
+from .cloud_errors import RetryPolicy, from_status, from_transport, prewarm
 from .extras import require
 
 if TYPE_CHECKING:
@@ -264,12 +264,7 @@ class CartesiaTTS(Hooks):
         self._client = cartesia.AsyncCartesia(
             api_key=key, base_url=self.base_url, websocket_base_url=self.websocket_url, max_retries=0
         )
-        try:  # pre-warm (and learn now if the key is wrong)
-            await self._connection()
-        except CloudError as err:
-            if not err.retryable:
-                raise
-            log.warning("%s not reachable yet (%s); will retry", self.name, type(err).__name__)
+        await prewarm(self.name, self._connection())
         log.info("%s ready (%s)", self.name, self.websocket_url)
         if progress:
             progress(1.0, f"{self.name} ready")

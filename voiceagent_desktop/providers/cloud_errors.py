@@ -9,7 +9,7 @@ three speak with one voice (errors.py has the tree). Messages name the provider 
 failure                 ours             retried
 ======================  ===============  =========
 HTTP 401, 403           AuthError        no
-HTTP 402; 429 of quota  QuotaError       no
+402; 401/429 of quota   QuotaError       no
 HTTP 429                RateLimitError   yes, after Retry-After (or backoff)
 HTTP 5xx                ServiceError     yes
 other HTTP status       ProtocolError    no
@@ -23,8 +23,12 @@ anything else           ServiceError     yes
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..errors import (
     AuthError,
@@ -35,6 +39,9 @@ from ..errors import (
     RateLimitError,
     ServiceError,
 )
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: error codes (in the body of a 429) that mean the account is out of credit, not a passing limit
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
@@ -59,14 +66,14 @@ def from_status(
 ) -> CloudError:  # fmt: skip
     """An HTTP status the service answered with (``refused``: what a 4xx other than 401/403/429 did;
     ``code``: the error code of its body, if it has one)."""
-    if status in (401, 403):
-        return AuthError(f"{provider} rejected the API key (HTTP {status}). Check the key.", status=status)
-    if status == 402 or (status == 429 and code in QUOTA_CODES):
+    if status == 402 or (status in (401, 403, 429) and code in QUOTA_CODES):  # (ElevenLabs: a 401)
         return QuotaError(
             f"{provider} says the account is out of credit (HTTP {status}). Add credit or change the plan "
             "in the account's billing settings.",
             status=status,
         )
+    if status in (401, 403):
+        return AuthError(f"{provider} rejected the API key (HTTP {status}). Check the key.", status=status)
     if status == 429:
         return RateLimitError(f"{provider} is rate limiting (HTTP 429).", retry_after=retry_after)
     if status >= 500:
@@ -90,3 +97,38 @@ def from_transport(
     if isinstance(e, ValueError):  # json.JSONDecodeError from a reader
         return ProtocolError(f"{provider} sent a frame that is not valid JSON.")
     return ServiceError(f"{provider} failed: {type(e).__name__}.")
+
+
+async def prewarm(name: str, connect: Awaitable[object]) -> None:
+    """Connect at load, so no turn pays the handshake, and learn at once if the key is wrong: a failure
+    that cannot pass (a rejected key, no credit) is raised; a passing one is logged (the first turn tries
+    again)."""
+    try:
+        await connect
+    except CloudError as err:
+        if not err.retryable:
+            raise
+        log.warning("%s not reachable yet (%s); will retry", name, type(err).__name__)
+
+
+async def retry_stream(
+    policy: RetryPolicy, name: str, attempt: Callable[[int], AsyncIterator[T]]
+) -> AsyncIterator[T]:
+    """Yield from ``attempt(n)`` (n = 1, 2, …), trying again with the policy's backoff when it fails with
+    a retryable ``CloudError`` before yielding anything; once something was yielded (heard, shown), a
+    failure is raised: a second try would say it again."""
+    n = 0
+    while True:
+        n += 1
+        produced = False
+        try:
+            async for item in attempt(n):
+                produced = True
+                yield item
+            return
+        except CloudError as err:
+            if produced or not err.retryable or n >= policy.attempts:
+                raise
+            delay = policy.delay(n, err)
+            log.info("%s: %s, retry %d in %.2f s", name, type(err).__name__, n, delay)
+            await asyncio.sleep(delay)

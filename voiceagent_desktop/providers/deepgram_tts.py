@@ -32,7 +32,7 @@ import numpy as np
 from .. import keys
 from ..errors import CloudError, ProviderTimeout, ServiceError
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities
-from .cloud_errors import RetryPolicy
+from .cloud_errors import RetryPolicy, prewarm
 from .deepgram_stt import PRODUCTION_URL, async_client, map_error, message_field
 from .extras import require
 
@@ -147,12 +147,7 @@ class DeepgramTTS(Hooks):
         require("deepgram", package="deepgram-sdk", extra="cloud", provider="Deepgram TTS")
         key = self._api_key or keys.require_key("deepgram")
         self._client = async_client(self.url, key, "Deepgram TTS")
-        try:  # pre-warm (and learn now if the key is wrong)
-            self._idle.append(await self._open())
-        except CloudError as err:
-            if not err.retryable:
-                raise
-            log.warning("%s not reachable yet (%s); will retry", self.name, type(err).__name__)
+        await prewarm(self.name, self._warm())
         log.info("%s ready", self.name)
         if progress:
             progress(1.0, f"{self.name} ready")
@@ -162,7 +157,10 @@ class DeepgramTTS(Hooks):
         if self._client is None:
             await self.load()
         else:
-            self._idle.append(await self._open())
+            await self._warm()
+
+    async def _warm(self) -> None:
+        self._idle.append(await self._open())
 
     async def _open(self) -> _Socket:
         if self._client is None:

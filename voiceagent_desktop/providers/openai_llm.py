@@ -33,14 +33,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import keys
 from ..errors import CloudError, ProtocolError, ProviderTimeout, ServiceError
 from . import registry
 from .base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost
-from .cloud_errors import RetryPolicy, from_status, from_transport
+from .cloud_errors import RetryPolicy, from_status, from_transport, prewarm, retry_stream
 from .extras import require
 from .openai_models import ThinkFilter, prompt_budget, sampling
 from .tool_calls import ToolCalls
@@ -144,17 +144,7 @@ class OpenAICompatibleLLM(LLMHooks):
 
         # chunks as the JSON dicts they are: building a ChatCompletionChunk model costs ~0.1 ms each
         self._response_types = (ChatCompletion, openai.AsyncStream[dict[str, Any]])
-        try:  # pre-warm: open the connection now (and learn early if the key or the server is wrong)
-            await self._client.models.list()
-        except openai.NotFoundError:
-            pass  # some compatible servers have no /models; the connection is open all the same
-        except Exception as e:
-            err = map_error(e, self.name)
-            if not err.retryable:
-                raise err from None
-            log.warning(
-                "%s not reachable yet (%s); will retry on the first turn", self.name, type(err).__name__
-            )
+        await prewarm(self.name, self.check())  # the connection opened now, the key known good
         log.info(
             "%s ready (%s, model %s) in %.3f s",
             self.name,
@@ -213,26 +203,15 @@ class OpenAICompatibleLLM(LLMHooks):
             log.info("%s called %s", self.name, ", ".join(calls.names))
             payload = [*payload, *await calls.messages(tools)]
 
-    async def _retried(
+    def _retried(
         self, client: Any, payload: list[dict[str, Any]], calls: ToolCalls, offer: list[dict[str, Any]]
-    ) -> AsyncGenerator[str, None]:
-        attempt = 0
-        while True:
-            attempt += 1
-            self.last_attempts = attempt
-            produced = False
+    ) -> AsyncIterator[str]:
+        def attempt(n: int) -> AsyncIterator[str]:
+            self.last_attempts = n
             calls.clear()
-            try:
-                async for text in self._one_stream(client, payload, calls, offer):
-                    produced = True
-                    yield text
-                return
-            except CloudError as err:
-                if produced or not err.retryable or attempt >= self.retry.attempts:
-                    raise
-                delay = self.retry.delay(attempt, err)
-                log.info("%s: %s, retry %d in %.2f s", self.name, type(err).__name__, attempt, delay)
-                await asyncio.sleep(delay)
+            return self._one_stream(client, payload, calls, offer)
+
+        return retry_stream(self.retry, self.name, attempt)
 
     async def _one_stream(
         self, client: Any, payload: list[dict[str, Any]], calls: ToolCalls, offer: list[dict[str, Any]]

@@ -103,6 +103,9 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo("tts", "deepgram", "Deepgram Aura", "deepgram_tts:from_settings", "cloud", ("deepgram",),
                  TTSCapabilities(streaming=True, sample_rate=24000),
                  KeySpec("deepgram", "DEEPGRAM_API_KEY", "Deepgram"), model="aura-2-thalia-en"),
+    ProviderInfo("tts", "elevenlabs", "ElevenLabs", "elevenlabs_tts:from_settings", "cloud", ("elevenlabs",),
+                 TTSCapabilities(streaming=True, sample_rate=24000),
+                 KeySpec("elevenlabs", "ELEVENLABS_API_KEY", "ElevenLabs"), model="eleven_flash_v2_5"),
 )  # fmt: skip
 
 _BY_NAME = {(p.stage, p.name): p for p in PROVIDERS}

@@ -1,9 +1,9 @@
 """The cloud services, faked on 127.0.0.1 with real models, for end-to-end tests and
 ``voiceagent bench --profile cloud-fake``: Deepgram (``listen/v1``, transcribing with the local Whisper),
 an OpenAI-compatible chat server (scripted answers), Cartesia (``/tts/websocket``, synthesizing with
-Piper) and Deepgram Aura (``/v1/speak``, Piper too). ``Latency`` injects provider delays; ``settings``
-points a ``Settings`` at the fakes and ``environ`` holds the keys they accept (the providers read
-``*_API_KEY`` before the keyring).
+Piper), Deepgram Aura (``/v1/speak``) and ElevenLabs (its streaming endpoint), Piper too. ``Latency``
+injects provider delays; ``settings`` points a ``Settings`` at the fakes and ``environ`` holds the keys
+they accept (the providers read ``*_API_KEY`` before the keyring).
 
 Each fake also records how long it took itself on the path of a reply — the Deepgram fake from a
 ``Finalize`` to its answer, the chat server from a request to the end of its first sentence, the Cartesia
@@ -28,12 +28,15 @@ from .deepgram_fake import FakeDeepgramServer
 from .deepgram_fake import Faults as DeepgramFaults
 from .deepgram_tts_fake import FakeDeepgramTTSServer
 from .deepgram_tts_fake import Faults as AuraFaults
+from .elevenlabs_fake import FakeElevenLabsServer
+from .elevenlabs_fake import Faults as ElevenLabsFaults
 from .openai_fake import FakeOpenAIServer, Request, Script
 
 KEYS = {
     "DEEPGRAM_API_KEY": "dg-fake-key-9f3b2c",
     "OPENAI_API_KEY": "sk-fake-key-77aa01",
     "CARTESIA_API_KEY": "cartesia-fake-key-51d0e4",
+    "ELEVENLABS_API_KEY": "el-fake-key-3c9d77",
 }
 
 
@@ -55,7 +58,8 @@ TYPICAL = Latency(stt_result=0.15, llm_first_byte=0.35, llm_chunk=0.01, tts_firs
 
 
 SERVICES = ("deepgram", "openai", "cartesia")  # the Cloud profile's (what the bench measures)
-ALL_SERVICES = (*SERVICES, "deepgram_tts")
+ALL_SERVICES = (*SERVICES, "deepgram_tts", "elevenlabs")
+TTS_SERVICES = {"cartesia": "cartesia", "deepgram": "deepgram_tts", "elevenlabs": "elevenlabs"}
 
 
 def default_answer(request: Request) -> Script:
@@ -97,6 +101,10 @@ class CloudFakes:
         self.deepgram_tts = FakeDeepgramTTSServer(
             from_tts(tts), api_key=KEYS["DEEPGRAM_API_KEY"], faults=aura
         )
+        eleven = ElevenLabsFaults(latency_secs=latency.tts_first_audio)
+        self.elevenlabs = FakeElevenLabsServer(
+            from_tts(tts), api_key=KEYS["ELEVENLABS_API_KEY"], faults=eleven, handshake_secs=latency.handshake
+        )
         self._stack = contextlib.AsyncExitStack()
 
     def _script(self, request: Request) -> Script:
@@ -113,7 +121,7 @@ class CloudFakes:
         """Start the fakes named (all of them by default)."""
         servers: dict[str, contextlib.AbstractAsyncContextManager[Any]] = {
             "deepgram": self.deepgram, "openai": self.openai, "cartesia": self.cartesia,
-            "deepgram_tts": self.deepgram_tts,
+            "deepgram_tts": self.deepgram_tts, "elevenlabs": self.elevenlabs,
         }  # fmt: skip
         for name in services:
             await self._stack.enter_async_context(servers[name])
@@ -128,7 +136,8 @@ class CloudFakes:
     @property
     def urls(self) -> dict[str, str]:
         return {"deepgram": self.deepgram.url, "openai": self.openai.base_url, "cartesia": self.cartesia.url,
-                "deepgram_tts": self.deepgram_tts.url}  # fmt: skip
+                "deepgram_tts": self.deepgram_tts.url,
+                "elevenlabs": self.elevenlabs.base_url.replace("http", "ws", 1)}  # fmt: skip
 
     def settings(self, base: Settings | None = None, **changes: Any) -> Settings:
         return cloud_settings(self.urls, base, **changes)
@@ -139,7 +148,7 @@ def cloud_settings(urls: dict[str, str], base: Settings | None = None, **changes
     pointed at its fake (the TTS at the Aura fake if Deepgram's voice is the one chosen)."""
     base = base or Settings()
     tts = base.tts.provider or PROFILES[changes.get("profile", "cloud")]["tts"]
-    tts_url = urls["deepgram_tts"] if tts == "deepgram" else urls["cartesia"]
+    tts_url = urls[TTS_SERVICES.get(tts, "cartesia")]  # (the ElevenLabs fake's as ws://: the setting's form)
     llm = (  # (any OpenAI-compatible preset is served by the chat fake)
         LLMSettings(base_url=urls["openai"], model="fake")
         if base.llm.provider == "embedded"

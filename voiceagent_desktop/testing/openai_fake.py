@@ -32,12 +32,13 @@ message for each call's id, as OpenAI does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from .http_server import LocalHTTPServer, Request, write_chunk
 
 THINKING_TOKENS = 400
 OLLAMA_CONTEXT = 4096
@@ -77,16 +78,7 @@ class Script:
     error_code: str | None = None  # the error body's ``code`` (e.g. "insufficient_quota" with 429)
 
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any] | None
-    t: float  # monotonic arrival time
-
-
-class FakeOpenAIServer:
+class FakeOpenAIServer(LocalHTTPServer):
     def __init__(
         self,
         scripts: list[Script] | Callable[[Request], Script] | None = None,
@@ -96,45 +88,20 @@ class FakeOpenAIServer:
         flavor: str = "openai",  # "openai", "ollama" or "gemini" (see the module's docstring)
     ) -> None:
         assert flavor in ("openai", "ollama", "gemini"), flavor
+        super().__init__(handshake_secs=handshake_secs)
         self._scripts, self.flavor = scripts, flavor
         self.signatures: dict[str, str] = {}  # call id -> the thought signature sent with it (gemini)
         self.truncated = 0  # prompts cut to the context window (ollama)
-        self.handshake_secs = handshake_secs
         self.api_key = api_key
-        self.requests: list[Request] = []
-        self.connections = 0  # TCP connections accepted
         self.aborted = 0  # streams the client closed before the end
         self.headers_sent_at: list[float] = []  # monotonic time of each chat response's headers
         #: (request arrival, first sentence's last chunk sent) per streamed answer: the server's own time
         #: on the path to the first spoken sentence (the bench subtracts it)
         self.first_sentence_spans: list[tuple[float, float]] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
-
-    async def start(self) -> FakeOpenAIServer:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for t in list(self._tasks):
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> FakeOpenAIServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def _script(self, request: Request) -> Script:
         s = self._scripts
@@ -143,40 +110,6 @@ class FakeOpenAIServer:
         if s:
             return s.pop(0) if len(s) > 1 else s[0]
         return Script()
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.connections += 1
-        try:
-            if self.handshake_secs:
-                await asyncio.sleep(self.handshake_secs)
-            while (request := await self._read(reader)) is not None:
-                self.requests.append(request)
-                if not await self._answer(request, reader, writer):
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def _read(self, reader: asyncio.StreamReader) -> Request | None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return None
-        lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = lines[0].split(" ", 2)
-        headers = {
-            k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)
-        }
-        raw = await reader.readexactly(int(headers.get("content-length", "0")))
-        body = json.loads(raw) if raw else None
-        return Request(method, path.split("?")[0], headers, body, time.monotonic())
 
     async def _answer(self, req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection must close."""
@@ -253,16 +186,6 @@ class FakeOpenAIServer:
                     return "Function call is missing a thought_signature in functionCall parts."
         return None
 
-    async def _json(self, w: asyncio.StreamWriter, status: int, data: Any, extra: str = "") -> bool:
-        body = json.dumps(data).encode()
-        w.write(
-            f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            f"{extra}\r\n".encode()
-            + body
-        )
-        await w.drain()
-        return True
-
     async def _error(self, w: asyncio.StreamWriter, s: Script) -> bool:
         extra = f"retry-after: {s.retry_after:g}\r\n" if s.retry_after is not None else ""
         err = {
@@ -286,8 +209,7 @@ class FakeOpenAIServer:
         async def send(payload: str) -> None:
             data = f"data: {payload}\n\n".encode()
             sent_at[0] = time.monotonic()
-            w.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            await w.drain()
+            await write_chunk(w, data)
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> str:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -342,8 +264,7 @@ class FakeOpenAIServer:
                 await send(json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1,
                                        "model": model, "choices": [], "usage": usage}))  # fmt: skip
             await send("[DONE]")
-            w.write(b"0\r\n\r\n")
-            await w.drain()
+            await write_chunk(w, b"")
             return True
         except ConnectionError:
             self.aborted += 1
