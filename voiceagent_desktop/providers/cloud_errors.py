@@ -99,16 +99,21 @@ def from_transport(
     return ServiceError(f"{provider} failed: {type(e).__name__}.")
 
 
-async def prewarm(name: str, connect: Awaitable[object]) -> None:
+async def prewarm(
+    name: str, connect: Awaitable[object], progress: Callable[[float, str], None] | None = None
+) -> None:
     """Connect at load, so no turn pays the handshake, and learn at once if the key is wrong: a failure
     that cannot pass (a rejected key, no credit) is raised; a passing one is logged (the first turn tries
-    again)."""
+    again). Then the provider is ready (logged, and told to ``progress``)."""
     try:
         await connect
     except CloudError as err:
         if not err.retryable:
             raise
         log.warning("%s not reachable yet (%s); will retry", name, type(err).__name__)
+    log.info("%s ready", name)
+    if progress:
+        progress(1.0, f"{name} ready")
 
 
 async def retry_stream(

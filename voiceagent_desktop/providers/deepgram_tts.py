@@ -147,10 +147,7 @@ class DeepgramTTS(Hooks):
         require("deepgram", package="deepgram-sdk", extra="cloud", provider="Deepgram TTS")
         key = self._api_key or keys.require_key("deepgram")
         self._client = async_client(self.url, key, "Deepgram TTS")
-        await prewarm(self.name, self._warm())
-        log.info("%s ready", self.name)
-        if progress:
-            progress(1.0, f"{self.name} ready")
+        await prewarm(self.name, self._warm(), progress)
 
     async def check(self) -> None:
         """Test the key and the service now (the settings dialog): open a socket."""

@@ -89,13 +89,10 @@ class ElevenLabsTTS(Hooks):
             opts["base_url"] = self.base_url
         self._client = client_module.AsyncElevenLabs(**opts)
         try:
-            await prewarm(self.name, self.check())
+            await prewarm(self.name, self.check(), progress)
         except CloudError:
             await self.aclose()
             raise
-        log.info("%s ready", self.name)
-        if progress:
-            progress(1.0, f"{self.name} ready")
 
     async def check(self) -> None:
         """Test the key and the service now (a ``GET /v1/models``); a failure is raised, mapped."""
