@@ -8,7 +8,13 @@ import asyncio
 
 import pytest
 
-from voiceagent_desktop.engine.barge_in import BACKCHANNELS, BargeInParams, only_backchannels
+from voiceagent_desktop.engine.barge_in import (
+    BACKCHANNELS,
+    NO_WORDS,
+    WORDS,
+    BargeInParams,
+    only_backchannels,
+)
 from voiceagent_desktop.engine.events import (
     AgentState,
     AssistantDone,
@@ -218,6 +224,18 @@ async def test_a_short_sound_whisper_is_unsure_of_is_no_words_but_sure_words_int
     await s.frames(0.3, speech=True)
     await s.frames(0.6, speech=False)
     assert [d.interrupted for d in s.of(AssistantDone)] == [True] and not s.of(BargeInResumed)
+
+
+@pytest.mark.asyncio
+async def test_sure_short_words_wait_for_the_transcript_of_the_whole_sound() -> None:
+    # An interim transcript is of part of the sound ("ahem" cut short can read as a sure word): only the
+    # final one, after the pause, may be taken as sure.
+    sure = Transcript("In the garden.", confidence=0.670, no_speech_prob=0.05)
+    s = await speaking(["What is the capital of France?", sure])
+    await s.frames(0.3, speech=True)  # the VAD's start paused playback: a barge-in is pending
+    b = s.conv.barge_in
+    assert b.pending is not None
+    assert b.judge(sure.text, sure, final=False) == NO_WORDS and b.judge(sure.text, sure) == WORDS
 
 
 @pytest.mark.asyncio

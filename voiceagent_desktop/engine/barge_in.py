@@ -17,7 +17,8 @@ sound was voiced, the recogniser's confidence, and what the agent was saying:
   tiny.en heard Piper's and espeak's "mhm", "mm", "hmm", "oh" and "ahem" as "and make", "in a month",
   "Damn", "Hey man.", "So.", "DADEM" … — unless the recogniser is sure of them (``sure_confidence``;
   Whisper's mean token probability, i.e. a mean log-probability ≥ −0.5, with a no-speech probability ≤
-  ``sure_no_speech``). Confidence alone could not tell them apart: real short words scored −0.15 … −2.6;
+  ``sure_no_speech``) in the final transcript — an interim one, of part of the sound, is never taken as
+  sure. Confidence alone could not tell them apart: real short words scored −0.15 … −2.6;
 - the user voiced for ``confirm_voiced_secs`` interrupts, words or not, and so does a turn that ends with
   words the LLM must answer.
 
@@ -164,9 +165,10 @@ class BargeInHandler:
         elif t - p.t >= self.params.window_secs:
             self.resume("no words")
 
-    def judge(self, text: str, transcript: Transcript | None = None) -> str:
+    def judge(self, text: str, transcript: Transcript | None = None, *, final: bool = True) -> str:
         """``WORDS`` (an interruption), ``BACKCHANNEL`` or ``NO_WORDS`` for what was heard since the trigger
-        (``transcript``: with the recogniser's confidence, where it gives one); see the module docstring."""
+        (``transcript``: with the recogniser's confidence, where it gives one; ``final``: of the whole
+        sound, the user having paused); see the module docstring."""
         p, params = self.pending, self.params
         kind = only_backchannels(text, params.backchannels)
         if kind is None:
@@ -178,7 +180,7 @@ class BargeInHandler:
         if words & params.cues:
             return WORDS
         voiced = p.voiced_secs + self.c.settings.vad.start_secs if p is not None else 0.0
-        if voiced < params.short_secs and not sure(transcript, params):
+        if voiced < params.short_secs and not (final and sure(transcript, params)):
             return NO_WORDS  # a hum or a cough Whisper put words to
         return WORDS
 
@@ -186,7 +188,7 @@ class BargeInHandler:
         """Words heard since the trigger (``final``: the user has paused after them)."""
         if self.pending is None:
             return
-        verdict = self.judge(text, transcript)
+        verdict = self.judge(text, transcript, final=final)
         if verdict == WORDS:
             self.commit()
         elif final:
