@@ -8,40 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.helpers.tts import speak
+from tests.helpers.tts import QUICK, TEXT, speak
+from tests.helpers.tts import loaded as serving
 from tests.helpers.waiting import wait_until
 from voiceagent_desktop import errors
 from voiceagent_desktop.providers.base import TTS
-from voiceagent_desktop.providers.cloud_errors import RetryPolicy
 from voiceagent_desktop.providers.deepgram_tts import DeepgramTTS
 from voiceagent_desktop.testing.deepgram_tts_fake import FakeDeepgramTTSServer, Faults
 
 KEY = "dg-tts-secret-0123456789"
 RATE = 24000
-TEXT = "Hello there, how are you today?"  # six words: 1.2 s of tone
-FAST = RetryPolicy(attempts=3, base_secs=0.02, max_secs=0.05)
 Pair = tuple[FakeDeepgramTTSServer, DeepgramTTS]
 
 
 def aura(server: FakeDeepgramTTSServer, **kw: Any) -> DeepgramTTS:
-    kw = {"api_key": KEY, "retry": FAST, "first_audio_timeout_secs": 2.0, "idle_secs": 2.0, **kw}
-    return DeepgramTTS(url=server.url, **kw)
+    return DeepgramTTS(url=server.url, **{"api_key": KEY, **QUICK, **kw})
 
 
-@asynccontextmanager
-async def loaded(faults: Faults | None = None, **kw: Any) -> AsyncIterator[Pair]:
-    async with FakeDeepgramTTSServer(api_key=KEY, faults=faults) as server:
-        tts = aura(server, **kw)
-        await tts.load()
-        yield server, tts
-        await tts.aclose()
+def loaded(faults: Faults | None = None, **kw: Any) -> AbstractAsyncContextManager[Pair]:
+    return serving(FakeDeepgramTTSServer(api_key=KEY, faults=faults), lambda server: aura(server, **kw))
 
 
 @pytest.fixture(autouse=True)

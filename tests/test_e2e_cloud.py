@@ -40,6 +40,18 @@ RATE = 16000
 ANSWER = "Paris is the capital of France. It is known for the Eiffel Tower."
 
 
+def reply_heard(audio: np.ndarray) -> tuple[float, float]:
+    """(end of the question on the microphone, onset of the reply on the speaker after it), checking that
+    the reply's first second is sound."""
+    mic, spk = audio[:, 0].copy(), audio[:, 1].copy()
+    speech_end = analysis.active_spans(mic, RATE)[0].end
+    onset = analysis.first_onset_after(spk, RATE, speech_end)
+    assert onset is not None
+    reply = spk[int(onset * RATE) : int((onset + 1.0) * RATE)]
+    assert float(np.sqrt(np.mean(reply**2))) > 0.01
+    return speech_end, onset
+
+
 @pytest_asyncio.fixture
 async def fakes(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CloudFakes]:
     from voiceagent_desktop.providers.piper_tts import PiperTTS
@@ -90,12 +102,8 @@ async def test_cloud_profile_push_to_talk_streams_every_stage(
     assert fakes.deepgram.handshakes == 1 and fakes.cartesia.connections == 1
     spoken = [m.get("transcript") for m in fakes.cartesia.received if m.get("transcript")]
     assert " ".join(t.strip() for t in spoken) == ANSWER  # the text went to Cartesia, and nothing else
-    mic, spk = audio[:, 0].copy(), audio[:, 1].copy()
-    speech_end = analysis.active_spans(mic, RATE)[0].end
-    onset = analysis.first_onset_after(spk, RATE, speech_end)
-    assert onset is not None and onset - speech_end < 3.0
-    reply = spk[int(onset * RATE) : int((onset + 1.0) * RATE)]
-    assert float(np.sqrt(np.mean(reply**2))) > 0.01  # Piper's speech, through Cartesia's protocol
+    speech_end, onset = reply_heard(audio)  # Piper's speech, through Cartesia's protocol
+    assert onset - speech_end < 3.0
 
 
 async def test_cloud_profile_hands_free_ends_the_turn_and_answers(
@@ -146,12 +154,7 @@ async def test_one_deepgram_key_with_a_local_llm_is_a_whole_streaming_loop(
     spoken = [m["text"] for m in fakes.deepgram_tts.received if m["type"] == "Speak"]
     assert " ".join(spoken).split() == ANSWER.split() and len(spoken) == 2  # a Speak (and Flush) a sentence
     assert fakes.deepgram_tts.handshakes == 1  # every sentence on the pre-warmed socket
-    mic, spk = audio[:, 0].copy(), audio[:, 1].copy()
-    speech_end = analysis.active_spans(mic, RATE)[0].end
-    onset = analysis.first_onset_after(spk, RATE, speech_end)
-    assert onset is not None
-    reply = spk[int(onset * RATE) : int((onset + 1.0) * RATE)]
-    assert float(np.sqrt(np.mean(reply**2))) > 0.01  # Piper's speech, through Aura's protocol
+    reply_heard(audio)  # Piper's speech, through Aura's protocol
 
 
 async def test_the_elevenlabs_voice_streams_each_sentence_through_the_speaker(
@@ -171,9 +174,4 @@ async def test_the_elevenlabs_voice_streams_each_sentence_through_the_speaker(
     spoken = [r.body["text"] for r in fakes.elevenlabs.requests if r.body and "text" in r.body]
     assert spoken == ["Paris is the capital of France.", "It is known for the Eiffel Tower."]
     assert fakes.elevenlabs.connections == 1  # every sentence on the pre-warmed connection
-    mic, spk = audio[:, 0].copy(), audio[:, 1].copy()
-    speech_end = analysis.active_spans(mic, RATE)[0].end
-    onset = analysis.first_onset_after(spk, RATE, speech_end)
-    assert onset is not None
-    reply = spk[int(onset * RATE) : int((onset + 1.0) * RATE)]
-    assert float(np.sqrt(np.mean(reply**2))) > 0.01  # Piper's speech, through ElevenLabs' protocol
+    reply_heard(audio)  # Piper's speech, through ElevenLabs' protocol

@@ -6,40 +6,32 @@ barge-in (the response closed at once), and its faults — a rejected key, an ac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.helpers.tts import speak
+from tests.helpers.tts import QUICK, TEXT, speak
+from tests.helpers.tts import loaded as serving
 from tests.helpers.waiting import wait_until
 from voiceagent_desktop import errors
 from voiceagent_desktop.providers.base import TTS
-from voiceagent_desktop.providers.cloud_errors import RetryPolicy
 from voiceagent_desktop.providers.elevenlabs_tts import DEFAULT_VOICE, ElevenLabsTTS
 from voiceagent_desktop.testing.elevenlabs_fake import FakeElevenLabsServer, Faults
 
 KEY = "el-secret-0123456789abcdef"
 RATE = 24000
-TEXT = "Hello there, how are you today?"  # six words: 1.2 s of tone
-FAST = RetryPolicy(attempts=3, base_secs=0.02, max_secs=0.05)
 Pair = tuple[FakeElevenLabsServer, ElevenLabsTTS]
 
 
 def eleven(server: FakeElevenLabsServer, **kw: Any) -> ElevenLabsTTS:
-    kw = {"api_key": KEY, "retry": FAST, "first_audio_timeout_secs": 2.0, "idle_secs": 2.0, **kw}
-    return ElevenLabsTTS(base_url=server.base_url, **kw)
+    return ElevenLabsTTS(base_url=server.base_url, **{"api_key": KEY, **QUICK, **kw})
 
 
-@asynccontextmanager
-async def loaded(faults: Faults | None = None, **kw: Any) -> AsyncIterator[Pair]:
-    async with FakeElevenLabsServer(api_key=KEY, faults=faults) as server:
-        tts = eleven(server, **kw)
-        await tts.load()
-        yield server, tts
-        await tts.aclose()
+def loaded(faults: Faults | None = None, **kw: Any) -> AbstractAsyncContextManager[Pair]:
+    return serving(FakeElevenLabsServer(api_key=KEY, faults=faults), lambda server: eleven(server, **kw))
 
 
 @pytest.fixture(autouse=True)
