@@ -55,6 +55,16 @@ async def test_sentences_stream_on_one_prewarmed_connection() -> None:
 
 
 @pytest.mark.asyncio
+async def test_warm_reopens_an_idle_connection_before_the_turn_needs_it() -> None:
+    async with loaded() as (server, tts):
+        await tts.warm()  # just used (at load): nothing to do
+        assert [r.path for r in server.requests] == ["/v1/models"]
+        tts.warm_after_secs = 0.0  # (as if idle for longer than the pool keeps a connection)
+        await tts.warm()
+        assert [r.path for r in server.requests] == ["/v1/models", "/v1/models"]
+
+
+@pytest.mark.asyncio
 async def test_barge_in_closes_the_response_at_once() -> None:
     # one chunk, then nothing: a cancel that waited for the server would hang here
     async with loaded(Faults(silent_after=1), idle_secs=3600.0) as (server, tts):

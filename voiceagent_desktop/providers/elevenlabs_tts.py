@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,9 @@ class ElevenLabsTTS(Hooks):
         self.first_audio_timeout_secs, self.idle_secs = first_audio_timeout_secs, idle_secs
         self.retry = retry or RetryPolicy()
         self._client: Any = None
+        self._used_at = 0.0  # monotonic time of the last request
+        #: ``warm`` re-opens the connection if it was idle this long (the HTTP pool drops it after 5 s)
+        self.warm_after_secs = 2.0
         self.last_attempts = 0  # tries of the last sentence
 
     @property
@@ -103,6 +107,17 @@ class ElevenLabsTTS(Hooks):
             await self._client.models.list(request_options=_NO_RETRIES)
         except Exception as e:
             raise map_error(e, self.name) from None
+        self._used_at = time.monotonic()
+
+    async def warm(self) -> None:
+        """Make sure a connection is open for the next sentence: the HTTP pool closes idle ones after 5 s,
+        so the conversation calls this when the user starts to speak (a tiny ``GET /v1/models``)."""
+        client = self._client
+        if client is None or time.monotonic() - self._used_at < self.warm_after_secs:
+            return
+        self._used_at = time.monotonic()
+        with contextlib.suppress(Exception):
+            await client.models.list(request_options=_NO_RETRIES)
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioArray]:
         if not text.strip():
@@ -138,6 +153,7 @@ class ElevenLabsTTS(Hooks):
                 if cut:
                     yield np.frombuffer(data[:cut], dtype="<i2").astype(np.float32) / 32768.0
         finally:
+            self._used_at = time.monotonic()
             with contextlib.suppress(Exception):  # closes the response: the service sees it go
                 await asyncio.shield(chunks.aclose())
 
