@@ -1,8 +1,9 @@
 """End to end through the virtual sound devices on the Cloud profile, every stage pointed at its
 protocol-faithful fake (testing/cloud_fakes.py): Deepgram transcribing with Whisper, a scripted
 OpenAI-compatible server, Cartesia synthesizing with Piper — all through the official SDKs. Push-to-talk
-and hands-free; a Cartesia outage mid-session, which the embedded voice covers; and one Deepgram key
-(Deepgram hears, Aura speaks) with a local OpenAI-compatible server."""
+and hands-free; a Cartesia outage mid-session, which the embedded voice covers; one Deepgram key
+(Deepgram hears, Aura speaks) with a local OpenAI-compatible server; ElevenLabs' voice; and one OpenAI key
+(the Realtime API hears and speaks)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,18 @@ def reply_heard(audio: np.ndarray) -> tuple[float, float]:
     return speech_end, onset
 
 
+async def ask_recorded(
+    agent: VoiceAgent, virtual_audio: VirtualAudio, events: list[Event]
+) -> tuple[AssistantDone, np.ndarray]:
+    """Ask "What is the capital of France?" with push-to-talk, recording the microphone and the speaker
+    (the probe's two channels) around it."""
+    probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
+    await asyncio.sleep(0.3)
+    done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
+    await asyncio.sleep(0.3)
+    return done, probe.stop()
+
+
 @pytest_asyncio.fixture
 async def fakes(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CloudFakes]:
     from voiceagent_desktop.providers.piper_tts import PiperTTS
@@ -87,11 +100,7 @@ async def test_cloud_profile_push_to_talk_streams_every_stage(
         # pre-warmed: every service was connected once at start, before any turn
         assert fakes.deepgram.handshakes == 1 and fakes.openai.connections == 1
         assert fakes.cartesia.connections == 1
-        probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
-        await asyncio.sleep(0.3)
-        done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
-        await asyncio.sleep(0.3)
-        audio = probe.stop()
+        done, audio = await ask_recorded(agent, virtual_audio, events)
     said = of(events, UserTranscript)[0].text
     assert heard_as("What is the capital of France?", said.lower()), said
     assert of(events, UserInterim), "no interim words while speaking"
@@ -144,11 +153,7 @@ async def test_one_deepgram_key_with_a_local_llm_is_a_whole_streaming_loop(
     events: list[Event] = []
     async with running(fakes.settings(base, profile="deepgram"), events) as agent:
         assert fakes.deepgram_tts.handshakes == 1 and fakes.cartesia.connections == 0  # pre-warmed
-        probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
-        await asyncio.sleep(0.3)
-        done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
-        await asyncio.sleep(0.3)
-        audio = probe.stop()
+        done, audio = await ask_recorded(agent, virtual_audio, events)
     assert done.text == ANSWER and not done.interrupted
     assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
     spoken = [m["text"] for m in fakes.deepgram_tts.received if m["type"] == "Speak"]
@@ -164,14 +169,39 @@ async def test_the_elevenlabs_voice_streams_each_sentence_through_the_speaker(
     events: list[Event] = []
     async with running(fakes.settings(base), events) as agent:
         assert fakes.elevenlabs.connections == 1 and fakes.cartesia.connections == 0  # pre-warmed
-        probe = virtual_audio.start_recording(f"{PROBE}.monitor", channels=2, sample_rate=RATE)
-        await asyncio.sleep(0.3)
-        done = await ask_with_ptt(agent, virtual_audio, events, "What is the capital of France?")
-        await asyncio.sleep(0.3)
-        audio = probe.stop()
+        done, audio = await ask_recorded(agent, virtual_audio, events)
     assert done.text == ANSWER and not done.interrupted
     assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
     spoken = [r.body["text"] for r in fakes.elevenlabs.requests if r.body and "text" in r.body]
     assert spoken == ["Paris is the capital of France.", "It is known for the Eiffel Tower."]
     assert fakes.elevenlabs.connections == 1  # every sentence on the pre-warmed connection
     reply_heard(audio)  # Piper's speech, through ElevenLabs' protocol
+
+
+async def test_one_openai_key_hears_answers_and_speaks_through_the_realtime_api(
+    virtual_audio: VirtualAudio, fakes: CloudFakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gpt-live-transcribe hears (a transcription session), the chat model answers, gpt-realtime-2.1-mini
+    # speaks (out-of-band responses): one OpenAI key and no other.
+    for name in ("DEEPGRAM_API_KEY", "CARTESIA_API_KEY", "ELEVENLABS_API_KEY"):
+        monkeypatch.delenv(name)
+    events: list[Event] = []
+    realtime = fakes.openai_realtime
+    async with running(fakes.settings(Settings(mode="ptt"), profile="openai"), events) as agent:
+        kinds = sorted(s.kind for s in realtime.sessions)
+        assert kinds == ["realtime", "transcription"] and fakes.deepgram.handshakes == 0  # pre-warmed
+        done, audio = await ask_recorded(agent, virtual_audio, events)
+    said = of(events, UserTranscript)[0].text
+    assert heard_as("What is the capital of France?", said.lower()), said
+    assert of(events, UserInterim), "no transcript deltas while transcribing"
+    assert done.text == ANSWER and not done.interrupted
+    assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
+    spoken = [
+        part["text"]
+        for e in realtime.received
+        if e["type"] == "response.create"
+        for part in e["response"]["input"][0]["content"]
+    ]
+    assert spoken == ["Paris is the capital of France.", "It is known for the Eiffel Tower."]
+    assert realtime.handshakes == 2 and "error" not in realtime.sent_types  # no reconnect, no refusal
+    reply_heard(audio)  # Piper's speech, through the Realtime API's protocol

@@ -83,6 +83,10 @@ def test_keys_and_the_cli_come_from_the_registry() -> None:
         "elevenlabs",
     }
     assert all(registry.for_key(name).key == spec for name, spec in needing.items())
+    # one key, several providers: the one the settings use is tried, else the (cheap) language model
+    assert registry.for_key("openai").stage == "llm"
+    assert registry.for_key("openai", Settings(stt={"provider": "openai"})).stage == "stt"
+    assert registry.for_key("deepgram", Settings(profile="deepgram")).stage == "stt"
     assert {k.env_var for k in needing.values()} >= {"DEEPGRAM_API_KEY", "CARTESIA_API_KEY", "OPENAI_API_KEY"}
     text = " ".join(_parser().format_help().split())  # (lines wrapped)
     for info in registry.PROVIDERS:

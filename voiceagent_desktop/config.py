@@ -103,8 +103,9 @@ class STTSettings(_Section):
     #: None: the profile's choice. "embedded" = faster-whisper; "deepgram" streams to Deepgram (falls back
     #: to the embedded one when it fails). The names: providers/registry.py.
     provider: STTProvider = None
-    url: WebSocketURL = None  # the WebSocket base URL, e.g. wss://api.deepgram.com (the default)
-    model: str = "nova-3"
+    #: the WebSocket base URL, e.g. wss://api.deepgram.com (Deepgram's default), wss://api.openai.com/v1
+    url: WebSocketURL = None
+    model: str = "nova-3"  # (another provider's default model when left at this)
     language: str = "en"
     #: The embedded Whisper: re-transcribe the growing turn every this many seconds of new speech, so the
     #: final pass decodes only the tail (0 = off: one pass over the finished turn).
@@ -162,21 +163,23 @@ class LLMSettings(_Section):
 
 
 #: What each stage uses when its own ``provider`` is not set. "deepgram" needs one key: Deepgram hears
-#: and speaks, the embedded model (or ``[llm] provider``, e.g. a local server) answers. "custom" = only
+#: and speaks, the embedded model (or ``[llm] provider``, e.g. a local server) answers; "openai" needs an
+#: OpenAI key only (gpt-live-transcribe, the chat model, gpt-realtime-2.1-mini's voice). "custom" = only
 #: what the stages say (unset stages are embedded).
 PROFILES: dict[str, dict[str, str]] = {
     "embedded": {"stt": "embedded", "llm": "embedded", "tts": "embedded"},
     "cloud": {"stt": "deepgram", "llm": "openai", "tts": "cartesia"},
     "deepgram": {"stt": "deepgram", "llm": "embedded", "tts": "deepgram"},
+    "openai": {"stt": "openai", "llm": "openai", "tts": "openai"},
     "custom": {"stt": "embedded", "llm": "embedded", "tts": "embedded"},
 }
 
 
 class Settings(_Section):
     #: embedded (offline, the default), cloud (Deepgram + OpenAI + Cartesia), deepgram (one key: Deepgram
-    #: both ways, a local model answers) or custom; a stage's own ``provider`` setting overrides the
-    #: profile, so any mix works.
-    profile: Literal["embedded", "cloud", "deepgram", "custom"] = "embedded"
+    #: both ways, a local model answers), openai (one key: OpenAI all the way) or custom; a stage's own
+    #: ``provider`` setting overrides the profile, so any mix works.
+    profile: Literal["embedded", "cloud", "deepgram", "openai", "custom"] = "embedded"
     mode: Literal["ptt", "handsfree"] = "ptt"
     ptt_key: str = "Space"
     #: Save each conversation in the session database (``voiceagent sessions``; sessions.py).

@@ -1,4 +1,5 @@
-"""``voiceagent bench providers``: each streaming cloud TTS provider's own overhead, against its fake.
+"""``voiceagent bench providers``: each streaming cloud TTS and STT provider's own overhead, against its
+fake.
 
 For every TTS provider that has a protocol-faithful fake (``testing/``), the provider is loaded against
 it (no injected latency, a tone for speech) and speaks ``SENTENCES`` sentences, one after another, as a
@@ -11,6 +12,10 @@ reply does. Per sentence:
   reaching the fake (Cartesia's ``cancel``, Aura's ``Clear``); the consumer itself is released at once.
   ElevenLabs streams each sentence over HTTP: a barge-in closes the response, there is no message to
   time (and the fake has sent a sentence's audio before the first chunk is even read).
+
+Each streaming STT streams ``SENTENCES`` turns (1.5 s of tone, a pause) and is timed on ``finalize``
+(``finalize_ms``), and ``own_ms`` = that less the fake's own time from the request (Deepgram's
+``Finalize``, OpenAI's commit) to its answer.
 
 Results go to ``--json`` and, with ``--markdown``, to their section of docs/benchmarks.md. The README's
 provider table quotes ``own_ms`` p50.
@@ -80,9 +85,12 @@ async def _run() -> dict[str, Any]:
     from ..providers.cartesia_tts import CartesiaTTS
     from ..providers.deepgram_tts import DeepgramTTS
     from ..providers.elevenlabs_tts import ElevenLabsTTS
+    from ..providers.openai_tts import OpenAITTS
     from ..testing.cartesia_fake import FakeCartesiaServer
     from ..testing.deepgram_tts_fake import FakeDeepgramTTSServer
     from ..testing.elevenlabs_fake import FakeElevenLabsServer
+    from ..testing.openai_realtime_fake import FakeOpenAIRealtimeServer
+    from ..testing.openai_realtime_fake import Faults as RealtimeFaults
 
     results: dict[str, Any] = {}
     async with FakeCartesiaServer(api_key=KEY) as fake:
@@ -94,11 +102,72 @@ async def _run() -> dict[str, Any]:
     async with FakeElevenLabsServer(api_key=KEY) as el:
         eleven = ElevenLabsTTS(base_url=el.base_url, api_key=KEY)
         results["elevenlabs"] = await _measure(eleven, el, lambda: el.first_audio_spans, None)
+    async with FakeOpenAIRealtimeServer(api_key=KEY, faults=RealtimeFaults(chunk_secs=0.005)) as rt:
+        voice = OpenAITTS(url=rt.url + "/v1", api_key=KEY)
+        results["openai"] = await _measure(voice, rt, lambda: rt.spans, "response.cancel")
+    return results
+
+
+async def _words(audio: Any) -> str:
+    return "w " * max(1, len(audio) // 8000)
+
+
+def _turn() -> list[Any]:
+    """A 1.5 s turn of tone and a 0.3 s pause, in the engine's 32 ms frames (16 kHz)."""
+    import numpy as np
+
+    t = np.arange(int(1.5 * 16000)) / 16000
+    audio = np.concatenate([0.2 * np.sin(2 * np.pi * 220 * t), np.zeros(int(0.3 * 16000))]).astype(np.float32)
+    return [audio[k : k + 512] for k in range(0, len(audio) - 511, 512)]
+
+
+async def _measure_stt(stt: Any, spans: Callable[[], list[tuple[float, float]]]) -> dict[str, Any]:
+    """``finalize`` at the end of a streamed turn, less the fake's own time from the request (Finalize,
+    commit) to its answer: what the provider, its SDK and the local socket add to the end of a turn."""
+    await stt.load()
+    took, own = [], []
+    for n in range(SENTENCES + 2):
+        frames = _turn()
+        stt.begin_turn(frames[:5])
+        for frame in frames[5:]:
+            stt.send(frame, voiced=bool(frame.any()))
+            await asyncio.sleep(0.002)
+        seen = len(spans())
+        t0 = time.monotonic()
+        await stt.finalize()
+        t1 = time.monotonic()
+        stt.end_turn()
+        if n < 2 or len(spans()) == seen:  # warming up; or no request was needed
+            continue
+        received, sent = spans()[seen]
+        took.append((t1 - t0) * 1000)
+        own.append((t1 - t0 - (sent - received)) * 1000)
+    await stt.aclose()
+    return {"finalize_ms": analysis.percentiles(took), "own_ms": analysis.percentiles(own)}
+
+
+async def _run_stt() -> dict[str, Any]:
+    from ..providers.deepgram_stt import DeepgramSTT
+    from ..providers.openai_stt import OpenAISTT
+    from ..testing.deepgram_fake import FakeDeepgramServer
+    from ..testing.openai_realtime_fake import FakeOpenAIRealtimeServer
+
+    results: dict[str, Any] = {}
+    async with FakeDeepgramServer(_words, api_key=KEY) as dg:
+        deepgram = DeepgramSTT(url=dg.url, api_key=KEY, endpointing_ms=3000)  # (the Finalize answers)
+        results["deepgram"] = await _measure_stt(deepgram, lambda: dg.finalize_spans)
+    async with FakeOpenAIRealtimeServer(_words, api_key=KEY) as rt:
+        results["openai"] = await _measure_stt(OpenAISTT(url=rt.url + "/v1", api_key=KEY), lambda: rt.spans)
     return results
 
 
 def run_provider_bench(json_path: Path, *, markdown: Path | None = None) -> int:
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "sentences": SENTENCES, "tts": asyncio.run(_run())}
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "sentences": SENTENCES,
+        "tts": asyncio.run(_run()),
+        "stt": asyncio.run(_run_stt()),
+    }
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     if markdown is not None:
         render_provider_section(results, markdown)
@@ -113,7 +182,7 @@ def render_provider_section(results: dict[str, Any], path: Path) -> None:
     lines = [
         PROVIDERS_MARK,
         "",
-        "## Cloud TTS providers: their own overhead",
+        "## Cloud TTS and STT providers: their own overhead",
         "",
         f"Produced by `voiceagent bench providers --json providers.json --markdown docs/benchmarks.md` "
         f"({results['date']}). Each provider against its fake on 127.0.0.1 (no injected latency, a tone "
@@ -126,5 +195,16 @@ def render_provider_section(results: dict[str, Any], path: Path) -> None:
     ]
     for name, r in results["tts"].items():
         lines.append(f"| {name} | {p(r['first_audio_ms'])} | {p(r['own_ms'])} | {p(r['stop_ms'])} |")
+    lines += [
+        "",
+        "And each streaming STT's `finalize` at the end of a streamed 1.5 s turn (Deepgram's `Finalize`, "
+        "OpenAI's commit), and its own share of it (less the fake's time from the request to its answer), "
+        f"{results['sentences']} turns. p50 / p95, ms.",
+        "",
+        "| provider | finalize | own overhead |",
+        "|---|---|---|",
+    ]
+    for name, r in results.get("stt", {}).items():
+        lines.append(f"| {name} | {p(r['finalize_ms'])} | {p(r['own_ms'])} |")
     lines.append("")
     replace_section(path, PROVIDERS_MARK, lines)

@@ -80,13 +80,14 @@ TABS: dict[str, list[FieldSpec]] = {
     "Providers": [
         FieldSpec("profile", "Profile", "choice", _choices(*PROFILES),
                   f"embedded: offline, no account; cloud: {_profile('cloud')}; "
-                  f"deepgram: one key, {_profile('deepgram')}"),
+                  f"deepgram: one key, {_profile('deepgram')}; openai: one key, {_profile('openai')}"),
         FieldSpec("stt.provider", "Speech-to-text", "choice", _providers("stt")),
         FieldSpec("llm.provider", "Language model", "choice", _providers("llm")),
         FieldSpec("llm.model", "LLM model", hint="empty: the preset's model"),
         FieldSpec("llm.base_url", "LLM base URL", hint="empty: the preset's URL (http:// or https://)"),
         FieldSpec("tts.provider", "Text-to-speech", "choice", _providers("tts")),
-        FieldSpec("tts.voice_id", "Cloud voice", hint="a Cartesia or ElevenLabs voice id; empty: default"),
+        FieldSpec("tts.voice_id", "Cloud voice",
+                  hint="a Cartesia, ElevenLabs or OpenAI voice; empty: its default"),
         FieldSpec("tts.piper_voice", "Embedded voice", hint="a Piper .onnx file; empty: the shipped voice"),
     ],
     "Listening": [
@@ -206,7 +207,7 @@ class KeyRow(QWidget):
                 self.status.setText("No key to test: enter one, or store it first.")
                 return
             settings = self.dialog.candidate(quiet=True) or self.dialog.settings
-            info = registry.for_key(self.name)
+            info = registry.for_key(self.name, settings)
             if settings.provider(info.stage) != info.name:  # test the key's own provider (its own URL)
                 section = getattr(settings, info.stage)
                 update: dict[str, Any] = {"provider": info.name}

@@ -51,6 +51,7 @@ from ..errors import (
     ProviderTimeout,
     ServiceError,
 )
+from .background import Background
 from .base import AudioArray, Hooks, ProgressCallback, STTCapabilities, Transcript
 from .cloud_errors import RetryPolicy, from_status, from_transport
 from .deepgram_turn import TurnWords
@@ -132,7 +133,7 @@ class DeepgramSTT(Hooks):
         self._turn: list[tuple[AudioArray, bool]] | None = None  # (frame, voiced)
         self._words = TurnWords(0.0)  # the open (or last) turn's words on the timeline
         self._changed = asyncio.Event()
-        self._helpers: set[asyncio.Task[None]] = set()
+        self._helpers = Background()
         self._reconnecting = False
 
     # ---- connection -----------------------------------------------------------------------------
@@ -204,7 +205,7 @@ class DeepgramSTT(Hooks):
             if task is not current:
                 task.cancel()
         if stack is not None:
-            self._background(_quietly(stack.aclose()))
+            self._helpers.spawn(_quietly(stack.aclose()))
         self._changed.set()
 
     async def _send_loop(self, conn: Any) -> None:
@@ -290,7 +291,7 @@ class DeepgramSTT(Hooks):
             self._enqueue(frame, voiced)
         elif self._client is not None and not self._closing and not self._reconnecting:
             self._reconnecting = True  # it sends the turn so far once the socket is back
-            self._background(self._reconnect())
+            self._helpers.spawn(self._reconnect())
 
     async def _reconnect(self) -> None:
         try:
@@ -299,11 +300,6 @@ class DeepgramSTT(Hooks):
             log.warning("Deepgram reconnect failed: %s", type(e).__name__)
         finally:
             self._reconnecting = False
-
-    def _background(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._helpers.add(task)
-        task.add_done_callback(self._helpers.discard)
 
     def _enqueue(self, frame: AudioArray, voiced: bool) -> None:
         pcm = (np.clip(frame, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
@@ -378,7 +374,7 @@ class DeepgramSTT(Hooks):
                         self._changed.clear()
                         await self._changed.wait()
             self._lost(conn, "closed")
-        await asyncio.gather(*self._helpers, return_exceptions=True)
+        await self._helpers.drain()
         self._client = None
 
 

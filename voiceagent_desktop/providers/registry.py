@@ -85,6 +85,9 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo("stt", "deepgram", "Deepgram", "deepgram_stt:from_settings", "cloud", ("deepgram",),
                  STTCapabilities(streaming=True, interim_results=True),
                  KeySpec("deepgram", "DEEPGRAM_API_KEY", "Deepgram")),
+    ProviderInfo("stt", "openai", "OpenAI", "openai_stt:from_settings", "cloud", ("openai", "websockets"),
+                 STTCapabilities(streaming=True, interim_results=True),
+                 KeySpec("openai", "OPENAI_API_KEY", "OpenAI"), model="gpt-live-transcribe"),
     ProviderInfo("llm", EMBEDDED, "SmolLM2 on llama.cpp (offline)", "llama_llm:from_settings", "local",
                  ("llama_cpp",), LLMCapabilities(streaming=True)),
     _openai_compatible("openai", "OpenAI", "https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY"),
@@ -106,6 +109,9 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo("tts", "elevenlabs", "ElevenLabs", "elevenlabs_tts:from_settings", "cloud", ("elevenlabs",),
                  TTSCapabilities(streaming=True, sample_rate=24000),
                  KeySpec("elevenlabs", "ELEVENLABS_API_KEY", "ElevenLabs"), model="eleven_flash_v2_5"),
+    ProviderInfo("tts", "openai", "OpenAI", "openai_tts:from_settings", "cloud", ("openai", "websockets"),
+                 TTSCapabilities(streaming=True, sample_rate=24000),
+                 KeySpec("openai", "OPENAI_API_KEY", "OpenAI"), model="gpt-realtime-2.1-mini"),
 )  # fmt: skip
 
 _BY_NAME = {(p.stage, p.name): p for p in PROVIDERS}
@@ -129,6 +135,9 @@ def key_specs() -> dict[str, KeySpec]:
     return {p.key.name: p.key for p in PROVIDERS if p.key is not None}
 
 
-def for_key(name: str) -> ProviderInfo:
-    """The provider that uses the key ``name``."""
-    return next(p for p in PROVIDERS if p.key is not None and p.key.name == name)
+def for_key(name: str, settings: Settings | None = None) -> ProviderInfo:
+    """The provider to try the key ``name`` with: one the ``settings`` use, else its language model (a
+    cheap request), else the first in the table."""
+    users = [p for p in PROVIDERS if p.key is not None and p.key.name == name]
+    chosen = [p for p in users if settings is not None and settings.provider(p.stage) == p.name]
+    return next(iter(chosen + [p for p in users if p.stage == "llm"] + users))

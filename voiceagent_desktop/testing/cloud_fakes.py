@@ -1,7 +1,8 @@
 """The cloud services, faked on 127.0.0.1 with real models, for end-to-end tests and
 ``voiceagent bench --profile cloud-fake``: Deepgram (``listen/v1``, transcribing with the local Whisper),
 an OpenAI-compatible chat server (scripted answers), Cartesia (``/tts/websocket``, synthesizing with
-Piper), Deepgram Aura (``/v1/speak``) and ElevenLabs (its streaming endpoint), Piper too. ``Latency``
+Piper), Deepgram Aura (``/v1/speak``), ElevenLabs (its streaming endpoint) and OpenAI's Realtime API
+(transcription sessions with the local Whisper, spoken responses with Piper). ``Latency``
 injects provider delays; ``settings`` points a ``Settings`` at the fakes and ``environ`` holds the keys
 they accept (the providers read ``*_API_KEY`` before the keyring).
 
@@ -31,6 +32,8 @@ from .deepgram_tts_fake import Faults as AuraFaults
 from .elevenlabs_fake import FakeElevenLabsServer
 from .elevenlabs_fake import Faults as ElevenLabsFaults
 from .openai_fake import FakeOpenAIServer, Request, Script
+from .openai_realtime_fake import FakeOpenAIRealtimeServer
+from .openai_realtime_fake import Faults as RealtimeFaults
 
 KEYS = {
     "DEEPGRAM_API_KEY": "dg-fake-key-9f3b2c",
@@ -58,8 +61,10 @@ TYPICAL = Latency(stt_result=0.15, llm_first_byte=0.35, llm_chunk=0.01, tts_firs
 
 
 SERVICES = ("deepgram", "openai", "cartesia")  # the Cloud profile's (what the bench measures)
-ALL_SERVICES = (*SERVICES, "deepgram_tts", "elevenlabs")
-TTS_SERVICES = {"cartesia": "cartesia", "deepgram": "deepgram_tts", "elevenlabs": "elevenlabs"}
+ALL_SERVICES = (*SERVICES, "deepgram_tts", "elevenlabs", "openai_realtime")
+STT_SERVICES = {"deepgram": "deepgram", "openai": "openai_realtime"}
+TTS_SERVICES = {"cartesia": "cartesia", "deepgram": "deepgram_tts", "elevenlabs": "elevenlabs",
+                "openai": "openai_realtime"}  # fmt: skip
 
 
 def default_answer(request: Request) -> Script:
@@ -105,6 +110,11 @@ class CloudFakes:
         self.elevenlabs = FakeElevenLabsServer(
             from_tts(tts), api_key=KEYS["ELEVENLABS_API_KEY"], faults=eleven, handshake_secs=latency.handshake
         )
+        realtime = RealtimeFaults(latency_secs=latency.stt_result, speech_secs=latency.tts_first_audio,
+                                  handshake_secs=latency.handshake)  # fmt: skip
+        self.openai_realtime = FakeOpenAIRealtimeServer(
+            transcribe, from_tts(tts), api_key=KEYS["OPENAI_API_KEY"], faults=realtime
+        )
         self._stack = contextlib.AsyncExitStack()
 
     def _script(self, request: Request) -> Script:
@@ -122,6 +132,7 @@ class CloudFakes:
         servers: dict[str, contextlib.AbstractAsyncContextManager[Any]] = {
             "deepgram": self.deepgram, "openai": self.openai, "cartesia": self.cartesia,
             "deepgram_tts": self.deepgram_tts, "elevenlabs": self.elevenlabs,
+            "openai_realtime": self.openai_realtime,
         }  # fmt: skip
         for name in services:
             await self._stack.enter_async_context(servers[name])
@@ -137,7 +148,8 @@ class CloudFakes:
     def urls(self) -> dict[str, str]:
         return {"deepgram": self.deepgram.url, "openai": self.openai.base_url, "cartesia": self.cartesia.url,
                 "deepgram_tts": self.deepgram_tts.url,
-                "elevenlabs": self.elevenlabs.base_url.replace("http", "ws", 1)}  # fmt: skip
+                "elevenlabs": self.elevenlabs.base_url.replace("http", "ws", 1),
+                "openai_realtime": self.openai_realtime.url + "/v1"}  # fmt: skip
 
     def settings(self, base: Settings | None = None, **changes: Any) -> Settings:
         return cloud_settings(self.urls, base, **changes)
@@ -145,9 +157,12 @@ class CloudFakes:
 
 def cloud_settings(urls: dict[str, str], base: Settings | None = None, **changes: Any) -> Settings:
     """``base`` (default settings) on the Cloud profile (or ``profile=…`` in ``changes``), every stage
-    pointed at its fake (the TTS at the Aura fake if Deepgram's voice is the one chosen)."""
+    pointed at the fake of the provider it uses (e.g. the TTS at the Aura fake if Deepgram's voice is the
+    one chosen)."""
     base = base or Settings()
-    tts = base.tts.provider or PROFILES[changes.get("profile", "cloud")]["tts"]
+    profile = PROFILES[changes.get("profile", "cloud")]
+    stt, tts = base.stt.provider or profile["stt"], base.tts.provider or profile["tts"]
+    stt_url = urls[STT_SERVICES.get(stt, "deepgram")]
     tts_url = urls[TTS_SERVICES.get(tts, "cartesia")]  # (the ElevenLabs fake's as ws://: the setting's form)
     llm = (  # (any OpenAI-compatible preset is served by the chat fake)
         LLMSettings(base_url=urls["openai"], model="fake")
@@ -157,7 +172,7 @@ def cloud_settings(urls: dict[str, str], base: Settings | None = None, **changes
     return base.model_copy(
         update={
             "profile": "cloud",
-            "stt": base.stt.model_copy(update={"url": urls["deepgram"]}),
+            "stt": base.stt.model_copy(update={"url": stt_url}),
             "llm": llm,
             "tts": base.tts.model_copy(update={"url": tts_url}),
             **changes,
