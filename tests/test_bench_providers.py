@@ -15,12 +15,12 @@ def test_the_bench_measures_each_provider_and_writes_its_section(tmp_path: Path)
     md.write_text("# Benchmarks\n\nwhat was here stays.\n")
     assert run_provider_bench(tmp_path / "p.json", markdown=md) == 0
     results = json.loads((tmp_path / "p.json").read_text())
-    assert set(results["tts"]) == {"cartesia", "deepgram", "elevenlabs", "openai"}
+    assert set(results["tts"]) == {"cartesia", "deepgram", "elevenlabs", "openai", "groq"}
     for name, r in results["tts"].items():
         assert r["first_audio_ms"]["n"] == r["own_ms"]["n"] == SENTENCES
-        assert r["stop_ms"]["n"] == (0 if name == "elevenlabs" else 10)
+        assert r["stop_ms"]["n"] == (0 if name in ("elevenlabs", "groq") else 10)  # (HTTP: no message)
         assert r["own_ms"]["p50"] <= r["first_audio_ms"]["p50"]  # the fake's own time was taken off
-    assert set(results["stt"]) == {"deepgram", "openai"}
+    assert set(results["stt"]) == {"deepgram", "openai", "groq", "gladia"}
     for r in results["stt"].values():
         assert r["finalize_ms"]["n"] == r["own_ms"]["n"] == SENTENCES  # every turn asked the service
         assert r["own_ms"]["p50"] <= r["finalize_ms"]["p50"]

@@ -2,8 +2,8 @@
 protocol-faithful fake (testing/cloud_fakes.py): Deepgram transcribing with Whisper, a scripted
 OpenAI-compatible server, Cartesia synthesizing with Piper — all through the official SDKs. Push-to-talk
 and hands-free; a Cartesia outage mid-session, which the embedded voice covers; one Deepgram key
-(Deepgram hears, Aura speaks) with a local OpenAI-compatible server; ElevenLabs' voice; and one OpenAI key
-(the Realtime API hears and speaks)."""
+(Deepgram hears, Aura speaks) with a local OpenAI-compatible server; ElevenLabs' voice; one OpenAI key
+(the Realtime API hears and speaks); one Groq key; and Gladia's live transcription."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from voiceagent_desktop.bench import analysis
-from voiceagent_desktop.config import LLMSettings, Settings, TTSSettings
+from voiceagent_desktop.config import LLMSettings, Settings, STTSettings, TTSSettings
 from voiceagent_desktop.engine.agent import VoiceAgent
 from voiceagent_desktop.engine.events import (
     AgentState,
@@ -205,3 +205,42 @@ async def test_one_openai_key_hears_answers_and_speaks_through_the_realtime_api(
     assert spoken == ["Paris is the capital of France.", "It is known for the Eiffel Tower."]
     assert realtime.handshakes == 2 and "error" not in realtime.sent_types  # no reconnect, no refusal
     reply_heard(audio)  # Piper's speech, through the Realtime API's protocol
+
+
+async def test_one_groq_key_hears_answers_and_speaks(
+    virtual_audio: VirtualAudio, fakes: CloudFakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whisper on Groq hears (the turn uploaded at its end), Groq's chat model answers, Orpheus speaks
+    # (a WAV a sentence, 48 kHz): one Groq key and no other.
+    for name in ("DEEPGRAM_API_KEY", "CARTESIA_API_KEY", "ELEVENLABS_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name)
+    fakes.openai.api_key = fakes.environ["GROQ_API_KEY"]  # the chat fake plays Groq's chat endpoint
+    events: list[Event] = []
+    async with running(fakes.settings(Settings(mode="ptt"), profile="groq"), events) as agent:
+        assert fakes.groq.connections == 2 and fakes.deepgram.handshakes == 0  # pre-warmed: STT and TTS
+        done, audio = await ask_recorded(agent, virtual_audio, events)
+    said = of(events, UserTranscript)[0].text
+    assert heard_as("What is the capital of France?", said.lower()), said
+    assert done.text == ANSWER and not done.interrupted
+    assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
+    assert len(fakes.groq.uploads) == 1  # the turn, once
+    assert fakes.groq.spoken == ["Paris is the capital of France.", "It is known for the Eiffel Tower."]
+    reply_heard(audio)  # Piper's speech, through Groq's WAV stream
+
+
+async def test_gladia_hears_a_push_to_talk_turn_without_a_finalize(
+    virtual_audio: VirtualAudio, fakes: CloudFakes
+) -> None:
+    # Gladia has no Finalize: the turn's words are final once its silence ends the utterance.
+    base = Settings(mode="ptt", stt=STTSettings(provider="gladia"))
+    events: list[Event] = []
+    async with running(fakes.settings(base), events) as agent:
+        assert fakes.gladia.posts == 1 and fakes.deepgram.handshakes == 0  # pre-warmed
+        done, audio = await ask_recorded(agent, virtual_audio, events)
+    said = of(events, UserTranscript)[0].text
+    assert heard_as("What is the capital of France?", said.lower()), said
+    assert of(events, UserInterim), "no partial words while speaking"
+    assert done.text == ANSWER and not done.interrupted
+    assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
+    assert fakes.gladia.posts == 1  # the turn on the pre-warmed session
+    reply_heard(audio)

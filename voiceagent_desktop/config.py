@@ -164,22 +164,24 @@ class LLMSettings(_Section):
 
 #: What each stage uses when its own ``provider`` is not set. "deepgram" needs one key: Deepgram hears
 #: and speaks, the embedded model (or ``[llm] provider``, e.g. a local server) answers; "openai" needs an
-#: OpenAI key only (gpt-live-transcribe, the chat model, gpt-realtime-2.1-mini's voice). "custom" = only
-#: what the stages say (unset stages are embedded).
+#: OpenAI key only (gpt-live-transcribe, the chat model, gpt-realtime-2.1-mini's voice); "groq" a Groq key
+#: only (Whisper, its chat model, Orpheus' voice). "custom" = only what the stages say (unset stages are
+#: embedded).
 PROFILES: dict[str, dict[str, str]] = {
     "embedded": {"stt": "embedded", "llm": "embedded", "tts": "embedded"},
     "cloud": {"stt": "deepgram", "llm": "openai", "tts": "cartesia"},
     "deepgram": {"stt": "deepgram", "llm": "embedded", "tts": "deepgram"},
     "openai": {"stt": "openai", "llm": "openai", "tts": "openai"},
+    "groq": {"stt": "groq", "llm": "groq", "tts": "groq"},
     "custom": {"stt": "embedded", "llm": "embedded", "tts": "embedded"},
 }
 
 
 class Settings(_Section):
     #: embedded (offline, the default), cloud (Deepgram + OpenAI + Cartesia), deepgram (one key: Deepgram
-    #: both ways, a local model answers), openai (one key: OpenAI all the way) or custom; a stage's own
-    #: ``provider`` setting overrides the profile, so any mix works.
-    profile: Literal["embedded", "cloud", "deepgram", "openai", "custom"] = "embedded"
+    #: both ways, a local model answers), openai or groq (one key: that service all the way) or custom; a
+    #: stage's own ``provider`` setting overrides the profile, so any mix works.
+    profile: Literal["embedded", "cloud", "deepgram", "openai", "groq", "custom"] = "embedded"
     mode: Literal["ptt", "handsfree"] = "ptt"
     ptt_key: str = "Space"
     #: Save each conversation in the session database (``voiceagent sessions``; sessions.py).

@@ -10,12 +10,13 @@ reply does. Per sentence:
   the provider, its SDK and the local socket add;
 - ``stop_ms`` (barge-in): from cancelling the consumer mid-sentence to the provider's cancel message
   reaching the fake (Cartesia's ``cancel``, Aura's ``Clear``); the consumer itself is released at once.
-  ElevenLabs streams each sentence over HTTP: a barge-in closes the response, there is no message to
-  time (and the fake has sent a sentence's audio before the first chunk is even read).
+  ElevenLabs and Groq stream each sentence over HTTP: a barge-in closes the response, there is no
+  message to time (and the fake has sent a sentence's audio before the first chunk is even read).
 
 Each streaming STT streams ``SENTENCES`` turns (1.5 s of tone, a pause) and is timed on ``finalize``
 (``finalize_ms``), and ``own_ms`` = that less the fake's own time from the request (Deepgram's
-``Finalize``, OpenAI's commit) to its answer.
+``Finalize``, OpenAI's commit, Groq's upload; for Gladia, which has no such request, the silence that
+ends the utterance) to its answer.
 
 Results go to ``--json`` and, with ``--markdown``, to their section of docs/benchmarks.md. The README's
 provider table quotes ``own_ms`` p50.
@@ -85,10 +86,12 @@ async def _run() -> dict[str, Any]:
     from ..providers.cartesia_tts import CartesiaTTS
     from ..providers.deepgram_tts import DeepgramTTS
     from ..providers.elevenlabs_tts import ElevenLabsTTS
+    from ..providers.groq_tts import GroqTTS
     from ..providers.openai_tts import OpenAITTS
     from ..testing.cartesia_fake import FakeCartesiaServer
     from ..testing.deepgram_tts_fake import FakeDeepgramTTSServer
     from ..testing.elevenlabs_fake import FakeElevenLabsServer
+    from ..testing.groq_fake import FakeGroqServer
     from ..testing.openai_realtime_fake import FakeOpenAIRealtimeServer
     from ..testing.openai_realtime_fake import Faults as RealtimeFaults
 
@@ -105,6 +108,9 @@ async def _run() -> dict[str, Any]:
     async with FakeOpenAIRealtimeServer(api_key=KEY, faults=RealtimeFaults(chunk_secs=0.005)) as rt:
         voice = OpenAITTS(url=rt.url + "/v1", api_key=KEY)
         results["openai"] = await _measure(voice, rt, lambda: rt.spans, "response.cancel")
+    async with FakeGroqServer(api_key=KEY) as gq:
+        orpheus = GroqTTS(base_url=gq.base_url, api_key=KEY)
+        results["groq"] = await _measure(orpheus, gq, lambda: gq.spans, None)
     return results
 
 
@@ -112,22 +118,26 @@ async def _words(audio: Any) -> str:
     return "w " * max(1, len(audio) // 8000)
 
 
-def _turn() -> list[Any]:
-    """A 1.5 s turn of tone and a 0.3 s pause, in the engine's 32 ms frames (16 kHz)."""
+def _turn(pause_secs: float) -> list[Any]:
+    """A 1.5 s turn of tone and a pause, in the engine's 32 ms frames (16 kHz)."""
     import numpy as np
 
     t = np.arange(int(1.5 * 16000)) / 16000
-    audio = np.concatenate([0.2 * np.sin(2 * np.pi * 220 * t), np.zeros(int(0.3 * 16000))]).astype(np.float32)
+    tone = 0.2 * np.sin(2 * np.pi * 220 * t)
+    audio = np.concatenate([tone, np.zeros(int(pause_secs * 16000))]).astype(np.float32)
     return [audio[k : k + 512] for k in range(0, len(audio) - 511, 512)]
 
 
-async def _measure_stt(stt: Any, spans: Callable[[], list[tuple[float, float]]]) -> dict[str, Any]:
+async def _measure_stt(
+    stt: Any, spans: Callable[[], list[tuple[float, float]]], pause_secs: float = 0.3
+) -> dict[str, Any]:
     """``finalize`` at the end of a streamed turn, less the fake's own time from the request (Finalize,
-    commit) to its answer: what the provider, its SDK and the local socket add to the end of a turn."""
+    commit, upload, Gladia's ending silence) to its answer: what the provider, its SDK and the local socket
+    add to the end of a turn."""
     await stt.load()
     took, own = [], []
     for n in range(SENTENCES + 2):
-        frames = _turn()
+        frames = _turn(pause_secs)
         stt.begin_turn(frames[:5])
         for frame in frames[5:]:
             stt.send(frame, voiced=bool(frame.any()))
@@ -148,8 +158,12 @@ async def _measure_stt(stt: Any, spans: Callable[[], list[tuple[float, float]]])
 
 async def _run_stt() -> dict[str, Any]:
     from ..providers.deepgram_stt import DeepgramSTT
+    from ..providers.gladia_stt import GladiaSTT
+    from ..providers.groq_stt import GroqSTT
     from ..providers.openai_stt import OpenAISTT
     from ..testing.deepgram_fake import FakeDeepgramServer
+    from ..testing.gladia_fake import FakeGladiaServer
+    from ..testing.groq_fake import FakeGroqServer
     from ..testing.openai_realtime_fake import FakeOpenAIRealtimeServer
 
     results: dict[str, Any] = {}
@@ -158,6 +172,12 @@ async def _run_stt() -> dict[str, Any]:
         results["deepgram"] = await _measure_stt(deepgram, lambda: dg.finalize_spans)
     async with FakeOpenAIRealtimeServer(_words, api_key=KEY) as rt:
         results["openai"] = await _measure_stt(OpenAISTT(url=rt.url + "/v1", api_key=KEY), lambda: rt.spans)
+    async with FakeGroqServer(_words, api_key=KEY) as gq:
+        results["groq"] = await _measure_stt(GroqSTT(base_url=gq.base_url, api_key=KEY), lambda: gq.spans)
+    async with FakeGladiaServer(_words, api_key=KEY) as gl:
+        gladia = GladiaSTT(url=gl.api_url, api_key=KEY)
+        # (let go mid-word: with a pause, Gladia's endpointing would end the utterance before finalize)
+        results["gladia"] = await _measure_stt(gladia, lambda: gl.final_spans, pause_secs=0.0)
     return results
 
 
@@ -198,7 +218,9 @@ def render_provider_section(results: dict[str, Any], path: Path) -> None:
     lines += [
         "",
         "And each streaming STT's `finalize` at the end of a streamed 1.5 s turn (Deepgram's `Finalize`, "
-        "OpenAI's commit), and its own share of it (less the fake's time from the request to its answer), "
+        "OpenAI's commit, Groq's upload of the turn, Gladia's silence that ends the utterance), and its own "
+        "share of it (less the fake's time from "
+        "the request to its answer), "
         f"{results['sentences']} turns. p50 / p95, ms.",
         "",
         "| provider | finalize | own overhead |",

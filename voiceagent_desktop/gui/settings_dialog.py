@@ -80,14 +80,15 @@ TABS: dict[str, list[FieldSpec]] = {
     "Providers": [
         FieldSpec("profile", "Profile", "choice", _choices(*PROFILES),
                   f"embedded: offline, no account; cloud: {_profile('cloud')}; "
-                  f"deepgram: one key, {_profile('deepgram')}; openai: one key, {_profile('openai')}"),
+                  f"deepgram: one key, {_profile('deepgram')}; openai: one key, {_profile('openai')}; "
+                  f"groq: one key, {_profile('groq')}"),
         FieldSpec("stt.provider", "Speech-to-text", "choice", _providers("stt")),
         FieldSpec("llm.provider", "Language model", "choice", _providers("llm")),
         FieldSpec("llm.model", "LLM model", hint="empty: the preset's model"),
         FieldSpec("llm.base_url", "LLM base URL", hint="empty: the preset's URL (http:// or https://)"),
         FieldSpec("tts.provider", "Text-to-speech", "choice", _providers("tts")),
         FieldSpec("tts.voice_id", "Cloud voice",
-                  hint="a Cartesia, ElevenLabs or OpenAI voice; empty: its default"),
+                  hint="a Cartesia, ElevenLabs, OpenAI or Groq voice; empty: its default"),
         FieldSpec("tts.piper_voice", "Embedded voice", hint="a Piper .onnx file; empty: the shipped voice"),
     ],
     "Listening": [

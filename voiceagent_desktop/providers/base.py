@@ -5,7 +5,8 @@ TTS yields audio at its own ``sample_rate`` (the playback side resamples).
 
 The optional hooks (``warm``, ``check``, ``busy``; an LLM's ``count_tokens`` and ``prefill``) are part of
 the Protocols, so the engine calls them without asking whether they exist; a provider class inherits
-their no-op defaults from ``Hooks`` / ``LLMHooks`` and overrides the ones it has.
+their no-op defaults from ``Hooks`` / ``LLMHooks`` and overrides the ones it has; a streaming STT gets
+``transcribe`` (one utterance as a turn of its own) from ``StreamingHooks``.
 """
 
 from __future__ import annotations
@@ -130,6 +131,20 @@ class Hooks:
     @property
     def busy(self) -> bool:
         return False
+
+
+class StreamingHooks(Hooks):
+    """… and a ``StreamingSTT``'s ``transcribe``: one finished utterance streamed as a turn of its own
+    (the STT protocol; the app streams its turns instead)."""
+
+    async def transcribe(self, audio: AudioArray) -> Transcript:
+        turn: Any = self
+        turn.begin_turn([audio])
+        try:
+            transcript: Transcript = await turn.finalize()
+            return transcript
+        finally:
+            turn.end_turn()
 
 
 class LLMHooks(Hooks):

@@ -52,10 +52,10 @@ from ..errors import (
     ServiceError,
 )
 from .background import Background
-from .base import AudioArray, Hooks, ProgressCallback, STTCapabilities, Transcript
+from .base import AudioArray, ProgressCallback, StreamingHooks, STTCapabilities, Transcript
 from .cloud_errors import RetryPolicy, from_status, from_transport
-from .deepgram_turn import TurnWords
 from .extras import require
+from .stt_timeline import TurnWords
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -91,7 +91,7 @@ def message_field(m: Any, name: str) -> Any:
     return m.get(name) if isinstance(m, dict) else getattr(m, name, None)
 
 
-class DeepgramSTT(Hooks):
+class DeepgramSTT(StreamingHooks):
     """Implements :class:`~voiceagent_desktop.providers.base.StreamingSTT`."""
 
     capabilities = STTCapabilities(streaming=True, interim_results=True)
@@ -348,14 +348,6 @@ class DeepgramSTT(Hooks):
     def end_turn(self) -> None:
         self._turn = None
         self._words = TurnWords(self._sent / RATE)
-
-    async def transcribe(self, audio: AudioArray) -> Transcript:
-        """One finished utterance, streamed at once (the STT protocol; the app streams turns instead)."""
-        self.begin_turn([audio])
-        try:
-            return await self.finalize()
-        finally:
-            self.end_turn()
 
     async def check(self) -> None:
         """Test the key and the service now (the settings dialog): open the live socket (``load``); a

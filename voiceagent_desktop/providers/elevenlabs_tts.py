@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from ..errors import CloudError, ProviderTimeout, ServiceError
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities
 from .cloud_errors import RetryPolicy, from_status, from_transport, prewarm, retry_stream
 from .extras import require
+from .keepalive import KeepAlive
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -76,10 +76,20 @@ class ElevenLabsTTS(Hooks):
         self.first_audio_timeout_secs, self.idle_secs = first_audio_timeout_secs, idle_secs
         self.retry = retry or RetryPolicy()
         self._client: Any = None
-        self._used_at = 0.0  # monotonic time of the last request
-        #: ``warm`` re-opens the connection if it was idle this long (the HTTP pool drops it after 5 s)
-        self.warm_after_secs = 2.0
+        self._pool = KeepAlive(self._ping, self.name, map_error)
         self.last_attempts = 0  # tries of the last sentence
+
+    async def _ping(self) -> None:
+        await self._client.models.list(request_options=_NO_RETRIES)
+
+    @property
+    def warm_after_secs(self) -> float:
+        """``warm`` re-opens the connection if it was idle this long (the HTTP pool drops it after 5 s)."""
+        return self._pool.warm_after_secs
+
+    @warm_after_secs.setter
+    def warm_after_secs(self, secs: float) -> None:
+        self._pool.warm_after_secs = secs
 
     @property
     def sample_rate(self) -> int:
@@ -102,22 +112,14 @@ class ElevenLabsTTS(Hooks):
         """Test the key and the service now (a ``GET /v1/models``); a failure is raised, mapped."""
         if self._client is None:
             await self.load()
-            return
-        try:
-            await self._client.models.list(request_options=_NO_RETRIES)
-        except Exception as e:
-            raise map_error(e, self.name) from None
-        self._used_at = time.monotonic()
+        else:
+            await self._pool.check()
 
     async def warm(self) -> None:
         """Make sure a connection is open for the next sentence: the HTTP pool closes idle ones after 5 s,
         so the conversation calls this when the user starts to speak (a tiny ``GET /v1/models``)."""
-        client = self._client
-        if client is None or time.monotonic() - self._used_at < self.warm_after_secs:
-            return
-        self._used_at = time.monotonic()
-        with contextlib.suppress(Exception):
-            await client.models.list(request_options=_NO_RETRIES)
+        if self._client is not None:
+            await self._pool.warm()
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioArray]:
         if not text.strip():
@@ -153,7 +155,7 @@ class ElevenLabsTTS(Hooks):
                 if cut:
                     yield np.frombuffer(data[:cut], dtype="<i2").astype(np.float32) / 32768.0
         finally:
-            self._used_at = time.monotonic()
+            self._pool.used()
             with contextlib.suppress(Exception):  # closes the response: the service sees it go
                 await asyncio.shield(chunks.aclose())
 

@@ -37,7 +37,7 @@ import soxr
 from .. import keys
 from ..errors import CloudError, ProviderTimeout, ServiceError
 from .background import Background
-from .base import AudioArray, Hooks, ProgressCallback, STTCapabilities, Transcript
+from .base import AudioArray, ProgressCallback, StreamingHooks, STTCapabilities, Transcript
 from .cloud_errors import RetryPolicy, prewarm
 from .openai_realtime import RATE, client, connect, error_event, map_error, quietly, read_events
 from .openai_turn import Turn as _Turn
@@ -52,7 +52,7 @@ IN_RATE = 16000
 MIN_COMMIT = RATE // 10  # 100 ms at 24 kHz: OpenAI's smallest commit
 
 
-class OpenAISTT(Hooks):
+class OpenAISTT(StreamingHooks):
     """Implements :class:`~voiceagent_desktop.providers.base.StreamingSTT`."""
 
     capabilities = STTCapabilities(streaming=True, interim_results=True)
@@ -97,7 +97,11 @@ class OpenAISTT(Hooks):
         self._sdk = client(self.url, key, self.name)
         if progress:
             progress(0.5, f"connecting to {self.name}")
-        await prewarm(self.name, self._connect(), progress)
+        try:
+            await prewarm(self.name, self._connect(), progress)
+        except CloudError:  # (a rejected key: the client goes, not left to the garbage collector)
+            await self.aclose()
+            raise
 
     async def _connect(self) -> None:
         async with self._lock:
@@ -284,14 +288,6 @@ class OpenAISTT(Hooks):
         self._past.extend(turn.text.keys() | set(turn.items))
         if self._conn is not None and turn.uncommitted:
             self._outbox.put_nowait({"type": "input_audio_buffer.clear"})  # (the tail: silence)
-
-    async def transcribe(self, audio: AudioArray) -> Transcript:
-        """One finished utterance, streamed at once (the STT protocol; the app streams turns instead)."""
-        self.begin_turn([audio])
-        try:
-            return await self.finalize()
-        finally:
-            self.end_turn()
 
     async def check(self) -> None:
         """Test the key and the service now (the settings dialog): open a session; any failure is raised,

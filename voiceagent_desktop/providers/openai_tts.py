@@ -106,7 +106,11 @@ class OpenAITTS(Hooks):
     async def load(self, progress: ProgressCallback | None = None) -> None:
         key = self._api_key or keys.require_key("openai")
         self._sdk = client(self.url, key, self.name)
-        await prewarm(self.name, self._connect(), progress)
+        try:
+            await prewarm(self.name, self._connect(), progress)
+        except CloudError:  # (a rejected key: the client goes, not left to the garbage collector)
+            await self.aclose()
+            raise
 
     async def check(self) -> None:
         """Test the key and the service now (the settings dialog): open a session; any failure is raised,

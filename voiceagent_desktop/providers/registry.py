@@ -88,6 +88,12 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo("stt", "openai", "OpenAI", "openai_stt:from_settings", "cloud", ("openai", "websockets"),
                  STTCapabilities(streaming=True, interim_results=True),
                  KeySpec("openai", "OPENAI_API_KEY", "OpenAI"), model="gpt-live-transcribe"),
+    ProviderInfo("stt", "gladia", "Gladia", "gladia_stt:from_settings", "cloud", ("gladiaio_sdk",),
+                 STTCapabilities(streaming=True, interim_results=True),
+                 KeySpec("gladia", "GLADIA_API_KEY", "Gladia"), model="solaria-1"),
+    ProviderInfo("stt", "groq", "Groq", "groq_stt:from_settings", "cloud", ("openai",),
+                 STTCapabilities(streaming=True, interim_results=False),
+                 KeySpec("groq", "GROQ_API_KEY", "Groq"), model="whisper-large-v3-turbo"),
     ProviderInfo("llm", EMBEDDED, "SmolLM2 on llama.cpp (offline)", "llama_llm:from_settings", "local",
                  ("llama_cpp",), LLMCapabilities(streaming=True)),
     _openai_compatible("openai", "OpenAI", "https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY"),
@@ -112,6 +118,9 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo("tts", "openai", "OpenAI", "openai_tts:from_settings", "cloud", ("openai", "websockets"),
                  TTSCapabilities(streaming=True, sample_rate=24000),
                  KeySpec("openai", "OPENAI_API_KEY", "OpenAI"), model="gpt-realtime-2.1-mini"),
+    ProviderInfo("tts", "groq", "Groq", "groq_tts:from_settings", "cloud", ("openai",),
+                 TTSCapabilities(streaming=True, sample_rate=48000),
+                 KeySpec("groq", "GROQ_API_KEY", "Groq"), model="canopylabs/orpheus-v1-english"),
 )  # fmt: skip
 
 _BY_NAME = {(p.stage, p.name): p for p in PROVIDERS}

@@ -1,8 +1,9 @@
 """The cloud services, faked on 127.0.0.1 with real models, for end-to-end tests and
 ``voiceagent bench --profile cloud-fake``: Deepgram (``listen/v1``, transcribing with the local Whisper),
 an OpenAI-compatible chat server (scripted answers), Cartesia (``/tts/websocket``, synthesizing with
-Piper), Deepgram Aura (``/v1/speak``), ElevenLabs (its streaming endpoint) and OpenAI's Realtime API
-(transcription sessions with the local Whisper, spoken responses with Piper). ``Latency``
+Piper), Deepgram Aura (``/v1/speak``), ElevenLabs (its streaming endpoint), OpenAI's Realtime API
+(transcription sessions with the local Whisper, spoken responses with Piper), Groq's audio endpoints
+(Whisper uploads, Orpheus WAV) and Gladia's live sessions (with the local Whisper). ``Latency``
 injects provider delays; ``settings`` points a ``Settings`` at the fakes and ``environ`` holds the keys
 they accept (the providers read ``*_API_KEY`` before the keyring).
 
@@ -31,6 +32,10 @@ from .deepgram_tts_fake import FakeDeepgramTTSServer
 from .deepgram_tts_fake import Faults as AuraFaults
 from .elevenlabs_fake import FakeElevenLabsServer
 from .elevenlabs_fake import Faults as ElevenLabsFaults
+from .gladia_fake import FakeGladiaServer
+from .gladia_fake import Faults as GladiaFaults
+from .groq_fake import FakeGroqServer
+from .groq_fake import Faults as GroqFaults
 from .openai_fake import FakeOpenAIServer, Request, Script
 from .openai_realtime_fake import FakeOpenAIRealtimeServer
 from .openai_realtime_fake import Faults as RealtimeFaults
@@ -40,6 +45,8 @@ KEYS = {
     "OPENAI_API_KEY": "sk-fake-key-77aa01",
     "CARTESIA_API_KEY": "cartesia-fake-key-51d0e4",
     "ELEVENLABS_API_KEY": "el-fake-key-3c9d77",
+    "GROQ_API_KEY": "gsk-fake-key-0b55e1",
+    "GLADIA_API_KEY": "gladia-fake-key-7e21aa",
 }
 
 
@@ -61,10 +68,10 @@ TYPICAL = Latency(stt_result=0.15, llm_first_byte=0.35, llm_chunk=0.01, tts_firs
 
 
 SERVICES = ("deepgram", "openai", "cartesia")  # the Cloud profile's (what the bench measures)
-ALL_SERVICES = (*SERVICES, "deepgram_tts", "elevenlabs", "openai_realtime")
-STT_SERVICES = {"deepgram": "deepgram", "openai": "openai_realtime"}
+ALL_SERVICES = (*SERVICES, "deepgram_tts", "elevenlabs", "openai_realtime", "groq", "gladia")
+STT_SERVICES = {"deepgram": "deepgram", "openai": "openai_realtime", "groq": "groq", "gladia": "gladia"}
 TTS_SERVICES = {"cartesia": "cartesia", "deepgram": "deepgram_tts", "elevenlabs": "elevenlabs",
-                "openai": "openai_realtime"}  # fmt: skip
+                "openai": "openai_realtime", "groq": "groq"}  # fmt: skip
 
 
 def default_answer(request: Request) -> Script:
@@ -115,6 +122,11 @@ class CloudFakes:
         self.openai_realtime = FakeOpenAIRealtimeServer(
             transcribe, from_tts(tts), api_key=KEYS["OPENAI_API_KEY"], faults=realtime
         )
+        groq = GroqFaults(latency_secs=latency.stt_result)
+        self.groq = FakeGroqServer(transcribe, from_tts(tts), api_key=KEYS["GROQ_API_KEY"], faults=groq,
+                                   handshake_secs=latency.handshake)  # fmt: skip
+        self.gladia = FakeGladiaServer(transcribe, api_key=KEYS["GLADIA_API_KEY"],
+                                       faults=GladiaFaults(latency_secs=latency.stt_result))  # fmt: skip
         self._stack = contextlib.AsyncExitStack()
 
     def _script(self, request: Request) -> Script:
@@ -132,7 +144,7 @@ class CloudFakes:
         servers: dict[str, contextlib.AbstractAsyncContextManager[Any]] = {
             "deepgram": self.deepgram, "openai": self.openai, "cartesia": self.cartesia,
             "deepgram_tts": self.deepgram_tts, "elevenlabs": self.elevenlabs,
-            "openai_realtime": self.openai_realtime,
+            "openai_realtime": self.openai_realtime, "groq": self.groq, "gladia": self.gladia,
         }  # fmt: skip
         for name in services:
             await self._stack.enter_async_context(servers[name])
@@ -149,7 +161,9 @@ class CloudFakes:
         return {"deepgram": self.deepgram.url, "openai": self.openai.base_url, "cartesia": self.cartesia.url,
                 "deepgram_tts": self.deepgram_tts.url,
                 "elevenlabs": self.elevenlabs.base_url.replace("http", "ws", 1),
-                "openai_realtime": self.openai_realtime.url + "/v1"}  # fmt: skip
+                "openai_realtime": self.openai_realtime.url + "/v1",
+                "groq": self.groq.base_url.replace("http", "ws", 1),
+                "gladia": self.gladia.api_url.replace("http", "ws", 1)}  # fmt: skip
 
     def settings(self, base: Settings | None = None, **changes: Any) -> Settings:
         return cloud_settings(self.urls, base, **changes)

@@ -1,5 +1,6 @@
 """What the HTTP fakes share: an HTTP/1.1 keep-alive server on 127.0.0.1 (an ephemeral port), used as
-``async with``, that reads each request (JSON body) and hands it to the subclass's ``_answer``;
+``async with``, that reads each request (a JSON body parsed, any other kept raw) and hands it to the
+subclass's ``_answer``;
 ``handshake_secs`` delays every *new* connection (what a TLS handshake costs)."""
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ class Request:
     method: str
     path: str  # without the query
     headers: dict[str, str]  # names in lower case
-    body: dict[str, Any] | None
+    body: dict[str, Any] | None  # a JSON body, parsed
     t: float  # monotonic arrival time
     query: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""  # the body as sent (a form, a file)
 
 
 class LocalHTTPServer:
@@ -87,9 +89,10 @@ class LocalHTTPServer:
             k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)
         }
         raw = await reader.readexactly(int(headers.get("content-length", "0")))
-        body = json.loads(raw) if raw else None
+        is_json = raw and headers.get("content-type", "application/json").startswith("application/json")
+        body = json.loads(raw) if is_json else None
         url = urlsplit(target)
-        return Request(method, url.path, headers, body, time.monotonic(), dict(parse_qsl(url.query)))
+        return Request(method, url.path, headers, body, time.monotonic(), dict(parse_qsl(url.query)), raw)
 
     async def _json(self, w: asyncio.StreamWriter, status: int, data: Any, extra: str = "") -> bool:
         body = json.dumps(data).encode()

@@ -1,12 +1,12 @@
-"""One user turn's words on a Deepgram connection's audio timeline: the bookkeeping behind
-``deepgram_stt.DeepgramSTT``.
+"""One user turn's words on a streaming STT connection's audio timeline: the bookkeeping behind
+``deepgram_stt.DeepgramSTT`` and ``gladia_stt.GladiaSTT``.
 
-Deepgram times every result in seconds of the audio the connection has carried. A turn starts at a point
-on that timeline, so a result (or an ``UtteranceEnd``) that ends before it belongs to an earlier turn —
-a late answer to that turn's ``Finalize`` included — and is not this turn's. The turn also records where
-its last voiced frame ends (the engine's VAD) and how far Deepgram's results reach: once they reach past
-the last voiced frame with no interim words open, every word of the turn is final and a ``Finalize``
-would have nothing to process (Deepgram does not answer one then).
+Deepgram (and Gladia) time every result in seconds of the audio the connection has carried. A turn starts
+at a point on that timeline, so a result (or an ``UtteranceEnd``) that ends before it belongs to an
+earlier turn — a late answer to that turn's ``Finalize`` included — and is not this turn's. The turn also
+records where its last voiced frame ends (the engine's VAD) and how far Deepgram's results reach: once
+they reach past the last voiced frame with no interim words open, every word of the turn is final and a
+``Finalize`` would have nothing to process (Deepgram does not answer one then).
 """
 
 from __future__ import annotations
@@ -42,17 +42,25 @@ class TurnWords:
         return end > self.start + OWN_SECS
 
     def result(self, r: Any) -> bool:
-        """Take a ``Results`` message (the SDK's model); False if it is not this turn's."""
-        end = float(r.start) + float(r.duration)
-        if not self.owns(end):
-            return False
-        if r.from_finalize:
-            self.answered_to = max(self.answered_to, end)
+        """Take a Deepgram ``Results`` message (the SDK's model); False if it is not this turn's."""
         alts = r.channel.alternatives
         text = (alts[0].transcript if alts else "").strip()
         confidence = getattr(alts[0], "confidence", None) if alts and text else None
+        end = float(r.start) + float(r.duration)
+        return self.take(end, text, confidence, final=bool(r.is_final), from_finalize=bool(r.from_finalize))
+
+    def take(
+        self, end: float, text: str, confidence: float | None, *, final: bool, from_finalize: bool = False
+    ) -> bool:
+        """Take a result ending at ``end`` on the timeline (interim or final); False if it is not this
+        turn's."""
+        if not self.owns(end):
+            return False
+        if from_finalize:
+            self.answered_to = max(self.answered_to, end)
+        text = text.strip()
         self.covered = max(self.covered, end)
-        if r.is_final:
+        if final:
             if text:
                 self.finals.append(text)
                 self.final_confidence.append(confidence)
