@@ -20,7 +20,7 @@ def test_the_bench_measures_each_provider_and_writes_its_section(tmp_path: Path)
         assert r["first_audio_ms"]["n"] == r["own_ms"]["n"] == SENTENCES
         assert r["stop_ms"]["n"] == (0 if name in ("elevenlabs", "groq") else 10)  # (HTTP: no message)
         assert r["own_ms"]["p50"] <= r["first_audio_ms"]["p50"]  # the fake's own time was taken off
-    assert set(results["stt"]) == {"deepgram", "openai", "groq", "gladia"}
+    assert set(results["stt"]) == {"deepgram", "openai", "groq", "gladia", "flux"}
     for r in results["stt"].values():
         assert r["finalize_ms"]["n"] == r["own_ms"]["n"] == SENTENCES  # every turn asked the service
         assert r["own_ms"]["p50"] <= r["finalize_ms"]["p50"]

@@ -3,7 +3,8 @@ protocol-faithful fake (testing/cloud_fakes.py): Deepgram transcribing with Whis
 OpenAI-compatible server, Cartesia synthesizing with Piper — all through the official SDKs. Push-to-talk
 and hands-free; a Cartesia outage mid-session, which the embedded voice covers; one Deepgram key
 (Deepgram hears, Aura speaks) with a local OpenAI-compatible server; ElevenLabs' voice; one OpenAI key
-(the Realtime API hears and speaks); one Groq key; and Gladia's live transcription."""
+(the Realtime API hears and speaks); one Groq key; Gladia's live transcription; and Deepgram Flux ending a
+hands-free turn itself."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from voiceagent_desktop.engine.agent import VoiceAgent
 from voiceagent_desktop.engine.events import (
     AgentState,
     AssistantDone,
+    EndOfTurn,
     Event,
     Notice,
     UserInterim,
@@ -244,3 +246,22 @@ async def test_gladia_hears_a_push_to_talk_turn_without_a_finalize(
     assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
     assert fakes.gladia.posts == 1  # the turn on the pre-warmed session
     reply_heard(audio)
+
+
+async def test_deepgram_flux_ends_the_hands_free_turn_itself(
+    virtual_audio: VirtualAudio, fakes: CloudFakes, smart_turn_path: Path
+) -> None:
+    # Flux decides the end of the turn ([turn] detector "auto"): its EndOfTurn ends it, not our policy.
+    base = Settings(mode="handsfree", stt=STTSettings(provider="flux"))
+    events: list[Event] = []
+    async with running(fakes.settings(base), events) as agent:
+        assert fakes.flux.handshakes == 1 and fakes.deepgram.handshakes == 0  # pre-warmed
+        assert await wait_until(lambda: agent.state is AgentState.LISTENING, 30)
+        virtual_audio.play_to_mic(piper_speech("What time is it in Tokyo right now?", RATE), RATE)
+        assert await wait_until(lambda: of(events, AssistantDone), 30), "no answer"
+    said = of(events, UserTranscript)[0].text
+    assert heard_as("What time is it in Tokyo right now?", said.lower()), said
+    assert of(events, EndOfTurn)[0].reason == "stt"  # Flux's EndOfTurn ended the turn
+    assert fakes.flux.triggers[0] == "model"
+    assert of(events, AssistantDone)[0].text == ANSWER
+    assert not of(events, Notice), [n.message for n in of(events, Notice)]

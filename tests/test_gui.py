@@ -105,12 +105,12 @@ def test_ptt_button_turn_fills_transcript_and_latency(
     seen: list[str] = []  # the reply's text each time a sentence starts to play
     rig.bridge.assistantSpeaking.connect(lambda *_: seen.append(w.transcript.entries()[-1].text))
     # (the sink is read across threads: its audio may be there before the window has shown the question)
-    qtbot.waitUntil(lambda: rig.audio.sink is not None and bool(rig.audio.sink.total))
-    qtbot.waitUntil(lambda: bool(w.transcript.entries()))
+    qtbot.waitUntil(lambda: rig.audio.sink is not None and bool(rig.audio.sink.total), timeout=60_000)
+    qtbot.waitUntil(lambda: bool(w.transcript.entries()), timeout=60_000)
     assert [e.text for e in w.transcript.entries()] == [QUESTION]
     assert w.state_indicator.text == "Thinking"  # nothing played yet
     rig.playing = True
-    qtbot.waitUntil(lambda: len(seen) == 2)
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=60_000)  # (a busy machine: no tight bound)
     assert seen == ["The capital of France is Paris.", ANSWER]
     rig.wait_reply_done()
     rig.wait_state("Listening")

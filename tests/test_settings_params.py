@@ -11,7 +11,7 @@ from voiceagent_desktop.engine.vad import VADParams
 from voiceagent_desktop.wiring import conversation_settings
 
 #: Settings of the sections that are not engine parameters (which models run, and how a reply starts).
-NOT_PARAMS = {"model", "model_path", "speculative_start"}
+NOT_PARAMS = {"model", "model_path", "speculative_start", "detector"}
 #: A value other than the default for every parameter a user can set.
 CHANGED = {
     "vad": {"confidence": 0.6, "start_secs": 0.2, "stop_secs": 0.064, "min_volume_db": -45.0},

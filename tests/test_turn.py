@@ -568,3 +568,18 @@ def test_one_evaluation_runs_at_a_time_and_only_the_latest_current_request_waits
     assert q.done(current_id=5) is None and not q.running  # "d" went stale (the user spoke again)
     assert q.done(current_id=5) is None and not q.running
     assert q.request(6, "e") == "e"
+
+
+def test_a_streaming_stt_that_decides_ends_the_turn_itself_and_the_fallback_still_guards() -> None:
+    pol = TurnPolicy(replace(P, stt_decides=True), model=False)  # (Smart Turn not asked either way)
+    assert not pol.evaluates and TurnPolicy(P).evaluates
+    pol.silence(1.0)
+    assert pol.tick(1.0 + P.silence_only_secs) is None  # not silence endpointing: the STT decides
+    d = pol.utterance_end(1.35)  # Flux's EndOfTurn
+    assert d is not None and d.reason is EOTReason.STT and d.t_decided == 1.35
+    pol.speech()
+    assert pol.utterance_end(3.0) is None  # the user is speaking (no silence yet): nothing to end
+    pol.silence(4.0)
+    assert pol.tick(4.0 + P.fallback_secs - 0.01) is None  # (the STT fell back to one that decides nothing)
+    d = pol.tick(4.0 + P.fallback_secs)
+    assert d is not None and d.reason is EOTReason.FALLBACK

@@ -97,6 +97,10 @@ class TurnSettings(_Section):
     text_sure: float | None = Field(default=_TURN.text_sure, ge=0.0, le=1.0)
     #: start the reply while waiting out the silence deadline (engine/answer.py; see docs/benchmarks.md)
     speculative_start: bool = False
+    #: Who ends a hands-free turn: "auto" — the streaming STT when it decides turns itself (Deepgram
+    #: Flux), else our own policy above; "local" — always our policy; "stt" — the STT (an error if it
+    #: cannot).
+    detector: Literal["auto", "local", "stt"] = "auto"
 
 
 class STTSettings(_Section):

@@ -16,9 +16,9 @@ from .engine.conversation import ConversationSettings
 from .engine.events import EventBus, InputMode
 from .engine.turn import TurnParams
 from .engine.vad import VADParams
-from .errors import AudioDeviceError
+from .errors import AudioDeviceError, ConfigError
 from .providers import registry
-from .providers.base import AudioArray
+from .providers.base import AudioArray, STTCapabilities
 
 log = logging.getLogger(__name__)
 P = TypeVar("P")
@@ -60,10 +60,24 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
         system_prompt=settings.active_persona().system_prompt,
         greeting=settings.active_persona().greeting,
         vad=engine_params(VADParams, settings.vad),
-        turn=engine_params(TurnParams, settings.turn),
+        turn=dataclasses.replace(engine_params(TurnParams, settings.turn), stt_decides=stt_decides(settings)),
         speculative_start=settings.turn.speculative_start,
         incremental_secs=settings.stt.incremental_secs,
     )
+
+
+def stt_decides(settings: Settings) -> bool:
+    """Hands-free turns end on the streaming STT's own end of turn (``[turn] detector``: "auto" when the
+    STT has one, Deepgram Flux's; "stt" insists; "local" never)."""
+    detector = settings.turn.detector
+    ends_turns = registry.get("stt", settings.provider("stt")).capabilities
+    able = isinstance(ends_turns, STTCapabilities) and ends_turns.end_of_turn
+    if detector == "stt" and not able:
+        raise ConfigError(
+            '[turn] detector = "stt" needs a speech-to-text provider that ends turns itself '
+            '([stt] provider = "flux")'
+        )
+    return detector != "local" and able
 
 
 def stage_providers(settings: Settings) -> Providers:

@@ -15,8 +15,8 @@ reply does. Per sentence:
 
 Each streaming STT streams ``SENTENCES`` turns (1.5 s of tone, a pause) and is timed on ``finalize``
 (``finalize_ms``), and ``own_ms`` = that less the fake's own time from the request (Deepgram's
-``Finalize``, OpenAI's commit, Groq's upload; for Gladia, which has no such request, the silence that
-ends the utterance) to its answer.
+``Finalize``, OpenAI's commit, Groq's upload, Flux's ``ForceEndTurn``; for Gladia, which has no such
+request, the silence that ends the utterance) to its answer.
 
 Results go to ``--json`` and, with ``--markdown``, to their section of docs/benchmarks.md. The README's
 provider table quotes ``own_ms`` p50.
@@ -157,11 +157,13 @@ async def _measure_stt(
 
 
 async def _run_stt() -> dict[str, Any]:
+    from ..providers.deepgram_flux import FluxSTT
     from ..providers.deepgram_stt import DeepgramSTT
     from ..providers.gladia_stt import GladiaSTT
     from ..providers.groq_stt import GroqSTT
     from ..providers.openai_stt import OpenAISTT
     from ..testing.deepgram_fake import FakeDeepgramServer
+    from ..testing.flux_fake import FakeFluxServer
     from ..testing.gladia_fake import FakeGladiaServer
     from ..testing.groq_fake import FakeGroqServer
     from ..testing.openai_realtime_fake import FakeOpenAIRealtimeServer
@@ -178,6 +180,8 @@ async def _run_stt() -> dict[str, Any]:
         gladia = GladiaSTT(url=gl.api_url, api_key=KEY)
         # (let go mid-word: with a pause, Gladia's endpointing would end the utterance before finalize)
         results["gladia"] = await _measure_stt(gladia, lambda: gl.final_spans, pause_secs=0.0)
+    async with FakeFluxServer(_words, api_key=KEY) as fx:  # (let go mid-word: ForceEndTurn ends the turn)
+        results["flux"] = await _measure_stt(FluxSTT(url=fx.url, api_key=KEY), lambda: fx.eot_spans, 0.0)
     return results
 
 
@@ -218,7 +222,8 @@ def render_provider_section(results: dict[str, Any], path: Path) -> None:
     lines += [
         "",
         "And each streaming STT's `finalize` at the end of a streamed 1.5 s turn (Deepgram's `Finalize`, "
-        "OpenAI's commit, Groq's upload of the turn, Gladia's silence that ends the utterance), and its own "
+        "OpenAI's commit, Groq's upload of the turn, Flux's `ForceEndTurn`, Gladia's silence that ends the "
+        "utterance), and its own "
         "share of it (less the fake's time from "
         "the request to its answer), "
         f"{results['sentences']} turns. p50 / p95, ms.",

@@ -235,7 +235,8 @@ class Conversation:
                 )
         elif isinstance(update, SpeechStopped) and self._turn_frames is not None:
             eval_id = self.turn_policy.silence(update.t)
-            if (n := self._evals.request(eval_id, len(self._turn_frames))) is not None:
+            wanted = self.turn_policy.evaluates  # (else the streaming STT decides the end of the turn)
+            if wanted and (n := self._evals.request(eval_id, len(self._turn_frames))) is not None:
                 self._start_evaluation(eval_id, n)
         if self._turn_frames is not None:
             decision = self.turn_policy.tick(t, maybe_speaking=self.vad_machine.phase is VADPhase.STARTING)

@@ -31,7 +31,9 @@ incomplete (grammar)       ``fallback_secs``           ``fallback_secs``
 New speech before the deadline cancels it (and any evaluation still running); the next short silence
 evaluates again on the longer audio. ``fallback_secs`` of silence always ends the turn; with a streaming
 STT, its end-of-utterance signal (``utterance_end``) ends an unsure wait sooner. Without a model
-(missing file) the policy is plain silence endpointing after ``silence_only_secs``.
+(missing file) the policy is plain silence endpointing after ``silence_only_secs``. With a streaming STT
+that decides the end of turn itself (Deepgram Flux, ``stt_decides``), its ``utterance_end`` ends the turn
+and our evaluations do not run; ``fallback_secs`` of silence still ends a turn it never ends.
 
 When the turn ends on an evaluation, its transcript already covers the whole turn, so the conversation
 answers without running STT again. The policy is pure (times in, decisions out): the conversation and the
@@ -59,6 +61,7 @@ class EOTReason(enum.Enum):
     SILENCE = "silence"  # the silence window ran out (signals disagreed, or silence-only endpointing)
     FALLBACK = "fallback"  # the hard fallback silence
     UTTERANCE_END = "utterance-end"  # a streaming STT saw the utterance end while the signals were unsure
+    STT = "stt"  # the streaming STT's own end-of-turn model decided (Deepgram Flux; ``stt_decides``)
     PUSH_TO_TALK = "push-to-talk"
     MAX_LENGTH = "max-length"
 
@@ -92,6 +95,10 @@ class TurnParams:
     #: ``unsure_secs`` (not ``disagree_secs``) when the audio model says "not yet" (None: off). On the
     #: turn bench: complete-utterance delay p95 814 → 464 ms, premature endings unchanged.
     text_sure: float | None = 0.3
+    #: The streaming STT decides the end of the turn (Deepgram Flux's EndOfTurn, reported as
+    #: ``utterance_end``): our evaluations do not run, and ``fallback_secs`` of silence ends a turn it
+    #: never ends (e.g. after the fallback to the embedded STT, which decides nothing).
+    stt_decides: bool = False
 
     def text_holds(self, text: str, text_p: float | None) -> bool:
         """The language model scored ``text`` below ``text_low`` and nothing exempts it: the turn waits
@@ -164,6 +171,11 @@ class TurnPolicy:
         return self._deadline is not None and self._reason is not EOTReason.FALLBACK
 
     @property
+    def evaluates(self) -> bool:
+        """Our own evaluations decide (not the streaming STT: ``stt_decides``)."""
+        return not self.params.stt_decides
+
+    @property
     def last_voiced(self) -> float | None:
         """End of the last voiced frame before the current silence (None while speaking)."""
         return self._t_last_voiced
@@ -183,7 +195,7 @@ class TurnPolicy:
         self._t_last_voiced = t_last_voiced
         self._evaluation = None
         p = self.params
-        if self.model:
+        if self.model or p.stt_decides:
             self._deadline, self._reason = t_last_voiced + p.fallback_secs, EOTReason.FALLBACK
         else:
             self._deadline, self._reason = t_last_voiced + p.silence_only_secs, EOTReason.SILENCE
@@ -233,6 +245,9 @@ class TurnPolicy:
         ev = self._evaluation
         if self._deadline is None or self._reason is not EOTReason.FALLBACK or self._t_last_voiced is None:
             return None
+        if self.params.stt_decides:  # the STT's own end-of-turn model has ruled: now
+            self._deadline, self._reason = t_now, EOTReason.STT
+            return self.tick(t_now, maybe_speaking=maybe_speaking)
         if ev is not None and ev.text_state is TextState.INCOMPLETE:
             return None
         self._deadline = max(self._t_last_voiced + self.params.min_silence_secs, min(self._deadline, t_now))

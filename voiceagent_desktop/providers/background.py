@@ -4,7 +4,8 @@ it closes: referenced until done, so the loop does not drop them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 
@@ -22,3 +23,10 @@ class Background:
     async def drain(self) -> None:
         """Wait for every task still running (their failures are theirs: not raised here)."""
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def quietly(aw: Awaitable[Any], limit_secs: float = 2.0) -> None:
+    """Close a socket without waiting on a server that does not answer the close (nor failing on it)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(limit_secs):
+            await aw

@@ -47,6 +47,9 @@ class ChatMessage:
 class STTCapabilities:
     streaming: bool = False
     interim_results: bool = False
+    #: It decides the end of the user's turn itself (Deepgram Flux's EndOfTurn, via
+    #: ``StreamingSTT.on_utterance_end``): hands-free turns may end on that alone.
+    end_of_turn: bool = False
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from ..errors import (
     ProviderTimeout,
     ServiceError,
 )
-from .background import Background
+from .background import Background, quietly
 from .base import AudioArray, ProgressCallback, StreamingHooks, STTCapabilities, Transcript
 from .cloud_errors import RetryPolicy, from_status, from_transport
 from .extras import require
@@ -205,7 +205,7 @@ class DeepgramSTT(StreamingHooks):
             if task is not current:
                 task.cancel()
         if stack is not None:
-            self._helpers.spawn(_quietly(stack.aclose()))
+            self._helpers.spawn(quietly(stack.aclose()))
         self._changed.set()
 
     async def _send_loop(self, conn: Any) -> None:
@@ -368,13 +368,6 @@ class DeepgramSTT(StreamingHooks):
             self._lost(conn, "closed")
         await self._helpers.drain()
         self._client = None
-
-
-async def _quietly(aw: Any, limit_secs: float = 2.0) -> None:
-    """Close a socket without waiting on a server that does not answer the close."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(limit_secs):
-            await aw
 
 
 def from_settings(settings: Settings, info: ProviderInfo, api_key: str | None = None) -> DeepgramSTT:

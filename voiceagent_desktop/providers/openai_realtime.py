@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import CloudError, ProtocolError, ProviderTimeout, QuotaError, RateLimitError, ServiceError
+from .background import quietly
 from .cloud_errors import QUOTA_CODES, from_status, from_transport
 from .extras import require
 
@@ -147,10 +148,3 @@ async def read_events(
         raise
     except Exception as e:
         lost(conn, type(e).__name__)
-
-
-async def quietly(aw: Any, limit_secs: float = 2.0) -> None:
-    """Close a socket without waiting on a server that does not answer the close."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(limit_secs):
-            await aw

@@ -36,10 +36,10 @@ import soxr
 
 from .. import keys
 from ..errors import CloudError, ProviderTimeout, ServiceError
-from .background import Background
+from .background import Background, quietly
 from .base import AudioArray, ProgressCallback, StreamingHooks, STTCapabilities, Transcript
 from .cloud_errors import RetryPolicy, prewarm
-from .openai_realtime import RATE, client, connect, error_event, map_error, quietly, read_events
+from .openai_realtime import RATE, client, connect, error_event, map_error, read_events
 from .openai_turn import Turn as _Turn
 
 if TYPE_CHECKING:

@@ -32,9 +32,10 @@ import numpy as np
 
 from .. import keys
 from ..errors import CloudError, ProviderTimeout, ServiceError
+from .background import quietly
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities
 from .cloud_errors import RetryPolicy, prewarm, retry_stream
-from .openai_realtime import RATE, client, connect, error_event, quietly, read_events
+from .openai_realtime import RATE, client, connect, error_event, read_events
 
 if TYPE_CHECKING:
     from ..config import Settings

@@ -3,7 +3,8 @@
 an OpenAI-compatible chat server (scripted answers), Cartesia (``/tts/websocket``, synthesizing with
 Piper), Deepgram Aura (``/v1/speak``), ElevenLabs (its streaming endpoint), OpenAI's Realtime API
 (transcription sessions with the local Whisper, spoken responses with Piper), Groq's audio endpoints
-(Whisper uploads, Orpheus WAV) and Gladia's live sessions (with the local Whisper). ``Latency``
+(Whisper uploads, Orpheus WAV), Gladia's live sessions and Deepgram Flux (both with the local Whisper).
+``Latency``
 injects provider delays; ``settings`` points a ``Settings`` at the fakes and ``environ`` holds the keys
 they accept (the providers read ``*_API_KEY`` before the keyring).
 
@@ -32,6 +33,8 @@ from .deepgram_tts_fake import FakeDeepgramTTSServer
 from .deepgram_tts_fake import Faults as AuraFaults
 from .elevenlabs_fake import FakeElevenLabsServer
 from .elevenlabs_fake import Faults as ElevenLabsFaults
+from .flux_fake import FakeFluxServer
+from .flux_fake import Faults as FluxFaults
 from .gladia_fake import FakeGladiaServer
 from .gladia_fake import Faults as GladiaFaults
 from .groq_fake import FakeGroqServer
@@ -68,8 +71,9 @@ TYPICAL = Latency(stt_result=0.15, llm_first_byte=0.35, llm_chunk=0.01, tts_firs
 
 
 SERVICES = ("deepgram", "openai", "cartesia")  # the Cloud profile's (what the bench measures)
-ALL_SERVICES = (*SERVICES, "deepgram_tts", "elevenlabs", "openai_realtime", "groq", "gladia")
-STT_SERVICES = {"deepgram": "deepgram", "openai": "openai_realtime", "groq": "groq", "gladia": "gladia"}
+ALL_SERVICES = (*SERVICES, "deepgram_tts", "elevenlabs", "openai_realtime", "groq", "gladia", "flux")
+STT_SERVICES = {"deepgram": "deepgram", "openai": "openai_realtime", "groq": "groq", "gladia": "gladia",
+                "flux": "flux"}  # fmt: skip
 TTS_SERVICES = {"cartesia": "cartesia", "deepgram": "deepgram_tts", "elevenlabs": "elevenlabs",
                 "openai": "openai_realtime", "groq": "groq"}  # fmt: skip
 
@@ -127,6 +131,8 @@ class CloudFakes:
                                    handshake_secs=latency.handshake)  # fmt: skip
         self.gladia = FakeGladiaServer(transcribe, api_key=KEYS["GLADIA_API_KEY"],
                                        faults=GladiaFaults(latency_secs=latency.stt_result))  # fmt: skip
+        self.flux = FakeFluxServer(transcribe, api_key=KEYS["DEEPGRAM_API_KEY"],
+                                   faults=FluxFaults(latency_secs=latency.stt_result))  # fmt: skip
         self._stack = contextlib.AsyncExitStack()
 
     def _script(self, request: Request) -> Script:
@@ -145,6 +151,7 @@ class CloudFakes:
             "deepgram": self.deepgram, "openai": self.openai, "cartesia": self.cartesia,
             "deepgram_tts": self.deepgram_tts, "elevenlabs": self.elevenlabs,
             "openai_realtime": self.openai_realtime, "groq": self.groq, "gladia": self.gladia,
+            "flux": self.flux,
         }  # fmt: skip
         for name in services:
             await self._stack.enter_async_context(servers[name])
@@ -163,7 +170,7 @@ class CloudFakes:
                 "elevenlabs": self.elevenlabs.base_url.replace("http", "ws", 1),
                 "openai_realtime": self.openai_realtime.url + "/v1",
                 "groq": self.groq.base_url.replace("http", "ws", 1),
-                "gladia": self.gladia.api_url.replace("http", "ws", 1)}  # fmt: skip
+                "gladia": self.gladia.api_url.replace("http", "ws", 1), "flux": self.flux.url}  # fmt: skip
 
     def settings(self, base: Settings | None = None, **changes: Any) -> Settings:
         return cloud_settings(self.urls, base, **changes)
