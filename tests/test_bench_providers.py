@@ -15,7 +15,7 @@ def test_the_bench_measures_each_provider_and_writes_its_section(tmp_path: Path)
     md.write_text("# Benchmarks\n\nwhat was here stays.\n")
     assert run_provider_bench(tmp_path / "p.json", markdown=md) == 0
     results = json.loads((tmp_path / "p.json").read_text())
-    assert set(results["tts"]) == {"cartesia", "deepgram", "elevenlabs", "openai", "groq"}
+    assert set(results["tts"]) == {"cartesia", "deepgram", "elevenlabs", "openai", "groq", "rime"}
     for name, r in results["tts"].items():
         assert r["first_audio_ms"]["n"] == r["own_ms"]["n"] == SENTENCES
         assert r["stop_ms"]["n"] == (0 if name in ("elevenlabs", "groq") else 10)  # (HTTP: no message)

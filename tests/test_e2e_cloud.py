@@ -265,3 +265,18 @@ async def test_deepgram_flux_ends_the_hands_free_turn_itself(
     assert fakes.flux.triggers[0] == "model"
     assert of(events, AssistantDone)[0].text == ANSWER
     assert not of(events, Notice), [n.message for n in of(events, Notice)]
+
+
+async def test_the_rime_voice_streams_each_sentence_through_the_speaker(
+    virtual_audio: VirtualAudio, fakes: CloudFakes
+) -> None:
+    base = Settings(mode="ptt", tts=TTSSettings(provider="rime"))
+    events: list[Event] = []
+    async with running(fakes.settings(base), events) as agent:
+        assert fakes.rime.handshakes == 1 and fakes.cartesia.connections == 0  # pre-warmed
+        done, audio = await ask_recorded(agent, virtual_audio, events)
+    assert done.text == ANSWER and not done.interrupted
+    assert not of(events, Notice), [n.message for n in of(events, Notice)]  # no fallback
+    assert fakes.rime.spoken == ["Paris is the capital of France. ", "It is known for the Eiffel Tower. "]
+    assert fakes.rime.handshakes == 1  # every sentence on the pre-warmed socket
+    reply_heard(audio)  # Piper's speech, through Rime's protocol

@@ -82,6 +82,7 @@ def test_keys_and_the_cli_come_from_the_registry() -> None:
         "cartesia",
         "elevenlabs",
         "gladia",
+        "rime",
     }
     assert all(registry.for_key(name).key == spec for name, spec in needing.items())
     # one key, several providers: the one the settings use is tried, else the (cheap) language model

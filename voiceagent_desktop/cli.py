@@ -4,11 +4,11 @@ voiceagent                      open the window (embedded offline stack unless c
 voiceagent --headless           the same conversation in the terminal (hands-free; Enter = push-to-talk)
 voiceagent devices              list sound devices
 voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
-voiceagent bench --profile cloud-fake --json P   the Cloud profile's overhead against local fakes
+voiceagent bench --profile cloud-fake --json P   the Cloud profile's and each provider's overhead (fakes)
 voiceagent bench --gui --json P the window's cost: V2V with the window (offscreen) and headless
 voiceagent bench turn --json P  end of turn on a generated Piper-voice corpus: premature/missed rates, delay
 voiceagent bench tools --json P the embedded model's tool choices (best-effort function calling)
-voiceagent bench providers --json P   each cloud TTS provider's own overhead against its fake
+voiceagent bench providers --json P   each cloud TTS and STT provider's own overhead against its fake
 voiceagent models prepare       download the model files the app needs (--force: again); no config needed
 voiceagent models status        show where each model file is stored and whether it is ready
 voiceagent keys set NAME        store a cloud API key in the OS keyring (read from the terminal or stdin)
@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=["embedded", "cloud-fake"],
         default="embedded",
         help="conversation: embedded (default) or cloud-fake (the Cloud profile against local fakes the "
-        "bench starts: its overhead with typical and with zero provider latency)",
+        "bench starts: its overhead with typical and with zero provider latency; then every other provider "
+        "in its stage's place)",
     )
     b.add_argument("--json", type=Path, required=True, help="write results here")
     b.add_argument("--limit", type=int, default=None, help="turn: only the first N lines of each kind")

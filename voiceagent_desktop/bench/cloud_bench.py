@@ -6,7 +6,9 @@ Whisper, a scripted OpenAI-compatible server, Cartesia synthesizing with Piper),
 of their own, one per service, at a lower CPU priority (real services do not share the app's cores).
 Push-to-talk and hands-free questions are spoken into the virtual microphone, three times: with typical
 provider latencies injected (``cloud_fakes.TYPICAL``), with zero-latency fakes, and with typical
-latencies but connections not re-warmed at the start of each turn (what keeping them warm saves).
+latencies but connections not re-warmed at the start of each turn (what keeping them warm saves). Then
+every other provider with a fake (``VARIANTS``) takes its stage's place in the Cloud profile, one at a
+time, with typical latencies: the same measure per provider.
 
 For each turn, from the engine's marks and the fakes' own records (one clock):
 
@@ -38,7 +40,7 @@ from typing import Any
 
 from ..config import Settings
 from ..engine.events import InputMode, Notice, TurnMetrics
-from ..testing.cloud_fakes import SERVICES, TYPICAL, Latency, cloud_settings
+from ..testing.cloud_fakes import TYPICAL, Latency, cloud_settings, services_for
 from . import analysis
 from .driver import QUESTIONS, Recorder, generate_speech, speak_turn
 
@@ -52,8 +54,8 @@ class RemoteFakes:
     Piper and Python work must share neither the app's event loop and GIL nor each other's, as real
     services would not. Times in their records are the system-wide monotonic clock, the app's clock too."""
 
-    def __init__(self, latency: Latency) -> None:
-        self.latency = latency
+    def __init__(self, latency: Latency, services: dict[str, str]) -> None:
+        self.latency, self.services = latency, services  # role (stt, llm, tts) → the fake's service
         self._procs: list[subprocess.Popen[str]] = []
         self.urls: dict[str, str] = {}
         self.environ: dict[str, str] = {}
@@ -68,8 +70,11 @@ class RemoteFakes:
 
     async def __aenter__(self) -> RemoteFakes:
         module = "voiceagent_desktop.testing.cloud_fakes"
-        for service in SERVICES:
-            cmd = [sys.executable, "-m", module, json.dumps(asdict(self.latency)), service]
+        playing: dict[str, list[str]] = {}
+        for role, service in self.services.items():  # (one process for a service with two roles)
+            playing.setdefault(service, []).append(role)
+        for service, roles in playing.items():
+            cmd = [sys.executable, "-m", module, json.dumps(asdict(self.latency)), service, ",".join(roles)]
             self._procs.append(
                 subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             )
@@ -106,7 +111,7 @@ async def _run(
     from ..wiring import build_agent
 
     rows: list[dict[str, Any]] = []
-    async with RemoteFakes(latency) as fakes:
+    async with RemoteFakes(latency, services_for(settings)) as fakes:
         saved = {k: os.environ.get(k) for k in fakes.environ}
         os.environ.update(fakes.environ)
         agent = build_agent(cloud_settings(fakes.urls, settings.model_copy(update={"mode": "ptt"})))
@@ -169,15 +174,15 @@ def _row(m: TurnMetrics, new: dict[str, list[list[float]]]) -> dict[str, Any]:
     lies on the path (only the parts of spans between the decision and the hand-over count)."""
     marks = m.marks
     need = ("eot_decided", "stt_final", "first_sentence_ready", "tts_first_audio")
-    llm = new["openai_first_sentence"][:1]
-    tts = new["cartesia_first_audio"][:1]
+    llm = new["llm"][:1]
+    tts = new["tts"][:1]
     if not llm or not tts or any(k not in marks for k in need):
         return {
             "missing": [k for k, v in {"llm": llm, "tts": tts}.items() if not v]
             + [k for k in need if k not in marks]
         }
     eot, handed = marks["eot_decided"], marks["tts_first_audio"]
-    stt = [sp for sp in new["deepgram_finalize"] if _on_path(sp, eot, handed) > 0]
+    stt = [sp for sp in new["stt"] if _on_path(sp, eot, handed) > 0]
     on_path = {
         "stt": sum(_on_path(sp, eot, handed) for sp in stt),
         "llm_first_sentence": _on_path(llm[0], eot, handed),
@@ -211,7 +216,15 @@ def _row(m: TurnMetrics, new: dict[str, list[list[float]]]) -> dict[str, Any]:
     return row
 
 
-def run_cloud_bench(settings: Settings, va: Any, turns: int) -> dict[str, Any]:
+#: The providers measured in the Cloud profile's place, one stage at a time.
+VARIANTS = (("stt", "openai"), ("stt", "gladia"), ("stt", "groq"), ("stt", "flux"),
+            ("tts", "deepgram"), ("tts", "elevenlabs"), ("tts", "openai"), ("tts", "groq"),
+            ("tts", "rime"))  # fmt: skip
+
+
+def run_cloud_bench(
+    settings: Settings, va: Any, turns: int, variant_turns: int | None = None
+) -> dict[str, Any]:
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(turns)]
     speech = generate_speech(list(dict.fromkeys(questions)))
     out: dict[str, Any] = {"profile": "cloud-fake", "turns_per_run": turns}
@@ -221,4 +234,13 @@ def run_cloud_bench(settings: Settings, va: Any, turns: int) -> dict[str, Any]:
         t0 = time.monotonic()
         out[name] = asyncio.run(_run(settings, va, turns, latency, speech, warm=warm))
         out[name]["wall_s"] = round(time.monotonic() - t0, 1)
+    out["providers"] = {}
+    for stage, name in VARIANTS:  # every other provider in the Cloud profile's place, typical latency
+        section = getattr(settings, stage).model_copy(update={"provider": name})
+        variant = settings.model_copy(update={stage: section})
+        t0 = time.monotonic()
+        result = asyncio.run(_run(variant, va, variant_turns or turns, TYPICAL, speech))
+        out["providers"][f"{stage}={name}"] = {
+            k: result[k] for k in ("ptt", "handsfree", "fallback_notices", "connections_opened")
+        } | {"wall_s": round(time.monotonic() - t0, 1)}
     return out

@@ -61,11 +61,11 @@ async def _measure(
         got = asyncio.Event()
         task = asyncio.create_task(_consume(tts, got))
         await got.wait()
-        n = sum(m.get("type") == cancel_type or m.get("cancel") is True for m in fake.received)
+        n = sum(_cancels(m, cancel_type) for m in fake.received)
         t_cancel = time.monotonic()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        while sum(m.get("type") == cancel_type or m.get("cancel") is True for m in fake.received) == n:
+        while sum(_cancels(m, cancel_type) for m in fake.received) == n:
             await asyncio.sleep(0.001)
         stops.append((fake.received_at[-1] - t_cancel) * 1000)
         await asyncio.sleep(0.2)  # the service confirms; the next sentence finds the socket clean
@@ -75,6 +75,12 @@ async def _measure(
         "own_ms": analysis.percentiles(own),
         "stop_ms": analysis.percentiles(stops),
     }
+
+
+def _cancels(message: dict[str, Any], kind: str | None) -> bool:
+    """A provider's cancel: Cartesia's ``cancel``, Aura's ``Clear``, OpenAI's ``response.cancel``, Rime's
+    ``clear`` operation."""
+    return kind in (message.get("type"), message.get("operation")) or message.get("cancel") is True
 
 
 async def _consume(tts: Any, got: asyncio.Event) -> None:
@@ -88,12 +94,15 @@ async def _run() -> dict[str, Any]:
     from ..providers.elevenlabs_tts import ElevenLabsTTS
     from ..providers.groq_tts import GroqTTS
     from ..providers.openai_tts import OpenAITTS
+    from ..providers.rime_tts import RimeTTS
     from ..testing.cartesia_fake import FakeCartesiaServer
     from ..testing.deepgram_tts_fake import FakeDeepgramTTSServer
     from ..testing.elevenlabs_fake import FakeElevenLabsServer
     from ..testing.groq_fake import FakeGroqServer
     from ..testing.openai_realtime_fake import FakeOpenAIRealtimeServer
     from ..testing.openai_realtime_fake import Faults as RealtimeFaults
+    from ..testing.rime_fake import FakeRimeServer
+    from ..testing.rime_fake import Faults as RimeFaults
 
     results: dict[str, Any] = {}
     async with FakeCartesiaServer(api_key=KEY) as fake:
@@ -107,10 +116,14 @@ async def _run() -> dict[str, Any]:
         results["elevenlabs"] = await _measure(eleven, el, lambda: el.first_audio_spans, None)
     async with FakeOpenAIRealtimeServer(api_key=KEY, faults=RealtimeFaults(chunk_secs=0.005)) as rt:
         voice = OpenAITTS(url=rt.url + "/v1", api_key=KEY)
-        results["openai"] = await _measure(voice, rt, lambda: rt.spans, "response.cancel")
+        results["openai"] = await _measure(voice, rt, lambda: rt.speech_spans, "response.cancel")
+    async with FakeRimeServer(api_key=KEY, faults=RimeFaults(chunk_secs=0.005)) as ri:
+        results["rime"] = await _measure(
+            RimeTTS(url=ri.url, api_key=KEY), ri, lambda: ri.first_audio_spans, "clear"
+        )
     async with FakeGroqServer(api_key=KEY) as gq:
         orpheus = GroqTTS(base_url=gq.base_url, api_key=KEY)
-        results["groq"] = await _measure(orpheus, gq, lambda: gq.spans, None)
+        results["groq"] = await _measure(orpheus, gq, lambda: gq.speech_spans, None)
     return results
 
 
@@ -173,9 +186,13 @@ async def _run_stt() -> dict[str, Any]:
         deepgram = DeepgramSTT(url=dg.url, api_key=KEY, endpointing_ms=3000)  # (the Finalize answers)
         results["deepgram"] = await _measure_stt(deepgram, lambda: dg.finalize_spans)
     async with FakeOpenAIRealtimeServer(_words, api_key=KEY) as rt:
-        results["openai"] = await _measure_stt(OpenAISTT(url=rt.url + "/v1", api_key=KEY), lambda: rt.spans)
+        results["openai"] = await _measure_stt(
+            OpenAISTT(url=rt.url + "/v1", api_key=KEY), lambda: rt.transcript_spans
+        )
     async with FakeGroqServer(_words, api_key=KEY) as gq:
-        results["groq"] = await _measure_stt(GroqSTT(base_url=gq.base_url, api_key=KEY), lambda: gq.spans)
+        results["groq"] = await _measure_stt(
+            GroqSTT(base_url=gq.base_url, api_key=KEY), lambda: gq.transcription_spans
+        )
     async with FakeGladiaServer(_words, api_key=KEY) as gl:
         gladia = GladiaSTT(url=gl.api_url, api_key=KEY)
         # (let go mid-word: with a pause, Gladia's endpointing would end the utterance before finalize)

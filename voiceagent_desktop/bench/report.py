@@ -203,6 +203,10 @@ def _ms(d: dict[str, Any] | None) -> str:
     return "—" if not d or d.get("p50") is None else f"{d['p50']:.0f} / {d['p95']:.0f}"
 
 
+def _p50(d: dict[str, Any] | None) -> str:
+    return "—" if not d or d.get("p50") is None else f"{d['p50']:.0f}"
+
+
 def _rate(v: float | None) -> str:
     return "—" if v is None else f"{v * 100:.0f} %"
 
@@ -388,8 +392,24 @@ def render_cloud_section(results: dict[str, Any], path: Path) -> None:
     warm = results.get("typical_latency", {}).get("connections_opened")
     if cold and warm:
         lines += ["", f"Connections opened in the session: kept warm {warm}; not kept warm {cold}."]
-    notes = [n for run in RUNS for n in results.get(run, {}).get(
-        "fallback_notices", [])]  # fmt: skip
+    providers = results.get("providers") or {}
+    if providers:
+        lines += [
+            "",
+            "Every other provider in its stage's place (typical latencies, kept warm): the app's own "
+            "overhead, p50 / p95 ms.",
+            "",
+            "| provider | push-to-talk | hands-free | fakes' own time p50 (ptt / hands-free) | answered |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in providers.items():
+            ptt, hf = r.get("ptt") or {}, r.get("handsfree") or {}
+            answered = f"{ptt.get('answered')} + {hf.get('answered')}"
+            services = f"{_p50(ptt.get('services_ms'))} / {_p50(hf.get('services_ms'))}"
+            lines.append(f"| `{name}` | {_ms(ptt.get('overhead_ms'))} | {_ms(hf.get('overhead_ms'))} "
+                         f"| {services} | {answered} |")  # fmt: skip
+    notes = [n for run in RUNS for n in results.get(run, {}).get("fallback_notices", [])]
+    notes += [n for r in providers.values() for n in r.get("fallback_notices", [])]
     if notes:
         lines += ["", "Fallback notices during the runs: " + "; ".join(notes)]
     lines.append("")

@@ -365,7 +365,7 @@ def run_bench(
         with VirtualAudio() as va:
             cloud: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             cloud["machine"] = machine_info()
-            cloud.update(run_cloud_bench(settings, va, turns))
+            cloud.update(run_cloud_bench(settings, va, turns, variant_turns=max(2, turns // 2)))
         json_path.write_text(json.dumps(cloud, indent=2) + "\n")
         if markdown is not None:
             render_cloud_section(cloud, markdown)

@@ -422,7 +422,7 @@ class Conversation:
         elif self.incremental_secs > 0 and TurnTranscriber.suits(self.stt):
             self._turn_stt = TurnTranscriber(self.stt, self.incremental_secs, self.vad.sample_rate)
         if self.settings.warm_connections:  # a cloud provider re-opens an idle connection meanwhile
-            for provider in (self.llm, self.tts):
+            for provider in (self.stt, self.llm, self.tts):
                 self.background(provider.warm(), "warm")
         self.set_state(AgentState.USER_SPEAKING)
 

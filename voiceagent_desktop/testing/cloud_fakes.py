@@ -3,7 +3,8 @@
 an OpenAI-compatible chat server (scripted answers), Cartesia (``/tts/websocket``, synthesizing with
 Piper), Deepgram Aura (``/v1/speak``), ElevenLabs (its streaming endpoint), OpenAI's Realtime API
 (transcription sessions with the local Whisper, spoken responses with Piper), Groq's audio endpoints
-(Whisper uploads, Orpheus WAV), Gladia's live sessions and Deepgram Flux (both with the local Whisper).
+(Whisper uploads, Orpheus WAV), Gladia's live sessions and Deepgram Flux (both with the local Whisper)
+and Rime's ``/ws3`` (Piper).
 ``Latency``
 injects provider delays; ``settings`` points a ``Settings`` at the fakes and ``environ`` holds the keys
 they accept (the providers read ``*_API_KEY`` before the keyring).
@@ -42,6 +43,8 @@ from .groq_fake import Faults as GroqFaults
 from .openai_fake import FakeOpenAIServer, Request, Script
 from .openai_realtime_fake import FakeOpenAIRealtimeServer
 from .openai_realtime_fake import Faults as RealtimeFaults
+from .rime_fake import FakeRimeServer
+from .rime_fake import Faults as RimeFaults
 
 KEYS = {
     "DEEPGRAM_API_KEY": "dg-fake-key-9f3b2c",
@@ -50,6 +53,7 @@ KEYS = {
     "ELEVENLABS_API_KEY": "el-fake-key-3c9d77",
     "GROQ_API_KEY": "gsk-fake-key-0b55e1",
     "GLADIA_API_KEY": "gladia-fake-key-7e21aa",
+    "RIME_API_KEY": "rime-fake-key-4c1f90",
 }
 
 
@@ -71,11 +75,11 @@ TYPICAL = Latency(stt_result=0.15, llm_first_byte=0.35, llm_chunk=0.01, tts_firs
 
 
 SERVICES = ("deepgram", "openai", "cartesia")  # the Cloud profile's (what the bench measures)
-ALL_SERVICES = (*SERVICES, "deepgram_tts", "elevenlabs", "openai_realtime", "groq", "gladia", "flux")
+ALL_SERVICES = (*SERVICES, "deepgram_tts", "elevenlabs", "openai_realtime", "groq", "gladia", "flux", "rime")
 STT_SERVICES = {"deepgram": "deepgram", "openai": "openai_realtime", "groq": "groq", "gladia": "gladia",
                 "flux": "flux"}  # fmt: skip
 TTS_SERVICES = {"cartesia": "cartesia", "deepgram": "deepgram_tts", "elevenlabs": "elevenlabs",
-                "openai": "openai_realtime", "groq": "groq"}  # fmt: skip
+                "openai": "openai_realtime", "groq": "groq", "rime": "rime"}  # fmt: skip
 
 
 def default_answer(request: Request) -> Script:
@@ -133,6 +137,8 @@ class CloudFakes:
                                        faults=GladiaFaults(latency_secs=latency.stt_result))  # fmt: skip
         self.flux = FakeFluxServer(transcribe, api_key=KEYS["DEEPGRAM_API_KEY"],
                                    faults=FluxFaults(latency_secs=latency.stt_result))  # fmt: skip
+        rime = RimeFaults(latency_secs=latency.tts_first_audio)
+        self.rime = FakeRimeServer(from_tts(tts), api_key=KEYS["RIME_API_KEY"], faults=rime)
         self._stack = contextlib.AsyncExitStack()
 
     def _script(self, request: Request) -> Script:
@@ -151,7 +157,7 @@ class CloudFakes:
             "deepgram": self.deepgram, "openai": self.openai, "cartesia": self.cartesia,
             "deepgram_tts": self.deepgram_tts, "elevenlabs": self.elevenlabs,
             "openai_realtime": self.openai_realtime, "groq": self.groq, "gladia": self.gladia,
-            "flux": self.flux,
+            "flux": self.flux, "rime": self.rime,
         }  # fmt: skip
         for name in services:
             await self._stack.enter_async_context(servers[name])
@@ -170,7 +176,8 @@ class CloudFakes:
                 "elevenlabs": self.elevenlabs.base_url.replace("http", "ws", 1),
                 "openai_realtime": self.openai_realtime.url + "/v1",
                 "groq": self.groq.base_url.replace("http", "ws", 1),
-                "gladia": self.gladia.api_url.replace("http", "ws", 1), "flux": self.flux.url}  # fmt: skip
+                "gladia": self.gladia.api_url.replace("http", "ws", 1), "flux": self.flux.url,
+                "rime": self.rime.url}  # fmt: skip
 
     def settings(self, base: Settings | None = None, **changes: Any) -> Settings:
         return cloud_settings(self.urls, base, **changes)
@@ -204,27 +211,57 @@ def cloud_settings(urls: dict[str, str], base: Settings | None = None, **changes
 # ---- the fakes in a child process (the bench: their CPU work must not share the app's loop and GIL) ----
 
 
-def spans(fakes: CloudFakes) -> dict[str, list[tuple[float, float]]]:
+#: Each fake's own time on a turn's path, by the role it plays (the bench subtracts it): the attribute of
+#: its server holding (request, answer) spans — an STT's answer to the end of a turn, the chat server's
+#: first sentence, a TTS's first audio.
+SPAN_ATTRS: dict[str, dict[str, str]] = {
+    "deepgram": {"stt": "finalize_spans"},
+    "openai": {"llm": "first_sentence_spans"},
+    "cartesia": {"tts": "first_audio_spans"},
+    "deepgram_tts": {"tts": "first_audio_spans"},
+    "elevenlabs": {"tts": "first_audio_spans"},
+    "openai_realtime": {"stt": "transcript_spans", "tts": "speech_spans"},
+    "groq": {"stt": "transcription_spans", "tts": "speech_spans"},
+    "gladia": {"stt": "final_spans"},
+    "flux": {"stt": "eot_spans"},
+    "rime": {"tts": "first_audio_spans"},
+}
+
+
+def server(fakes: CloudFakes, service: str) -> Any:
+    return getattr(fakes, service)
+
+
+def spans(fakes: CloudFakes, service: str, roles: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
+    fake = server(fakes, service)
+    return {role: list(getattr(fake, SPAN_ATTRS[service][role])) for role in roles}
+
+
+def connections(fakes: CloudFakes, service: str) -> int:
+    """Connections the fake accepted (WebSocket handshakes, or TCP connections, or sessions)."""
+    fake = server(fakes, service)
+    for attr in ("handshakes", "posts", "connections"):
+        if isinstance(getattr(fake, attr, None), int):
+            return int(getattr(fake, attr))
+    return 0
+
+
+def services_for(settings: Settings) -> dict[str, str]:
+    """The fake each stage of ``settings`` talks to: role → service."""
+    stt, tts = settings.provider("stt"), settings.provider("tts")
     return {
-        "deepgram_finalize": list(fakes.deepgram.finalize_spans),
-        "openai_first_sentence": list(fakes.openai.first_sentence_spans),
-        "cartesia_first_audio": list(fakes.cartesia.first_audio_spans),
+        "stt": STT_SERVICES.get(stt, "deepgram"),
+        "llm": "openai",
+        "tts": TTS_SERVICES.get(tts, "cartesia"),
     }
 
 
-def connections(fakes: CloudFakes) -> dict[str, int]:
-    return {
-        "deepgram": fakes.deepgram.handshakes,
-        "openai": fakes.openai.connections,
-        "cartesia": fakes.cartesia.connections,
-    }
-
-
-async def _serve(latency: Latency, service: str) -> None:
+async def _serve(latency: Latency, service: str, roles: tuple[str, ...]) -> None:
     """Start one fake, print its URL and key as one JSON line, then answer ``spans`` lines on stdin with
-    its records (times: the system-wide monotonic clock, as the app's) until stdin closes. One process
-    per service, as real services are apart: one fake's work (Whisper, streaming an answer) must not
-    delay another's reading of its requests — that delay would be counted as the app's."""
+    its records for the ``roles`` it plays (times: the system-wide monotonic clock, as the app's) until
+    stdin closes. One process per service, as real services are apart: one fake's work (Whisper,
+    streaming an answer) must not delay another's reading of its requests — that delay would be counted
+    as the app's."""
     import json
     import sys
 
@@ -232,8 +269,8 @@ async def _serve(latency: Latency, service: str) -> None:
     from ..providers.whisper_stt import WhisperSTT
 
     stt, tts = WhisperSTT(), PiperTTS()
-    models: list[WhisperSTT | PiperTTS] = [stt] if service == "deepgram" else []
-    models += [tts] if service == "cartesia" else []
+    models: list[WhisperSTT | PiperTTS] = [stt] if "stt" in roles else []
+    models += [tts] if "tts" in roles else []
     for model in models:
         await model.load()
     fakes = CloudFakes(stt, tts, latency=latency)
@@ -244,11 +281,9 @@ async def _serve(latency: Latency, service: str) -> None:
         loop = asyncio.get_running_loop()
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             if line.strip() == "spans":
-                own = {"deepgram": "deepgram_finalize", "openai": "openai_first_sentence"}
-                key = own.get(service, "cartesia_first_audio")
                 records = {
-                    "spans": {key: spans(fakes)[key]},
-                    "connections": {service: connections(fakes)[service]},
+                    "spans": spans(fakes, service, roles),
+                    "connections": {service: connections(fakes, service)},
                 }
                 print(json.dumps(records), flush=True)
     finally:
@@ -266,4 +301,4 @@ if __name__ == "__main__":
     # otherwise take the CPU from the app's own work on the measured path: they yield it (niceness 10,
     # set before any thread starts; their own time is subtracted from the app's in any case).
     os.nice(10)
-    asyncio.run(_serve(Latency(**json.loads(sys.argv[1])), sys.argv[2]))
+    asyncio.run(_serve(Latency(**json.loads(sys.argv[1])), sys.argv[2], tuple(sys.argv[3].split(","))))

@@ -37,7 +37,7 @@ import numpy as np
 
 from .cartesia_fake import _QUIET
 from .deepgram_fake import GATE_RMS, Transcriber
-from .ws_server import LocalWebSocketServer
+from .ws_server import LocalWebSocketServer, read_timestamped
 
 UPDATE_SECS = 0.25
 
@@ -128,18 +128,25 @@ class FakeFluxServer(LocalWebSocketServer):
         query = {k: v[0] for k, v in parse_qs(urlparse(ws.request.path).query).items()}
         c = _Conn(self.handshakes - 1, query, rate=int(query.get("sample_rate", "16000")))
         self._live.add(ws)
+        inbox: asyncio.Queue[tuple[float, str | bytes] | None] = asyncio.Queue()
+        reader = asyncio.create_task(
+            read_timestamped(ws, inbox)
+        )  # (arrival times: what the client sent when)
         try:
             await self._send(ws, c, {"type": "Connected", "request_id": str(uuid.uuid4())})
             while True:
                 try:
-                    message = await asyncio.wait_for(ws.recv(), self.idle_close_secs)
+                    item = await asyncio.wait_for(inbox.get(), self.idle_close_secs)
                 except TimeoutError:
                     self.closed_codes.append(1011)
                     await ws.close(1011, "No audio received")
                     return
+                if item is None:  # the client went away
+                    return
+                t_in, message = item
                 if isinstance(message, bytes):
                     self.chunk_bytes.append(len(message))
-                    await self._audio(ws, c, message, time.monotonic())
+                    await self._audio(ws, c, message, t_in)
                     continue
                 try:
                     msg = json.loads(message)
@@ -149,7 +156,7 @@ class FakeFluxServer(LocalWebSocketServer):
                 kind = msg.get("type")
                 if kind == "ForceEndTurn":
                     if c.turn is not None:
-                        await self._end(ws, c, "manual", time.monotonic())
+                        await self._end(ws, c, "manual", t_in)
                 elif kind == "CloseStream":
                     if c.turn is not None:
                         await self._update(ws, c, "Update", c.samples)
@@ -184,6 +191,7 @@ class FakeFluxServer(LocalWebSocketServer):
             if type(e).__name__ not in ("ConnectionClosedOK", "ConnectionClosedError"):
                 raise
         finally:
+            reader.cancel()
             self._live.discard(ws)
 
     async def _audio(self, ws: Any, c: _Conn, data: bytes, t_in: float) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 from .cartesia_fake import _QUIET
 from .deepgram_fake import GATE_RMS, Transcriber
 from .http_server import LocalHTTPServer, Request
-from .ws_server import LocalWebSocketServer
+from .ws_server import LocalWebSocketServer, read_timestamped
 
 
 @dataclass
@@ -152,7 +152,7 @@ class FakeGladiaServer(LocalHTTPServer):
 
     # ---- the socket's work (called by _Socket) ------------------------------------------------------
 
-    async def audio(self, ws: Any, s: Session, data: bytes) -> None:
+    async def audio(self, ws: Any, s: Session, data: bytes, t_in: float) -> None:
         pcm = np.frombuffer(data[: len(data) // 2 * 2], "<i2").astype(np.float32) / 32768.0
         s.audio.append(pcm)
         if s.flag("receive_acknowledgments"):
@@ -170,9 +170,9 @@ class FakeGladiaServer(LocalHTTPServer):
                     s.seg_start, s.partial_at = t - step, t - step
                 s.last_voiced = t
             elif s.seg_start is not None and t - s.last_voiced >= endpointing * s.rate:
-                await self.final(ws, s, t)
+                await self.final(ws, s, t, t_in)
             if s.seg_start is not None and t - s.seg_start >= longest * s.rate:
-                await self.final(ws, s, t)
+                await self.final(ws, s, t, t_in)
             elif (
                 s.seg_start is not None
                 and s.flag("receive_partial_transcripts")
@@ -182,10 +182,12 @@ class FakeGladiaServer(LocalHTTPServer):
                 await self.transcript(ws, s, s.seg_start, t, final=False)
         s.samples += len(pcm)
 
-    async def final(self, ws: Any, s: Session, upto: int) -> None:
+    async def final(self, ws: Any, s: Session, upto: int, t_in: float | None = None) -> None:
+        """The open utterance's final (``t_in``: when the audio that ended it arrived)."""
         if s.seg_start is None:
             return
-        start, s.seg_start, t_in = s.seg_start, None, time.monotonic()
+        start, s.seg_start = s.seg_start, None
+        t_in = time.monotonic() if t_in is None else t_in
         await asyncio.sleep(self.faults_of(s).latency_secs)
         if await self.transcript(ws, s, start, upto, final=True):
             self.final_spans.append((t_in, time.monotonic()))
@@ -266,11 +268,15 @@ class _Socket(LocalWebSocketServer):
         token = parse_qs(urlparse(ws.request.path).query).get("token", [""])[0]
         s, srv = self.server.sessions[token], self.server
         self._live.add(ws)
+        inbox: asyncio.Queue[tuple[float, str | bytes] | None] = asyncio.Queue()
+        reader = asyncio.create_task(
+            read_timestamped(ws, inbox)
+        )  # (arrival times: what the client sent when)
         try:
             while True:
                 left = srv.max_session_secs - (time.monotonic() - s.started)
                 try:
-                    message = await asyncio.wait_for(ws.recv(), min(srv.idle_close_secs, max(0.0, left)))
+                    item = await asyncio.wait_for(inbox.get(), min(srv.idle_close_secs, max(0.0, left)))
                 except TimeoutError:
                     why = (
                         "Session duration limit reached"
@@ -279,8 +285,11 @@ class _Socket(LocalWebSocketServer):
                     )
                     await srv.close(ws, s, 1000, why)
                     return
+                if item is None:  # the client went away
+                    return
+                t_in, message = item
                 if isinstance(message, bytes):
-                    await srv.audio(ws, s, message)
+                    await srv.audio(ws, s, message, t_in)
                 elif _kind(message) == "stop_recording":
                     await srv.stop_recording(ws, s)
                     return
@@ -288,6 +297,7 @@ class _Socket(LocalWebSocketServer):
             if type(e).__name__ not in ("ConnectionClosedOK", "ConnectionClosedError"):
                 raise
         finally:
+            reader.cancel()
             self._live.discard(ws)
 
 

@@ -96,8 +96,10 @@ class FakeGroqServer(LocalHTTPServer):
         self.uploads: list[dict[str, Any]] = []  # the transcription forms received (the file: its bytes)
         self.spoken: list[str] = []  # the speech inputs received
         self.aborted = 0
-        #: (request arrived, its answer / first chunk sent): the server's own time (the bench subtracts it)
-        self.spans: list[tuple[float, float]] = []
+        #: the server's own time (the bench subtracts it): (upload arrived, its text sent), and (speech
+        #: request arrived, its first audio sent)
+        self.transcription_spans: list[tuple[float, float]] = []
+        self.speech_spans: list[tuple[float, float]] = []
 
     @property
     def base_url(self) -> str:
@@ -152,7 +154,7 @@ class FakeGroqServer(LocalHTTPServer):
         if rate != 16000 and len(audio):  # (Groq downsamples to 16 kHz)
             audio = np.asarray(soxr.resample(audio, rate, 16000), np.float32)
         text = " " + (await self.transcribe(audio)).strip() if self.transcribe is not None else ""
-        self.spans.append((req.t, time.monotonic()))
+        self.transcription_spans.append((req.t, time.monotonic()))
         if fields.get("response_format") == "text":
             data = text.encode()
             w.write(
@@ -209,7 +211,7 @@ class FakeGroqServer(LocalHTTPServer):
                 await write_chunk(w, head + pcm[k : k + step])
                 if n == 0:
                     head = b""
-                    self.spans.append((req.t, time.monotonic()))
+                    self.speech_spans.append((req.t, time.monotonic()))
             await write_chunk(w, b"")
             return True
         except ConnectionError:

@@ -134,9 +134,10 @@ class FakeOpenAIRealtimeServer(LocalWebSocketServer):
         self.received_at: list[float] = []
         self.sent_types: list[str] = []
         self.errors: list[str] = []  # codes of the error events sent
-        #: (commit received, transcript sent) / (response.create received, first audio sent): the
-        #: server's own time on a turn's path (the bench subtracts it)
-        self.spans: list[tuple[float, float]] = []
+        #: the server's own time on a turn's path (the bench subtracts it): (commit received, transcript
+        #: sent), and (response.create received, first audio sent)
+        self.transcript_spans: list[tuple[float, float]] = []
+        self.speech_spans: list[tuple[float, float]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _faults(self, index: int) -> Faults:
@@ -354,7 +355,7 @@ class FakeOpenAIRealtimeServer(LocalWebSocketServer):
             "usage": {"type": "duration", "seconds": round(len(audio) / RATE, 2)},
         }
         if await self._counted(ws, s, done):
-            self.spans.append((t_in, time.monotonic()))
+            self.transcript_spans.append((t_in, time.monotonic()))
 
     async def _speak(self, ws: Any, s: _Session, rid: str, response: dict[str, Any]) -> None:
         t_in, f = time.monotonic(), self._faults(s.index)
@@ -395,7 +396,7 @@ class FakeOpenAIRealtimeServer(LocalWebSocketServer):
             if not await self._counted(ws, s, delta):
                 return
             if k == 0:
-                self.spans.append((t_in, time.monotonic()))
+                self.speech_spans.append((t_in, time.monotonic()))
         for kind in ("response.output_audio.done", "response.output_audio_transcript.done"):
             await self._send(
                 ws,

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from typing import Any, ClassVar, Self
 
 
@@ -45,3 +48,12 @@ class LocalWebSocketServer:
 
     async def _check(self, connection: Any, request: Any) -> Any:
         raise NotImplementedError
+
+
+async def read_timestamped(ws: Any, inbox: asyncio.Queue[tuple[float, str | bytes] | None]) -> None:
+    """Every message of ``ws`` into ``inbox`` as it arrives, with its arrival time, then None (closed):
+    a fake that processes its messages more slowly than they come still knows when each was sent."""
+    with contextlib.suppress(Exception):
+        async for message in ws:
+            inbox.put_nowait((time.monotonic(), message))
+    inbox.put_nowait(None)
