@@ -179,3 +179,18 @@ def test_flux_decides_hands_free_turns_unless_told_otherwise() -> None:
     assert not stt_decides(Settings.model_validate({"profile": "cloud"}))  # nova-3 does not decide
     with pytest.raises(ConfigError, match='detector = "stt" needs'):
         stt_decides(Settings.model_validate({"profile": "cloud", "turn": {"detector": "stt"}}))
+
+
+@pytest.mark.asyncio
+async def test_a_refused_reconnect_is_tried_once_a_turn_not_once_a_frame() -> None:
+    async with server() as fake:
+        stt = provider(fake)
+        await stt.load()
+        fake.faults = Faults(reject_status=503)  # Deepgram is down from now on
+        fake.drop_connections()
+        assert await wait_until(lambda: not stt.connected, 10)
+        await stream_turn(stt, utterance(1.0, pause_secs=0.0), pace_secs=0.002)  # ~35 frames
+        assert await wait_until(lambda: fake.handshakes >= 2, 10)
+        await asyncio.sleep(0.1)
+        assert fake.handshakes == 2  # the load's, and one try for the turn
+        await stt.aclose()

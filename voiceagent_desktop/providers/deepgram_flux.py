@@ -80,7 +80,7 @@ class FluxSTT(StreamingHooks):
         self._turn: list[tuple[AudioArray, bool]] | None = None
         self._words = TurnWords(0.0)
         self._changed = asyncio.Event()
-        self._closing = False
+        self._closing = self._reconnecting = False
 
     @property
     def connected(self) -> bool:
@@ -176,7 +176,7 @@ class FluxSTT(StreamingHooks):
                 await self._connect()
 
     def begin_turn(self, preroll: Sequence[AudioArray] = ()) -> None:
-        self._turn, self._words = [], TurnWords(self._sent / RATE)
+        self._turn, self._words, self._reconnecting = [], TurnWords(self._sent / RATE), False
         for frame in preroll:
             self.send(frame)
 
@@ -186,12 +186,15 @@ class FluxSTT(StreamingHooks):
         self._turn.append((frame, voiced))
         if self._conn is not None:
             self._put(frame, voiced)
-        elif self._client is not None and not self._closing and not self._lock.locked():
+        elif self._client is not None and not self._closing and not self._reconnecting:
+            self._reconnecting = True  # (one try a turn: the turn so far goes out once the socket is back)
             self._helpers.spawn(self._reconnect())
 
     async def _reconnect(self) -> None:
-        with contextlib.suppress(CloudError):
+        try:
             await self._connect()
+        except CloudError as e:
+            log.warning("Deepgram Flux reconnect failed: %s", type(e).__name__)
 
     def _put(self, frame: AudioArray, voiced: bool, *, flush: bool = False) -> None:
         self._pending = np.concatenate([self._pending, frame])
