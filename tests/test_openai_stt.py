@@ -286,3 +286,18 @@ async def test_the_connection_test_raises_what_load_would_only_log() -> None:
             await stt.check()  # the settings dialog's test says so
         assert fake.handshakes == FAST.attempts
         await stt.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_refused_reconnect_is_tried_once_a_turn_not_once_a_frame() -> None:
+    async with server() as fake:
+        stt = provider(fake)
+        await stt.load()
+        fake.faults = Faults(reject_status=503)  # OpenAI is down from now on
+        fake.drop_connections()
+        assert await wait_until(lambda: not stt.connected, 10)
+        await stream_turn(stt, utterance(1.5), pace_secs=0.01)  # ~50 frames over half a second
+        assert await wait_until(lambda: fake.handshakes >= 1 + FAST.attempts, 10)
+        await asyncio.sleep(0.2)
+        assert fake.handshakes == 1 + FAST.attempts  # the load's, and one reconnect (its tries) for the turn
+        await stt.aclose()

@@ -279,7 +279,7 @@ class DeepgramSTT(StreamingHooks):
         return self._words.confidence
 
     def begin_turn(self, preroll: Sequence[AudioArray] = ()) -> None:
-        self._turn, self._words = [], TurnWords(self._sent / RATE)
+        self._turn, self._words, self._reconnecting = [], TurnWords(self._sent / RATE), False
         for frame in preroll:
             self.send(frame)
 
@@ -296,9 +296,9 @@ class DeepgramSTT(StreamingHooks):
     async def _reconnect(self) -> None:
         try:
             await self._connect()
-        except CloudError as e:
+        except CloudError as e:  # (not again this turn: finalize tries, then the fallback takes it)
             log.warning("Deepgram reconnect failed: %s", type(e).__name__)
-        finally:
+        else:
             self._reconnecting = False
 
     def _enqueue(self, frame: AudioArray, voiced: bool) -> None:

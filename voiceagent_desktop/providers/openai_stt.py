@@ -207,7 +207,7 @@ class OpenAISTT(StreamingHooks):
         return self._turn.words if self._turn is not None else ""
 
     def begin_turn(self, preroll: Sequence[AudioArray] = ()) -> None:
-        self._turn = _Turn()
+        self._turn, self._reconnecting = _Turn(), False
         for frame in preroll:
             self.send(frame)
 
@@ -235,9 +235,9 @@ class OpenAISTT(StreamingHooks):
     async def _reconnect(self) -> None:
         try:
             await self._connect()
-        except CloudError as e:
+        except CloudError as e:  # (not again this turn: finalize tries, then the fallback takes it)
             log.warning("OpenAI transcription reconnect failed: %s", type(e).__name__)
-        finally:
+        else:
             self._reconnecting = False
 
     async def finalize(self) -> Transcript:
