@@ -108,7 +108,8 @@ def test_ptt_button_turn_fills_transcript_and_latency(
     qtbot.waitUntil(lambda: rig.audio.sink is not None and bool(rig.audio.sink.total), timeout=60_000)
     qtbot.waitUntil(lambda: bool(w.transcript.entries()), timeout=60_000)
     assert [e.text for e in w.transcript.entries()] == [QUESTION]
-    assert w.state_indicator.text == "Thinking"  # nothing played yet
+    # nothing played yet (the state's signal may come just after the transcript's: wait for it, not sleep)
+    qtbot.waitUntil(lambda: w.state_indicator.text == "Thinking", timeout=60_000)
     rig.playing = True
     qtbot.waitUntil(lambda: len(seen) == 2, timeout=60_000)  # (a busy machine: no tight bound)
     assert seen == ["The capital of France is Paris.", ANSWER]
