@@ -88,7 +88,7 @@ TABS: dict[str, list[FieldSpec]] = {
         FieldSpec("llm.base_url", "LLM base URL", hint="empty: the preset's URL (http:// or https://)"),
         FieldSpec("tts.provider", "Text-to-speech", "choice", _providers("tts")),
         FieldSpec("tts.voice_id", "Cloud voice",
-                  hint="a Cartesia, ElevenLabs, OpenAI or Groq voice; empty: its default"),
+                  hint="a Cartesia, ElevenLabs, OpenAI, Groq or Rime voice; empty: its default"),
         FieldSpec("tts.piper_voice", "Embedded voice", hint="a Piper .onnx file; empty: the shipped voice"),
     ],
     "Listening": [
