@@ -24,7 +24,7 @@ import numpy as np
 import soxr
 
 from .cartesia_fake import Synthesizer, tone
-from .http_server import LocalHTTPServer, Request, write_chunk
+from .http_server import LocalHTTPServer, Request, stream_chunks
 
 CHUNK_SECS = 0.1
 FORMATS = {"pcm_16000": 16000, "pcm_22050": 22050, "pcm_24000": 24000, "pcm_44100": 44100}
@@ -103,25 +103,11 @@ class FakeElevenLabsServer(LocalHTTPServer):
         await asyncio.sleep(f.latency_secs)
         w.write(b"HTTP/1.1 200 OK\r\ncontent-type: audio/pcm\r\ntransfer-encoding: chunked\r\n\r\n")
         step = int(CHUNK_SECS * rate) * 2 + 1  # (an odd number of bytes: chunks cut samples in two)
+        chunks = [pcm[k : k + step] for k in range(0, len(pcm), step)]
         try:
-            for n, k in enumerate(range(0, len(pcm), step)):
-                if f.silent_after is not None and n >= f.silent_after:  # until the client closes
-                    await r.read()
-                    raise ConnectionError("the client closed the connection")
-                if f.drop_after is not None and n >= f.drop_after:
-                    w.transport.abort()
-                    return False
-                if f.malformed_after is not None and n == f.malformed_after:
-                    w.write(b"zz\r\nnot a chunk\r\n")
-                    await w.drain()
-                    return False
-                if n:
-                    await asyncio.sleep(f.chunk_secs)
-                await write_chunk(w, pcm[k : k + step])
-                if n == 0:
-                    self.first_audio_spans.append((req.t, time.monotonic()))
-            await write_chunk(w, b"")
-            return True
+            return await stream_chunks(
+                r, w, chunks, f, lambda: self.first_audio_spans.append((req.t, time.monotonic()))
+            )
         except ConnectionError:
             self.aborted += 1
             return False

@@ -35,7 +35,7 @@ import soxr
 
 from .cartesia_fake import Synthesizer, tone
 from .deepgram_fake import Transcriber
-from .http_server import LocalHTTPServer, Request, write_chunk
+from .http_server import LocalHTTPServer, Request, stream_chunks
 
 RATE = 48000
 CHUNK_SECS = 0.1
@@ -193,27 +193,13 @@ class FakeGroqServer(LocalHTTPServer):
         pcm = (np.clip(audio, -1, 1) * 32767).round().astype("<i2").tobytes()
         w.write(b"HTTP/1.1 200 OK\r\ncontent-type: audio/wav\r\ntransfer-encoding: chunked\r\n\r\n")
         step = int(CHUNK_SECS * RATE) * 2 + 1  # (an odd number of bytes: chunks cut samples in two)
+        chunks = [pcm[k : k + step] for k in range(0, len(pcm), step)]
+        if chunks:
+            chunks[0] = wav_header(RATE) + chunks[0]  # (the header comes with the first audio)
         try:
-            head = wav_header(RATE)  # (sent with the first audio)
-            for n, k in enumerate(range(0, len(pcm), step)):
-                if f.silent_after is not None and n >= f.silent_after:  # until the client closes
-                    await r.read()
-                    raise ConnectionError("the client closed the connection")
-                if f.drop_after is not None and n >= f.drop_after:
-                    w.transport.abort()
-                    return False
-                if f.malformed_after is not None and n == f.malformed_after:
-                    w.write(b"zz\r\nnot a chunk\r\n")
-                    await w.drain()
-                    return False
-                if n:
-                    await asyncio.sleep(f.chunk_secs)
-                await write_chunk(w, head + pcm[k : k + step])
-                if n == 0:
-                    head = b""
-                    self.speech_spans.append((req.t, time.monotonic()))
-            await write_chunk(w, b"")
-            return True
+            return await stream_chunks(
+                r, w, chunks, f, lambda: self.speech_spans.append((req.t, time.monotonic()))
+            )
         except ConnectionError:
             self.aborted += 1
             return False

@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
 
 
@@ -109,3 +110,43 @@ async def write_chunk(w: asyncio.StreamWriter, data: bytes) -> None:
     """One chunk of a response in chunked transfer encoding (``b""``: the last)."""
     w.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
     await w.drain()
+
+
+class ChunkFaults(Protocol):
+    """What a streaming HTTP fake's faults say about one response's chunks."""
+
+    chunk_secs: float
+    silent_after: int | None
+    drop_after: int | None
+    malformed_after: int | None
+
+
+async def stream_chunks(
+    r: asyncio.StreamReader,
+    w: asyncio.StreamWriter,
+    chunks: list[bytes],
+    f: ChunkFaults,
+    first_sent: Callable[[], None],
+) -> bool:
+    """Send ``chunks`` as a chunked response body (the headers already written), with the faults due
+    before each: silence until the client closes, a dropped connection, broken framing, trickling.
+    ``first_sent`` is called once the first chunk went out. True: the body was complete; False: the
+    connection must close. Raises ``ConnectionError`` when the client went away."""
+    for n, chunk in enumerate(chunks):
+        if f.silent_after is not None and n >= f.silent_after:  # until the client closes
+            await r.read()
+            raise ConnectionError("the client closed the connection")
+        if f.drop_after is not None and n >= f.drop_after:
+            w.transport.abort()
+            return False
+        if f.malformed_after is not None and n == f.malformed_after:
+            w.write(b"zz\r\nnot a chunk\r\n")
+            await w.drain()
+            return False
+        if n:
+            await asyncio.sleep(f.chunk_secs)
+        await write_chunk(w, chunk)
+        if n == 0:
+            first_sent()
+    await write_chunk(w, b"")
+    return True
