@@ -279,3 +279,19 @@ async def test_yes_after_the_agent_asked_a_question_is_an_answer() -> None:
     assert done.interrupted and done.text.startswith("Would you like a list of places?")
     await s.frames(2.0, speech=False)
     assert s.conv.history[-2].content == "Yeah."  # answered as the user's turn
+
+
+@pytest.mark.asyncio
+async def test_the_agents_own_words_leaking_back_are_no_interruption() -> None:
+    """On speakers, what leaks of the agent's voice through the echo canceller is transcribed as its own
+    words — "first sentence", even "is here" with no cue — and resumes the reply; the user's words over
+    the same sentence interrupt it."""
+    s = await speaking(["What is the capital of France?", "First sentence is here."])
+    await s.frames(0.7, speech=True)  # voiced long enough to count, were they the user's words
+    await s.frames(0.6, speech=False)
+    assert [e.reason for e in s.of(BargeInResumed)] == ["no words"]
+    assert not any(d.interrupted for d in s.of(AssistantDone))
+    s = await speaking(["What is the capital of France?", "Is it the first sentence you say?"])
+    await s.frames(0.7, speech=True)
+    await s.frames(0.6, speech=False)
+    assert [d.interrupted for d in s.of(AssistantDone) if d.turn_id == 1] == [True]

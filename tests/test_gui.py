@@ -22,6 +22,7 @@ import pytest
 import qasync
 
 from tests.helpers.gui_rig import ANSWER, MS, QUESTION, BrokenSTT, GatedSTT, Rig
+from voiceagent_desktop.audio_setup import HALF_DUPLEX_NOTICE
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import (
@@ -308,6 +309,24 @@ def test_the_header_names_each_stage_provider_and_follows_a_fallback(make_rig: C
     p.tts.name = "Piper (embedded)"  # as a FallbackTTS reads after switching
     rig.agent.bus.emit(Notice("Cartesia failed. Speaking with the embedded voice (Piper) for now."))
     assert w.providers_caption.text().endswith(" · Piper (embedded)")
+
+
+def test_the_half_duplex_fallback_is_said_in_the_window(make_rig: Callable[..., Rig]) -> None:
+    """Speakers without the echo canceller: the window says that the agent cannot hear you while it
+    speaks, and how to interrupt it."""
+    rig = make_rig()
+    open_input = rig.audio.open_input
+
+    def without_canceller(*args, **kwargs):  # type: ignore[no-untyped-def]
+        source = open_input(*args, **kwargs)
+        source.notice = HALF_DUPLEX_NOTICE.format(why="the package 'livekit' is not installed")
+        return source
+
+    rig.audio.open_input = without_canceller  # type: ignore[method-assign]
+    rig.start()
+    banner = rig.window.notice_banner
+    assert banner.isVisible() and "Echo cancellation is unavailable" in banner.text
+    assert "press the push-to-talk key to interrupt" in banner.text
 
 
 def test_errors_and_notices_show_in_banners(make_rig: Callable[..., Rig]) -> None:

@@ -68,11 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "suite",
         nargs="?",
-        choices=["conversation", "turn", "tools", "providers"],
+        choices=["conversation", "turn", "tools", "providers", "echo"],
         default="conversation",
         help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection; "
         "tools: the embedded model's tool choices on a fixed request set; providers: each cloud TTS "
-        "provider's own overhead against its fake",
+        "provider's own overhead against its fake; echo: hands-free on speakers over the echo rig (ERLE, "
+        "false interruptions, barge-in, double-talk WER, CPU)",
     )
     b.add_argument(
         "--profile",
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", type=Path, required=True, help="write results here")
     b.add_argument("--limit", type=int, default=None, help="turn: only the first N lines of each kind")
     b.add_argument("--turns", type=int, default=6, help="turns per mode")
+    b.add_argument("--answers", type=int, default=100, help="echo: agent-only answers over all rooms")
     b.add_argument("--markdown", type=Path, default=None, help="also render into this Markdown file")
     b.add_argument("--no-startup", action="store_true", help="skip the GUI start-up measurement")
     b.add_argument(
@@ -274,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench.provider_bench import run_provider_bench
 
             return run_provider_bench(args.json, markdown=args.markdown)
+        if args.command == "bench" and args.suite == "echo":
+            from .bench.echo_bench import run_echo_bench
+
+            return run_echo_bench(settings, args.json, answers=args.answers, markdown=args.markdown)
         if args.command == "bench" and args.suite == "turn":
             from .bench.turn_bench import run_turn_bench
             from .wiring import conversation_settings

@@ -58,6 +58,11 @@ HttpURL = Annotated[str | None, AfterValidator(lambda v: _url(v, ("https", "http
 class AudioSettings(_Section):
     input_device: str | None = None  # name or part of a name; None = system default
     output_device: str | None = None
+    #: "speakers": cancel the agent's own voice in the microphone (hands-free without headphones);
+    #: "headphones": nothing to cancel; "auto": headphones if the output device's name says so
+    output_kind: Literal["auto", "speakers", "headphones"] = "auto"
+    #: WebRTC noise suppression and a high-pass filter on the microphone
+    noise_suppression: bool = True
 
 
 #: The engine's parameter dataclasses hold the defaults; a section's field of the same name takes its

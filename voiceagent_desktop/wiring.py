@@ -4,47 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from .audio_setup import SoundDeviceAudio
 from .config import Settings
-from .engine.agent import AudioSource, Providers, VoiceAgent
+from .engine.agent import Providers, VoiceAgent
 from .engine.clock import Clock, MonotonicClock
 from .engine.conversation import ConversationSettings
 from .engine.events import EventBus, InputMode
 from .engine.turn import TurnParams
 from .engine.vad import VADParams
-from .errors import AudioDeviceError, ConfigError
+from .errors import ConfigError
 from .providers import registry
-from .providers.base import AudioArray, STTCapabilities
+from .providers.base import STTCapabilities
 
 log = logging.getLogger(__name__)
 P = TypeVar("P")
-
-
-class SoundDeviceAudio:
-    """The AudioFactory for real devices (engine.audio_io), by configured name or system default."""
-
-    def __init__(self, input_device: str | None, output_device: str | None) -> None:
-        self.input_device = input_device
-        self.output_device = output_device
-
-    def open_output(self, clock: Clock, on_error: Callable[[AudioDeviceError], None]):
-        from .engine.audio_io import AudioOutput
-
-        return AudioOutput(self.output_device, clock, on_error=on_error)
-
-    def open_input(
-        self,
-        clock: Clock,
-        on_frame: Callable[[AudioArray, float], None],
-        on_error: Callable[[AudioDeviceError], None],
-    ) -> AudioSource:
-        from .engine.audio_io import AudioInput
-
-        return AudioInput(self.input_device, clock, on_frame, on_error=on_error)
 
 
 def engine_params(cls: type[P], section: BaseModel) -> P:
@@ -130,7 +107,12 @@ def build_agent(settings: Settings, *, clock: Clock | None = None, bus: EventBus
             stage.on_switch = lambda message: bus.emit(Notice(message))
     return VoiceAgent(
         providers,
-        SoundDeviceAudio(settings.audio.input_device, settings.audio.output_device),
+        SoundDeviceAudio(
+            settings.audio.input_device,
+            settings.audio.output_device,
+            output_kind=settings.audio.output_kind,
+            noise_suppression=settings.audio.noise_suppression,
+        ),
         conversation_settings(settings),
         clock=clock or MonotonicClock(),
         bus=bus,

@@ -86,12 +86,14 @@ GUI_MARK = "<!-- window cost: `voiceagent bench --gui --json gui.json --markdown
 PROVIDERS_MARK = (
     "<!-- cloud TTS providers: `voiceagent bench providers --json providers.json --markdown …` -->"
 )
+ECHO_MARK = "<!-- echo rig: `voiceagent bench echo --json echo.json --markdown docs/benchmarks.md` -->"
 SECTION_MARKS = (
     TURN_MARK,
     CLOUD_MARK,
     TOOLS_MARK,
     GUI_MARK,
     PROVIDERS_MARK,
+    ECHO_MARK,
 )  # sections other commands rewrite, after the main one
 
 HEADER = """# Benchmarks

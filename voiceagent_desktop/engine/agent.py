@@ -62,6 +62,13 @@ class AudioSource(Protocol):
         """Nothing waits on the frames now (the agent is idle): they may be handed over in batches."""
         ...
 
+    #: What the window should say about the source (e.g. echo control fell back to half-duplex), or None.
+    notice: str | None
+
+    def set_hands_free(self, hands_free: bool) -> None:
+        """The input mode changed (half-duplex echo control mutes only hands-free)."""
+        ...
+
 
 class AudioFactory(Protocol):
     def open_output(self, clock: Clock, on_error: Callable[[AudioDeviceError], None]) -> AudioSink: ...
@@ -126,6 +133,8 @@ class VoiceAgent:
                 self._input.set_relaxed(event.state is AgentState.LISTENING)
         elif isinstance(event, ModeChanged):  # also when a tool ("stop listening") changed it
             self.mode = event.mode
+            if self._input is not None:
+                self._input.set_hands_free(event.mode is InputMode.HANDS_FREE)
 
     async def start(self) -> None:
         """Open devices, load models, start listening. Raises VoiceAgentError on failure (also emitted)."""
@@ -134,6 +143,9 @@ class VoiceAgent:
         try:
             self._sink = self.audio.open_output(self.clock, self._on_device_error)
             self._input = self.audio.open_input(self.clock, self._on_frame, self._on_device_error)
+            self._input.set_hands_free(self.mode is InputMode.HANDS_FREE)
+            if self._input.notice:
+                self.bus.emit(Notice(self._input.notice))
             await self._load_models()
             self.conversation = Conversation(
                 stt=self.providers.stt,

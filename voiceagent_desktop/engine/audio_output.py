@@ -42,6 +42,7 @@ from .audio_devices import (
     time_offset,
 )
 from .clock import Clock
+from .echo_reference import ReferenceTap
 from .ports import PlaybackListener
 from .stream_switch import StreamSwitch
 
@@ -103,8 +104,11 @@ class AudioOutput:
         latency: float | str = DEFAULT_LATENCY,
         on_error: ErrorCallback | None = None,
         idle_stop_secs: float = IDLE_STOP_SECS,
+        tap: ReferenceTap | None = None,
     ) -> None:
         self.clock, self.on_error, self.idle_stop_secs = clock, on_error, idle_stop_secs
+        #: gets a copy of every block handed to PortAudio, with its DAC time (the echo canceller's far end)
+        self.tap = tap
         self._listener: PlaybackListener | None = None
         self.latency = float(latency) if isinstance(latency, int | float) else 0.05
         self._lock = threading.Lock()
@@ -135,6 +139,8 @@ class AudioOutput:
             channels = min(2, int(info["max_output_channels"]))
         self.sample_rate, self.channels = sample_rate, channels
         self._block_clock = BlockClock(sample_rate)
+        if tap is not None:
+            tap.configure(sample_rate)
 
         def open_stream() -> Any:
             return sd.OutputStream(
@@ -319,6 +325,8 @@ class AudioOutput:
                 seg.closed = True
                 events.append((_FINISHED, seg.sid, t0 + pos / rate))
         out[pos:] = 0.0
+        if self.tap is not None:
+            self.tap.write(out, t0, now)  # one copy into a preallocated ring
         if self.channels > 1:
             outdata[:, 1:] = outdata[:, :1]
         loop = self._loop

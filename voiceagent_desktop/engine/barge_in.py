@@ -6,6 +6,8 @@ queue — until the sound is judged (``judge``), from the words heard so far (a 
 incremental Whisper pass, or the end-of-turn evaluation's transcript at the first silence), how long the
 sound was voiced, the recogniser's confidence, and what the agent was saying:
 
+- the agent's own words — most of the words heard are those of the sentence it was saying (or had just
+  said): what leaked of its voice through the echo canceller on speakers — are no interruption;
 - nothing but backchannels — "mhm", "yeah yeah", "okay", "right", "I see" …, repeated or not, hums however
   Whisper spells them ("MMM", "M-H-N") and fillers ("uh", "um") — is no interruption; except a "yes",
   "yeah", "okay", "sure" … while or right after the agent asks a question (the sentence mostly played, or
@@ -74,6 +76,7 @@ class BargeInParams:
     sure_confidence: float = 0.6  # ... unless the recogniser is this sure of them (Whisper: avg_logprob -0.5)
     sure_no_speech: float = 0.3  # ... and (Whisper) its no-speech probability is at most this
     answer_secs: float = 2.0  # "yes" this soon after the agent's question is an answer (it interrupts)
+    echo_share: float = 0.8  # this share of the words heard is what the agent was saying: its own echo
 
 
 def only_backchannels(text: str, backchannels: frozenset[str]) -> bool | None:
@@ -111,6 +114,7 @@ class _Pending:
     t: float  # the trigger
     after_question: bool  # the agent had just asked a question
     voiced_secs: float = 0.0  # since the trigger (the VAD had heard ``start_secs`` before it)
+    saying: frozenset[str] = frozenset()  # the words of what the agent was saying around the trigger
 
 
 def asked_a_question(reply: Reply | None, played: dict[int, int], t: float, within: float) -> bool:
@@ -123,6 +127,23 @@ def asked_a_question(reply: Reply | None, played: dict[int, int], t: float, with
         if seg.started and question and seg.samples and played.get(seg.segment_id, 0) >= 0.8 * seg.samples:
             return True
     return False
+
+
+def saying_around(reply: Reply | None, t: float, within: float = 1.5) -> frozenset[str]:
+    """The words of the sentences playing at ``t``, or finished at most ``within`` seconds before it."""
+    words: set[str] = set()
+    for seg in reply.segments if reply is not None else []:
+        if seg.started and (
+            not seg.finished or (seg.finished_at is not None and t - seg.finished_at <= within)
+        ):
+            words.update(_WORD.findall(seg.text.lower().replace("’", "'")))
+    return frozenset(words)
+
+
+def echoes(words: set[str], saying: frozenset[str], share: float) -> bool:
+    """The words heard are (mostly) what the agent was saying: what leaked of its voice through the echo
+    canceller (on speakers), not the user."""
+    return bool(words) and len(words & saying) >= share * len(words)
 
 
 class BargeInHandler:
@@ -147,7 +168,7 @@ class BargeInHandler:
         reply = c.current.reply
         played = {s.segment_id: c.sink.played_samples(s.segment_id) for s in reply.segments} if reply else {}
         asked = asked_a_question(reply, played, trigger_t, self.params.answer_secs)
-        self.pending = _Pending(reply, task, trigger_t, asked)
+        self.pending = _Pending(reply, task, trigger_t, asked, saying=saying_around(reply, trigger_t))
         c.bus.emit(BargeIn(reply.turn_id if reply else c.last_turn_id, c.clock.now() - trigger_t))
         if not (tentative and self.params.resume_false):
             self.commit()
@@ -174,6 +195,8 @@ class BargeInHandler:
         if kind is None:
             return NO_WORDS
         words = set(_WORD.findall(text.lower().replace("’", "'")))
+        if p is not None and echoes(words, p.saying, params.echo_share):
+            return NO_WORDS  # the agent's own voice, leaked (it never interrupts itself)
         if kind:
             answer = p is not None and p.after_question and bool(words & ANSWERS)
             return WORDS if answer else BACKCHANNEL

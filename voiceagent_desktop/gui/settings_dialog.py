@@ -113,6 +113,11 @@ TABS: dict[str, list[FieldSpec]] = {
     "Devices": [
         FieldSpec("audio.input_device", "Microphone", "choice"),
         FieldSpec("audio.output_device", "Speaker", "choice"),
+        FieldSpec("audio.output_kind", "Listening on", "choice",
+                  (("auto", "auto (headphones if the device's name says so)"),
+                   ("speakers", "speakers: cancel the agent's echo"), ("headphones", "headphones: no echo"))),
+        FieldSpec("audio.noise_suppression", "Noise suppression", "bool",
+                  hint="WebRTC noise suppression and a high-pass filter on the microphone"),
     ],
     "Window": [
         FieldSpec("gui.latency_budget_ms", "Latency budget (ms)", hint="voice-to-voice above this is red"),

@@ -299,3 +299,21 @@ class TurnDetector(Loadable, Protocol):
     async def completion_probability(self, audio: AudioArray) -> float:
         """Probability that the user turn in ``audio`` (16 kHz, most recent last) is complete."""
         ...
+
+
+class EchoProcessor(Protocol):
+    """Acoustic echo cancellation, noise suppression and a high-pass filter over the microphone
+    (``providers/webrtc_apm.py``). Audio is mono float32 in exact 10 ms chunks at ``sample_rate``; the
+    engine (``engine/echo.py``) feeds the far end (what the speaker plays) time-aligned with the capture."""
+
+    name: str
+    sample_rate: int
+    echo_cancellation: bool
+
+    def process_reverse(self, chunk: AudioArray) -> None:
+        """The far end: what the speaker plays while ``process``'s next chunk is captured."""
+        ...
+
+    def process(self, chunk: AudioArray, delay_ms: int) -> AudioArray:
+        """The near end, processed (``delay_ms``: how far the far end fed with it leads it)."""
+        ...

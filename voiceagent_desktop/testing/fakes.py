@@ -282,6 +282,11 @@ class FakeSource:
     def set_relaxed(self, relaxed: bool) -> None:
         self.relaxed = relaxed  # (frames are fed by the tests, one at a time)
 
+    notice: str | None = None
+
+    def set_hands_free(self, hands_free: bool) -> None:
+        self.hands_free = hands_free
+
     def feed(self, frame: AudioArray) -> None:
         if self.running:
             self.on_frame(frame, self.clock.now())

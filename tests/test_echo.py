@@ -1,0 +1,191 @@
+"""Echo control in the capture path (engine/echo.py) on scripted timelines: the far end aligned by the
+devices' timestamps, the WebRTC canceller (livekit), convergence, double talk, the speakers / headphones
+setting and the half-duplex fallback with its notice."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from voiceagent_desktop.audio_setup import SoundDeviceAudio, guess_headphones
+from voiceagent_desktop.engine.agent import Providers, VoiceAgent
+from voiceagent_desktop.engine.conversation import ConversationSettings
+from voiceagent_desktop.engine.echo import EchoCanceller, EchoMode
+from voiceagent_desktop.engine.echo_reference import AlignedReference, ReferenceTap
+from voiceagent_desktop.engine.events import Event, Notice
+from voiceagent_desktop.engine.vad import VADParams
+from voiceagent_desktop.errors import MissingExtraError
+from voiceagent_desktop.providers.silero_vad import SileroVAD
+from voiceagent_desktop.providers.webrtc_apm import WebRTCAudioProcessing
+from voiceagent_desktop.testing.echo_room import echo_of, room
+from voiceagent_desktop.testing.fakes import FakeAudioFactory, FakeLLM, FakeSTT, FakeTTS, FakeVAD
+from voiceagent_desktop.testing.speech import espeak_speech
+
+from .helpers.echo_sim import FRAME, RATE, level_db, run
+
+AGENT = (
+    "The weather in Lisbon this week will be sunny on Monday and Tuesday, with clouds on Wednesday and "
+    "some rain on Thursday evening."
+)
+
+
+@pytest.fixture(scope="module")
+def far() -> np.ndarray:
+    return np.concatenate([np.zeros(RATE // 2, np.float32), espeak_speech(AGENT, RATE)])
+
+
+@pytest.fixture(scope="module")
+def near() -> np.ndarray:
+    return espeak_speech("Wait, how cold is it outside?", RATE, voice="en-us+f3")
+
+
+def frame_levels(x: np.ndarray) -> np.ndarray:
+    frames = x[: len(x) // FRAME * FRAME].reshape(-1, FRAME).astype(np.float64)
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+
+
+def test_the_far_end_is_read_back_at_the_times_it_was_played() -> None:
+    tap = ReferenceTap()
+    tap.configure(48000)
+    ref = AlignedReference(tap)
+    tone = np.sin(2 * np.pi * 440 * np.arange(48000) / 48000).astype(np.float32)
+    for k in range(0, 48000, 960):  # 1 s from t = 10.0, then 0.3 s of nothing (stopped), then 0.2 s
+        tap.write(tone[k : k + 960], 10.0 + k / 48000, 9.95 + k / 48000)
+    for k in range(0, 9600, 960):
+        tap.write(tone[k : k + 960], 11.3 + k / 48000, 11.25 + k / 48000)
+    assert level_db(ref.get(10.5, 160)) == pytest.approx(-3.0, abs=0.5)  # a full-scale sine: −3 dB
+    assert not ref.get(11.1, 160).any()  # the stream was stopped: silence
+    assert level_db(ref.get(11.35, 160)) == pytest.approx(-3.0, abs=0.5)
+    assert not ref.get(11.6, 160).any()  # not handed to the device yet
+    expect = np.sin(2 * np.pi * 440 * (np.arange(160) / RATE + 0.6)).astype(np.float32)
+    assert np.abs(ref.get(10.6, 160) - expect).max() < 0.05  # sample-exact (after resampling)
+    assert not ref.get(10.3, 160).any()  # older than the ring's second: forgotten
+    assert ref.discontinuities == 1
+
+
+@pytest.mark.parametrize("name", ["desk", "living-room", "kitchen"])
+def test_the_echo_of_the_far_end_is_cancelled(far: np.ndarray, name: str) -> None:
+    echo = echo_of(far, room(name), RATE)
+    r = run(far, echo, EchoMode.AEC, WebRTCAudioProcessing())
+    assert r.canceller is not None
+    assert (r.canceller.stats.erle_db() or 0) >= 25  # the canceller alone
+    levels = frame_levels(r.out)
+    assert levels[16:].max() < -30, levels[16:].max()  # what the VAD hears of it, from the first frame
+    assert frame_levels(echo)[16:].max() > -20  # (it was loud)
+
+
+def test_a_reference_delayed_by_a_known_amount_is_cancelled_only_when_aligned(far: np.ndarray) -> None:
+    """The desk: 25 ms from the speaker to the microphone. Reported 80 ms late, the far end reaches the
+    canceller after its echo, which it cannot cancel; aligned by the devices' times, it can."""
+    echo = echo_of(far, room("desk"), RATE)
+    aligned = run(far, echo, EchoMode.AEC, WebRTCAudioProcessing())
+    late = run(far, echo, EchoMode.AEC, WebRTCAudioProcessing(), tap_skew=0.08)
+    assert aligned.canceller is not None and late.canceller is not None
+    assert (aligned.canceller.stats.erle_db() or 0) > 40
+    assert (late.canceller.stats.erle_db() or 0) < 10
+    # The processed frames keep the microphone's ADC times (512 samples apart, from the first frame's).
+    assert np.allclose(np.diff(aligned.frame_times), FRAME / RATE)
+
+
+@pytest.mark.asyncio
+async def test_the_canceller_holds_from_the_first_moment_of_playback(far: np.ndarray) -> None:
+    """Convergence: from the first moment of the agent's voice, what the converging canceller lets through
+    never makes the VAD (Silero, the default parameters) hear a voice, in every room; the raw echo does."""
+    vad = SileroVAD()
+    await vad.load(None)
+    params = VADParams()
+
+    def voiced_frames(x: np.ndarray) -> int:
+        vad.reset()
+        frames = x[: len(x) // FRAME * FRAME].reshape(-1, FRAME)
+        return sum(params.voiced(vad.probability(f), level_db(f)) for f in frames)
+
+    for name in ("desk", "living-room", "kitchen"):
+        echo = echo_of(far, room(name), RATE)
+        r = run(far, echo, EchoMode.AEC, WebRTCAudioProcessing())
+        assert voiced_frames(r.out) == 0, name
+        assert voiced_frames(echo) > 50, name
+
+
+def test_the_user_talking_over_the_agent_passes(far: np.ndarray, near: np.ndarray) -> None:
+    for name in ("desk", "living-room", "kitchen"):
+        echo = echo_of(far, room(name), RATE)
+        mic = echo.copy()
+        start = int(1.5 * RATE)
+        mic[start : start + len(near)] += 0.5 * near
+        r = run(far, mic, EchoMode.AEC, WebRTCAudioProcessing())
+        user = slice(start, start + len(near))
+        assert level_db(r.out[user]) > level_db(0.5 * near[: len(r.out[user])]) - 8, name
+        assert level_db(r.out[user]) > level_db(r.out[start - RATE : start]) + 15, name  # above the residual
+
+
+def test_headphones_or_speakers_choose_the_mode() -> None:
+    def mode(**kwargs: object) -> EchoMode:
+        audio = SoundDeviceAudio(None, kwargs.pop("device", None), **kwargs)  # type: ignore[arg-type]
+        return audio.canceller(lambda f, t: None)[0].mode
+
+    assert mode() is EchoMode.AEC  # the default output: speakers, to be safe
+    assert mode(output_kind="headphones") is EchoMode.PROCESS  # noise suppression and the filter only
+    assert mode(output_kind="headphones", noise_suppression=False) is EchoMode.OFF
+    assert mode(device="Jabra Evolve2 Headset", output_kind="auto") is EchoMode.PROCESS
+    assert mode(device="Jabra Evolve2 Headset", output_kind="speakers") is EchoMode.AEC
+    assert guess_headphones("AirPods Pro") and guess_headphones("USB headphones")
+    assert not guess_headphones("Built-in Audio Analog Stereo") and not guess_headphones(None)
+
+
+def _missing(echo_cancellation: bool, noise_suppression: bool) -> WebRTCAudioProcessing:
+    raise MissingExtraError("livekit", "local", "WebRTC audio processing (livekit)")
+
+
+def test_without_the_canceller_speakers_fall_back_to_half_duplex(far: np.ndarray, near: np.ndarray) -> None:
+    audio = SoundDeviceAudio(None, None, make_processor=_missing)
+    canceller, notice = audio.canceller(lambda f, t: None)
+    assert canceller.mode is EchoMode.HALF_DUPLEX
+    assert notice is not None and "push-to-talk key" in notice and "livekit" in notice
+    headphones = SoundDeviceAudio(None, None, output_kind="headphones", make_processor=_missing)
+    plain, no_notice = headphones.canceller(lambda f, t: None)
+    assert plain.mode is EchoMode.OFF and no_notice is None  # headphones: nothing to fall back from
+
+    mic = echo_of(far, room("desk"), RATE)
+    after = len(far) + RATE // 2
+    mic = np.concatenate([mic, np.zeros(RATE, np.float32)])
+    mic[after : after + len(near)] += near[: len(mic) - after]
+    far_padded = np.concatenate([far, np.zeros(RATE, np.float32)])
+    hands_free = run(far_padded, mic, EchoMode.HALF_DUPLEX, None)
+    playing = slice(RATE // 2 + 1600, len(far))
+    assert level_db(hands_free.out[playing]) < -60  # deaf while the agent speaks (and its echo rings)
+    assert level_db(mic[playing]) > -30
+    assert level_db(hands_free.out[after:]) > -40  # hears the user once it is quiet
+    ptt = run(far_padded, mic, EchoMode.HALF_DUPLEX, None, hands_free=False)
+    assert np.array_equal(ptt.out, mic[: len(ptt.out)])  # push-to-talk: nothing muted
+
+
+@pytest.mark.asyncio
+async def test_the_agent_says_when_echo_control_fell_back() -> None:
+    class Factory(FakeAudioFactory):
+        def open_input(self, clock, on_frame, on_error=None):  # type: ignore[no-untyped-def]
+            source = super().open_input(clock, on_frame, on_error)
+            source.notice = "Echo cancellation is unavailable (test)."
+            return source
+
+    agent = VoiceAgent(
+        Providers(FakeSTT(), FakeLLM(), FakeTTS(), FakeVAD()), Factory(), ConversationSettings()
+    )
+    events: list[Event] = []
+    agent.bus.subscribe(events.append)
+    await agent.start()
+    try:
+        assert any(isinstance(e, Notice) and "Echo cancellation" in e.message for e in events)
+    finally:
+        await agent.stop()
+        await asyncio.sleep(0)
+
+
+def test_processing_off_hands_frames_on_untouched() -> None:
+    got: list[tuple[np.ndarray, float]] = []
+    c = EchoCanceller(lambda f, t: got.append((f, t)), EchoMode.OFF)
+    frame = np.ones(512, np.float32)
+    c(frame, 1.0)
+    assert got[0][0] is frame and got[0][1] == 1.0
