@@ -84,7 +84,9 @@ async def test_a_cough_pauses_the_reply_and_it_resumes_where_it_stopped() -> Non
     played_at_pause = s.sink.played[seg]
     await s.frames(0.3, speech=False)
     assert s.sink.played[seg] == played_at_pause  # nothing plays while it is undecided
-    await s.frames(0.3, speech=False)  # the VAD's stop (0.5 s): the evaluation hears no words
+    await s.frames(0.3, speech=False)  # the VAD's stop (0.5 s): the evaluation hears no words ...
+    assert not s.of(BargeInResumed) and s.sink.paused  # ... but the user may go on (after a comma)
+    await s.frames(0.4, speech=False)  # quiet for resume_quiet_secs: it was a cough
     assert [(e.turn_id, e.reason) for e in s.of(BargeInResumed)] == [(1, "no words")]
     assert not s.sink.paused and s.sink.cleared == 0 and s.conv.state is AgentState.SPEAKING
     assert s.sink.played[seg] > played_at_pause  # playing on from where it paused
@@ -208,7 +210,7 @@ async def test_a_short_sound_whisper_is_unsure_of_is_no_words_but_sure_words_int
     hum = Transcript("In the.", confidence=0.074, no_speech_prob=0.09)  # "mm" as tiny.en heard it
     s = await speaking(["What is the capital of France?", hum])
     await s.frames(0.3, speech=True)
-    await s.frames(0.6, speech=False)
+    await s.frames(1.0, speech=False)
     assert [e.reason for e in s.of(BargeInResumed)] == ["no words"]
     await s.frames(2.0, speech=False)
     assert [(d.text, d.interrupted) for d in s.of(AssistantDone)] == [(FULL, False)]
@@ -216,7 +218,7 @@ async def test_a_short_sound_whisper_is_unsure_of_is_no_words_but_sure_words_int
     cough = Transcript("You", confidence=0.407, no_speech_prob=0.86)  # Whisper: probably no speech
     s = await speaking(["What is the capital of France?", cough])
     await s.frames(0.3, speech=True)
-    await s.frames(0.6, speech=False)
+    await s.frames(1.0, speech=False)
     assert [e.reason for e in s.of(BargeInResumed)] == ["no words"]
 
     sure = Transcript("In the garden.", confidence=0.670, no_speech_prob=0.05)
@@ -294,4 +296,18 @@ async def test_the_agents_own_words_leaking_back_are_no_interruption() -> None:
     s = await speaking(["What is the capital of France?", "Is it the first sentence you say?"])
     await s.frames(0.7, speech=True)
     await s.frames(0.6, speech=False)
+    assert [d.interrupted for d in s.of(AssistantDone) if d.turn_id == 1] == [True]
+
+
+@pytest.mark.asyncio
+async def test_a_user_who_goes_on_after_unclear_words_is_judged_on_what_follows() -> None:
+    """ "Hold on," misheard over the agent's voice as no words, then "call my sister": the reply stays
+    paused through the comma and is cut by the words that follow; it never plays over the user."""
+    s = await speaking(["What is the capital of France?", "", "Hold on, call my sister."])
+    await s.frames(0.25, speech=True)  # "Hold on,"
+    await s.frames(0.55, speech=False)  # its evaluation hears nothing
+    assert not s.of(BargeInResumed) and s.sink.paused
+    await s.frames(0.7, speech=True)  # "call my sister"
+    await s.frames(0.6, speech=False)
+    assert not s.of(BargeInResumed)
     assert [d.interrupted for d in s.of(AssistantDone) if d.turn_id == 1] == [True]

@@ -99,11 +99,13 @@ class _Run:
     async def listening(self, timeout: float = 30) -> bool:
         return await until(lambda: self.agent.state is AgentState.LISTENING, timeout)
 
-    async def answer(self, text: str) -> tuple[bool, int]:
-        """The agent says ``text`` with no one talking: (cut, pauses)."""
+    async def answer(self, text: str, gap: float) -> tuple[bool, int]:
+        """The agent says ``text`` with no one talking, ``gap`` seconds after its last answer (over 2 s,
+        the speaker's stream has stopped: it restarts, on a new timeline): (cut, pauses)."""
         conv = self.agent.conversation
         assert conv is not None
         await self.listening()
+        await asyncio.sleep(gap)
         mark = len(self.events)
         conv.actions.say(text)
         await until(lambda: bool(self.of(AssistantDone, mark)), 60)
@@ -162,6 +164,7 @@ async def _room(
     out: dict[str, Any] = {"room": room}
     with EchoRig(va, room) as rig:
         out["delay_ms"] = rig.measure_delay()
+        await asyncio.sleep(0)
         for aec in (True, False):
             kind = "speakers" if aec else "headphones"
             s = settings.model_copy(update={"audio": settings.audio.model_copy(update={"output_kind": kind})})
@@ -176,7 +179,7 @@ async def _room(
                 cuts = pauses = 0
                 stats0 = run.canceller.stats
                 for i in range(answers):
-                    cut, paused = await run.answer(ANSWERS[i % len(ANSWERS)])
+                    cut, paused = await run.answer(ANSWERS[i % len(ANSWERS)], rng.uniform(0.2, 3.0))
                     cuts += cut
                     pauses += paused
                 key = "aec" if aec else "no_aec"
@@ -185,6 +188,11 @@ async def _room(
                     out["erle_db"] = stats0.erle_db()
                     out["erle_guarded_db"] = stats0.erle_db(guarded=True)
                     out["cpu_pct"] = 100 * stats0.cpu_secs / max(stats0.chunks * 0.01, 1e-9)
+                    ref = run.canceller.reference
+                    out["alignment"] = {  # what the canceller is told, and the buffering taken out before
+                        "delay_fed_ms": run.canceller.delay_ms,
+                        "output_ahead_of_dac_ms": 1000 * ref.tap.lead_secs if ref is not None else None,
+                    }
                     trials = []
                     for i in range(n["takes"]):
                         words, audio = takes[i % len(takes)]
@@ -193,6 +201,7 @@ async def _room(
                     out["no_echo_wer"] = [await run.alone(a, w) for w, a in takes[: n["alone"]]]
             finally:
                 await agent.stop()
+        out["delay_end_ms"] = rig.measure_delay()  # (the rig's own path under load)
     return out
 
 

@@ -28,9 +28,11 @@ Then the reply is cancelled: playback is cleared, every stream is closed (``Repl
 how long that took: the LLM's worker stopped, the cloud response closed, the TTS context cancelled), and
 the history keeps only the words that were played, marked interrupted.
 
-If instead the sound had no words (a cough, a knock) or only backchannels, and the user has gone quiet,
-playback resumes where it stopped (``BargeInResumed``) and the user's turn is dropped; also after
-``window_secs`` without a verdict. ``resume_false=False`` makes every VAD start a committed interruption.
+If instead the sound had no words (a cough, a knock) or only backchannels, and the user has stayed quiet
+for ``resume_quiet_secs`` since (a user who goes on after "Hold on," — which Whisper may have misheard
+over the agent's voice — is judged on what follows), playback resumes where it stopped
+(``BargeInResumed``) and the user's turn is dropped; also after ``window_secs`` without a verdict.
+``resume_false=False`` makes every VAD start a committed interruption.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class BargeInParams:
     sure_no_speech: float = 0.3  # ... and (Whisper) its no-speech probability is at most this
     answer_secs: float = 2.0  # "yes" this soon after the agent's question is an answer (it interrupts)
     echo_share: float = 0.8  # this share of the words heard is what the agent was saying: its own echo
+    resume_quiet_secs: float = 0.35  # after a verdict of no interruption, resume once quiet this long
 
 
 def only_backchannels(text: str, backchannels: frozenset[str]) -> bool | None:
@@ -115,6 +118,8 @@ class _Pending:
     after_question: bool  # the agent had just asked a question
     voiced_secs: float = 0.0  # since the trigger (the VAD had heard ``start_secs`` before it)
     saying: frozenset[str] = frozenset()  # the words of what the agent was saying around the trigger
+    verdict: str | None = None  # no interruption (so far): resumes if the user stays quiet ...
+    quiet_since: float = 0.0  # ... from then on for ``resume_quiet_secs``
 
 
 def asked_a_question(reply: Reply | None, played: dict[int, int], t: float, within: float) -> bool:
@@ -181,8 +186,11 @@ class BargeInHandler:
             return
         if voiced:
             p.voiced_secs += frame_secs
+            p.verdict = None  # the user goes on: what they say next decides
             if p.voiced_secs >= self.params.confirm_voiced_secs:
                 self.commit()
+        elif p.verdict is not None and t - p.quiet_since >= self.params.resume_quiet_secs:
+            self.resume(p.verdict)
         elif t - p.t >= self.params.window_secs:
             self.resume("no words")
 
@@ -214,8 +222,8 @@ class BargeInHandler:
         verdict = self.judge(text, transcript, final=final)
         if verdict == WORDS:
             self.commit()
-        elif final:
-            self.resume(verdict)
+        elif final:  # no interruption, unless the user goes on within ``resume_quiet_secs`` (a comma)
+            self.pending.verdict, self.pending.quiet_since = verdict, self.c.clock.now()
 
     def turn_ends(self, transcript: Transcript | None) -> bool:
         """The user's turn is over; True if it is to be answered (the interruption was real), False if

@@ -78,8 +78,12 @@ class AlignedReference:
     holding one timeline from ``_epoch`` on. A gap shorter than ``keep_secs`` (the stream was stopped for
     a moment) is written as silence; a longer one, or a jump back, starts a new timeline."""
 
-    def __init__(self, tap: ReferenceTap, keep_secs: float = 1.0) -> None:
+    def __init__(self, tap: ReferenceTap, keep_secs: float = 1.0, relock_secs: float = 0.03) -> None:
         self.tap, self.keep_secs = tap, keep_secs
+        self.relock = round(relock_secs * RATE)
+        self._cursor: int | None = None  # ``read``'s position on the timeline
+        self._cursor_epoch = 0.0
+        self.relocks = 0  # times ``read`` re-anchored on the clock
         self._next = 0  # the next tap block to read
         self._end: float | None = None  # DAC time just after the last block read
         self._rs: soxr.ResampleStream | None = None
@@ -121,13 +125,30 @@ class AlignedReference:
             self._end = t0 + len(x) / tap.rate
             self._write(self._rs.resample_chunk(x) if self._rs is not None else x)
 
+    def read(self, t: float, n: int) -> AudioArray:
+        """The next ``n`` samples of a stream read chunk by chunk, the first from about clock time ``t``:
+        sample-locked — each read follows the last — unless the timeline restarted or ``t`` is more than
+        ``relock_secs`` away (an overflow, a restarted stream). Both devices' times wander by several ms
+        (PortAudio's estimates, smoothed): a canceller fed by time alone saw its delay change by up to
+        8 ms within one answer, and lost 10-40 dB of cancellation re-finding it."""
+        self._pull()
+        want = round((t - self._epoch) * RATE)
+        cursor = self._cursor
+        if cursor is None or self._cursor_epoch != self._epoch or abs(want - cursor) > self.relock:
+            cursor, self._cursor_epoch = want, self._epoch
+            self.relocks += 1
+        self._cursor = cursor + n
+        return self._slice(cursor, n)
+
     def get(self, t: float, n: int) -> AudioArray:
         """The ``n`` samples played from clock time ``t`` on (16 kHz; silence where nothing played, or
         not yet handed to the device)."""
         self._pull()
+        return self._slice(round((t - self._epoch) * RATE), n)
+
+    def _slice(self, i: int, n: int) -> AudioArray:
         out = np.zeros(n, dtype=np.float32)
         size = len(self._ring)
-        i = round((t - self._epoch) * RATE)
         a, b = max(i, self._n - size, 0), min(i + n, self._n)
         while a < b:
             pos = a % size
