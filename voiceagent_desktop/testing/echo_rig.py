@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -33,7 +34,7 @@ BLOCK = 160  # 10 ms
 #: The rig's own delay (parec's 10 ms fragments, pacat's buffer), measured on the virtual devices.
 INHERENT_MS = 20.0
 #: Audio queued on either side of this process beyond this is dropped: the path's delay stays put.
-MAX_BACKLOG_MS = 40
+MAX_BACKLOG_MS = 150
 
 
 def _backlog(fd: int) -> int:
@@ -53,6 +54,7 @@ def _realtime() -> None:
 
 
 def _run(room_name: str) -> None:  # (the rig's process)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # (stopped: say what was dropped)
     _realtime()
     r = room(room_name)
     path = EchoPath(r, RATE, BLOCK)
