@@ -113,7 +113,7 @@ TABS: dict[str, list[FieldSpec]] = {
     "Devices": [
         FieldSpec("audio.input_device", "Microphone", "choice"),
         FieldSpec("audio.output_device", "Speaker", "choice"),
-        FieldSpec("audio.output_kind", "Listening on", "choice",
+        FieldSpec("audio.output_kind", "Speakers or headphones", "choice",
                   (("auto", "auto (headphones if the device's name says so)"),
                    ("speakers", "speakers: cancel the agent's echo"), ("headphones", "headphones: no echo"))),
         FieldSpec("audio.noise_suppression", "Noise suppression", "bool",
