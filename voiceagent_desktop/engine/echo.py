@@ -133,6 +133,7 @@ class EchoCanceller:
         self.erl_floor_db = 0.0  # its low end: below ``no_echo_db``, there is no echo path
         self._mic_avg = self._far_avg = 0.0  # ~100 ms averages of the energies, for learning it
         self._ratios: deque[float] = deque(maxlen=round(self.params.learn_secs * 100))
+        self._learnt = 0
         self.delay_ms = round(self.params.lead_secs * 1000)  # what the canceller is told
 
     def __call__(self, frame: AudioArray, t: float) -> None:
@@ -198,7 +199,8 @@ class EchoCanceller:
             return
         ratios = self._ratios
         ratios.append(_db(self._mic_avg) - _db(self._far_avg))
-        if len(ratios) >= 20:
+        self._learnt += 1
+        if len(ratios) >= 20 and self._learnt % 10 == 0:  # (every 100 ms of far end: enough)
             a = np.fromiter(ratios, float, len(ratios))
             low, mid = len(a) // 10, len(a) * 3 // 10
             part = np.partition(a, (low, mid))

@@ -156,8 +156,3 @@ class AlignedReference:
             out[a - i : a - i + k] = self._ring[pos : pos + k]
             a += k
         return out
-
-    def available_until(self) -> float | None:
-        """The DAC time up to which the far end is known (played or queued in PortAudio's buffer)."""
-        self._pull()
-        return self._epoch + self._n / RATE if self._n else None
