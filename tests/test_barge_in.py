@@ -23,7 +23,8 @@ from voiceagent_desktop.engine.events import (
     InputMode,
     RepliesCancelled,
 )
-from voiceagent_desktop.providers.base import Transcript
+from voiceagent_desktop.errors import ProviderRuntimeError
+from voiceagent_desktop.providers.base import AudioArray, Transcript
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
 
 from .helpers.scenario import Scenario
@@ -137,14 +138,47 @@ async def test_long_speech_interrupts_without_waiting_for_words() -> None:
     gate.set()
 
 
+class _Failing(FakeSTT):
+    async def transcribe(self, audio: AudioArray) -> Transcript:
+        self.calls.append(len(audio))
+        raise ProviderRuntimeError("the recogniser failed")
+
+
 @pytest.mark.asyncio
 async def test_without_a_verdict_the_window_resumes() -> None:
-    gate = asyncio.Event()  # a transcription that never answers
+    s = await speaking(["What is the capital of France?"])
+    s.conv.stt = _Failing()
+    await s.frames(0.2, speech=True)  # a knock; its transcription fails
+    await s.frames(1.0, speech=False)
+    assert not s.of(BargeInResumed)
+    await s.frames(0.6, speech=False)  # window_secs 1.5 without a verdict, no words coming
+    assert [e.reason for e in s.of(BargeInResumed)] == ["no words"]
+
+
+@pytest.mark.asyncio
+async def test_words_that_come_after_the_window_still_decide() -> None:
+    """On a busy machine Whisper answers after the window: "Wait," is an interruption however late."""
+    for late, interrupted in (("Wait,", True), ("Mhm.", False)):
+        gate = asyncio.Event()
+        s = await speaking(["What is the capital of France?", late])
+        s.stt.gate = gate
+        await s.frames(0.2, speech=True)
+        await s.frames(1.6, speech=False)  # past window_secs: its transcription is still under way
+        assert not s.of(BargeInResumed) and not [d for d in s.of(AssistantDone) if d.interrupted]
+        gate.set()
+        await s.frames(0.5, speech=False)
+        assert [d.interrupted for d in s.of(AssistantDone)] == ([True] if interrupted else []), late
+        assert [e.reason for e in s.of(BargeInResumed)] == ([] if interrupted else ["backchannel"]), late
+
+
+@pytest.mark.asyncio
+async def test_a_transcription_that_never_answers_leaves_it_to_the_fallback() -> None:
+    gate = asyncio.Event()  # (never set)
     s = await speaking(["What is the capital of France?"])
     s.stt.gate = gate
     await s.frames(0.2, speech=True)
-    await s.frames(1.6, speech=False)  # window_secs 1.5 without a verdict
-    assert [e.reason for e in s.of(BargeInResumed)] == ["no words"]
+    await s.frames(2.2, speech=False)  # the 2 s end-of-turn fallback: the turn, and the interruption, end
+    assert [d.interrupted for d in s.of(AssistantDone)] == [True] and not s.of(BargeInResumed)
     gate.set()
 
 

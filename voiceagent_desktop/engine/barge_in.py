@@ -31,7 +31,9 @@ the history keeps only the words that were played, marked interrupted.
 If instead the sound had no words (a cough, a knock) or only backchannels, and the user has stayed quiet
 for ``resume_quiet_secs`` since (a user who goes on after "Hold on," — which Whisper may have misheard
 over the agent's voice — is judged on what follows), playback resumes where it stopped
-(``BargeInResumed``) and the user's turn is dropped; also after ``window_secs`` without a verdict.
+(``BargeInResumed``) and the user's turn is dropped; also after ``window_secs`` without a verdict and
+no transcription of the sound under way (a transcription that has not answered by the end-of-turn
+fallback leaves it to the fallback: the turn ends, and the interruption with it).
 ``resume_false=False`` makes every VAD start a committed interruption.
 """
 
@@ -71,7 +73,7 @@ WORDS, BACKCHANNEL, NO_WORDS = "words", "backchannel", "no words"
 class BargeInParams:
     resume_false: bool = True  # a sound without words resumes the reply
     confirm_voiced_secs: float = 0.8  # voiced this long: an interruption, words or not
-    window_secs: float = 1.5  # no verdict by then (and quiet): resume (before the 2 s end-of-turn fallback)
+    window_secs: float = 1.5  # no verdict by then (quiet, no words coming): resume (before the 2 s fallback)
     backchannels: frozenset[str] = field(default=BACKCHANNELS)
     cues: frozenset[str] = field(default=CUES)
     short_secs: float = 0.6  # voiced less than this, words without a cue are no interruption ...
@@ -180,7 +182,9 @@ class BargeInHandler:
 
     # ---- evidence while pending -----------------------------------------------------------------
 
-    def frame(self, voiced: bool, frame_secs: float, t: float) -> None:
+    def frame(self, voiced: bool, frame_secs: float, t: float, *, awaiting_words: bool = False) -> None:
+        """A frame while pending; ``awaiting_words``: a transcription of the sound is under way (its words
+        decide, however late: on a busy machine Whisper takes longer than the window)."""
         p = self.pending
         if p is None:
             return
@@ -191,7 +195,7 @@ class BargeInHandler:
                 self.commit()
         elif p.verdict is not None and t - p.quiet_since >= self.params.resume_quiet_secs:
             self.resume(p.verdict)
-        elif t - p.t >= self.params.window_secs:
+        elif t - p.t >= self.params.window_secs and p.verdict is None and not awaiting_words:
             self.resume("no words")
 
     def judge(self, text: str, transcript: Transcript | None = None, *, final: bool = True) -> str:

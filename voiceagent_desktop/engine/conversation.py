@@ -10,8 +10,7 @@ hands-free turn that ends on an evaluation reuses its transcript.
 
 Barge-in (``engine/barge_in.py``): when the user starts a turn while the agent is thinking or speaking,
 a PTT press cancels the reply at once; hands-free, playback pauses at once and the reply is cancelled
-when words confirm the interruption, or resumes after a cough or a backchannel. The history keeps only the
-words that were played, marked interrupted.
+when words confirm it, or resumes after a cough or a backchannel. The history keeps the played words.
 """
 
 from __future__ import annotations
@@ -224,7 +223,7 @@ class Conversation:
             return
         update = self.vad_machine.update(probability, level, t)
         if self.barge_in.pending is not None:
-            self.barge_in.frame(voiced, self.frame_secs, t)
+            self.barge_in.frame(voiced, self.frame_secs, t, awaiting_words=self._transcribing)
         if isinstance(update, SpeechStarted):
             self.speculation.discard()  # the user goes on: a reply started early is never heard
             self.barge_in.trigger(t, tentative=True)  # paused; cancelled once words confirm it
@@ -334,6 +333,11 @@ class Conversation:
             return self._turn_stt or self.stt
         args = (self._frames, self.turn_policy, self.vad_machine, eval_id, self.settings.stream_pause_secs)
         return StreamedTurnSTT.after_pause(self._stream, *args)
+
+    @property
+    def _transcribing(self) -> bool:  # the open turn's words are coming (an evaluation or interim pass)
+        stt = self._turn_stt
+        return self._turn_frames is not None and (self._evals.running or (stt is not None and stt.running))
 
     def _current(self, eval_id: int) -> bool:
         return eval_id == self.turn_policy.current_eval_id
