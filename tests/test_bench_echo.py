@@ -14,6 +14,7 @@ def _room(name: str, erle: float, cut: int, trials: list[tuple[bool, float | Non
     return {
         "room": name,
         "delay_ms": 25.0,
+        "delay_end_ms": 31.0,  # (the rig's path moved meanwhile)
         "erle_db": erle,
         "cpu_pct": 1.0,
         "aec": {"answers": 10, "cut": cut, "paused": 1},
@@ -40,7 +41,7 @@ def test_the_summary_counts_per_100_answers_and_over_every_trial(tmp_path: Path)
     render_echo_section({"date": "today", **s, "rooms": rooms}, doc)
     text = doc.read_text()
     assert text.count(report.ECHO_MARK) == 1
-    assert "| kitchen | 25 ms | 26.0 dB | 1 / 10 | 4 / 4 | 1 / 9 |" in text
+    assert "| kitchen | 25 → 31 ms | 26.0 dB | 1 / 10 | 4 / 4 | 1 / 9 |" in text
 
 
 def test_word_error_rate_ignores_case_and_punctuation() -> None:

@@ -34,7 +34,7 @@ BLOCK = 160  # 10 ms
 #: The rig's own delay (parec's 10 ms fragments, pacat's buffer), measured on the virtual devices.
 INHERENT_MS = 20.0
 #: Audio queued on either side of this process beyond this is dropped: the path's delay stays put.
-MAX_BACKLOG_MS = 150
+MAX_BACKLOG_MS = 30
 
 
 def _backlog(fd: int) -> int:
