@@ -55,13 +55,13 @@ def test_the_far_end_is_read_back_at_the_times_it_was_played() -> None:
         tap.write(tone[k : k + 960], 10.0 + k / 48000, 9.95 + k / 48000)
     for k in range(0, 9600, 960):
         tap.write(tone[k : k + 960], 11.3 + k / 48000, 11.25 + k / 48000)
-    assert level_db(ref.get(10.5, 160)) == pytest.approx(-3.0, abs=0.5)  # a full-scale sine: −3 dB
-    assert not ref.get(11.1, 160).any()  # the stream was stopped: silence
-    assert level_db(ref.get(11.35, 160)) == pytest.approx(-3.0, abs=0.5)
-    assert not ref.get(11.6, 160).any()  # not handed to the device yet
+    assert level_db(ref.read(10.5, 160)) == pytest.approx(-3.0, abs=0.5)  # a full-scale sine: −3 dB
+    assert not ref.read(11.1, 160).any()  # the stream was stopped: silence
+    assert level_db(ref.read(11.35, 160)) == pytest.approx(-3.0, abs=0.5)
+    assert not ref.read(11.6, 160).any()  # not handed to the device yet
     expect = np.sin(2 * np.pi * 440 * (np.arange(160) / RATE + 0.6)).astype(np.float32)
-    assert np.abs(ref.get(10.6, 160) - expect).max() < 0.05  # sample-exact (after resampling)
-    assert not ref.get(10.3, 160).any()  # older than the ring's second: forgotten
+    assert np.abs(ref.read(10.6, 160) - expect).max() < 0.05  # sample-exact (after resampling)
+    assert not ref.read(10.3, 160).any()  # older than the ring's second: forgotten
     assert ref.discontinuities == 1
 
 

@@ -164,7 +164,6 @@ async def _room(
     out: dict[str, Any] = {"room": room}
     with EchoRig(va, room) as rig:
         out["delay_ms"] = rig.measure_delay()
-        await asyncio.sleep(0)
         for aec in (True, False):
             kind = "speakers" if aec else "headphones"
             s = settings.model_copy(update={"audio": settings.audio.model_copy(update={"output_kind": kind})})

@@ -138,13 +138,7 @@ class AlignedReference:
             cursor, self._cursor_epoch = want, self._epoch
             self.relocks += 1
         self._cursor = cursor + n
-        return self._slice(cursor, n)
-
-    def get(self, t: float, n: int) -> AudioArray:
-        """The ``n`` samples played from clock time ``t`` on (16 kHz; silence where nothing played, or
-        not yet handed to the device)."""
-        self._pull()
-        return self._slice(round((t - self._epoch) * RATE), n)
+        return self._slice(cursor, n)  # (silence where nothing played, or not yet handed to the device)
 
     def _slice(self, i: int, n: int) -> AudioArray:
         out = np.zeros(n, dtype=np.float32)
