@@ -18,6 +18,7 @@ from voiceagent_desktop.engine import audio_devices
 from voiceagent_desktop.engine.audio_io import AudioInput, AudioOutput, list_devices, resolve_device
 from voiceagent_desktop.engine.audio_output import BLOCK_SECS
 from voiceagent_desktop.engine.clock import MonotonicClock
+from voiceagent_desktop.engine.echo_reference import AlignedReference, ReferenceTap
 from voiceagent_desktop.errors import (
     AudioDeviceError,
     DeviceLostError,
@@ -385,6 +386,31 @@ async def test_the_speaker_stream_runs_only_while_there_is_something_to_play(
     finally:
         out.close()
     assert stream_threads() == 0
+
+
+@pytest.mark.audio
+@pytest.mark.asyncio
+async def test_held_open_the_speaker_stream_keeps_one_timeline(virtual_audio: VirtualAudio) -> None:
+    """On speakers (echo control) the stream is held open: it does not stop between answers, so the far
+    end stays on one timeline with the microphone's (a restart lands it anywhere within PortAudio's time
+    estimates, and the canceller has to find its echo again)."""
+    tap = ReferenceTap()
+    out = AudioOutput(None, MonotonicClock(), idle_stop_secs=0.2, tap=tap, hold_open=True)
+    listener = Listener()
+    out.set_listener(listener)
+    reference = AlignedReference(tap)
+    try:
+        for sid in (1, 2):
+            out.play(sid, tone(440, 0.2, 22050), 22050)
+            out.finish_segment(sid)
+            await listener.wait_for("finished", sid)
+            await asyncio.sleep(0.5)  # more than idle_stop_secs
+            assert out.running
+            reference.read(0.0, 160)  # (reads the tap's blocks)
+        assert out.starts == 1
+        assert reference.discontinuities == 0 and tap.blocks > 0
+    finally:
+        out.close()
 
 
 def test_no_device_of_a_kind(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -70,7 +70,10 @@ class SoundDeviceAudio:
     def open_output(self, clock: Clock, on_error: Callable[[AudioDeviceError], None]):
         from .engine.audio_io import AudioOutput
 
-        return AudioOutput(self.output_device, clock, on_error=on_error, tap=self.tap)
+        # On speakers the far end must stay on one timeline with the microphone's: the stream, once
+        # started, runs until closed (engine/audio_output.py).
+        speakers = self.speakers()
+        return AudioOutput(self.output_device, clock, on_error=on_error, tap=self.tap, hold_open=speakers)
 
     def open_input(
         self,

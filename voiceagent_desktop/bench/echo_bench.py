@@ -279,10 +279,11 @@ def render_echo_section(results: dict[str, Any], path: Path) -> None:
         f"({results['date']}). "
         "The echo rig (`testing/echo_rig.py`) plays the speaker back into the microphone through a generated "
         "room; the embedded Whisper, Piper and Silero on the virtual devices, a scripted LLM. ERLE: the "
-        "canceller's (raw microphone over processed, while the agent speaks alone). The rig's own path "
-        "moves under the app's load (the delay column; docs/architecture.md), which a laptop's does not. "
-        "Goals (issue 20): ERLE ≥ 25 dB in every room, no false interruption, recall ≥ 98 % with p95 ≤ "
-        "300 ms, double-talk WER within 10 points of the silent agent's, CPU ≤ 3 % of a core.",
+        "canceller's (raw microphone over processed, while the agent speaks alone). The delay column: the "
+        "rig's path from a probe recording at the room's start and end (the probe's own loopbacks wander "
+        "by a few ms; docs/architecture.md). Goals (issue 20): ERLE ≥ 25 dB in every room, no false "
+        "interruption, recall ≥ 98 % with p95 ≤ 300 ms, double-talk WER within 10 points of the silent "
+        "agent's, CPU ≤ 3 % of a core.",
         "",
         "| room | speaker → mic delay (start → end) | ERLE | answers cut, AEC | answers cut, no AEC | "
         "tentative pauses, AEC / no AEC |",
