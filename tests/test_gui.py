@@ -218,7 +218,8 @@ def test_barge_in_marks_the_reply_interrupted(make_rig: Callable[..., Rig]) -> N
     assert unheard and (
         shown == unheard or (shown[:-1] in unheard and reply.unheard_label.toolTip() == unheard)
     )
-    assert w.state_indicator.text == "Hearing you"
+    # (the state's signal may be queued behind assistantDone's: wait for it)
+    qtbot.waitUntil(lambda: w.state_indicator.text == "Hearing you")
     qtbot.keyRelease(w, Qt.Key.Key_Space)
 
 

@@ -191,6 +191,12 @@ async def _room(
                     out["alignment"] = {  # what the canceller is told, and the buffering taken out before
                         "delay_fed_ms": run.canceller.delay_ms,
                         "output_ahead_of_dac_ms": 1000 * ref.tap.lead_secs if ref is not None else None,
+                        # the far end's timeline broken (each costs the canceller its alignment)
+                        "relocks": ref.relocks if ref is not None else None,
+                        "discontinuities": ref.discontinuities if ref is not None else None,
+                        "speaker_starts": getattr(agent._sink, "starts", None),
+                        "speaker_underflows": getattr(agent._sink, "underflows", None),
+                        "talk_chunks": run.canceller.stats.talk_chunks,
                     }
                     trials = []
                     for i in range(n["takes"]):
