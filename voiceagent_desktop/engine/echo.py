@@ -21,15 +21,6 @@ Modes (``EchoMode``):
   Where no echo comes back at all (the learnt gain below ``no_echo_db``: headphones set as speakers, a
   muted speaker, a silent virtual microphone) the raw microphone is handed on: AEC3, with no echo path
   to learn, still turns the user's voice down by 15-25 dB while the far end plays.
-  **A voice over the agent's**: once converged, the canceller's output during the agent's voice is its
-  residual, 30-60 dB under the raw microphone; a chunk it passes within ``talk_db`` of the raw level
-  (above ``talk_floor_db``), where the raw level is near the loudest echo it may carry (the guard's
-  line, less 8 dB: ``talk_rise_db``; offline, the user's onsets were 1-5 dB under it, and a 50 ms leak
-  of AEC3's in the kitchen 11-15 dB), holds a sound the echo does not explain — the user talking over
-  the agent. The
-  frames handed on with such chunks are flagged (``talking_over``) and the VAD starts on them sooner
-  (``VADParams.talking_over_start_secs``): AEC3's suppressor has already held the start of the user's
-  words back by 50-150 ms.
 - ``PROCESS``: noise suppression and the high-pass filter only (headphones: nothing to cancel).
 - ``HALF_DUPLEX``: no canceller could load, speakers: in hands-free the microphone is muted while the far
   end is active (and ``tail_secs`` after): the agent cannot hear itself, nor the user — barge-in only by
@@ -79,9 +70,6 @@ class EchoParams:
     no_echo_db: float = -60.0  # an echo path this weak is none: the microphone is handed on as it is
     learn_secs: float = 5.0  # the echo path's gain is learnt over this much far-end activity
     converge_secs: float = 3.0  # the guard works for this much far-end activity (the canceller converging)
-    talk_db: float = 10.0  # converged, output within this of the raw microphone: a voice over the agent's
-    talk_floor_db: float = -50.0  # ... if it is louder than this
-    talk_rise_db: float = -8.0  # ... and the raw microphone above the loudest echo it may carry + this
 
 
 @dataclass
@@ -95,7 +83,6 @@ class EchoStats:
     out_far_energy: float = 0.0  # what is handed on, same chunks (after the guard)
     ducked_chunks: int = 0
     muted_chunks: int = 0  # half-duplex
-    talk_chunks: int = 0  # a voice over the agent's (flagged for the VAD)
     cpu_secs: float = 0.0  # thread CPU time spent here (processing and conversions)
 
     def erle_db(self, *, guarded: bool = False) -> float | None:
@@ -148,8 +135,6 @@ class EchoCanceller:
         self._ratios: deque[float] = deque(maxlen=round(self.params.learn_secs * 100))
         self._learnt = 0
         self.delay_ms = round(self.params.lead_secs * 1000)  # what the canceller is told
-        self.talking_over = False  # the frame being handed on holds a voice over the agent's (``_emit``)
-        self._made = self._talk_end = 0  # samples processed; the end of the last such chunk
 
     def __call__(self, frame: AudioArray, t: float) -> None:
         if self.mode is EchoMode.OFF:
@@ -194,14 +179,6 @@ class EchoCanceller:
                 elif active and converging and _db(aec_e) < far_level + self.erl_db - p.guard_db:
                     stats.ducked_chunks += 1  # leaked echo (see the module docstring)
                     x = x * np.float32(10 ** (-p.duck_db / 20))
-                elif (
-                    active
-                    and not converging
-                    and _db(aec_e) > max(p.talk_floor_db, _db(mic_e) - p.talk_db)
-                    and _db(mic_e) > far_level + self.erl_db + p.talk_rise_db
-                ):
-                    stats.talk_chunks += 1  # a voice over the agent's (see the module docstring)
-                    self._talk_end = self._made + len(x)
         if active:
             stats.far_chunks += 1
             stats.mic_far_energy += mic_e
@@ -209,7 +186,6 @@ class EchoCanceller:
             stats.out_far_energy += _energy(x)
         self._out.append(x)
         self._out_len += len(x)
-        self._made += len(x)
 
     def _learn(self, mic_e: float, far_e: float) -> None:
         """The echo path's gain: the 30th percentile, over the last ``learn_secs`` of far-end activity,
@@ -237,9 +213,6 @@ class EchoCanceller:
         buf = np.concatenate(self._out)
         count = len(buf) // n
         for i in range(count):
-            self.talking_over = (
-                self._talk_end > self._made - len(buf) + i * n
-            )  # (in this frame, or later in the batch)
             self.on_frame(buf[i * n : (i + 1) * n], t_end - (len(buf) - (i + 1) * n) / RATE)
         rest = buf[count * n :]
         self._out, self._out_len = ([rest.copy()] if len(rest) else []), len(rest)
@@ -269,7 +242,3 @@ class ProcessedInput:
 
     def set_hands_free(self, hands_free: bool) -> None:
         self.canceller.hands_free = hands_free
-
-    @property
-    def talking_over(self) -> bool:
-        return self.canceller.talking_over

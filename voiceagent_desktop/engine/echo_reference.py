@@ -78,12 +78,19 @@ class AlignedReference:
     holding one timeline from ``_epoch`` on. A gap shorter than ``keep_secs`` (the stream was stopped for
     a moment) is written as silence; a longer one, or a jump back, starts a new timeline."""
 
-    def __init__(self, tap: ReferenceTap, keep_secs: float = 1.0, relock_secs: float = 0.03) -> None:
+    def __init__(
+        self,
+        tap: ReferenceTap,
+        keep_secs: float = 1.0,
+        relock_secs: float = 0.03,
+        max_drift_secs: float = 0.2,
+    ) -> None:  # (seconds: a jump that relocks; the drift followed before the clock anchors again)
         self.tap, self.keep_secs = tap, keep_secs
-        self.relock = round(relock_secs * RATE)
+        self.relock, self.max_drift = round(relock_secs * RATE), round(max_drift_secs * RATE)
         self._cursor: int | None = None  # ``read``'s position on the timeline
         self._cursor_epoch = 0.0
-        self.relocks = 0  # times ``read`` re-anchored on the clock
+        self._drift = 0.0  # the clock's slow drift from the samples read (samples; see ``read``)
+        self.relocks = 0  # times ``read`` re-anchored (a jump of the clock, a new timeline)
         self._next = 0  # the next tap block to read
         self._end: float | None = None  # DAC time just after the last block read
         self._rs: soxr.ResampleStream | None = None
@@ -127,16 +134,26 @@ class AlignedReference:
 
     def read(self, t: float, n: int) -> AudioArray:
         """The next ``n`` samples of a stream read chunk by chunk, the first from about clock time ``t``:
-        sample-locked — each read follows the last — unless the timeline restarted or ``t`` is more than
-        ``relock_secs`` away (an overflow, a restarted stream). Both devices' times wander by several ms
-        (PortAudio's estimates, smoothed): a canceller fed by time alone saw its delay change by up to
-        8 ms within one answer, and lost 10-40 dB of cancellation re-finding it."""
+        sample-locked — each read follows the last. Both devices' times wander by several ms (PortAudio's
+        estimates, smoothed): a canceller fed by time alone saw its delay change by up to 8 ms within one
+        answer, and lost 10-40 dB of cancellation re-finding it. They also drift from the samples: on the
+        virtual devices by 160 ppm (26 ms in 160 s) while the echo, sample-locked, stayed put within
+        0.02 ms; re-anchored whenever that drift passed 30 ms, the canceller lost its echo every ~3 min
+        (ERLE over 33 answers 58 → 25 dB). So the drift is followed (``_drift``, a slow average of the
+        times' offset from the samples) and not acted on, up to ``max_drift_secs`` (then, and on a new
+        timeline, the clock anchors again); a jump of more than ``relock_secs`` away from it (the capture
+        lost frames) moves the read by the jump."""
         self._pull()
         want = round((t - self._epoch) * RATE)
         cursor = self._cursor
-        if cursor is None or self._cursor_epoch != self._epoch or abs(want - cursor) > self.relock:
-            cursor, self._cursor_epoch = want, self._epoch
+        if cursor is None or self._cursor_epoch != self._epoch or abs(self._drift) > self.max_drift:
+            cursor, self._cursor_epoch, self._drift = want, self._epoch, 0.0
             self.relocks += 1
+        elif abs(want - cursor - self._drift) > self.relock:
+            cursor = want - round(self._drift)
+            self.relocks += 1
+        else:
+            self._drift += 0.01 * (want - cursor - self._drift)  # (~1 s of chunks)
         self._cursor = cursor + n
         return self._slice(cursor, n)  # (silence where nothing played, or not yet handed to the device)
 
