@@ -244,8 +244,9 @@ async def test_after_an_interruption_nothing_but_speech_is_spoken(virtual_audio:
     await agent.start()
     try:
         assert await wait_until(lambda: bool(of(events, AssistantDone)), 30)  # the greeting
+        take = piper_speech("Wait, stop.", RATE)  # (before the story: synthesis holds the agent's loop)
         turn = await story_playing(agent, virtual_audio)
-        virtual_audio.player(MIC_FEED, piper_speech("Wait, stop.", RATE), RATE).start()
+        virtual_audio.player(MIC_FEED, take, RATE).start()
         assert await wait_until(
             lambda: any(d.turn_id == turn and d.interrupted for d in of(events, AssistantDone)), 15
         )

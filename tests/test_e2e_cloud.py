@@ -121,12 +121,15 @@ async def test_cloud_profile_hands_free_ends_the_turn_and_answers(
     virtual_audio: VirtualAudio, fakes: CloudFakes, smart_turn_path: Path
 ) -> None:
     events: list[Event] = []
+    take = piper_speech("What time is it in Tokyo right now?", RATE)
     async with running(fakes.settings(Settings(mode="handsfree")), events) as agent:
         assert await wait_until(lambda: agent.state is AgentState.LISTENING, 30)
-        virtual_audio.play_to_mic(piper_speech("What time is it in Tokyo right now?", RATE), RATE)
+        virtual_audio.play_to_mic(take, RATE)
         assert await wait_until(lambda: of(events, AssistantDone), 30), "no answer"
+        lost = getattr(getattr(agent._input, "source", agent._input), "overflows", None)
     said = of(events, UserTranscript)[0].text
-    assert heard_as("What time is it in Tokyo right now?", said.lower()), said
+    finals = [s.finals for s in fakes.deepgram.sessions]  # (a failure says where the words went wrong)
+    assert heard_as("What time is it in Tokyo right now?", said.lower()), (said, finals, f"{lost=}")
     assert of(events, AssistantDone)[0].text == ANSWER
     assert not of(events, Notice)
 

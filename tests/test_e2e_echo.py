@@ -57,10 +57,14 @@ async def test_a_spoken_interruption_on_speakers_stops_the_answer(
     on_speakers: tuple[VoiceAgent, list[Event]], virtual_audio: VirtualAudio
 ) -> None:
     agent, events = on_speakers
+    take = piper_speech("Wait, stop. What time is it?", RATE)  # (before: synthesis holds the agent's loop)
     turn = await story_playing(agent, virtual_audio)
     assert await mid_sentence(agent)
-    virtual_audio.player(MIC_FEED, piper_speech("Wait, stop. What time is it?", RATE), RATE).start()
+    virtual_audio.player(MIC_FEED, take, RATE).start()
     if not await wait_until(
         lambda: any(d.turn_id == turn and d.interrupted for d in of(events, AssistantDone)), 15
     ):
-        pytest.fail("not interrupted:\n" + "\n".join(_since(events, turn)))  # (whole: not truncated)
+        c = agent._input.canceller  # type: ignore[union-attr]
+        ref = c.reference
+        echo = f"ERLE {c.stats.erle_db()}, far end relocked {ref.relocks}, broken {ref.discontinuities}"
+        pytest.fail("not interrupted:\n" + "\n".join([*_since(events, turn), echo]))  # (whole)

@@ -185,7 +185,6 @@ async def _room(
                 out[key] = {"answers": answers, "cut": cuts, "paused": pauses}
                 if aec:
                     out["erle_db"] = stats0.erle_db()
-                    out["erle_guarded_db"] = stats0.erle_db(guarded=True)
                     out["cpu_pct"] = 100 * stats0.cpu_secs / max(stats0.chunks * 0.01, 1e-9)
                     ref = run.canceller.reference
                     out["alignment"] = {  # what the canceller is told, and the buffering taken out before

@@ -9,18 +9,13 @@ frames stamped with their own ADC times (the re-framing holds back up to one chu
 
 Modes (``EchoMode``):
 
-- ``AEC``: cancellation, then, while the canceller converges (the first ``converge_secs`` of the agent's
-  voice after the input opened), the **residual echo guard**: a chunk whose processed level stays below the
-  echo the raw microphone can carry (the far end's level over the last ``tail_secs`` plus the echo path's
-  gain, learnt while the agent speaks, robust to the user's voice) minus ``guard_db`` is leaked echo (the
-  canceller converging after playback starts or after a device change), not the user: it is turned down
-  by ``duck_db`` so the VAD never starts an interruption on it. The user talking over the agent is louder
-  than that and passes — mostly: in a loud, reverberant room the canceller's double-talk suppression
-  puts the user's voice below the line as well, which is why the guard stops once the canceller has
-  converged (measured on the rig: with it on throughout, barge-in in the kitchen room was missed).
-  Where no echo comes back at all (the learnt gain below ``no_echo_db``: headphones set as speakers, a
-  muted speaker, a silent virtual microphone) the raw microphone is handed on: AEC3, with no echo path
-  to learn, still turns the user's voice down by 15-25 dB while the far end plays.
+- ``AEC``: cancellation. Where no echo comes back at all (the echo path's gain, learnt while the agent
+  speaks, below ``no_echo_db``: headphones set as speakers, a muted speaker, a silent virtual microphone)
+  the raw microphone is handed on: AEC3, with no echo path to learn, still turns the user's voice down by
+  15-25 dB while the far end plays. (A residual echo guard that turned down, for the first 3 s of the
+  agent's voice, whatever passed the canceller below the expected echo is gone: it turned down a user
+  interrupting the first answer as well, who was not heard until those 3 s were over; without it, what
+  the converging canceller lets through never started the VAD — docs/architecture.md.)
 - ``PROCESS``: noise suppression and the high-pass filter only (headphones: nothing to cancel).
 - ``HALF_DUPLEX``: no canceller could load, speakers: in hands-free the microphone is muted while the far
   end is active (and ``tail_secs`` after): the agent cannot hear itself, nor the user — barge-in only by
@@ -64,12 +59,9 @@ class EchoMode(enum.Enum):
 class EchoParams:
     lead_secs: float = 0.02  # the far end fed with a capture chunk is this far ahead of it
     tail_secs: float = 0.3  # the echo of a sound lasts this long after it (the room's reverberation)
-    guard_db: float = 12.0  # processed audio this far below the expected raw echo is leaked echo
-    duck_db: float = 40.0  # ... and is turned down by this much
     far_floor_db: float = -55.0  # a far end below this (RMS dBFS over 10 ms) is silence
     no_echo_db: float = -60.0  # an echo path this weak is none: the microphone is handed on as it is
     learn_secs: float = 5.0  # the echo path's gain is learnt over this much far-end activity
-    converge_secs: float = 3.0  # the guard works for this much far-end activity (the canceller converging)
 
 
 @dataclass
@@ -79,19 +71,16 @@ class EchoStats:
     chunks: int = 0
     far_chunks: int = 0
     mic_far_energy: float = 0.0  # the raw microphone's, while the far end is active
-    aec_far_energy: float = 0.0  # the canceller's output, same chunks (before the guard)
-    out_far_energy: float = 0.0  # what is handed on, same chunks (after the guard)
-    ducked_chunks: int = 0
+    aec_far_energy: float = 0.0  # the canceller's output, same chunks
     muted_chunks: int = 0  # half-duplex
     cpu_secs: float = 0.0  # thread CPU time spent here (processing and conversions)
 
-    def erle_db(self, *, guarded: bool = False) -> float | None:
-        """Echo return loss enhancement over the far-end chunks (valid when the user was silent): the
-        canceller's, or (``guarded``) with the residual echo guard's ducking."""
-        out = self.out_far_energy if guarded else self.aec_far_energy
+    def erle_db(self) -> float | None:
+        """The canceller's echo return loss enhancement over the far-end chunks (valid when the user was
+        silent)."""
         if not self.far_chunks:
             return None
-        return 10 * float(np.log10(self.mic_far_energy / max(out, 1e-15)))
+        return 10 * float(np.log10(self.mic_far_energy / max(self.aec_far_energy, 1e-15)))
 
 
 def _energy(x: AudioArray) -> float:
@@ -129,8 +118,8 @@ class EchoCanceller:
         self._out_len = 0
         window = self.params.tail_secs + self.params.lead_secs
         self._far: deque[float] = deque(maxlen=max(1, round(window * 100)))  # far-end chunk energies
-        self.erl_db = 0.0  # echo path gain (raw echo level − far-end level), learnt; 0 dB to begin with
-        self.erl_floor_db = 0.0  # its low end: below ``no_echo_db``, there is no echo path
+        #: the echo path's gain (raw echo level − far-end level), its low end, learnt; 0 dB to begin with
+        self.erl_floor_db = 0.0  # below ``no_echo_db``, there is no echo path
         self._mic_avg = self._far_avg = 0.0  # ~100 ms averages of the energies, for learning it
         self._ratios: deque[float] = deque(maxlen=round(self.params.learn_secs * 100))
         self._learnt = 0
@@ -161,9 +150,7 @@ class EchoCanceller:
             self._far.append(far_e)
             if self.mode is EchoMode.AEC and self.processor is not None:
                 self.processor.process_reverse(far)
-        far_level = _db(max(self._far, default=0.0))
-        active = far_level > p.far_floor_db
-        converging = stats.far_chunks < p.converge_secs * 100
+        active = _db(max(self._far, default=0.0)) > p.far_floor_db
         mic_e = _energy(x)
         if self.mode is EchoMode.HALF_DUPLEX:
             if active and self.hands_free:
@@ -176,23 +163,18 @@ class EchoCanceller:
                 self._learn(mic_e, far_e)
                 if self.erl_floor_db < p.no_echo_db:  # no echo (headphones after all, a muted speaker)
                     x, aec_e = raw, mic_e  # AEC3, having nothing to learn from, would still duck the user
-                elif active and converging and _db(aec_e) < far_level + self.erl_db - p.guard_db:
-                    stats.ducked_chunks += 1  # leaked echo (see the module docstring)
-                    x = x * np.float32(10 ** (-p.duck_db / 20))
         if active:
             stats.far_chunks += 1
             stats.mic_far_energy += mic_e
             stats.aec_far_energy += aec_e
-            stats.out_far_energy += _energy(x)
         self._out.append(x)
         self._out_len += len(x)
 
     def _learn(self, mic_e: float, far_e: float) -> None:
-        """The echo path's gain: the 30th percentile, over the last ``learn_secs`` of far-end activity,
-        of the microphone's level over the far end's (~100 ms averages). The user talking over the agent
-        raises the ratio only while they talk; the quiet moments between set the estimate. Whether there
-        is an echo path at all: the 10th percentile (a user saying "mhm" every second over the agent's
-        voice is a third of the time: it moved the 30th)."""
+        """Whether there is an echo path at all: the 10th percentile, over the last ``learn_secs`` of
+        far-end activity, of the microphone's level over the far end's (~100 ms averages). The user talking
+        over the agent raises the ratio only while they talk (a user saying "mhm" every second over the
+        agent's voice is a third of the time: it moved the 30th percentile)."""
         self._mic_avg += 0.1 * (mic_e - self._mic_avg)
         self._far_avg += 0.1 * (far_e - self._far_avg)
         if _db(self._far_avg) <= self.params.far_floor_db:
@@ -202,9 +184,7 @@ class EchoCanceller:
         self._learnt += 1
         if len(ratios) >= 20 and self._learnt % 10 == 0:  # (every 100 ms of far end: enough)
             a = np.fromiter(ratios, float, len(ratios))
-            low, mid = len(a) // 10, len(a) * 3 // 10
-            part = np.partition(a, (low, mid))
-            self.erl_db, self.erl_floor_db = float(part[mid]), float(part[low])
+            self.erl_floor_db = float(np.partition(a, len(a) // 10)[len(a) // 10])
 
     def _emit(self, t_end: float) -> None:
         n = self.frame_samples
