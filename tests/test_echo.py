@@ -14,7 +14,7 @@ from voiceagent_desktop.engine.agent import Providers, VoiceAgent
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.echo import EchoCanceller, EchoMode
 from voiceagent_desktop.engine.echo_reference import AlignedReference, ReferenceTap
-from voiceagent_desktop.engine.events import Event, Notice
+from voiceagent_desktop.engine.events import AgentState, Event, InputMode, Notice
 from voiceagent_desktop.engine.vad import SpeechStarted, VADParams, VADStateMachine
 from voiceagent_desktop.errors import MissingExtraError
 from voiceagent_desktop.providers.silero_vad import SileroVAD
@@ -146,6 +146,26 @@ def test_the_user_talking_over_the_agent_passes(far: np.ndarray, near: np.ndarra
         assert level_db(r.out[user]) > level_db(r.out[start - RATE : start]) + 15, name  # above the residual
 
 
+def test_a_voice_over_the_agent_is_flagged_for_the_vad_and_its_echo_is_not(
+    far: np.ndarray, near: np.ndarray
+) -> None:
+    """Once converged, frames holding the user's voice over the agent's are flagged (the VAD starts
+    sooner on them), from within 150 ms of the onset; the agent's echo alone is never flagged."""
+    start = int(4.5 * RATE)  # (after the 3 s of far end that the canceller converges in)
+    for name in ("desk", "living-room", "kitchen"):
+        echo = echo_of(far, room(name), RATE)
+        alone = run(far, echo, EchoMode.AEC, WebRTCAudioProcessing())
+        assert not any(alone.talking_over), name
+        mic = echo.copy()
+        mic[start : start + len(near)] += 0.5 * near
+        r = run(far, mic, EchoMode.AEC, WebRTCAudioProcessing())
+        flagged = np.flatnonzero(r.talking_over) * FRAME
+        onset = start + int(np.argmax(np.abs(near) > 0.02))
+        assert len(flagged), name
+        assert onset - FRAME <= flagged[0] <= onset + int(0.15 * RATE), (name, (flagged[0] - onset) / RATE)
+        assert flagged[-1] < start + len(near), name
+
+
 def test_headphones_or_speakers_choose_the_mode() -> None:
     def mode(**kwargs: object) -> EchoMode:
         audio = SoundDeviceAudio(None, kwargs.pop("device", None), **kwargs)  # type: ignore[arg-type]
@@ -206,6 +226,31 @@ async def test_the_agent_says_when_echo_control_fell_back() -> None:
     finally:
         await agent.stop()
         await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_the_vad_starts_sooner_on_frames_flagged_as_a_voice_over_the_agent() -> None:
+    """The agent hands the echo control's flag to the conversation: flagged, the user's speech starts
+    after two frames of voice (64 ms); unflagged, after five (150 ms)."""
+    for flagged, frames in ((False, 5), (True, 2)):
+        factory = FakeAudioFactory()
+        agent = VoiceAgent(
+            Providers(FakeSTT(), FakeLLM(), FakeTTS(), FakeVAD()), factory, ConversationSettings()
+        )
+        await agent.start()
+        try:
+            agent.set_mode(InputMode.HANDS_FREE)
+            source = factory.source
+            assert source is not None
+            source.talking_over = flagged
+            fed = 0
+            while agent.state is not AgentState.USER_SPEAKING and fed < 10:
+                source.feed(np.full(FRAME, 0.3, np.float32))
+                fed += 1
+            assert fed == frames, flagged
+        finally:
+            await agent.stop()
+            await asyncio.sleep(0)
 
 
 def test_processing_off_hands_frames_on_untouched() -> None:

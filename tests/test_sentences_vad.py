@@ -117,6 +117,21 @@ def test_vad_needs_start_secs_of_speech_and_stop_secs_of_silence() -> None:
     assert isinstance(stop, SpeechStopped) and stop.t == pytest.approx(7 * 0.032) and i1 == 12
 
 
+def test_a_voice_heard_over_the_agent_starts_sooner() -> None:
+    """Frames the echo canceller flags as double talk (a voice the agent's echo cannot explain) need
+    ``talking_over_start_secs`` of voice, not ``start_secs``."""
+    for talking_over, frame in ((False, 4), (True, 1)):  # (0.15 s: the 5th frame; 0.064 s: the 2nd)
+        m = VADStateMachine(VADParams(), 0.032)
+        started = [
+            i
+            for i in range(8)
+            if isinstance(m.update(0.9, -20.0, (i + 1) * 0.032, talking_over=talking_over), SpeechStarted)
+        ]
+        assert started == [frame], talking_over
+    m = VADStateMachine(VADParams(), 0.032)  # still Silero's voice: unvoiced frames start nothing
+    assert all(m.update(0.1, -20.0, (i + 1) * 0.032, talking_over=True) is None for i in range(8))
+
+
 def test_vad_ignores_quiet_frames() -> None:
     m = VADStateMachine(VADParams(start_secs=0.064), 0.032)
     assert run(m, [0.99] * 10, volume=-70.0) == []

@@ -22,6 +22,7 @@ class Run:
     out: AudioArray  # the processed microphone, on the capture timeline (16 kHz)
     frame_times: list[float] = field(default_factory=list)
     canceller: EchoCanceller | None = None
+    talking_over: list[bool] = field(default_factory=list)  # per frame handed on
 
 
 def run(
@@ -42,10 +43,12 @@ def run(
     far48 = resample(far, RATE, OUT_RATE)
     out: list[AudioArray] = []
     times: list[float] = []
+    talking: list[bool] = []
 
     def on_frame(frame: AudioArray, t: float) -> None:
         out.append(frame.copy())
         times.append(t)
+        talking.append(c.talking_over)
 
     ref = AlignedReference(tap) if mode is not EchoMode.OFF else None
     c = EchoCanceller(on_frame, mode, processor=processor, reference=ref, params=params)
@@ -61,7 +64,7 @@ def run(
             tap.write(block, T0 + written / OUT_RATE + tap_skew, now)
             written += BLOCK
         c(mic[j * FRAME : (j + 1) * FRAME], t_last)
-    return Run(np.concatenate(out) if out else np.zeros(0, np.float32), times, c)
+    return Run(np.concatenate(out) if out else np.zeros(0, np.float32), times, c, talking)
 
 
 def level_db(x: AudioArray) -> float:

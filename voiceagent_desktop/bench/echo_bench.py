@@ -195,6 +195,7 @@ async def _room(
                         "discontinuities": ref.discontinuities if ref is not None else None,
                         "speaker_starts": getattr(agent._sink, "starts", None),
                         "speaker_underflows": getattr(agent._sink, "underflows", None),
+                        "talk_chunks": run.canceller.stats.talk_chunks,
                     }
                     trials = []
                     for i in range(n["takes"]):

@@ -69,6 +69,11 @@ class AudioSource(Protocol):
         """The input mode changed (half-duplex echo control mutes only hands-free)."""
         ...
 
+    @property
+    def talking_over(self) -> bool:
+        """The frame being handed on holds a voice heard over the agent's (echo control's double talk)."""
+        ...
+
 
 class AudioFactory(Protocol):
     def open_output(self, clock: Clock, on_error: Callable[[AudioDeviceError], None]) -> AudioSink: ...
@@ -236,7 +241,8 @@ class VoiceAgent:
         else:
             self.input_level_db = rms_db(frame)
         if self.conversation is not None:  # (the level, measured once per frame, serves both)
-            self.conversation.on_frame(frame, t, self.input_level_db)
+            talking_over = self._input is not None and self._input.talking_over
+            self.conversation.on_frame(frame, t, self.input_level_db, talking_over)
 
     def _on_device_error(self, exc: AudioDeviceError) -> None:
         log.warning("audio device error: %s", exc)

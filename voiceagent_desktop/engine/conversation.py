@@ -185,9 +185,9 @@ class Conversation:
 
     # ---- audio input ----------------------------------------------------------------------------
 
-    def on_frame(self, frame: AudioArray, t: float, volume: float | None = None) -> None:
-        """One 512-sample 16 kHz frame ending at clock time ``t`` (called on the event loop); ``volume``:
-        its level in dBFS if the caller measured it already (the agent does, for the level meter)."""
+    def on_frame(self, frame: AudioArray, t: float, volume: float | None = None, over: bool = False) -> None:
+        """A 512-sample 16 kHz frame ending at clock time ``t`` (on the loop); ``volume``: its dBFS if known
+        (the agent's level meter); ``over``: echo control heard a voice over the agent's (a sooner VAD)."""
         self._frames.frame(t)
         policy = self.mode is InputMode.HANDS_FREE and not self._ptt.held and not self._ptt.closing
         probability, level, voiced = 0.0, -120.0, False
@@ -221,7 +221,7 @@ class Conversation:
             self._preroll.append(frame)
         if not policy:
             return
-        update = self.vad_machine.update(probability, level, t)
+        update = self.vad_machine.update(probability, level, t, talking_over=over)
         if self.barge_in.pending is not None:
             self.barge_in.frame(voiced, self.frame_secs, t, awaiting_words=self._transcribing)
         if isinstance(update, SpeechStarted):

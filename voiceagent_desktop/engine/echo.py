@@ -16,6 +16,15 @@ Modes (``EchoMode``):
   agent's voice, whatever passed the canceller below the expected echo is gone: it turned down a user
   interrupting the first answer as well, who was not heard until those 3 s were over; without it, what
   the converging canceller lets through never started the VAD — docs/architecture.md.)
+  **A voice over the agent's**: once converged (after ``talk_after_secs`` of the agent's voice), the
+  canceller's output during the agent's voice is its residual, 30-60 dB under the raw microphone; a chunk
+  it passes within ``talk_db`` of the raw level (above ``talk_floor_db``), where the raw level is near
+  the loudest echo it may carry (the far end's peak over the last ``tail_secs`` plus the echo path's
+  gain, less 8 dB: ``talk_rise_db``; offline, the user's onsets were 1-5 dB under that echo, a 50 ms
+  leak of AEC3's in the kitchen 11-15 dB), holds a sound the echo does not explain — the
+  user talking over the agent. The frames handed on with such chunks are flagged (``talking_over``) and
+  the VAD starts on them sooner (``VADParams.talking_over_start_secs``): AEC3's suppressor has already
+  held the start of the user's words back by 50-150 ms.
 - ``PROCESS``: noise suppression and the high-pass filter only (headphones: nothing to cancel).
 - ``HALF_DUPLEX``: no canceller could load, speakers: in hands-free the microphone is muted while the far
   end is active (and ``tail_secs`` after): the agent cannot hear itself, nor the user — barge-in only by
@@ -62,6 +71,10 @@ class EchoParams:
     far_floor_db: float = -55.0  # a far end below this (RMS dBFS over 10 ms) is silence
     no_echo_db: float = -60.0  # an echo path this weak is none: the microphone is handed on as it is
     learn_secs: float = 5.0  # the echo path's gain is learnt over this much far-end activity
+    talk_after_secs: float = 3.0  # the canceller has converged after this much far-end activity ...
+    talk_db: float = 10.0  # ... then output within this of the raw microphone: a voice over the agent's
+    talk_floor_db: float = -50.0  # ... if it is louder than this
+    talk_rise_db: float = -8.0  # ... and the raw microphone above the loudest echo it may carry + this
 
 
 @dataclass
@@ -73,6 +86,7 @@ class EchoStats:
     mic_far_energy: float = 0.0  # the raw microphone's, while the far end is active
     aec_far_energy: float = 0.0  # the canceller's output, same chunks
     muted_chunks: int = 0  # half-duplex
+    talk_chunks: int = 0  # a voice over the agent's (flagged for the VAD)
     cpu_secs: float = 0.0  # thread CPU time spent here (processing and conversions)
 
     def erle_db(self) -> float | None:
@@ -118,12 +132,14 @@ class EchoCanceller:
         self._out_len = 0
         window = self.params.tail_secs + self.params.lead_secs
         self._far: deque[float] = deque(maxlen=max(1, round(window * 100)))  # far-end chunk energies
-        #: the echo path's gain (raw echo level − far-end level), its low end, learnt; 0 dB to begin with
-        self.erl_floor_db = 0.0  # below ``no_echo_db``, there is no echo path
+        self.erl_db = 0.0  # echo path gain (raw echo level − far-end level), learnt; 0 dB to begin with
+        self.erl_floor_db = 0.0  # its low end: below ``no_echo_db``, there is no echo path
         self._mic_avg = self._far_avg = 0.0  # ~100 ms averages of the energies, for learning it
         self._ratios: deque[float] = deque(maxlen=round(self.params.learn_secs * 100))
         self._learnt = 0
         self.delay_ms = round(self.params.lead_secs * 1000)  # what the canceller is told
+        self.talking_over = False  # the frame being handed on holds a voice over the agent's (``_emit``)
+        self._made = self._talk_end = 0  # samples processed; the end of the last such chunk
 
     def __call__(self, frame: AudioArray, t: float) -> None:
         if self.mode is EchoMode.OFF:
@@ -150,7 +166,8 @@ class EchoCanceller:
             self._far.append(far_e)
             if self.mode is EchoMode.AEC and self.processor is not None:
                 self.processor.process_reverse(far)
-        active = _db(max(self._far, default=0.0)) > p.far_floor_db
+        far_level = _db(max(self._far, default=0.0))
+        active = far_level > p.far_floor_db
         mic_e = _energy(x)
         if self.mode is EchoMode.HALF_DUPLEX:
             if active and self.hands_free:
@@ -163,18 +180,28 @@ class EchoCanceller:
                 self._learn(mic_e, far_e)
                 if self.erl_floor_db < p.no_echo_db:  # no echo (headphones after all, a muted speaker)
                     x, aec_e = raw, mic_e  # AEC3, having nothing to learn from, would still duck the user
+                elif (
+                    active
+                    and stats.far_chunks >= p.talk_after_secs * 100
+                    and _db(aec_e) > max(p.talk_floor_db, _db(mic_e) - p.talk_db)
+                    and _db(mic_e) > far_level + self.erl_db + p.talk_rise_db
+                ):
+                    stats.talk_chunks += 1  # a voice over the agent's (see the module docstring)
+                    self._talk_end = self._made + len(x)
         if active:
             stats.far_chunks += 1
             stats.mic_far_energy += mic_e
             stats.aec_far_energy += aec_e
         self._out.append(x)
         self._out_len += len(x)
+        self._made += len(x)
 
     def _learn(self, mic_e: float, far_e: float) -> None:
-        """Whether there is an echo path at all: the 10th percentile, over the last ``learn_secs`` of
-        far-end activity, of the microphone's level over the far end's (~100 ms averages). The user talking
-        over the agent raises the ratio only while they talk (a user saying "mhm" every second over the
-        agent's voice is a third of the time: it moved the 30th percentile)."""
+        """The echo path's gain: the 30th percentile, over the last ``learn_secs`` of far-end activity,
+        of the microphone's level over the far end's (~100 ms averages). The user talking over the agent
+        raises the ratio only while they talk; the quiet moments between set the estimate. Whether there
+        is an echo path at all: the 10th percentile (a user saying "mhm" every second over the agent's
+        voice is a third of the time: it moved the 30th)."""
         self._mic_avg += 0.1 * (mic_e - self._mic_avg)
         self._far_avg += 0.1 * (far_e - self._far_avg)
         if _db(self._far_avg) <= self.params.far_floor_db:
@@ -184,7 +211,9 @@ class EchoCanceller:
         self._learnt += 1
         if len(ratios) >= 20 and self._learnt % 10 == 0:  # (every 100 ms of far end: enough)
             a = np.fromiter(ratios, float, len(ratios))
-            self.erl_floor_db = float(np.partition(a, len(a) // 10)[len(a) // 10])
+            low, mid = len(a) // 10, len(a) * 3 // 10
+            part = np.partition(a, (low, mid))
+            self.erl_db, self.erl_floor_db = float(part[mid]), float(part[low])
 
     def _emit(self, t_end: float) -> None:
         n = self.frame_samples
@@ -193,6 +222,9 @@ class EchoCanceller:
         buf = np.concatenate(self._out)
         count = len(buf) // n
         for i in range(count):
+            self.talking_over = (
+                self._talk_end > self._made - len(buf) + i * n
+            )  # (in this frame, or later in the batch)
             self.on_frame(buf[i * n : (i + 1) * n], t_end - (len(buf) - (i + 1) * n) / RATE)
         rest = buf[count * n :]
         self._out, self._out_len = ([rest.copy()] if len(rest) else []), len(rest)
@@ -222,3 +254,7 @@ class ProcessedInput:
 
     def set_hands_free(self, hands_free: bool) -> None:
         self.canceller.hands_free = hands_free
+
+    @property
+    def talking_over(self) -> bool:
+        return self.canceller.talking_over

@@ -33,6 +33,9 @@ class VADParams:
     start_secs: float = 0.15
     stop_secs: float = 0.032  # the silence after which the end-of-turn policy evaluates (one frame)
     min_volume_db: float = -50.0
+    #: Speech starts after this much voice instead, in frames the echo canceller says hold a voice over the
+    #: agent's (``EchoCanceller``'s double talk: the energy test is passed already; only Silero's is left).
+    talking_over_start_secs: float = 0.064
 
     def voiced(self, probability: float, volume_db: float, *, speaking: bool = False) -> bool:
         """Is a frame voice? Once speaking, the threshold drops by ``hysteresis``."""
@@ -99,6 +102,7 @@ class VADStateMachine:
         self._run_start = 0.0
         self._voiced_secs = 0.0
         self._last_voiced_end = 0.0
+        self._quick = False
 
     def reset(self) -> None:
         self.phase = VADPhase.QUIET
@@ -111,8 +115,12 @@ class VADStateMachine:
     def is_voiced(self, probability: float, volume_db: float) -> bool:
         return self.params.voiced(probability, volume_db, speaking=self.speaking)
 
-    def update(self, probability: float, volume_db: float, t_end: float) -> VADUpdate:
-        """Feed one frame ending at ``t_end``; returns a start/stop decision made on this frame."""
+    def update(
+        self, probability: float, volume_db: float, t_end: float, *, talking_over: bool = False
+    ) -> VADUpdate:
+        """Feed one frame ending at ``t_end``; returns a start/stop decision made on this frame
+        (``talking_over``: see ``VADParams.talking_over_start_secs``)."""
+        self._quick = talking_over
         voiced = self.is_voiced(probability, volume_db)
         p = self.params
         t_start = t_end - self.frame_secs
@@ -142,7 +150,11 @@ class VADStateMachine:
 
     def _maybe_confirm_start(self, t_end: float) -> VADUpdate:
         self._last_voiced_end = t_end
-        if self._voiced_secs >= self.params.start_secs - 1e-9:
+        p = self.params
+        if (
+            self._voiced_secs
+            >= (min(p.start_secs, p.talking_over_start_secs) if self._quick else p.start_secs) - 1e-9
+        ):
             self.phase = VADPhase.SPEAKING
             return SpeechStarted(self._run_start)
         return None

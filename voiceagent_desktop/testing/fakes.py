@@ -283,6 +283,7 @@ class FakeSource:
         self.relaxed = relaxed  # (frames are fed by the tests, one at a time)
 
     notice: str | None = None
+    talking_over: bool = False
 
     def set_hands_free(self, hands_free: bool) -> None:
         self.hands_free = hands_free
