@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from voiceagent_desktop.bench import analysis
-from voiceagent_desktop.config import LLMSettings, Settings, STTSettings, TTSSettings
+from voiceagent_desktop.config import LLMSettings, Settings, STTSettings, TTSSettings, TurnSettings
 from voiceagent_desktop.engine.agent import VoiceAgent
 from voiceagent_desktop.engine.events import (
     AgentState,
@@ -255,12 +255,16 @@ async def test_deepgram_flux_ends_the_hands_free_turn_itself(
     virtual_audio: VirtualAudio, fakes: CloudFakes, smart_turn_path: Path
 ) -> None:
     # Flux decides the end of the turn ([turn] detector "auto"): its EndOfTurn ends it, not our policy.
-    base = Settings(mode="handsfree", stt=STTSettings(provider="flux"))
+    # Our fallback silence (2 s by default) is the safety net for an EndOfTurn that does not come; the
+    # fake's comes after its own Whisper passes, which a busy machine slows past 2 s: the net is set wide.
+    turn = TurnSettings(fallback_secs=10.0)
+    base = Settings(mode="handsfree", stt=STTSettings(provider="flux"), turn=turn)
+    take = piper_speech("What time is it in Tokyo right now?", RATE)
     events: list[Event] = []
     async with running(fakes.settings(base), events) as agent:
         assert fakes.flux.handshakes == 1 and fakes.deepgram.handshakes == 0  # pre-warmed
         assert await wait_until(lambda: agent.state is AgentState.LISTENING, 30)
-        virtual_audio.play_to_mic(piper_speech("What time is it in Tokyo right now?", RATE), RATE)
+        virtual_audio.play_to_mic(take, RATE)
         assert await wait_until(lambda: of(events, AssistantDone), 30), "no answer"
     said = of(events, UserTranscript)[0].text
     assert heard_as("What time is it in Tokyo right now?", said.lower()), said
