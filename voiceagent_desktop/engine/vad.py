@@ -102,7 +102,6 @@ class VADStateMachine:
         self._run_start = 0.0
         self._voiced_secs = 0.0
         self._last_voiced_end = 0.0
-        self._quick = False
 
     def reset(self) -> None:
         self.phase = VADPhase.QUIET
@@ -120,7 +119,6 @@ class VADStateMachine:
     ) -> VADUpdate:
         """Feed one frame ending at ``t_end``; returns a start/stop decision made on this frame
         (``talking_over``: see ``VADParams.talking_over_start_secs``)."""
-        self._quick = talking_over
         voiced = self.is_voiced(probability, volume_db)
         p = self.params
         t_start = t_end - self.frame_secs
@@ -129,14 +127,14 @@ class VADStateMachine:
                 self.phase = VADPhase.STARTING
                 self._run_start = t_start
                 self._voiced_secs = self.frame_secs
-                return self._maybe_confirm_start(t_end)
+                return self._maybe_confirm_start(t_end, talking_over)
             return None
         if self.phase is VADPhase.STARTING:
             if not voiced:
                 self.phase = VADPhase.QUIET
                 return None
             self._voiced_secs += self.frame_secs
-            return self._maybe_confirm_start(t_end)
+            return self._maybe_confirm_start(t_end, talking_over)
         # SPEAKING / STOPPING
         if voiced:
             self.phase = VADPhase.SPEAKING
@@ -148,13 +146,11 @@ class VADStateMachine:
             return SpeechStopped(self._last_voiced_end)
         return None
 
-    def _maybe_confirm_start(self, t_end: float) -> VADUpdate:
+    def _maybe_confirm_start(self, t_end: float, talking_over: bool) -> VADUpdate:
         self._last_voiced_end = t_end
         p = self.params
-        if (
-            self._voiced_secs
-            >= (min(p.start_secs, p.talking_over_start_secs) if self._quick else p.start_secs) - 1e-9
-        ):
+        needed = min(p.start_secs, p.talking_over_start_secs) if talking_over else p.start_secs
+        if self._voiced_secs >= needed - 1e-9:
             self.phase = VADPhase.SPEAKING
             return SpeechStarted(self._run_start)
         return None
