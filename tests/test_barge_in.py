@@ -20,8 +20,10 @@ from voiceagent_desktop.engine.events import (
     AssistantDone,
     BargeIn,
     BargeInResumed,
+    EndOfTurn,
     InputMode,
     RepliesCancelled,
+    UserTurnDropped,
 )
 from voiceagent_desktop.errors import ProviderRuntimeError
 from voiceagent_desktop.providers.base import AudioArray, Transcript
@@ -172,14 +174,50 @@ async def test_words_that_come_after_the_window_still_decide() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_transcription_that_never_answers_leaves_it_to_the_fallback() -> None:
+async def test_a_transcription_that_never_answers_lets_the_interruption_stand_after_a_wait() -> None:
     gate = asyncio.Event()  # (never set)
     s = await speaking(["What is the capital of France?"])
     s.stt.gate = gate
     await s.frames(0.2, speech=True)
-    await s.frames(2.2, speech=False)  # the 2 s end-of-turn fallback: the turn, and the interruption, end
+    await s.frames(2.2, speech=False)  # the 2 s end-of-turn fallback ends the turn; its words may come
+    assert not s.of(AssistantDone) and not s.of(BargeInResumed) and s.sink.paused
+    assert s.conv.state is not AgentState.THINKING  # (the turn is not being answered yet)
+    await s.frames(2.8, speech=False)
+    assert not s.of(AssistantDone) and s.sink.paused
+    await s.frames(0.3, speech=False)  # words_wait_secs (3 s) without them: it was an interruption
     assert [d.interrupted for d in s.of(AssistantDone)] == [True] and not s.of(BargeInResumed)
+    assert s.sink.cleared == 1
     gate.set()
+
+
+@pytest.mark.asyncio
+async def test_words_that_come_after_the_fallback_still_decide() -> None:
+    """On a busy machine the end-of-turn fallback (2 s of silence) came while Whisper was still on "Mhm."
+    (CI, under load: the story was cut by a backchannel). The words decide, as before the fallback."""
+    for late, interrupted in (("Mhm.", False), ("Wait, what?", True), ("", False)):
+        gate = asyncio.Event()
+        s = await speaking(["What is the capital of France?", late, late])
+        s.stt.gate = gate
+        await s.frames(0.2, speech=True)
+        await s.frames(2.5, speech=False)  # past the fallback: the turn has ended, no words yet
+        assert [e.reason for e in s.of(EndOfTurn)][-1] == "fallback"
+        assert not s.of(BargeInResumed) and not s.of(AssistantDone) and s.sink.paused, late
+        gate.set()
+        await s.frames(0.3, speech=False)
+        dropped = [e.turn_id for e in s.of(UserTurnDropped)]
+        if interrupted:
+            assert [d.interrupted for d in s.of(AssistantDone)] == [True] and not dropped
+            assert s.conv.state in (AgentState.THINKING, AgentState.SPEAKING)
+            await s.frames(2.0, speech=False)
+            assert s.conv.history[-2].content == late  # answered
+        else:
+            [resumed] = s.of(BargeInResumed)
+            assert resumed.reason == ("backchannel" if late else "no words"), late
+            assert resumed.dropped_turn_id == 2 and dropped == [2]
+            assert not s.sink.paused and s.sink.cleared == 0 and s.conv.state is AgentState.SPEAKING
+            await s.frames(3.0, speech=False)
+            assert [(d.text, d.interrupted) for d in s.of(AssistantDone)] == [(FULL, False)], late
+            assert len(s.llm.calls) == 1
 
 
 @pytest.mark.asyncio

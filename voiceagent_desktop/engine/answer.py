@@ -136,7 +136,10 @@ async def answer_turn(
     running: Speculative | None = None,
     *,
     stt: STT | None = None,
+    judge: bool = False,
 ) -> None:
+    """``judge``: a tentative barge-in waits on these words (``BargeInHandler.defer``): they decide whether
+    this turn is answered (then this task becomes the current job) or dropped, the reply resuming."""
     try:
         if known is None and speculation is not None:
             with contextlib.suppress(Exception):  # (it failed: transcribe again below)
@@ -148,6 +151,14 @@ async def answer_turn(
         else:
             transcript = known if known is not None else await (stt or c.stt).transcribe(audio)
         timer.mark("stt_final", c.clock.now())  # (kept if a speculative reply marked it earlier)
+        if judge:
+            judge = False
+            if not c.barge_in.turn_ends(transcript, dropped=timer.turn_id):
+                c.bus.emit(UserTurnDropped(timer.turn_id))  # no interruption: the reply played on
+                return
+            if (task := asyncio.current_task()) is not None:
+                c.current.begin(task)
+            c.set_state(AgentState.THINKING)
         text = transcript.text.strip()
         if not text:
             log.info("turn %d: no words recognised; not answering", timer.turn_id)
@@ -192,6 +203,8 @@ async def answer_turn(
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a provider failed (its reason is shown) or a bug (logged): keep listening
+        if judge:  # (before the words were known: the interruption stands)
+            c.barge_in.commit()
         if isinstance(exc, VoiceAgentError):
             log.warning("turn %d failed: %s", timer.turn_id, type(exc).__name__)
         else:

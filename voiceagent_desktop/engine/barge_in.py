@@ -32,8 +32,9 @@ If instead the sound had no words (a cough, a knock) or only backchannels, and t
 for ``resume_quiet_secs`` since (a user who goes on after "Hold on," — which Whisper may have misheard
 over the agent's voice — is judged on what follows), playback resumes where it stopped
 (``BargeInResumed``) and the user's turn is dropped; also after ``window_secs`` without a verdict and
-no transcription of the sound under way (a transcription that has not answered by the end-of-turn
-fallback leaves it to the fallback: the turn ends, and the interruption with it).
+no transcription of the sound under way. A turn that the end-of-turn fallback ends before its words are
+known (Whisper still at work on a busy machine) is transcribed with the reply still paused, and its words
+decide as above (``defer``); if none come within ``words_wait_secs``, the interruption stands.
 ``resume_false=False`` makes every VAD start a committed interruption.
 """
 
@@ -82,6 +83,7 @@ class BargeInParams:
     answer_secs: float = 2.0  # "yes" this soon after the agent's question is an answer (it interrupts)
     echo_share: float = 0.8  # this share of the words heard is what the agent was saying: its own echo
     resume_quiet_secs: float = 0.35  # after a verdict of no interruption, resume once quiet this long
+    words_wait_secs: float = 3.0  # the turn ended without its words (``defer``): wait this long for them
 
 
 def only_backchannels(text: str, backchannels: frozenset[str]) -> bool | None:
@@ -122,6 +124,7 @@ class _Pending:
     saying: frozenset[str] = frozenset()  # the words of what the agent was saying around the trigger
     verdict: str | None = None  # no interruption (so far): resumes if the user stays quiet ...
     quiet_since: float = 0.0  # ... from then on for ``resume_quiet_secs``
+    deferred_at: float | None = None  # the turn ended before its words were known: they decide (``defer``)
 
 
 def asked_a_question(reply: Reply | None, played: dict[int, int], t: float, within: float) -> bool:
@@ -188,7 +191,11 @@ class BargeInHandler:
         p = self.pending
         if p is None:
             return
-        if voiced:
+        if p.deferred_at is not None and t - p.deferred_at >= self.params.words_wait_secs:
+            self.commit()  # the turn's words never came: it was an interruption (``defer``)
+        elif p.deferred_at is not None and not voiced:
+            return  # (the window waits for them)
+        elif voiced:
             p.voiced_secs += frame_secs
             p.verdict = None  # the user goes on: what they say next decides
             if p.voiced_secs >= self.params.confirm_voiced_secs:
@@ -229,13 +236,29 @@ class BargeInHandler:
         elif final:  # no interruption, unless the user goes on within ``resume_quiet_secs`` (a comma)
             self.pending.verdict, self.pending.quiet_since = verdict, self.c.clock.now()
 
-    def turn_ends(self, transcript: Transcript | None) -> bool:
-        """The user's turn is over; True if it is to be answered (the interruption was real), False if
-        the reply resumes instead (its words were no interruption)."""
+    def defer(self) -> bool:
+        """The user's turn ended before its words were known (the end-of-turn fallback while Whisper was
+        still at work on a busy machine): True if a tentative barge-in waits on them — the reply stays
+        paused, and ``turn_ends`` decides once they are transcribed, or the interruption stands if they do
+        not come within ``words_wait_secs``. (Committing at once would let a "mhm" that was still being
+        transcribed cut the reply.)"""
         if self.pending is None:
+            return False
+        self.pending.deferred_at = self.c.clock.now()
+        return True
+
+    def turn_ends(self, transcript: Transcript | None, *, dropped: int | None = None) -> bool:
+        """The user's turn is over; True if it is to be answered (the interruption was real), False if
+        the reply resumes instead (its words were no interruption). ``dropped``: the turn, if it was
+        already closed (``defer``)."""
+        p = self.pending
+        if p is None:
             return True
         if transcript is not None and (verdict := self.judge(transcript.text, transcript)) != WORDS:
-            self.resume(verdict)
+            if p.deferred_at is not None and self.c.user_speaking:  # the user went on: that decides
+                p.deferred_at, p.verdict, p.quiet_since = None, verdict, self.c.clock.now()
+            else:
+                self.resume(verdict, dropped)
             return False
         self.commit()
         return True
@@ -262,13 +285,14 @@ class BargeInHandler:
         turn_id = reply.turn_id if reply is not None else c.last_turn_id
         c.background(self._measure_cancel(p.task, turn_id, t0), "cancel-measure")
 
-    def resume(self, reason: str) -> None:
+    def resume(self, reason: str, dropped: int | None = None) -> None:
         """No interruption after all: drop the user's turn, play on from where playback paused."""
         p, self.pending = self.pending, None
         if p is None:
             return
         c = self.c
-        dropped = c.user_turn.turn_id if c.user_turn is not None else None
+        if c.user_turn is not None:
+            dropped = c.user_turn.turn_id
         if c.user_speaking:
             c.abandon_user_turn()
         c.current.resume()

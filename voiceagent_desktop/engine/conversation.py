@@ -355,25 +355,9 @@ class Conversation:
         timer, now = self._turn_timer, self.clock.now()  # a frame's decision is made when it arrives
         if timer is None:
             return
+        self.bus.emit(decision.record(timer, now))
         ev = decision.evaluation
-        timer.mark("user_speech_end", decision.t_last_voiced)
-        timer.eot_reason, timer.eot_probability = decision.reason.value, decision.probability
-        if ev is not None and ev.probability is not None:
-            timer.duration("turn_model", ev.model_s)
-        self.bus.emit(
-            EndOfTurn(
-                timer.turn_id,
-                decision.reason.value,
-                decision.probability,
-                ev.text_state.value if ev is not None and ev.transcript is not None else None,
-                round((now - decision.t_last_voiced) * 1000.0, 1),
-                ev.text_probability if ev is not None else None,
-            )
-        )
-        transcript = ev.transcript if ev is not None else None
-        if transcript is not None:
-            timer.duration("stt_speculative", ev.stt_s if ev else 0.0)
-        self._end_user_turn(now, transcript=transcript)
+        self._end_user_turn(now, transcript=ev.transcript if ev is not None else None)
 
     # ---- for the helpers (answer, barge_in, actions: engine/host.py) ------------------------------
 
@@ -452,20 +436,28 @@ class Conversation:
     ) -> None:
         """End the open turn and answer it. ``transcript``: the turn's words are already known (from the
         end-of-turn evaluation), or ``speculation`` is making them (push-to-talk), so STT is not run again."""
-        if not self.barge_in.turn_ends(transcript):
+        # A tentative barge-in whose turn ended before its words were known (the fallback): the words
+        # decide once transcribed (``answer_turn``); the reply stays paused meanwhile.
+        judge = transcript is None and speculation is None and self.barge_in.defer()
+        if not judge and not self.barge_in.turn_ends(transcript):
             return  # it was no interruption: the reply plays on
         frames, timer, stt = self._turn_frames, self._turn_timer, self._turn_stt or self.stt
         self._turn_frames, self._turn_timer, self._turn_stt = None, None, None
         self.turn_policy.reset()
         if frames is None or timer is None:
+            if judge:
+                self.barge_in.commit()
             return
         if t_decided is not None:
             timer.mark("eot_decided", t_decided)
         audio = np.concatenate(frames) if frames else np.zeros(0, np.float32)
-        self.set_state(AgentState.THINKING)
+        if not judge:
+            self.set_state(AgentState.THINKING)
         running = self.speculation.adopt(transcript)  # a speculative reply to these very words
-        respond = answer_turn(self, timer, audio, transcript, speculation, running, stt=stt)
-        self.current.begin(self.background(respond, f"turn-{timer.turn_id}"))
+        respond = answer_turn(self, timer, audio, transcript, speculation, running, stt=stt, judge=judge)
+        task = self.background(respond, f"turn-{timer.turn_id}")
+        if not judge:
+            self.current.begin(task)
 
     def remember(self, msg: ChatMessage) -> None:
         budget = self.llm.capabilities.max_prompt_tokens

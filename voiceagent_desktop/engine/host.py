@@ -11,7 +11,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:  # (types only: this module is imported by the helpers the settings import)
-    from ..providers.base import LLM, STT, TTS, ChatMessage, StreamingSTT
+    from ..providers.base import LLM, STT, TTS, ChatMessage, StreamingSTT, Transcript
     from .clock import Clock
     from .conversation_settings import ConversationSettings
     from .current_reply import CurrentReply
@@ -35,6 +35,12 @@ class BargeInState(Protocol):
     def pending(self) -> Any:
         """The interruption being judged (the device is paused meanwhile), or None."""
         ...
+
+    def turn_ends(self, transcript: Transcript | None, *, dropped: int | None = None) -> bool:
+        """The judged turn's words decide: True, answer them (the reply was cancelled); False, it resumed."""
+        ...
+
+    def commit(self) -> None: ...
 
 
 class ConversationHost(Protocol):

@@ -49,7 +49,9 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from ..providers.base import STT, AudioArray, Hooks, StreamingSTT, Transcript, TurnDetector
+from .events import EndOfTurn
 from .frames import FrameWaiter
+from .latency import TurnTimer
 from .turn_text import TextState, classify
 from .vad import VADPhase, VADStateMachine
 
@@ -141,6 +143,24 @@ class EndOfTurnDecision:
     @property
     def probability(self) -> float | None:
         return self.evaluation.probability if self.evaluation else None
+
+    def record(self, timer: TurnTimer, now: float) -> EndOfTurn:
+        """Marks the decision on the turn's timer; returns the event that reports it."""
+        ev = self.evaluation
+        timer.mark("user_speech_end", self.t_last_voiced)
+        timer.eot_reason, timer.eot_probability = self.reason.value, self.probability
+        if ev is not None and ev.probability is not None:
+            timer.duration("turn_model", ev.model_s)
+        if ev is not None and ev.transcript is not None:
+            timer.duration("stt_speculative", ev.stt_s)
+        return EndOfTurn(
+            timer.turn_id,
+            self.reason.value,
+            self.probability,
+            ev.text_state.value if ev is not None and ev.transcript is not None else None,
+            round((now - self.t_last_voiced) * 1000.0, 1),
+            ev.text_probability if ev is not None else None,
+        )
 
 
 class TurnPolicy:
