@@ -140,6 +140,7 @@ async def answer_turn(
 ) -> None:
     """``judge``: a tentative barge-in waits on these words (``BargeInHandler.defer``): they decide whether
     this turn is answered (then this task becomes the current job) or dropped, the reply resuming."""
+    undecided = judge  # (a failure before the words are known lets the interruption stand)
     try:
         if known is None and speculation is not None:
             with contextlib.suppress(Exception):  # (it failed: transcribe again below)
@@ -152,7 +153,7 @@ async def answer_turn(
             transcript = known if known is not None else await (stt or c.stt).transcribe(audio)
         timer.mark("stt_final", c.clock.now())  # (kept if a speculative reply marked it earlier)
         if judge:
-            judge = False
+            undecided = False
             if not c.barge_in.turn_ends(transcript, dropped=timer.turn_id):
                 c.bus.emit(UserTurnDropped(timer.turn_id))  # no interruption: the reply played on
                 return
@@ -203,7 +204,7 @@ async def answer_turn(
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a provider failed (its reason is shown) or a bug (logged): keep listening
-        if judge:  # (before the words were known: the interruption stands)
+        if undecided:
             c.barge_in.commit()
         if isinstance(exc, VoiceAgentError):
             log.warning("turn %d failed: %s", timer.turn_id, type(exc).__name__)
