@@ -75,6 +75,23 @@ def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield from _env_dir(tmp_path_factory, "state-home", "XDG_STATE_HOME")
 
 
+@pytest.fixture(autouse=True)
+def _qt_garbage_collected_on_main_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In a test with Qt, cyclic garbage is collected on the main (GUI) thread only, as in the app
+    (gui/collector.py): collected on an engine or worker thread, a PySide wrapper's destructor deadlocked
+    a GUI test against the GUI thread. The rest of the suite keeps the automatic collector."""
+    if not {"qtbot", "qapp"} & set(request.fixturenames):
+        yield
+        return
+    from voiceagent_desktop.gui.collector import MainThreadCollector
+
+    request.getfixturevalue("qapp")
+    collector = MainThreadCollector()
+    collector.start()
+    yield
+    collector.stop()  # after the test's widgets are closed (this fixture is torn down last)
+
+
 @pytest.fixture(scope="session")
 def smart_turn_path(data_dir: Path) -> Path:
     """Smart Turn v3.2 prepared once per session the way users get it (``voiceagent models prepare``:

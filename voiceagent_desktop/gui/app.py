@@ -33,6 +33,7 @@ from ..engine.agent import VoiceAgent
 from ..errors import VoiceAgentError, user_message
 from ..providers.base import ChatMessage
 from .bridge import EngineBridge
+from .collector import MainThreadCollector
 from .engine_thread import EngineThread, deprioritize_this_thread
 from .first_run import FirstRunDialog
 from .qt import QApplication, QGuiApplication, QTimer
@@ -273,6 +274,8 @@ def run_gui(
     """Run the desktop app until the window is closed; returns the process exit code."""
     app = create_application(argv)
     app.setQuitOnLastWindowClosed(False)  # closing the window ends the session, which then stops the loop
+    collector = MainThreadCollector(app)  # cyclic garbage is collected on this thread only
+    collector.start()
     probe = StartupProbe(startup_probe) if startup_probe is not None else StartupProbe.from_env()
     window = MainWindow(
         ptt_key=settings.ptt_key,
@@ -312,3 +315,4 @@ def run_gui(
         engine.stop()
         asyncio.set_event_loop(None)
         window.deleteLater()
+        collector.stop()
