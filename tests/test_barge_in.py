@@ -15,6 +15,7 @@ from voiceagent_desktop.engine.barge_in import (
     BargeInParams,
     only_backchannels,
 )
+from voiceagent_desktop.engine.continuation import MergeParams
 from voiceagent_desktop.engine.events import (
     AgentState,
     AssistantDone,
@@ -63,7 +64,10 @@ def test_backchannels_are_recognised_only_when_nothing_else_is_said() -> None:
 
 
 async def speaking(stt_texts: list[str], **kw: object) -> Scenario:
-    """The agent answering a first hands-free turn, its first sentence playing."""
+    """The agent answering a first hands-free turn, its first sentence playing. (Interrupted this soon,
+    the reply would be withdrawn and the turns merged, engine/continuation.py — tested with it; here the
+    merge is off, so the interruptions are judged as mid-reply ones.)"""
+    kw.setdefault("merge", MergeParams(enabled=False))
     s = Scenario(
         InputMode.HANDS_FREE,
         stt=FakeSTT(texts=stt_texts),

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from voiceagent_desktop.engine.continuation import MergeParams
 from voiceagent_desktop.engine.events import (
     AgentState,
     AssistantDone,
@@ -23,6 +24,8 @@ from voiceagent_desktop.errors import ProviderRuntimeError
 from voiceagent_desktop.testing.fakes import FakeLLM, FakeSTT, FakeTurnDetector
 
 from .helpers.scenario import FRAME_SECS, Scenario
+
+NO_MERGE = MergeParams(enabled=False)
 
 pytestmark = pytest.mark.asyncio
 
@@ -107,7 +110,8 @@ async def test_short_ptt_press_is_ignored() -> None:
 
 async def test_barge_in_while_speaking_clears_playback_cancels_and_truncates_history() -> None:
     long = ["First sentence is here.", " Second sentence follows it.", " Third one is long and never heard."]
-    s = Scenario(InputMode.HANDS_FREE, llm=FakeLLM(tokens=long), turn=FakeTurnDetector(p=0.9))
+    # (0.35 s into the reply the user would be continuing their turn: engine/continuation.py; off here)
+    s = Scenario(InputMode.HANDS_FREE, llm=FakeLLM(tokens=long), turn=FakeTurnDetector(p=0.9), merge=NO_MERGE)
     await s.frames(1.0, speech=True)
     await s.frames(0.6, speech=False)  # model + transcript say complete: turn ends, reply starts playing
     assert s.conv.state is AgentState.SPEAKING

@@ -27,6 +27,7 @@ from voiceagent_desktop.engine.agent import Providers, VoiceAgent
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import (
     AgentState,
+    AssistantSpeaking,
     BargeInResumed,
     ErrorEvent,
     InputMode,
@@ -34,8 +35,10 @@ from voiceagent_desktop.engine.events import (
     Reminder,
     ToolCalled,
     ToolResult,
+    TurnMetrics,
     UserInterim,
     UserTranscript,
+    UserTurnContinued,
     UserTurnDropped,
 )
 from voiceagent_desktop.errors import ConfigError
@@ -300,6 +303,27 @@ def test_a_resumed_barge_in_drops_the_words_shown_live(make_rig: Callable[..., R
     with qtbot.waitSignal(rig.bridge.bargeInResumed):
         rig.agent.bus.emit(BargeInResumed(1, "backchannel", 2))
     assert [b.text for b in w.transcript.bubbles()] == ["What is the capital of France?"]
+
+
+def test_a_turn_the_user_went_on_with_is_shown_as_one_turn(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    rig.agent.bus.emit(UserTranscript(1, "Turn off the lights."))
+    rig.agent.bus.emit(AssistantSpeaking(1, "Sure."))  # its first moments were heard
+    metrics = TurnMetrics(1, InputMode.HANDS_FREE, stages_ms={"v2v": 310.0}, eot_reason="model")
+    rig.agent.bus.emit(metrics)
+    rig.agent.bus.emit(UserInterim(2, "Turn off the lights in the"))
+    qtbot.waitUntil(lambda: len(w.transcript.bubbles()) == 3 and len(w.timing.records) == 1)
+    with qtbot.waitSignal(rig.bridge.userTurnContinued):
+        rig.agent.bus.emit(UserTurnContinued(1))
+    assert [b.text for b in w.transcript.bubbles()] == ["Turn off the lights in the"]
+    assert w.timing.records == []
+    with qtbot.waitSignal(rig.bridge.userTranscript):
+        rig.agent.bus.emit(UserTranscript(2, "Turn off the lights in the kitchen."))
+    assert [(e.role, e.turn_id, e.text) for e in w.transcript.entries()] == [
+        ("user", 2, "Turn off the lights in the kitchen.")
+    ]
 
 
 def test_the_header_names_each_stage_provider_and_follows_a_fallback(make_rig: Callable[..., Rig]) -> None:

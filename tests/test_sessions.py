@@ -28,6 +28,7 @@ from voiceagent_desktop.engine.events import (
     ToolResult,
     TurnMetrics,
     UserTranscript,
+    UserTurnContinued,
 )
 from voiceagent_desktop.sessions import SessionError, SessionRecorder, SessionStore
 
@@ -118,6 +119,24 @@ def test_resume_continues_the_turn_numbers_and_gives_the_llm_what_was_heard(stor
     assert sorted(store.timings(info.id)) == [1, 2]
     with pytest.raises(SessionError):
         SessionRecorder(store, resume=999)
+
+
+def test_a_turn_the_user_went_on_with_is_withdrawn_from_the_session(store: SessionStore) -> None:
+    bus, rec = recorder(store)
+    record_turn(bus, 1, "What time is it?", "It is noon.")
+    bus.emit(UserTranscript(2, "Turn off the lights."))
+    bus.emit(TurnMetrics(2, InputMode.HANDS_FREE, stages_ms={"v2v": 300.0}, eot_reason="model"))
+    bus.emit(UserTurnContinued(2))  # "... in the kitchen": answered as turn 3
+    record_turn(bus, 3, "Turn off the lights in the kitchen.", "Done.")
+    rec.close()
+    [info] = store.list_sessions()
+    assert [(m.turn_id, m.content) for m in store.messages(info.id)] == [
+        (1, "What time is it?"),
+        (1, "It is noon."),
+        (3, "Turn off the lights in the kitchen."),
+        (3, "Done."),
+    ]
+    assert sorted(store.timings(info.id)) == [1, 3]
 
 
 def test_end_conversation_starts_a_new_session_and_tools_are_kept(store: SessionStore) -> None:

@@ -78,12 +78,31 @@ def test_mid_sentence_pause_waits_and_resumed_speech_cancels_then_reevaluates() 
 
 
 def test_fallback_without_any_result_and_unconfirmed_voice_holds_the_decision() -> None:
-    pol = TurnPolicy(P)
+    pol = TurnPolicy(replace(P, eval_cap_secs=None))  # (the cap, below, would end it sooner)
     pol.silence(3.0)  # evaluation never comes back (provider failed)
     assert pol.tick(4.99) is None
     assert pol.tick(5.0, maybe_speaking=True) is None  # a voiced frame not yet confirmed as speech
     d = pol.tick(5.03)
     assert d is not None and d.reason is EOTReason.FALLBACK and d.evaluation is None
+
+
+def test_an_evaluation_slower_than_silence_endpointing_is_cut_short() -> None:
+    pol = TurnPolicy(P)  # eval_cap_secs 0.6: silence endpointing's wait
+    pol.silence(3.0)  # a busy machine: the evaluation is still running ...
+    assert pol.tick(3.59) is None
+    assert pol.tick(3.6, cap=False) is None  # (a barge-in waits on these words: not cut short)
+    d = pol.tick(3.6)  # ... at 0.6 s of silence the turn ends as silence endpointing would end it
+    assert d is not None and d.reason is EOTReason.CAPPED and d.evaluation is None
+    # an evaluation that answers in time decides, even if it says "wait" (unfinished words)
+    eid = pol.silence(10.0)
+    assert pol.result(eid, ev(0.98, "I'd like to book a table for"), 10.5) is None
+    assert pol.tick(11.0) is None and pol.deadline == 12.0
+    # without the models (silence endpointing) and when the STT decides (Flux) there is nothing to cap
+    for params, model in ((P, False), (replace(P, stt_decides=True), True)):
+        other = TurnPolicy(params, model=model)
+        other.silence(3.0)
+        d = other.tick(3.6)
+        assert d is None or d.reason is EOTReason.SILENCE
 
 
 def test_a_streaming_stt_utterance_end_cuts_an_unsure_wait_but_not_an_unfinished_sentence() -> None:
@@ -211,13 +230,30 @@ async def test_conversation_falls_back_after_the_hard_silence_limit() -> None:
 
 
 @pytest.mark.asyncio
-async def test_conversation_model_failure_keeps_the_fallback() -> None:
+async def test_conversation_model_failure_falls_back_to_silence_endpointing() -> None:
     s, det = hf(0.9)
     det.fail = True
     await s.frames(1.0, speech=True)
     await s.frames(2.3, speech=False)
-    assert [e.reason for e in s.of(EndOfTurn)] == ["fallback"]
+    [end] = s.of(EndOfTurn)
+    assert end.reason == "capped" and end.silence_ms == pytest.approx(600, abs=40)
     assert s.of(TurnMetrics)  # the turn was still answered
+
+
+@pytest.mark.asyncio
+async def test_conversation_on_a_busy_machine_answers_at_the_cap_with_the_evaluations_words() -> None:
+    gate = asyncio.Event()  # Whisper is slow: the evaluation's pass takes over 0.6 s
+    stt = FakeSTT(texts=["What is the capital of France?"], gate=gate)
+    # (its passes go through engine.incremental; none while the turn is spoken: 5 s between them)
+    s = Scenario(InputMode.HANDS_FREE, stt=stt, turn=FakeTurnDetector(p=0.9), incremental_secs=5.0)
+    await s.frames(1.0, speech=True)
+    await s.frames(0.7, speech=False)
+    [end] = s.of(EndOfTurn)
+    assert end.reason == "capped" and end.silence_ms == pytest.approx(600, abs=40)
+    gate.set()  # the pass ends: its words are the answer's (one pass, not a second one)
+    await s.frames(2.0, speech=False)
+    assert [e.text for e in s.of(UserTranscript)] == ["What is the capital of France?"]
+    assert len(stt.calls) == 1 and s.of(TurnMetrics)
 
 
 @pytest.mark.asyncio

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import platformdirs
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .engine.continuation import MergeParams
 from .engine.conversation import DEFAULT_SYSTEM_PROMPT
 from .engine.turn import TurnParams
 from .engine.vad import VADParams
@@ -67,7 +68,7 @@ class AudioSettings(_Section):
 
 #: The engine's parameter dataclasses hold the defaults; a section's field of the same name takes its
 #: default from them and adds the bounds a user may set (wiring passes the section on by field name).
-_VAD, _TURN = VADParams(), TurnParams()
+_VAD, _TURN, _MERGE = VADParams(), TurnParams(), MergeParams()
 
 
 class VADSettings(_Section):
@@ -100,8 +101,13 @@ class TurnSettings(_Section):
     #: A finished sentence the language model scores at least this likely to be over waits unsure_secs,
     #: not disagree_secs, when Smart Turn says "not yet" (none = off)
     text_sure: float | None = Field(default=_TURN.text_sure, ge=0.0, le=1.0)
-    #: start the reply while waiting out the silence deadline (engine/answer.py; see docs/benchmarks.md)
-    speculative_start: bool = False
+    #: start the reply while waiting out the silence deadline, behind the paused device (engine/answer.py)
+    speculative_start: bool = True
+    #: the user going on this soon after the end of their turn continues it: one message, one answer
+    #: (engine/continuation.py; 0 = off) ...
+    merge_secs: float = Field(default=_MERGE.window_secs, ge=0.0, le=10.0)
+    #: ... if at most this much of the reply had been heard
+    merge_heard_secs: float = Field(default=_MERGE.heard_secs, ge=0.0, le=10.0)
     #: Who ends a hands-free turn: "auto" — the streaming STT when it decides turns itself (Deepgram
     #: Flux), else our own policy above; "local" — always our policy; "stt" — the STT (an error if it
     #: cannot).

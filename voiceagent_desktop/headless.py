@@ -27,6 +27,7 @@ from .engine.events import (
     StateChanged,
     TurnMetrics,
     UserTranscript,
+    UserTurnContinued,
 )
 from .errors import VoiceAgentError
 
@@ -67,6 +68,9 @@ class TerminalPrinter:
                 w("\n")
                 self._speaking_line = False
             w(format_metrics(ev) + "\n")
+        elif isinstance(ev, UserTurnContinued):
+            w("\n  (you went on: answering all of it)\n" if self._speaking_line else "  (you went on)\n")
+            self._speaking_line = False
         elif isinstance(ev, BargeIn):
             w(f"\n  barge-in: playback cleared in {ev.clear_s * 1000:.0f} ms\n")
             self._speaking_line = False

@@ -35,6 +35,7 @@ from .engine.events import (
     ToolResult,
     TurnMetrics,
     UserTranscript,
+    UserTurnContinued,
 )
 from .errors import VoiceAgentError
 from .models import data_dir
@@ -187,6 +188,12 @@ class SessionStore:
             )
             db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (msg.created, session_id))
 
+    def withdraw_turn(self, session_id: int, turn_id: int) -> None:
+        """Delete a turn's messages and timings (the user went on with it: engine/continuation.py)."""
+        with self._db() as db:
+            db.execute("DELETE FROM messages WHERE session_id = ? AND turn_id = ?", (session_id, turn_id))
+            db.execute("DELETE FROM timings WHERE session_id = ? AND turn_id = ?", (session_id, turn_id))
+
     def add_timings(self, session_id: int, m: TurnMetrics) -> None:
         with self._db() as db:
             db.execute(
@@ -320,6 +327,10 @@ class SessionRecorder:
         elif isinstance(event, TurnMetrics):
             metrics = dataclasses.replace(event, turn_id=event.turn_id + self._turn_offset)
             self._queue.put(lambda: self.store.add_timings(self._sid(), metrics))
+            return
+        elif isinstance(event, UserTurnContinued):
+            turn_id = event.turn_id + self._turn_offset
+            self._queue.put(lambda: self.store.withdraw_turn(self._sid(), turn_id))
             return
         else:
             return

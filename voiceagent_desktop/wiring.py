@@ -12,6 +12,7 @@ from .audio_setup import SoundDeviceAudio
 from .config import Settings
 from .engine.agent import Providers, VoiceAgent
 from .engine.clock import Clock, MonotonicClock
+from .engine.continuation import MergeParams
 from .engine.conversation import ConversationSettings
 from .engine.events import EventBus, InputMode
 from .engine.turn import TurnParams
@@ -39,6 +40,11 @@ def conversation_settings(settings: Settings) -> ConversationSettings:
         vad=engine_params(VADParams, settings.vad),
         turn=dataclasses.replace(engine_params(TurnParams, settings.turn), stt_decides=stt_decides(settings)),
         speculative_start=settings.turn.speculative_start,
+        merge=MergeParams(
+            window_secs=settings.turn.merge_secs,
+            heard_secs=settings.turn.merge_heard_secs,
+            enabled=settings.turn.merge_secs > 0,
+        ),
         incremental_secs=settings.stt.incremental_secs,
     )
 

@@ -6,6 +6,7 @@ import asyncio
 
 from voiceagent_desktop.engine.barge_in import BargeInParams
 from voiceagent_desktop.engine.clock import FakeClock
+from voiceagent_desktop.engine.continuation import MergeParams
 from voiceagent_desktop.engine.conversation import Conversation, ConversationSettings
 from voiceagent_desktop.engine.events import Event, EventBus, InputMode
 from voiceagent_desktop.engine.turn import TurnParams
@@ -38,6 +39,7 @@ class Scenario:
         barge_in: BargeInParams | None = None,
         speculative_start: bool = False,
         incremental_secs: float = 0.0,  # (tests of engine.incremental turn it on)
+        merge: MergeParams | None = None,
     ) -> None:
         self.clock = FakeClock()
         self.bus = EventBus()
@@ -55,6 +57,7 @@ class Scenario:
             barge_in=barge_in or BargeInParams(),
             speculative_start=speculative_start,
             incremental_secs=incremental_secs,
+            merge=merge or MergeParams(),
         )
         self.conv = Conversation(
             stt=self.stt,

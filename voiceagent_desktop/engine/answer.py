@@ -167,7 +167,8 @@ async def answer_turn(
             c.set_state(AgentState.LISTENING)
             return
         c.bus.emit(UserTranscript(timer.turn_id, text))
-        c.remember(ChatMessage("user", text))
+        c.remember(message := ChatMessage("user", text))
+        c.continuation.answered(timer.turn_id, message)  # (the user may still go on with it)
         if running is not None:  # the speculative reply: shown and heard from now on
             reply, running.adopted = running.reply, True
             if running.tools is not None:

@@ -210,6 +210,7 @@ class BargeInHandler:
         (``transcript``: with the recogniser's confidence, where it gives one; ``final``: of the whole
         sound, the user having paused); see the module docstring."""
         p, params = self.pending, self.params
+        text = self.c.continuation.new_words(text)  # (not the words of a turn this one continues)
         kind = only_backchannels(text, params.backchannels)
         if kind is None:
             return NO_WORDS
@@ -274,7 +275,9 @@ class BargeInHandler:
         t0 = c.clock.now()
         played = c.current.interrupt(p.task, p.reply)
         reply = p.reply
-        if reply is not None:
+        if c.continuation.confirm(p.task) is not None:
+            pass  # the user went on with the turn this answered: nothing of it is kept (continuation.py)
+        elif reply is not None:
             heard = reply.heard_text(played)
             if heard:
                 c.remember(ChatMessage("assistant", heard, interrupted=True))
@@ -291,6 +294,7 @@ class BargeInHandler:
         if p is None:
             return
         c = self.c
+        c.continuation.dropped()
         if c.user_turn is not None:
             dropped = c.user_turn.turn_id
         if c.user_speaking:

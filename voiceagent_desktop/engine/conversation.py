@@ -39,6 +39,7 @@ from .answer import Speculation, answer_turn
 from .barge_in import BargeInHandler
 from .builtin_tools import Timers, builtin_registry
 from .clock import Clock
+from .continuation import Continuation
 from .conversation_settings import DEFAULT_SYSTEM_PROMPT, ConversationSettings  # noqa: F401  (re-exported)
 from .current_reply import CurrentReply
 from .events import (
@@ -113,6 +114,7 @@ class Conversation:
         self._prefill_due = False
         self.actions = ConversationActions(self)  # what the built-in tools do to the conversation
         self.barge_in = BargeInHandler(self, self.settings.barge_in)
+        self.continuation = Continuation(self, self.settings.merge)  # the user goes on after the end
         self.speculation = Speculation(self, self.settings.speculative_start)  # (engine.answer)
         self.timers = Timers(self.actions, sleep=clock.sleep)
         self.tools = builtin_registry(  # the built-ins (VoiceAgent adds the plugins': engine.tools)
@@ -134,6 +136,7 @@ class Conversation:
             return
         self.mode = mode
         self.barge_in.commit()  # a pending barge-in (if any) stands
+        self.continuation.forget()
         self.vad_machine.reset()
         self.turn_policy.reset()
         if self._turn_frames is not None and self.state is AgentState.USER_SPEAKING:
@@ -219,6 +222,7 @@ class Conversation:
                 return
         else:
             self._preroll.append(frame)
+            self.continuation.frame(frame, t)
         if not policy:
             return
         update = self.vad_machine.update(probability, level, t, talking_over=over)
@@ -226,19 +230,20 @@ class Conversation:
             self.barge_in.frame(voiced, self.frame_secs, t, awaiting_words=self._transcribing)
         if isinstance(update, SpeechStarted):
             self.speculation.discard()  # the user goes on: a reply started early is never heard
+            merged = self.continuation.resumes(update.t) if self._turn_frames is None else None
             self.barge_in.trigger(t, tentative=True)  # paused; cancelled once words confirm it
             self.turn_policy.speech()  # a new turn, or the user goes on after a pause
             if self._turn_frames is None:
-                self._begin_user_turn(
-                    update.t, InputMode.HANDS_FREE, preroll_secs=self.settings.preroll_secs, t_frame_end=t
-                )
+                mode, preroll = InputMode.HANDS_FREE, self.settings.preroll_secs
+                self._begin_user_turn(update.t, mode, preroll_secs=preroll, t_frame_end=t, frames=merged)
         elif isinstance(update, SpeechStopped) and self._turn_frames is not None:
             eval_id = self.turn_policy.silence(update.t)
             wanted = self.turn_policy.evaluates  # (else the streaming STT decides the end of the turn)
             if wanted and (n := self._evals.request(eval_id, len(self._turn_frames))) is not None:
                 self._start_evaluation(eval_id, n)
         if self._turn_frames is not None:
-            decision = self.turn_policy.tick(t, maybe_speaking=self.vad_machine.phase is VADPhase.STARTING)
+            starting, cap = self.vad_machine.phase is VADPhase.STARTING, self.barge_in.pending is None
+            decision = self.turn_policy.tick(t, maybe_speaking=starting, cap=cap)
             if decision is not None:
                 self._end_on_decision(decision)
 
@@ -395,16 +400,18 @@ class Conversation:
         return provider_names(stt=self.stt, llm=self.llm, tts=self.tts)
 
     def _begin_user_turn(
-        self, t_start: float, mode: InputMode, *, preroll_secs: float, t_frame_end: float | None = None
-    ) -> None:
+        self, t_start: float, mode: InputMode, *, preroll_secs: float, t_frame_end: float | None = None,
+        frames: list[AudioArray] | None = None,
+    ) -> None:  # fmt: skip
         timer = TurnTimer(self.next_turn_id(), mode, on_mark=self.bus.emit, providers=self.provider_names)
-        timer.mark("user_speech_start", t_start)
-        end = t_frame_end if t_frame_end is not None else t_start
-        keep = max(0, round((end - t_start + preroll_secs) / self.frame_secs))
-        frames = list(self._preroll)[-keep:] if keep else []
+        start = self.continuation.start  # (it continues an ended turn, whose audio ``frames`` holds)
+        timer.mark("user_speech_start", t_start if start is None else start)
+        if frames is None:
+            end = t_frame_end if t_frame_end is not None else t_start
+            keep = max(0, round((end - t_start + preroll_secs) / self.frame_secs))
+            frames = list(self._preroll)[-keep:] if keep else []
         self._preroll.clear()
-        self._turn_frames = frames
-        self._turn_timer = timer
+        self._turn_frames, self._turn_timer = frames, timer
         if self._stream is not None:
             self._stream.begin_turn(frames)
         elif self.incremental_secs > 0 and TurnTranscriber.suits(self.stt):
@@ -418,12 +425,11 @@ class Conversation:
         if self._turn_timer is not None:
             self.bus.emit(UserTurnDropped(self._turn_timer.turn_id))
         self.speculation.discard()
+        self.continuation.dropped()
         self.turn_policy.reset()
         if self._stream is not None:
             self._stream.end_turn()
-        self._turn_frames = None
-        self._turn_timer = None
-        self._turn_stt = None
+        self._turn_frames, self._turn_timer, self._turn_stt = None, None, None
         self._ptt.closing = False
         self.set_state(AgentState.LISTENING)
 
@@ -458,6 +464,7 @@ class Conversation:
         task = self.background(respond, f"turn-{timer.turn_id}")
         if not judge:
             self.current.begin(task)
+        self.continuation.turn_ended(timer, frames, task, transcript, None if judge else t_decided)
 
     def remember(self, msg: ChatMessage) -> None:
         budget = self.llm.capabilities.max_prompt_tokens

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .barge_in import BargeInParams
+from .continuation import MergeParams
 from .events import InputMode
 from .turn import TurnParams
 from .vad import VADParams
@@ -35,9 +36,11 @@ class ConversationSettings:
     builtin_tools: bool = True
     #: Hands-free barge-in: when a sound without words resumes the reply (engine/barge_in.py).
     barge_in: BargeInParams = BargeInParams()
-    #: Hands-free: start the reply when the turn is likely over, before the silence deadline
-    #: (engine/answer.py); off by default, see docs/benchmarks.md.
-    speculative_start: bool = False
+    #: Hands-free: the user going on just after the end of their turn continues it (engine/continuation.py).
+    merge: MergeParams = MergeParams()
+    #: Hands-free: start the reply when the turn is likely over, before the silence deadline, behind the
+    #: paused device (engine/answer.py).
+    speculative_start: bool = True
     #: With an STT that can continue a transcript (the embedded Whisper): re-transcribe the growing turn
     #: every this much new audio while the user speaks, so the final pass decodes only the tail
     #: (engine/incremental.py); 0 = off (one pass over the finished turn).

@@ -122,6 +122,13 @@ class UserTurnDropped(TurnEvent):
 
 
 @dataclass(frozen=True)
+class UserTurnContinued(TurnEvent):
+    """The user went on speaking just after turn ``turn_id`` was ended (engine/continuation.py): it is
+    answered together with what followed, as the next user turn. Its words and its reply (never heard, or
+    only its first moments) are withdrawn: the window and the saved session show one turn."""
+
+
+@dataclass(frozen=True)
 class BargeInResumed(TurnEvent):
     """A tentative barge-in was no interruption (``reason``: "no words" — a cough, a knock — or
     "backchannel" — "mhm", "okay"): the reply plays on from where it paused."""

@@ -76,6 +76,14 @@ class History(list[ChatMessage]):
         self._counted = {t: n for t, n in self._counted.items() if t in kept}
         return True
 
+    def retract(self, msg: ChatMessage) -> None:
+        """Take back ``msg`` and what followed it (a user turn that the user went on with: it is answered
+        with what followed, as one message; engine/continuation.py)."""
+        for i in range(len(self) - 1, -1, -1):
+            if self[i] is msg:
+                del self[i:]
+                return
+
     def tokens(self, text: str) -> int:
         return self.counter(text) if self.counter is not None else estimate_tokens(text)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:  # (types only: this module is imported by the helpers the settings import)
     from ..providers.base import LLM, STT, TTS, ChatMessage, StreamingSTT, Transcript
     from .clock import Clock
+    from .continuation import Continuation
     from .conversation_settings import ConversationSettings
     from .current_reply import CurrentReply
     from .events import AgentState, EventBus, InputMode
@@ -56,6 +57,7 @@ class ConversationHost(Protocol):
     mode: InputMode
     state: AgentState
     current: CurrentReply
+    continuation: Continuation
 
     @property
     def actions(self) -> ReplyActions: ...

@@ -137,6 +137,8 @@ class ToolRegistry:
     _detached: set[asyncio.Task[str]] = field(default_factory=set)
     #: times the tools' timeouts (the conversation's clock: virtual in its tests)
     clock: Clock = field(default_factory=MonotonicClock)
+    #: the turn whose reply called a tool last (a continuation never withdraws a turn that acted)
+    last_call_turn: int | None = None
 
     def add(self, *tools: Tool | Iterable[Tool]) -> None:
         for t in tools:
@@ -173,6 +175,7 @@ class TurnTools:
 
     async def call(self, call_id: str, name: str, arguments: str) -> str:
         bus, t0 = self.registry.bus, time.perf_counter()
+        self.registry.last_call_turn = self.turn_id
         bus.emit(ToolCalled(self.turn_id, call_id, name, arguments))
         result, ok = await self._result(name, arguments)
         bus.emit(ToolResult(self.turn_id, call_id, name, result, ok, (time.perf_counter() - t0) * 1000))

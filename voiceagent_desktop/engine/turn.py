@@ -29,7 +29,11 @@ incomplete (grammar)       ``fallback_secs``           ``fallback_secs``
 (rows are checked bottom-up: grammar first, then the language model.)
 
 New speech before the deadline cancels it (and any evaluation still running); the next short silence
-evaluates again on the longer audio. ``fallback_secs`` of silence always ends the turn; with a streaming
+evaluates again on the longer audio. An evaluation that has not answered after ``eval_cap_secs`` of
+silence (a busy machine slows every stage while the user waits) ends the turn as silence endpointing would
+(``CAPPED``): the models never make a turn slower than silence alone; the continuation merge
+(engine/continuation.py) catches a user who was only pausing. ``fallback_secs`` of silence always ends the
+turn; with a streaming
 STT, its end-of-utterance signal (``utterance_end``) ends an unsure wait sooner. Without a model
 (missing file) the policy is plain silence endpointing after ``silence_only_secs``. With a streaming STT
 that decides the end of turn itself (Deepgram Flux, ``stt_decides``), its ``utterance_end`` ends the turn
@@ -63,9 +67,15 @@ class EOTReason(enum.Enum):
     SILENCE = "silence"  # the silence window ran out (signals disagreed, or silence-only endpointing)
     FALLBACK = "fallback"  # the hard fallback silence
     UTTERANCE_END = "utterance-end"  # a streaming STT saw the utterance end while the signals were unsure
+    CAPPED = "capped"  # the evaluation had not answered by silence endpointing's deadline (a busy machine)
     STT = "stt"  # the streaming STT's own end-of-turn model decided (Deepgram Flux; ``stt_decides``)
     PUSH_TO_TALK = "push-to-talk"
     MAX_LENGTH = "max-length"
+
+    @classmethod
+    def merging(cls) -> frozenset[str]:
+        """The reasons (values) of hands-free decisions that the user may prove early by going on."""
+        return frozenset(r.value for r in cls if r not in (cls.PUSH_TO_TALK, cls.MAX_LENGTH))
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,8 @@ class TurnParams:
     #: (≥ ``sure_threshold``) waits ``unsure_secs``, not ``long_secs``, however low the language model
     #: scores it (SmolLM2 gives "Name a fruit that is yellow." 0.02).
     audio_overrules_text: bool = False
+    #: ... and waits this long instead (None: ``unsure_secs``).
+    overrule_secs: float | None = None
     #: A question by the grammar (``TextState.COMPLETE``, ending in "?") is not held by a low language-model
     #: score: Whisper's question mark comes from the words and the rising pitch together.
     questions_skip_text_gate: bool = False
@@ -101,6 +113,10 @@ class TurnParams:
     #: ``utterance_end``): our evaluations do not run, and ``fallback_secs`` of silence ends a turn it
     #: never ends (e.g. after the fallback to the embedded STT, which decides nothing).
     stt_decides: bool = False
+    #: Under load: an evaluation that has not answered after this much silence ends the turn as silence
+    #: endpointing would (``EOTReason.CAPPED``), so a busy machine never makes the models slower than
+    #: ``silence_only_secs`` alone (None: wait for the evaluation, up to ``fallback_secs``).
+    eval_cap_secs: float | None = 0.6
 
     def text_holds(self, text: str, text_p: float | None) -> bool:
         """The language model scored ``text`` below ``text_low`` and nothing exempts it: the turn waits
@@ -247,7 +263,7 @@ class TurnPolicy:
         if p.text_holds(words, text_p):
             sure = probability is not None and probability >= p.sure_threshold
             if p.audio_overrules_text and text is TextState.COMPLETE and sure:
-                return p.unsure_secs, EOTReason.MODEL
+                return (p.unsure_secs if p.overrule_secs is None else p.overrule_secs), EOTReason.MODEL
             return p.long_secs, EOTReason.SILENCE
         if text is TextState.COMPLETE:
             if not complete:
@@ -274,16 +290,30 @@ class TurnPolicy:
         self._reason = EOTReason.UTTERANCE_END
         return self.tick(t_now, maybe_speaking=maybe_speaking)
 
-    def tick(self, t_now: float, *, maybe_speaking: bool = False) -> EndOfTurnDecision | None:
+    def tick(
+        self, t_now: float, *, maybe_speaking: bool = False, cap: bool = True
+    ) -> EndOfTurnDecision | None:
         """Called on every frame (and after each result). ``maybe_speaking``: VAD hears voice that is not
-        yet confirmed speech — hold the decision until it is confirmed or dismissed."""
+        yet confirmed speech — hold the decision until it is confirmed or dismissed. ``cap``: a slow
+        evaluation may be cut short (not while a barge-in waits on this turn's words: its verdict needs
+        them, and the reply is paused meanwhile)."""
         if self._deadline is None or self._t_last_voiced is None or maybe_speaking:
             return None
+        if cap and self._capped(t_now):
+            self._deadline, self._reason = t_now, EOTReason.CAPPED
         if t_now + 1e-9 < self._deadline:
             return None
         decision = EndOfTurnDecision(self._reason, t_now, self._t_last_voiced, self._evaluation)
         self.reset()
         return decision
+
+    def _capped(self, t_now: float) -> bool:
+        """The current evaluation has not answered by the cap (it is slow, or failed)."""
+        p, voiced = self.params, self._t_last_voiced
+        if p.eval_cap_secs is None or not self.model or p.stt_decides or voiced is None:
+            return False
+        waiting = self._evaluation is None and self._reason is EOTReason.FALLBACK
+        return waiting and t_now + 1e-9 >= voiced + p.eval_cap_secs
 
 
 class EvaluationQueue(Generic[J]):

@@ -39,6 +39,7 @@ from ..engine.events import (
     TurnMetrics,
     UserInterim,
     UserTranscript,
+    UserTurnContinued,
     UserTurnDropped,
 )
 from ..errors import VoiceAgentError, user_message
@@ -82,6 +83,7 @@ class EngineBridge(QObject):
     #: a sound was no interruption: the user turn opened for it (id, or -1) is dropped
     bargeInResumed = Signal(int)
     userTurnDropped = Signal(int)  # turn id
+    userTurnContinued = Signal(int)  # turn id (withdrawn: the next turn continues it)
     #: message fit for the user, fatal
     error = Signal(str, bool)
     #: (internal) an engine event or ("error", message, fatal), on its way to the GUI thread
@@ -318,6 +320,8 @@ class EngineBridge(QObject):
             self.reminder.emit(event.text)
         elif isinstance(event, UserTurnDropped):
             self.userTurnDropped.emit(event.turn_id)
+        elif isinstance(event, UserTurnContinued):
+            self.userTurnContinued.emit(event.turn_id)
         elif isinstance(event, BargeInResumed):
             self.bargeInResumed.emit(event.dropped_turn_id if event.dropped_turn_id is not None else -1)
         elif isinstance(event, ErrorEvent):

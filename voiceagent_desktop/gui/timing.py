@@ -254,6 +254,17 @@ class TimingPanel(QWidget):
         self._refresh_plot()
         self.select_turn(metrics.turn_id, notify=False)
 
+    def withdraw_turn(self, turn_id: int) -> None:
+        """A turn the user went on with (its first moments' timing, if any, is not a turn's)."""
+        if all(r.turn_id != turn_id for r in self.records):
+            return
+        self.records = [r for r in self.records if r.turn_id != turn_id]
+        if self._selected == turn_id:
+            self._selected = None
+            self.waterfall.show_turn(None)
+        self._refresh_table()
+        self._refresh_plot()
+
     def set_budget(self, budget_ms: float) -> None:
         self.budget_ms = self.waterfall.budget_ms = budget_ms
         self.waterfall.update()

@@ -218,8 +218,19 @@ class TranscriptView(QScrollArea):
     def drop_interim(self, turn_id: int) -> None:
         """A turn shown live that turned out to be no turn (a cough, a "mhm" while the agent spoke)."""
         bubble = self._hearing.pop(turn_id, None)
-        if bubble is None:
-            return
+        if bubble is not None:
+            self._remove(bubble)
+
+    def withdraw_turn(self, turn_id: int) -> None:
+        """The user went on with turn ``turn_id``: its words and its (unheard) reply go; the next turn
+        shows the whole utterance and its answer (engine/continuation.py)."""
+        self._hearing.pop(turn_id, None)
+        self._replies.pop(turn_id, None)
+        for tid, bubble in list(self._bubbles):
+            if tid == turn_id:
+                self._remove(bubble)
+
+    def _remove(self, bubble: Bubble) -> None:
         self._bubbles = [(tid, b) for tid, b in self._bubbles if b is not bubble]
         row = bubble.parentWidget()
         if row in self._rows:
