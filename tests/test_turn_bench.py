@@ -8,8 +8,10 @@ import pytest
 
 from voiceagent_desktop.bench.turn_bench import score
 from voiceagent_desktop.bench.turn_corpus import TurnClip
+from voiceagent_desktop.bench.turn_outcome import cutoff_stats, outcome
 from voiceagent_desktop.bench.turn_replay import FRAME_SECS, Step, Trace, _models_start, replay
 from voiceagent_desktop.bench.turn_variants import Variant
+from voiceagent_desktop.engine.continuation import MergeParams
 from voiceagent_desktop.engine.turn import Evaluation, TurnParams
 from voiceagent_desktop.providers.base import Transcript
 
@@ -95,3 +97,41 @@ def test_score_counts_premature_missed_and_delay() -> None:
     assert r["missed_rate"] == 0.5
     # (the scripted traces replay in virtual time: the delays are the policy's, to the millisecond)
     assert r["eot_delay_ms"] == {"p50": 1198.0, "p95": 1927.0, "n": 2}
+
+
+def test_a_premature_end_is_a_cut_off_when_the_reply_is_heard_or_the_rest_is_answered_alone() -> None:
+    mid = clip("mid_pause", speech_end=3.5, cut=(1.5, 2.4))
+    silences = [(1.7, 1.5, "Turn off the lights.", 0.97), (3.7, 3.5, "Turn off the lights here.", 0.95)]
+    v = Variant("v", TurnParams(), text_model=True)
+    merge = MergeParams(window_secs=1.5, heard_secs=0.5)
+    # decided at 1.88 (the models' answer, 180 ms after the silence): the reply is audible at 2.18 (0.3 s)
+    heard = outcome(trace(mid, silences, [2.55]), v, merge=merge, speculative=False)
+    assert heard.premature and heard.heard and heard.cut_off  # the user heard it before going on
+    # the user goes on sooner (the VAD confirms at 2.1, before the reply is audible): one turn
+    on_time = outcome(trace(mid, silences, [2.1]), v, merge=merge, speculative=False)
+    assert on_time.premature and not on_time.heard and on_time.merged == 1 and on_time.whole
+    assert on_time.decisions == 2 and not on_time.cut_off
+    alone = outcome(trace(mid, silences, [2.1]), v, merge=None, speculative=False)
+    assert not alone.heard and not alone.whole and alone.cut_off  # no merging: "here." answered alone
+    late = outcome(trace(mid, silences, [2.1]), v, merge=MergeParams(window_secs=0.05), speculative=False)
+    assert late.cut_off and late.merged == 0
+    # a speculative reply started on the words (1.7 + 0.1 s of STT) is ready at 2.1: heard at 2.15
+    spec = outcome(trace(mid, silences, [2.15]), v, merge=merge, speculative=True)
+    first = spec.spec.all[0]
+    assert first.adopted and first.t_start == pytest.approx(1.8, abs=FRAME_SECS)
+    assert spec.heard and spec.cut_off
+    assert not outcome(trace(mid, silences, [2.15]), v, merge=merge, speculative=False).cut_off
+    both = [trace(mid, silences, [2.1]), trace(mid, silences, [2.55])]
+    stats = cutoff_stats(both, v, merge=merge, speculative=False)
+    assert stats["cutoff_rate"] == 0.5 and stats["premature_rate"] == 1.0 and stats["clips"] == 2
+
+
+def test_a_speculative_reply_is_discarded_when_the_user_goes_on_before_the_decision() -> None:
+    mid = clip("mid_pause", speech_end=3.5, cut=(1.5, 2.4))
+    # the language model scores the words low: the deadline is far, the speculative reply waits behind it
+    silences = [(1.7, 1.5, "Turn off the lights", 0.3), (3.7, 3.5, "Turn off the lights here.", 0.95)]
+    o = outcome(trace(mid, silences, [2.1]), Variant("v", TurnParams(), text_model=True), merge=MergeParams())
+    assert not o.premature and not o.cut_off
+    first, second = o.spec.all
+    assert not first.adopted and first.t_end == pytest.approx(2.1, abs=FRAME_SECS)  # discarded, unheard
+    assert second.adopted

@@ -9,6 +9,7 @@ read off those signals (bench/analysis.py). The engine's own per-stage marks are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +82,9 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
         question: str,
         *,
         silence_only: bool = False,
-        speculative: bool = False,
+        speculative: bool = True,
         incremental: bool = True,
+        loaded: bool = False,
     ) -> None:
         def prepare() -> None:
             agent.set_mode(mode)
@@ -92,8 +95,10 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
                 if not incremental:
                     agent.conversation.incremental_secs = 0.0
 
-        label = "handsfree_silence" if silence_only else mode.value + ("_speculative" if speculative else "")
-        label += "" if incremental else "_one_pass"
+        label = mode.value if not silence_only else "handsfree_silence"
+        if mode is InputMode.HANDS_FREE and not silence_only and not speculative:
+            label += "_no_speculation"  # (the default before issue 21)
+        label += ("" if incremental else "_one_pass") + ("_loaded" if loaded else "")
         ptt = mode is InputMode.PUSH_TO_TALK
         turn = await speak_turn(agent, va, rec_events, speech[question], ptt=ptt, prepare=prepare)
         entry: dict[str, Any] = {"mode": label, "question": question, "speech_start": turn.speech_start}
@@ -119,9 +124,9 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
     for i, q in enumerate(questions):
         for incremental in (True, False) if i % 2 == 0 else (False, True):
             await one_turn(InputMode.PUSH_TO_TALK, q, incremental=incremental)
-    # With and without speculative start (engine/answer.py), each question twice in a row, which one
-    # first alternating: a question asked again answers faster (the history holds it), so a fixed order
-    # would favour the second.
+    # With and without speculative start (engine/answer.py; on by default), each question twice in a
+    # row, which one first alternating: a question asked again answers faster (the history holds it), so
+    # a fixed order would favour the second.
     for i, q in enumerate(questions):
         for speculative in (False, True) if i % 2 == 0 else (True, False):
             await one_turn(InputMode.HANDS_FREE, q, speculative=speculative)
@@ -129,6 +134,11 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
     # baseline the end-of-turn policy has to beat, measured in the same run.
     for q in questions:
         await one_turn(InputMode.HANDS_FREE, q, silence_only=True)
+    # A busy machine: a process spinning one core, the default policy and silence endpointing alternating.
+    with cpu_hog():
+        for i, q in enumerate(questions):
+            for silence_only in (False, True) if i % 2 == 0 else (True, False):
+                await one_turn(InputMode.HANDS_FREE, q, silence_only=silence_only, loaded=True)
     speculation: dict[str, int] = {}
     if agent.conversation is not None:
         agent.conversation.set_turn_model(True)
@@ -193,6 +203,17 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
     }
 
 
+@contextlib.contextmanager
+def cpu_hog() -> Iterator[None]:
+    """A child process spinning one core for the duration (the loaded arm)."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
 def _pause_delay_ms(agent: Any) -> float | None:
     """The sound device's pause → its first silent block (engine/audio_output.py), for the last pause."""
     delays = getattr(getattr(agent, "_sink", None), "pause_delays", None)
@@ -208,9 +229,8 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         Path(debug + ".json").write_text(json.dumps(timeline, default=str))
     mic, spk = np.ascontiguousarray(audio[:, 0]), np.ascontiguousarray(audio[:, 1])
     pos = raw["probe_pos"]  # monotonic time -> seconds into the probe recording
-    v2v: dict[str, list[float]] = {
-        k: [] for k in ("ptt", "ptt_one_pass", "handsfree", "handsfree_speculative", "handsfree_silence")
-    }
+    arms = ("ptt", "ptt_one_pass", "handsfree", "handsfree_no_speculation", "handsfree_silence")
+    v2v: dict[str, list[float]] = {k: [] for k in (*arms, "handsfree_loaded", "handsfree_silence_loaded")}
     v2v_voiced: dict[str, list[float]] = {k: [] for k in v2v}
     per_turn = []
     for entry in raw["turns"]:
@@ -251,13 +271,11 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
         m.turn_id for m in raw["metrics"] if m.eot_reason == "silence" and "turn_model" not in m.stages_ms
     }
     silence_only_ids |= {
-        e["turn_id"]
-        for e in raw["turns"]
-        if e["mode"].endswith(("_speculative", "_one_pass")) and "turn_id" in e
+        e["turn_id"] for e in raw["turns"] if e["mode"] not in ("ptt", "handsfree") and "turn_id" in e
     }
     for m in raw["metrics"]:
         if m.turn_id in silence_only_ids:
-            continue  # the baseline's and the speculative turns are reported as V2V only
+            continue  # the baselines' and the loaded turns are reported as V2V only
         for k, v in m.stages_ms.items():
             stages.setdefault(k, []).append(v)
     return {

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.continuation import MergeParams
 from ..engine.turn import (
     EOTReason,
     Evaluation,
@@ -43,10 +44,12 @@ from ..engine.turn import (
 from ..engine.turn_text import TextState, classify
 from ..engine.vad import SpeechStarted, SpeechStopped, VADParams, VADPhase, VADStateMachine, rms_db
 from .turn_corpus import RATE, TurnClip, build_corpus
+from .turn_outcome import AUDIBLE_SECS, cutoff_stats
 from .turn_replay import FRAME, FRAME_SECS, Step, Trace, _as_run, _models_start, replay
 from .turn_variants import DEFAULT, DEFAULT_VARIANT, VARIANTS, Variant
 
 log = logging.getLogger(__name__)
+MERGE = MergeParams()  # the app's continuation merge, as the cut-off rate assumes it
 
 
 async def _timed(coro: Any) -> tuple[Any, float]:
@@ -103,7 +106,7 @@ async def trace_clip(
             next_start = step.t
     for step, turn_cpu, text_cpu in costs:  # CPU as the app spends it: what engine.turn.evaluate runs
         cpu["evaluations"] += 1
-        ev, _ = _as_run(DEFAULT_VARIANT, trace, step, step.t)
+        ev, _, _ = _as_run(DEFAULT_VARIANT, trace, step, step.t)
         if not ev.skipped or ev.text_probability is not None:  # the models started
             cpu["text_model"] += text_cpu
         if not ev.skipped:  # ... and the audio model was asked
@@ -236,6 +239,79 @@ async def _load(vad_params: VADParams) -> tuple[Any, Any, Any, Any]:
 
 CPU_KEYS = ("vad", "turn_model", "turn_model_app", "text_model", "stt", "evaluations")
 
+#: What a speculative reply to the first half of a paused sentence costs (bench/turn_outcome.py).
+REPLY_PROMPTS = ("Turn off the lights.", "Can you help me?", "I went to the store.", "What's the weather?")
+
+
+async def reply_cost(prompts: Sequence[str] = REPLY_PROMPTS) -> dict[str, float]:
+    """The embedded LLM and TTS answering ``prompts`` through the app's own ``run_reply`` (into a sink
+    that plays nothing): wall seconds of a whole reply, and the process CPU it burns per wall second."""
+    from ..engine.clock import MonotonicClock
+    from ..engine.conversation_settings import DEFAULT_SYSTEM_PROMPT
+    from ..engine.events import InputMode
+    from ..engine.latency import TurnTimer
+    from ..engine.reply import Reply, run_reply
+    from ..providers.base import ChatMessage
+    from ..providers.llama_llm import LlamaLLM
+    from ..providers.piper_tts import PiperTTS
+    from ..testing.fakes import FakeSink
+
+    llm, tts, clock = LlamaLLM(), PiperTTS(), MonotonicClock()
+    await llm.load()
+    await tts.load()
+    walls, cpus = [], []
+    for i, text in enumerate(prompts):
+        messages = [ChatMessage("system", DEFAULT_SYSTEM_PROMPT), ChatMessage("user", text)]
+        reply = Reply(i, TurnTimer(i, InputMode.HANDS_FREE))
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        job = asyncio.ensure_future(
+            run_reply(
+                reply,
+                messages,
+                llm=llm,
+                tts=tts,
+                sink=FakeSink(clock, rate=tts.sample_rate),
+                clock=clock,
+                on_sentence=lambda _s: None,
+            )
+        )
+        while not reply.all_queued and not job.done():  # (its audio is never played: done once queued)
+            await asyncio.sleep(0.005)
+        job.cancel()
+        await asyncio.gather(job, return_exceptions=True)
+        walls.append(time.perf_counter() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpus.append((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
+    await llm.aclose()
+    await tts.aclose()
+    return {"reply_wall_s": round(float(np.mean(walls)), 3), "cpu_per_wall": round(sum(cpus) / sum(walls), 3)}
+
+
+def speculation_cost(
+    stats: dict[str, Any], traces: Sequence[Trace], variant: Variant, cost: dict[str, float]
+) -> dict[str, Any]:
+    """The discarded speculative replies on the mid-sentence pauses: how many, and the CPU they burnt
+    (each ran from its start until discarded, at most a whole reply's time), as a share of one core over
+    those clips' audio."""
+    from .turn_outcome import outcome
+
+    mids = [t for t in traces if t.clip.kind == "mid_pause"]
+    busy = 0.0
+    for tr in mids:
+        for spec in outcome(tr, variant, merge=MERGE).spec.all:
+            if not spec.adopted and spec.t_end is not None:
+                busy += min(spec.t_end - spec.t_start, cost["reply_wall_s"])
+    audio_s = sum(len(t.steps) for t in mids) * FRAME_SECS
+    started = stats["speculative_started"]
+    return {
+        "started": started,
+        "discarded": stats["speculative_discarded"],
+        "discard_rate": round(stats["speculative_discarded"] / started, 3) if started else None,
+        "wasted_cpu_s": round(busy * cost["cpu_per_wall"], 2),
+        "wasted_cpu_percent_of_one_core": round(busy * cost["cpu_per_wall"] / max(audio_s, 1e-9) * 100, 2),
+        **cost,
+    }
+
 
 def run_turn_bench(
     json_path: Path,
@@ -255,7 +331,8 @@ def run_turn_bench(
     log.info("corpus: %d clips in %.1f s", len(clips), time.monotonic() - t0)
     traced: dict[float, tuple[list[Trace], dict[str, float]]] = {}
 
-    async def main() -> tuple[list[dict[str, Any]], list[tuple[float, float]]]:
+    async def main() -> tuple[list[dict[str, Any]], list[tuple[float, float]], dict[str, float]]:
+        cost = await reply_cost()  # (first: its models are let go before the tracing)
         vad, detector, stt, text = await _load(vad_params)
         for stop in stops:
             cpu = dict.fromkeys(
@@ -275,10 +352,14 @@ def run_turn_bench(
                         evaluate(audio, detector, stt, text, params=DEFAULT_VARIANT.params)
                     )
                 checks.append((wall, _as_run(DEFAULT_VARIANT, tr, evals[-1], evals[-1].t)[1]))
-        return vad_grid(clips, vad), checks
+        return vad_grid(clips, vad), checks, cost
 
-    grid, checks = asyncio.run(main())
+    grid, checks, cost = asyncio.run(main())
     traces, cpu = traced[vad_params.stop_secs]
+
+    def cutoff(trs: Sequence[Trace], v: Variant, **kw: Any) -> dict[str, Any]:
+        return cutoff_stats(trs, v, merge=kw.pop("merge", MERGE), vad_start_secs=vad_params.start_secs, **kw)
+
     by_stop = {
         f"{stop:g}": {
             **score(tr, DEFAULT_VARIANT),
@@ -287,7 +368,13 @@ def run_turn_bench(
         for stop, (tr, c) in traced.items()
     }
     audio_s = sum(len(c.audio) for c in clips) / RATE
-    variants = [score(traced[v.stop_secs or vad_params.stop_secs][0], v) for v in VARIANTS]
+    variants = [
+        {
+            **score(traced[v.stop_secs or vad_params.stop_secs][0], v),
+            "cutoff_rate": cutoff(traced[v.stop_secs or vad_params.stop_secs][0], v)["cutoff_rate"],
+        }
+        for v in VARIANTS
+    ]
     default = next(v for v in variants if v["name"] == DEFAULT)
     by_snr = {
         ("quiet" if snr is None else f"snr{snr:g}"): score(
@@ -307,6 +394,23 @@ def run_turn_bench(
         "eot_delay_ms": default["eot_delay_ms"],
         "eot_delay_ms_complete": default["eot_delay_ms_complete"],
         "premature_rate": default["premature_rate"],
+        # what the user experiences on the mid-sentence pauses (bench/turn_outcome.py)
+        "cutoff_rate": default["cutoff_rate"],
+        "cutoff": {
+            "reply_audible_after_ms": round(AUDIBLE_SECS * 1000),
+            "merge": {"window_secs": MERGE.window_secs, "heard_secs": MERGE.heard_secs},
+            "default": cutoff(traces, DEFAULT_VARIANT),
+            "without_merge": cutoff(traces, DEFAULT_VARIANT, merge=None),
+            "without_speculative_start": cutoff(traces, DEFAULT_VARIANT, speculative=False),
+            "reply_audible_after_450_ms": cutoff(traces, DEFAULT_VARIANT, audible_secs=0.45),
+            "by_snr": {
+                ("quiet" if snr is None else f"snr{snr:g}"): cutoff(
+                    [t for t in traces if t.clip.snr_db == snr], DEFAULT_VARIANT
+                )["cutoff_rate"]
+                for snr in snrs
+            },
+        },
+        "speculation": speculation_cost(cutoff(traces, DEFAULT_VARIANT), traces, DEFAULT_VARIANT, cost),
         "premature_rate_unfinished": default["premature_rate_unfinished"],
         "missed_rate": default["missed_rate"],
         "policy": DEFAULT,
@@ -344,5 +448,6 @@ def run_turn_bench(
         from .report import render_turn_section
 
         render_turn_section(results, markdown)
-    print(json.dumps({k: results[k] for k in ("eot_delay_ms", "premature_rate", "missed_rate")}))
+    keys = ("eot_delay_ms", "premature_rate", "cutoff_rate", "missed_rate")
+    print(json.dumps({k: results[k] for k in keys}))
     return 0

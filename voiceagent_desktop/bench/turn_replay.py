@@ -92,18 +92,18 @@ class _Recorded(Hooks):
         return None
 
     async def transcribe(self, audio: Any) -> Transcript:
-        self.t += self.step.stt_s
+        self.t += self.step.stt_s * self.variant.load
         assert self.ev.transcript is not None
         return self.ev.transcript
 
     async def end_probability(self, text: str) -> float:
-        self.t += self.step.text_s
+        self.t += self.step.text_s * self.variant.load
         return self.ev.text_probability if self.ev.text_probability is not None else 1.0
 
     async def completion_probability(self, audio: Any) -> float:
         if not self.variant.audio_model:
             return 1.0
-        self.t += self.step.model_s
+        self.t += self.step.model_s * self.variant.load
         return self.ev.probability if self.ev.probability is not None else 0.0
 
     async def settled(self) -> bool:
@@ -126,56 +126,129 @@ def _now(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("the replayed evaluation waited on something real")
 
 
-def _as_run(variant: Variant, trace: Trace, step: Step, t_start: float) -> tuple[Evaluation, float]:
-    """What the evaluation of ``step`` started at ``t_start`` returns under ``variant``, and how long it
-    takes: ``engine.turn.evaluate`` itself on the recorded stages."""
+def _as_run(
+    variant: Variant, trace: Trace, step: Step, t_start: float
+) -> tuple[Evaluation, float, float | None]:
+    """What the evaluation of ``step`` started at ``t_start`` returns under ``variant``, how long it takes,
+    and when (from its start) its words were handed on for a speculative reply (None: never):
+    ``engine.turn.evaluate`` itself on the recorded stages."""
     ev = step.evaluation
     assert ev is not None
     if not variant.params.use_text:  # the audio model alone (Pipecat's policy): no STT in the way
-        return replace(ev, text_probability=None), step.model_s
+        return replace(ev, text_probability=None), step.model_s * variant.load, None
     run = _Recorded(variant, trace, step, t_start)
     detector = run if variant.model else None
     text = run if variant.model and variant.text_model else None
     audio = np.zeros(0, np.float32)  # (the stages answer from the trace)
+    words: list[float] = []
     result = _now(
-        evaluate(audio, detector, run, text, settled=run.settled, params=variant.params, timer=run.now)
+        evaluate(
+            audio,
+            detector,
+            run,
+            text,
+            settled=run.settled,
+            params=variant.params,
+            timer=run.now,
+            on_words=lambda _t: words.append(run.t - t_start),
+        )
     )
-    return result, run.t - t_start
+    return result, run.t - t_start, words[0] if words else None
 
 
-def replay(trace: Trace, variant: Variant) -> EndOfTurnDecision | None:
-    """The policy over a recorded trace in virtual time: the first decision, or None. As in the app, one
-    evaluation runs at a time; a request made while one runs waits, and only the latest waiting one runs."""
+@dataclass
+class Speculated:
+    """A speculative reply on the replay (engine/answer.py's ``Speculation``)."""
+
+    text: str
+    t_start: float
+    t_end: float | None = None  # discarded or adopted at
+    adopted: bool = False
+
+
+class SpeculationLog:
+    """The app's speculative start on a replay: one at a time, from an evaluation's words; discarded when
+    the user speaks again or the evaluation hears an unfinished turn; adopted if the turn ends on the same
+    words."""
+
+    def __init__(self) -> None:
+        self.all: list[Speculated] = []
+        self.current: Speculated | None = None
+
+    def words(self, t: float, transcript: Transcript | None) -> None:
+        if self.current is None and transcript is not None and transcript.text.strip():
+            self.current = Speculated(transcript.text.strip(), t)
+            self.all.append(self.current)
+
+    def discard(self, t: float) -> None:
+        if self.current is not None:
+            self.current.t_end, self.current = t, None
+
+    def decided(self, decision: EndOfTurnDecision) -> Speculated | None:
+        spec, ev = self.current, decision.evaluation
+        text = ev.transcript.text.strip() if ev is not None and ev.transcript is not None else None
+        if spec is None or text != spec.text:
+            self.discard(decision.t_decided)
+            return None
+        spec.t_end, spec.adopted, self.current = decision.t_decided, True, None
+        return spec
+
+
+def replay(
+    trace: Trace, variant: Variant, start: int = 0, spec: SpeculationLog | None = None
+) -> EndOfTurnDecision | None:
+    """The policy over a recorded trace in virtual time, from step ``start`` on: the first decision, or
+    None. As in the app, one evaluation runs at a time; a request made while one runs waits, and only the
+    latest waiting one runs. ``spec``: the speculative replies the app would start, logged there."""
     policy = TurnPolicy(variant.params, model=variant.model)
     queue: EvaluationQueue[Step] = EvaluationQueue()  # the app's: one evaluation at a time
-    results: list[tuple[float, int, Evaluation]] = []  # (ready at, eval id, evaluation)
+    #: (ready at, 0 = its words / 1 = its result, eval id, evaluation)
+    results: list[tuple[float, int, int, Evaluation]] = []
     running_end = 0.0  # when the running evaluation is done
     prev_starting = False  # the VAD phase between the previous frame and this one
-    for step in trace.steps:
+
+    def run(step: Step, eval_id: int, t: float) -> float:
+        ev, wall, words = _as_run(variant, trace, step, t)
+        results.append((t + wall, 1, eval_id, ev))
+        if words is not None:
+            results.append((t + words, 0, eval_id, ev))
+        return t + wall
+
+    def decided(decision: EndOfTurnDecision) -> EndOfTurnDecision:
+        if spec is not None:
+            spec.decided(decision)
+        return decision
+
+    for step in trace.steps[start:]:
         while True:
             done = queue.running and running_end <= step.t  # the running one is over: the waiting one?
             if done and (waiting := queue.done(policy.current_eval_id)) is not None:
-                ev, wall = _as_run(variant, trace, waiting[1], running_end)
-                running_end += wall
-                results.append((running_end, waiting[0], ev))
+                running_end = run(waiting[1], waiting[0], running_end)
             due = [r for r in results if r[0] <= step.t]
             if not due:
                 break
-            first = min(due, key=lambda r: r[0])
+            first = min(due, key=lambda r: (r[0], r[1]))
             results.remove(first)
-            decision = policy.result(first[1], first[2], first[0], maybe_speaking=prev_starting)
+            t, kind, eval_id, ev = first
+            if kind == 0:
+                if spec is not None and eval_id == policy.current_eval_id:
+                    spec.words(t, ev.transcript)
+                continue
+            decision = policy.result(eval_id, ev, t, maybe_speaking=prev_starting)
             if decision is not None:
-                return decision
+                return decided(decision)
+            if spec is not None and eval_id == policy.current_eval_id and not policy.waiting_on_silence:
+                spec.discard(t)  # the turn sounds unfinished after all
         if step.started:
             policy.speech()
+            if spec is not None:
+                spec.discard(step.t)
         elif step.stopped_at is not None and step.evaluation is not None:
             eval_id = policy.silence(step.stopped_at)
             if queue.request(eval_id, step) is not None:
-                ev, wall = _as_run(variant, trace, step, step.t)
-                running_end = step.t + wall
-                results.append((running_end, eval_id, ev))
+                running_end = run(step, eval_id, step.t)
         decision = policy.tick(step.t, maybe_speaking=step.starting)
         if decision is not None:
-            return decision
+            return decided(decision)
         prev_starting = step.starting
     return None
