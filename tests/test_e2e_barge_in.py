@@ -147,6 +147,13 @@ async def test_backchannels_and_coughs_over_an_answer_do_not_stop_it(
             player = virtual_audio.player(MIC_FEED, audio, RATE)
             player.start()
             await asyncio.sleep(player.duration + 0.1)
+            # The engine has heard the whole take and the VAD's start window after it (on a busy machine
+            # its frames lag the player: a pause it starts after the check below would be taken for the
+            # next take's, and their voicing added up).
+            assert player.started_at is not None and agent.conversation is not None
+            heard_to = player.started_at + player.duration + 0.4
+            conv = agent.conversation
+            assert await wait_until(lambda c=conv, t=heard_to: c._frames.t >= t, 10)
             # a pause (the VAD heard a voice) ends in a verdict: resumed here, or the story was cut
             await wait_until(
                 lambda n_b=n_barge, n_r=n_resumed: (
