@@ -48,11 +48,11 @@ def test_wiring_passes_every_setting_on_and_keeps_the_rest_at_the_engine_default
 
 def test_the_reply_start_and_merge_settings_reach_the_conversation() -> None:
     default = conversation_settings(Settings())
-    assert default.speculative_start is ConversationSettings().speculative_start is False
+    assert default.speculative_start is ConversationSettings().speculative_start is True
     assert default.merge == MergeParams()
-    turn = {"speculative_start": True, "merge_secs": 0.9, "merge_heard_secs": 0.25}
+    turn = {"speculative_start": False, "merge_secs": 0.9, "merge_heard_secs": 0.25}
     changed = conversation_settings(Settings.model_validate({"turn": turn}))
-    assert changed.speculative_start
+    assert not changed.speculative_start
     assert changed.merge == MergeParams(window_secs=0.9, heard_secs=0.25, enabled=True)
     off = conversation_settings(Settings.model_validate({"turn": {"merge_secs": 0}}))
     assert not off.merge.enabled

@@ -9,6 +9,7 @@ from voiceagent_desktop.engine.events import (
     AgentState,
     AssistantDone,
     AssistantSentence,
+    EndOfTurn,
     InputMode,
     ToolCalled,
     TurnMetrics,
@@ -134,3 +135,29 @@ async def test_a_speculative_reply_goes_when_the_models_hear_an_unfinished_turn(
     await s.frames(0.2, speech=False)  # uncertain words, model says unfinished: the fallback wait
     assert s.conv.speculation.started == 1 and s.conv.speculation.discarded == 1
     assert not s.sink.paused and not any(s.sink.played.values())
+
+
+async def test_a_turn_capped_while_the_models_judge_adopts_the_speculative_reply() -> None:
+    # A busy machine: Whisper has the words (the reply starts) but Smart Turn has not answered by the
+    # cap (0.6 s of silence): the turn ends there, and the reply already under way is the answer.
+    import asyncio
+
+    gate = asyncio.Event()  # Smart Turn never answers in time
+    stt = FakeSTT(texts=["What is the capital of France?"])
+    detector = FakeTurnDetector(p=0.9, gate=gate)
+    s = Scenario(InputMode.HANDS_FREE, stt=stt, turn=detector, vad=VAD, speculative_start=True)
+    await s.frames(1.0, speech=True)
+    await s.frames(0.2, speech=False)
+    assert s.conv.speculation.started == 1 and len(s.llm.calls) == 1
+    await s.frames(0.6, speech=False)
+    assert [e.reason for e in s.of(EndOfTurn)] == ["capped"]
+    assert s.conv.speculation.adopted == 1 and s.conv.speculation.discarded == 0
+    gate.set()
+    await s.frames(2.0, speech=False)
+    assert len(s.llm.calls) == 1 and len(stt.calls) == 1  # no second request, no second pass
+    assert [e.text for e in s.of(UserTranscript)] == ["What is the capital of France?"]
+    assert [(d.text, d.interrupted) for d in s.of(AssistantDone)] == [
+        ("The capital of France is Paris. Nice!", False)
+    ]
+    [m] = s.of(TurnMetrics)
+    assert m.marks["playback_start"] - m.marks["eot_decided"] <= FRAME_SECS + 1e-6

@@ -528,6 +528,26 @@ async def test_a_streaming_stt_is_flushed_only_after_a_real_pause_not_inside_a_w
     assert s.of(EndOfTurn)[0].reason == "model"
 
 
+@pytest.mark.asyncio
+async def test_a_streaming_stt_is_not_flushed_on_an_onset_too_choppy_to_start_speech() -> None:
+    # Seen with Piper's "... in | Tokyo right now": after a one-frame stop the next word's onset is
+    # voiced in runs shorter than start_secs (1 frame, a gap, 3 frames, a gap...): speech never
+    # (re)starts, but the words go on. Measured from the stop, the "pause" reached 0.15 s mid-word and the
+    # flush cut "Tokyo" in two ("total right now").
+    stream = FakeStream()
+    s = Scenario(
+        InputMode.HANDS_FREE, stt=stream, turn=FakeTurnDetector(p=0.9),  # type: ignore[arg-type]
+        vad=VADParams(start_secs=0.15, stop_secs=0.032),
+    )  # fmt: skip
+    await s.frames(1.0, speech=True)
+    for voiced in (False, True, False, True, True, True, False, False, False, True, True, True, True):
+        await s.frames(FRAME_SECS, speech=voiced)
+    await s.frames(0.5, speech=True)
+    assert stream.flushed_at == []
+    await s.frames(1.0, speech=False)
+    assert len(stream.flushed_at) == 1
+
+
 def test_a_sure_audio_model_can_overrule_a_low_language_model_score_on_a_sentence() -> None:
 
     fruit = Transcript("Name a fruit that is yellow.")  # SmolLM2 scores it 0.02: "not over"

@@ -101,9 +101,8 @@ class TurnSettings(_Section):
     #: A finished sentence the language model scores at least this likely to be over waits unsure_secs,
     #: not disagree_secs, when Smart Turn says "not yet" (none = off)
     text_sure: float | None = Field(default=_TURN.text_sure, ge=0.0, le=1.0)
-    #: start the reply while waiting out the silence deadline, behind the paused device (engine/answer.py;
-    #: off by default: with the streaming STT it garbled words said after a pause, docs/architecture.md)
-    speculative_start: bool = False
+    #: start the reply while waiting out the silence deadline, behind the paused device (engine/answer.py)
+    speculative_start: bool = True
     #: the user going on this soon after the end of their turn continues it: one message, one answer
     #: (engine/continuation.py; 0 = off) ...
     merge_secs: float = Field(default=_MERGE.window_secs, ge=0.0, le=10.0)

@@ -16,7 +16,7 @@ TARGETS: list[tuple[str, tuple[str, ...], str, Any]] = [
         None,
     ),
     (
-        "V2V hands-free with speculative start (default: off), median",
+        "V2V hands-free (speculative start, the default), median",
         ("v2v_ms", "handsfree", "p50"),
         "≤ 600 ms, or ≥ 100 ms below without speculative start",
         "handsfree_goal",
@@ -133,8 +133,8 @@ the audio itself on one timeline:
 
 - **V2V** (voice to voice): first reply audio at the speaker − end of the user's turn. For push-to-talk the
   end is the key release; hands-free it is the last voiced sample at the microphone.
-- **Hands-free arms**: the hands-free questions are asked with the end-of-turn models and speculative
-  start, without speculative start (alternating with the default, question by question),
+- **Hands-free arms**: the hands-free questions are asked with the app's defaults (end-of-turn models,
+  speculative start), without speculative start (alternating with the default, question by question),
   with silence endpointing only (0.6 s after the last voiced frame), and — with a child process spinning
   one core — with the default policy and with silence endpointing, alternating: all in the same run.
 - **Barge-in**: onset of the interrupting speech at the microphone → the speaker falls silent (and stays

@@ -124,7 +124,7 @@ async def _bench_conversation(settings: Settings, va: Any, turns: int) -> dict[s
     for i, q in enumerate(questions):
         for incremental in (True, False) if i % 2 == 0 else (False, True):
             await one_turn(InputMode.PUSH_TO_TALK, q, incremental=incremental)
-    # With and without speculative start (engine/answer.py; off by default), each question twice in a
+    # With and without speculative start (engine/answer.py; on by default), each question twice in a
     # row, which one first alternating: a question asked again answers faster (the history holds it), so
     # a fixed order would favour the second.
     for i, q in enumerate(questions):

@@ -12,8 +12,8 @@ adopted: playback resumes at once and the held sentences are shown. If the model
 (the fallback wait), the user goes on speaking, or the turn ends with other words, it is discarded
 (cancelled, its audio dropped) and never heard. A speculative reply is offered the tools, but a call
 waits until it is adopted (``HeldTools``): a tool may act on the world, and a speculation may be thrown
-away. Off unless
-``ConversationSettings.speculative_start`` (see docs/benchmarks.md for why).
+away. On unless
+``ConversationSettings.speculative_start`` is off.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class HeldTools:
 @dataclass
 class Speculative:
     text: str
+    transcript: Transcript
     reply: Reply
     task: asyncio.Task[None]
     tools: HeldTools | None = None
@@ -104,7 +105,7 @@ class Speculation:
             tools=tools,
         )
         task = asyncio.get_running_loop().create_task(job, name="speculative-reply")
-        spec = Speculative(text, reply, task, tools)
+        spec = Speculative(text, transcript, reply, task, tools)
         self.current = spec
         self.started += 1
 
@@ -115,6 +116,12 @@ class Speculation:
         spec.task.cancel()
         self.c.sink.clear()  # its queued audio goes, and the device plays again
         self.discarded += 1
+
+    def words(self) -> Transcript | None:
+        """The words the running speculative reply answers: the turn's, since the user has not gone on
+        (speech discards it). A turn the policy ends without an evaluation's words (``CAPPED``: the models
+        had not answered) is answered with them."""
+        return self.current.transcript if self.current is not None else None
 
     def adopt(self, transcript: Transcript | None) -> Speculative | None:
         """At the end of the turn: the speculative reply, if it answers exactly these words."""

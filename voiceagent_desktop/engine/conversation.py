@@ -362,7 +362,8 @@ class Conversation:
             return
         self.bus.emit(decision.record(timer, now))
         ev = decision.evaluation
-        self._end_user_turn(now, transcript=ev.transcript if ev is not None else None)
+        words = ev.transcript if ev is not None else None
+        self._end_user_turn(now, transcript=words or self.speculation.words())
 
     # ---- for the helpers (answer, barge_in, actions: engine/host.py) ------------------------------
 

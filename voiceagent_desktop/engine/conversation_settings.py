@@ -39,8 +39,8 @@ class ConversationSettings:
     #: Hands-free: the user going on just after the end of their turn continues it (engine/continuation.py).
     merge: MergeParams = MergeParams()
     #: Hands-free: start the reply when the turn is likely over, before the silence deadline, behind the
-    #: paused device (engine/answer.py); off by default, see docs/architecture.md.
-    speculative_start: bool = False
+    #: paused device (engine/answer.py).
+    speculative_start: bool = True
     #: With an STT that can continue a transcript (the embedded Whisper): re-transcribe the growing turn
     #: every this much new audio while the user speaks, so the final pass decodes only the tail
     #: (engine/incremental.py); 0 = off (one pass over the finished turn).

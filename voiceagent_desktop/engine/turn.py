@@ -423,9 +423,9 @@ class StreamedTurnSTT(Hooks):
         def current() -> bool:
             return eval_id == policy.current_eval_id
 
-        def pause() -> bool:
+        def pause() -> bool:  # (the policy's last voice ignores runs too short to start speech)
             quiet = vad.phase is not VADPhase.STARTING
-            return quiet and frames.t - (policy.last_voiced or 0) >= pause_secs
+            return quiet and frames.t - max(policy.last_voiced or 0, vad.last_voiced_end) >= pause_secs
 
         async def paused() -> bool:
             await frames.until(lambda: not current() or pause(), 1.0)

@@ -108,6 +108,12 @@ class VADStateMachine:
         self._voiced_secs = 0.0
 
     @property
+    def last_voiced_end(self) -> float:
+        """End of the last voiced frame, also of a run too short to start speech (a weak onset the
+        model heard for a frame or two): the silence since is silence to the model."""
+        return self._last_voiced_end
+
+    @property
     def speaking(self) -> bool:
         return self.phase in (VADPhase.SPEAKING, VADPhase.STOPPING)
 
