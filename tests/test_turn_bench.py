@@ -135,3 +135,16 @@ def test_a_speculative_reply_is_discarded_when_the_user_goes_on_before_the_decis
     first, second = o.spec.all
     assert not first.adopted and first.t_end == pytest.approx(2.1, abs=FRAME_SECS)  # discarded, unheard
     assert second.adopted
+
+
+def test_a_capped_turn_adopts_the_speculative_reply_as_the_app_does() -> None:
+    # A busy machine (stages x 3.5): the words are known 0.35 s into the evaluation, its models would
+    # answer at 0.63 s, after the cap (0.6 s of silence): the turn ends capped, on the reply under way.
+    done = clip("complete", speech_end=1.5)
+    silences = [(1.55, 1.5, "Tell me the capital of France.", 0.9)]
+    o = outcome(
+        trace(done, silences), Variant("v", TurnParams(), text_model=True, load=3.5), merge=MergeParams()
+    )
+    [spec] = o.spec.all
+    assert spec.adopted and spec.t_start == pytest.approx(1.9, abs=FRAME_SECS)
+    assert spec.t_end == pytest.approx(2.1, abs=FRAME_SECS)  # the cap

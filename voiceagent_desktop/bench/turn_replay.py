@@ -185,8 +185,12 @@ class SpeculationLog:
             self.current.t_end, self.current = t, None
 
     def decided(self, decision: EndOfTurnDecision) -> Speculated | None:
+        """A decision without an evaluation's words (``CAPPED``) adopts the running reply, as the app does
+        (``Speculation.words``): the user has not gone on since its words."""
         spec, ev = self.current, decision.evaluation
         text = ev.transcript.text.strip() if ev is not None and ev.transcript is not None else None
+        if spec is not None and text is None:
+            text = spec.text
         if spec is None or text != spec.text:
             self.discard(decision.t_decided)
             return None
