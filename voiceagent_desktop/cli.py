@@ -3,6 +3,7 @@
 voiceagent                      open the window (embedded offline stack unless configured otherwise)
 voiceagent --headless           the same conversation in the terminal (hands-free; Enter = push-to-talk)
 voiceagent devices              list sound devices
+voiceagent doctor               check sound, window, models, keys and config; the fix for each problem
 voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
 voiceagent bench --profile cloud-fake --json P   the Cloud profile's and each provider's overhead (fakes)
 voiceagent bench --gui --json P the window's cost: V2V with the window (offscreen) and headless
@@ -64,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("devices", help="list sound devices")
+    sub.add_parser(
+        "doctor", help="check this machine (sound, window, models, keys, config) and say how to fix it"
+    )
     b = sub.add_parser("bench", help="measure latency, barge-in, CPU, memory and start-up")
     b.add_argument(
         "suite",
@@ -260,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
                 default += " (default output)" if d.is_default_output else ""
                 print(f"{d.index:3d}  {flags}  {d.name}{default}")
             return 0
+        if args.command == "doctor":
+            from . import doctor
+
+            return doctor.run(args.config)
         if args.command == "models":
             return _models(args)
         if args.command == "keys":
