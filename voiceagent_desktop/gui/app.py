@@ -34,6 +34,7 @@ from ..errors import VoiceAgentError, user_message
 from ..providers.base import ChatMessage
 from .bridge import EngineBridge
 from .collector import MainThreadCollector
+from .crash import CrashReporter
 from .engine_thread import EngineThread, deprioritize_this_thread
 from .first_run import FirstRunDialog
 from .qt import QApplication, QGuiApplication, QTimer
@@ -284,6 +285,8 @@ def run_gui(
         state_path=window_state_path(),
     )
     window.enable_settings(True)
+    crash = CrashReporter(window)  # an exception no slot caught: logged, and a dialog instead of silence
+    crash.install()
     _follow_colour_scheme(app, window)
     tray = Tray(window) if settings.gui.tray and Tray.available() else None
     if tray is not None:
@@ -312,6 +315,7 @@ def run_gui(
         with loop, _sigint_closes(window, loop):
             return int(loop.run_until_complete(session.run()))
     finally:
+        crash.uninstall()
         engine.stop()
         asyncio.set_event_loop(None)
         window.deleteLater()
