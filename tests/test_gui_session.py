@@ -9,10 +9,12 @@ import pytest
 import qasync
 
 from voiceagent_desktop.config import Settings, load_settings
+from voiceagent_desktop.doctor import Finding, Level
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
 from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.gui.app import GuiSession
+from voiceagent_desktop.gui.doctor_dialog import DoctorDialog
 from voiceagent_desktop.gui.settings_dialog import SettingsDialog
 from voiceagent_desktop.gui.window import MainWindow
 from voiceagent_desktop.providers.base import ChatMessage
@@ -105,3 +107,35 @@ def test_an_unplugged_microphone_shows_a_message_and_restart_brings_it_back(sess
     qtbot.waitUntil(lambda: len(agents.built) == 2 and window.ptt_button.isEnabled())
     assert not window.error_banner.isVisible() and window.fatal_error is None
     assert window.ptt_button.isEnabled() and window.state_indicator.text == "Listening"
+
+
+def test_help_checks_this_machine_with_the_windows_config_file(session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, _, window, qtbot = session
+    config = tmp_path / "config.toml"
+    config.write_text("[turn]\nfallback_secs = 'soon'\n", encoding="utf-8")  # broken since the start
+    window.actions_.doctor.trigger()  # Help → Check this machine… (F1)
+    dialog = window.findChild(DoctorDialog)
+    assert dialog is not None and dialog.isVisible()
+    qtbot.waitUntil(lambda: dialog.findings is not None, timeout=120_000)  # (Qt starts in a child process)
+    shown = dialog.text.toPlainText()
+    assert "[FAIL] Config file:" in shown and "fix: Correct the file, or move it aside" in shown
+    assert str(config) in shown and "[ok  ] Window (Qt)" in shown
+    assert "block use" in dialog.summary.text()
+    dialog.reject()
+
+
+def test_the_check_dialog_says_when_the_checks_themselves_fail(qtbot) -> None:  # type: ignore[no-untyped-def]
+    def broken() -> list[Finding]:
+        raise RuntimeError("a bug in a check")
+
+    dialog = DoctorDialog(None, broken)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: "could not finish" in dialog.summary.text())
+    assert dialog.findings is None and "RuntimeError" in dialog.summary.text()
+    fine = DoctorDialog(None, lambda: [Finding("Keyring", Level.OK, "SecretService")])
+    qtbot.addWidget(fine)
+    qtbot.waitUntil(lambda: fine.findings is not None)
+    assert (
+        fine.summary.text() == "Nothing blocks use."
+        and "[ok  ] Keyring: SecretService" in fine.text.toPlainText()
+    )

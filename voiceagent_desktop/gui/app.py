@@ -35,6 +35,7 @@ from ..providers.base import ChatMessage
 from .bridge import EngineBridge
 from .collector import MainThreadCollector
 from .crash import CrashReporter
+from .doctor_dialog import DoctorDialog
 from .engine_thread import EngineThread, deprioritize_this_thread
 from .first_run import FirstRunDialog
 from .qt import QApplication, QGuiApplication, QTimer
@@ -110,6 +111,7 @@ class GuiSession:
         window.firstExposed.connect(self._on_exposed)
         window.closeRequested.connect(self._closed.set)
         window.settingsRequested.connect(self.open_settings)
+        window.doctorRequested.connect(self.open_doctor)
         window.restartRequested.connect(lambda: self.restart(self.settings))
 
     def _on_exposed(self) -> None:
@@ -174,6 +176,14 @@ class GuiSession:
         dialog = SettingsDialog(self.settings, self.config_path, parent=self.window)
         dialog.saved.connect(self.apply_settings)
         dialog.open()  # window-modal; the event loop (and the agent) keep running
+        return dialog
+
+    def open_doctor(self) -> DoctorDialog:
+        """Help → Check this machine…: ``voiceagent doctor`` on the config file this window uses."""
+        from ..doctor import diagnose
+
+        dialog = DoctorDialog(self.window, lambda: diagnose(self.config_path))
+        dialog.open()
         return dialog
 
     def apply_settings(self, new: object) -> None:

@@ -67,6 +67,9 @@ class WindowActions:
         for action in (self.hands_free, self.mute, self.stop):
             action.setEnabled(False)
 
+        help_menu = bar.addMenu("&Help")
+        self.doctor = self._add(help_menu, "&Check this machine…", "F1", w.doctorRequested.emit)
+
     def _add(
         self,
         menu: QMenu,

@@ -54,6 +54,8 @@ class MainWindow(QMainWindow):
     firstExposed = Signal()
     #: File → Settings… (the app opens the dialog)
     settingsRequested = Signal()
+    #: Help → Check this machine… (the app opens gui/doctor_dialog.py with its config file)
+    doctorRequested = Signal()
     #: the error banner's Restart (after a fatal error)
     restartRequested = Signal()
     #: what the window shows, for the tray: the agent state value ("error" after a fatal error), the
