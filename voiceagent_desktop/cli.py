@@ -4,6 +4,7 @@ voiceagent                      open the window (embedded offline stack unless c
 voiceagent --headless           the same conversation in the terminal (hands-free; Enter = push-to-talk)
 voiceagent devices              list sound devices
 voiceagent doctor               check sound, window, models, keys and config; the fix for each problem
+voiceagent desktop-entry install   add the app to the desktop's menu, with its icon (remove: take it out)
 voiceagent bench --json PATH    run the latency/resource benchmark through (virtual) sound devices
 voiceagent bench --profile cloud-fake --json P   the Cloud profile's and each provider's overhead (fakes)
 voiceagent bench --gui --json P the window's cost: V2V with the window (offscreen) and headless
@@ -68,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "doctor", help="check this machine (sound, window, models, keys, config) and say how to fix it"
     )
+    de = sub.add_parser("desktop-entry", help="add the app to the desktop's application menu (Linux)")
+    de.add_argument("action", choices=["install", "remove"])
     b = sub.add_parser("bench", help="measure latency, barge-in, CPU, memory and start-up")
     b.add_argument(
         "suite",
@@ -263,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
                 default = " (default input)" if d.is_default_input else ""
                 default += " (default output)" if d.is_default_output else ""
                 print(f"{d.index:3d}  {flags}  {d.name}{default}")
+            return 0
+        if args.command == "desktop-entry":
+            from . import desktop_entry
+
+            done = desktop_entry.install() if args.action == "install" else desktop_entry.remove()
+            for path in done:
+                print(path)
             return 0
         if args.command == "doctor":
             from . import doctor

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import qasync
 
-from .. import __version__
+from .. import __version__, assets
 from ..config import APP_NAME, Settings, default_config_path, save_settings
 from ..engine.agent import VoiceAgent
 from ..errors import VoiceAgentError, user_message
@@ -38,7 +38,7 @@ from .crash import CrashReporter
 from .doctor_dialog import DoctorDialog
 from .engine_thread import EngineThread, deprioritize_this_thread
 from .first_run import FirstRunDialog
-from .qt import QApplication, QGuiApplication, QTimer
+from .qt import QApplication, QGuiApplication, QIcon, QSize, QTimer
 from .settings_dialog import SettingsDialog
 from .style import apply_app_style, current_theme, palette
 from .tray import Tray
@@ -253,8 +253,17 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
     app.setApplicationDisplayName(TITLE)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName(APP_NAME)
+    app.setWindowIcon(app_icon())
     apply_app_style(app)
     return app
+
+
+def app_icon() -> QIcon:
+    """The app's icon (resources/icons): the SVG, and the PNG sizes for painters without SVG."""
+    icon = QIcon(str(assets.icon_svg()))
+    for size in assets.ICON_SIZES:
+        icon.addFile(str(assets.icon_png(size)), QSize(size, size))
+    return icon
 
 
 @contextlib.contextmanager
