@@ -59,13 +59,16 @@ class HeldTools:
 
 @dataclass
 class Speculative:
-    text: str
     transcript: Transcript
     reply: Reply
     task: asyncio.Task[None]
     tools: HeldTools | None = None
     held: list[str] = field(default_factory=list)  # sentences not shown yet
     adopted: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.transcript.text.strip()
 
 
 class Speculation:
@@ -105,7 +108,7 @@ class Speculation:
             tools=tools,
         )
         task = asyncio.get_running_loop().create_task(job, name="speculative-reply")
-        spec = Speculative(text, transcript, reply, task, tools)
+        spec = Speculative(transcript, reply, task, tools)
         self.current = spec
         self.started += 1
 

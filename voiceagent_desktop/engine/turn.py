@@ -423,9 +423,9 @@ class StreamedTurnSTT(Hooks):
         def current() -> bool:
             return eval_id == policy.current_eval_id
 
-        def pause() -> bool:  # (the policy's last voice ignores runs too short to start speech)
+        def pause() -> bool:  # (from the VAD's last voiced frame: the speech stop ignores short runs)
             quiet = vad.phase is not VADPhase.STARTING
-            return quiet and frames.t - max(policy.last_voiced or 0, vad.last_voiced_end) >= pause_secs
+            return quiet and frames.t - vad.last_voiced_end >= pause_secs
 
         async def paused() -> bool:
             await frames.until(lambda: not current() or pause(), 1.0)
