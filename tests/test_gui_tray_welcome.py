@@ -58,11 +58,13 @@ def test_tray_follows_the_state_and_its_actions_drive_the_agent(make_rig: Callab
     assert w.isVisible()
 
 
-def test_tray_icons_differ_by_state_and_mute() -> None:
-    a = state_icon("#16a34a").pixmap(32, 32).toImage()
-    b = state_icon("#16a34a", muted=True).pixmap(32, 32).toImage()
-    c = state_icon("#7c3aed").pixmap(32, 32).toImage()
+def test_tray_icons_differ_by_state_and_mute(qapp) -> None:  # type: ignore[no-untyped-def]
+    a = state_icon("listening").pixmap(32, 32).toImage()
+    b = state_icon("listening", muted=True).pixmap(32, 32).toImage()
+    c = state_icon("speaking").pixmap(32, 32).toImage()
     assert a != b and a != c
+    unknown = state_icon("no such state").pixmap(32, 32).toImage()
+    assert unknown == state_icon("stopped").pixmap(32, 32).toImage()  # (grey, as before)
 
 
 def test_welcome_checks_devices_and_the_test_phrase_is_the_first_conversation(

@@ -8,13 +8,18 @@ feeds microphone frames to the ``Conversation``.
 from __future__ import annotations
 
 import asyncio
+import functools
+import io
 import logging
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import soxr
 
+from .. import assets
 from ..errors import AudioDeviceError, ProviderError, VoiceAgentError, user_message
 from ..providers.base import LLM, STT, TTS, VAD, AudioArray, ChatMessage, TurnDetector
 from .clock import Clock, MonotonicClock
@@ -39,6 +44,20 @@ from .vad import rms_db
 log = logging.getLogger(__name__)
 #: the playback segment of the test sound (a reply's segments count up from 1)
 TEST_SOUND_SEGMENT = -1
+
+
+@functools.cache
+def load_test_sound(rate: int) -> AudioArray:
+    """The test sound (resources/speaker-test.wav: 16-bit mono) as float32 at ``rate`` (read-only)."""
+    with wave.open(io.BytesIO(assets.speaker_test_wav().read_bytes())) as w:
+        if w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise ValueError("the test sound is not 16-bit mono")
+        wav_rate, pcm = w.getframerate(), w.readframes(w.getnframes())
+    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    if wav_rate != rate:
+        audio = soxr.resample(audio, wav_rate, rate).astype(np.float32, copy=False)
+    audio.setflags(write=False)
+    return audio
 
 
 @dataclass
@@ -264,15 +283,13 @@ class VoiceAgent:
             self.muted = muted
             self.bus.emit(MuteChanged(muted))
 
-    def play_test_sound(self, secs: float = 0.7, hz: float = 660.0) -> bool:
+    def play_test_sound(self) -> bool:
         """A short tone through the speaker (the first-run check). False if not listening (busy, loading)."""
         sink = self._sink
         if sink is None or self.state is not AgentState.LISTENING:
             return False
-        rate = self.providers.tts.sample_rate
-        t = np.arange(round(secs * rate), dtype=np.float32) / rate
-        fade = np.minimum(1.0, np.minimum(t, secs - t) / 0.02)  # no clicks at either end
-        sink.play(TEST_SOUND_SEGMENT, (0.25 * np.sin(2 * np.pi * hz * t) * fade).astype(np.float32), rate)
+        rate = self.providers.tts.sample_rate  # (played at the TTS's rate, like a reply)
+        sink.play(TEST_SOUND_SEGMENT, load_test_sound(rate), rate)
         sink.finish_segment(TEST_SOUND_SEGMENT)
         return True
 

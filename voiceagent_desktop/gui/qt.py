@@ -20,8 +20,10 @@ from PySide6.QtCore import (
     QSize,
     Qt,
     QTimer,
+    QtMsgType,
     Signal,
     Slot,
+    qInstallMessageHandler,
 )
 from PySide6.QtGui import (
     QAction,
@@ -140,7 +142,9 @@ __all__ = [
     "QWidget",
     "QWindow",
     "Qt",
+    "QtMsgType",
     "Signal",
     "Slot",
     "pg",
+    "qInstallMessageHandler",
 ]

@@ -1,10 +1,14 @@
 """Look and feel: a light and a dark theme — the one the desktop asks for (Qt's colour scheme) — as a
-palette and the window's style sheet (object names select widgets)."""
+palette and the window's style sheet (resources/window.qss, its colours filled in from the theme; object
+names select widgets)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cache
+from string import Template
 
+from .. import assets
 from .qt import QApplication, QColor, QGuiApplication, QPalette, Qt
 
 
@@ -71,64 +75,13 @@ STATES: dict[str, tuple[str, str]] = {
 
 
 def style_sheet(t: Theme) -> str:
-    return f"""
-QMainWindow, QWidget#central {{ background: {t.background}; }}
-QWidget {{ color: {t.text}; font-size: 10.5pt; }}
-QFrame#panel {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 8px; }}
-QScrollArea#transcript {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 8px; }}
-QWidget#transcriptBody {{ background: transparent; }}
-QFrame#userBubble {{ background: {t.user_bubble}; border: 1px solid {t.user_border}; border-radius: 10px; }}
-QFrame#assistantBubble {{ background: {t.assistant_bubble}; border: 1px solid {t.border};
-    border-radius: 10px; }}
-QFrame#userBubble[selected="true"], QFrame#assistantBubble[selected="true"] {{
-    border: 2px solid #f59e0b; }}
-QFrame#userBubble[match="true"], QFrame#assistantBubble[match="true"] {{ background: {t.match}; }}
-QLabel#bubbleRole {{ color: {t.muted}; font-size: 9pt; font-weight: 600; }}
-QLabel#bubbleText {{ font-size: 11pt; }}
-QLabel#bubbleMarker {{ color: {t.muted}; font-style: italic; font-size: 9.5pt; }}
-QLabel#bubbleUnheard {{ color: {t.muted}; font-size: 10.5pt; }}
-QLabel#toolRow {{ color: {t.muted}; font-size: 9.5pt; padding: 0 14px; }}
-QLabel#placeholder {{ color: {t.muted}; font-size: 11pt; }}
-QLabel#stateText {{ font-size: 13pt; font-weight: 600; }}
-QLabel#caption {{ color: {t.muted}; font-size: 9pt; }}
-QLabel#sectionTitle {{ color: {t.muted}; font-size: 9pt; font-weight: 600; letter-spacing: 1px; }}
-QLabel#v2vValue {{ font-size: 24pt; font-weight: 700; }}
-QLabel#stageName {{ color: {t.muted}; }}
-QLabel#stageValue {{ font-family: monospace; }}
-QFrame#errorBanner {{ background: {t.error_bg}; border: 1px solid {t.error_border}; border-radius: 8px; }}
-QFrame#errorBanner QLabel {{ color: {t.error_text}; }}
-QFrame#noticeBanner {{ background: {t.notice_bg}; border: 1px solid {t.user_border}; border-radius: 8px; }}
-QFrame#noticeBanner QLabel {{ color: {t.notice_text}; }}
-QToolButton#bannerClose {{ border: none; color: {t.muted}; font-size: 12pt; padding: 0 4px; }}
-QProgressBar {{ border: 1px solid {t.border}; border-radius: 5px; background: {t.panel};
-    height: 10px; text-align: center; font-size: 8pt; }}
-QProgressBar::chunk {{ background: {t.accent}; border-radius: 4px; }}
-QPushButton#pttButton {{ background: {t.accent}; color: white; border: none; border-radius: 10px;
-    font-size: 12pt; font-weight: 600; padding: 14px 28px; }}
-QPushButton#pttButton:hover {{ background: #1d4ed8; }}
-QPushButton#pttButton:pressed, QPushButton#pttButton[held="true"] {{ background: #1e3a8a; }}
-QPushButton#pttButton:disabled {{ background: {t.disabled}; color: {t.background}; }}
-QPushButton#sideButton {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 10px;
-    padding: 12px 18px; font-weight: 600; }}
-QPushButton#sideButton:hover {{ border-color: {t.accent}; }}
-QPushButton#sideButton:checked {{ background: {t.error_bg}; border-color: {t.error_border};
-    color: {t.error_text}; }}
-QPushButton#sideButton:disabled {{ color: #aeb5c0; }}
-QPushButton {{ padding: 4px 10px; }}
-QProgressBar#levelMeter {{ border: 1px solid {t.border}; border-radius: 4px; background: {t.panel}; }}
-QProgressBar#levelMeter::chunk {{ background: #16a34a; border-radius: 3px; }}
-QLineEdit#search {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 6px;
-    padding: 4px 8px; }}
-QLineEdit#search:focus {{ border-color: {t.accent}; }}
-QTableWidget {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 6px;
-    gridline-color: {t.border}; }}
-QCheckBox {{ spacing: 8px; }}
-QScrollBar:vertical {{ background: transparent; width: 10px; margin: 6px 2px 6px 0; }}
-QScrollBar::handle:vertical {{ background: #c7cdd6; border-radius: 4px; min-height: 28px; }}
-QScrollBar::handle:vertical:hover {{ background: #aeb5c0; }}
-QScrollBar::add-line:vertical, QScrollBar::sub-line:vertical {{ height: 0; }}
-QScrollBar::add-page:vertical, QScrollBar::sub-page:vertical {{ background: none; }}
-"""
+    """The window's style sheet (resources/window.qss) in the theme's colours."""
+    return _sheet_template("window").substitute(asdict(t))
+
+
+@cache
+def _sheet_template(name: str) -> Template:
+    return Template(assets.style_sheet(name).read_text(encoding="utf-8"))
 
 
 def palette(t: Theme) -> QPalette:

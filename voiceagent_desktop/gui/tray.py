@@ -9,28 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .. import assets
 from .menus import add_action, set_checked_quietly
-from .qt import QAction, QColor, QIcon, QMenu, QObject, QPainter, QPixmap, QSystemTrayIcon, Qt
+from .qt import QAction, QIcon, QMenu, QObject, QSystemTrayIcon
 from .style import STATES
 from .window import TITLE, MainWindow
 
-ICON_PX = 64
 
-
-def state_icon(colour: str, muted: bool = False) -> QIcon:
-    """A filled circle in the state's colour (a white bar across it when the microphone is muted)."""
-    pix = QPixmap(ICON_PX, ICON_PX)
-    pix.fill(Qt.GlobalColor.transparent)
-    p = QPainter(pix)
-    p.setRenderHint(QPainter.RenderHint.Antialiasing)
-    p.setPen(Qt.PenStyle.NoPen)
-    p.setBrush(QColor(colour))
-    p.drawEllipse(4, 4, ICON_PX - 8, ICON_PX - 8)
-    if muted:
-        p.setBrush(QColor("#ffffff"))
-        p.drawRoundedRect(14, ICON_PX // 2 - 5, ICON_PX - 28, 10, 4, 4)
-    p.end()
-    return QIcon(pix)
+def state_icon(state: str, muted: bool = False) -> QIcon:
+    """The state's icon (resources/tray-<state>[-muted].svg): a dot in the state's colour, a white bar
+    across it when the microphone is muted. A state without one shows as stopped (grey)."""
+    known = state if state in assets.TRAY_STATES else "stopped"
+    return QIcon(str(assets.tray_icon(known, muted)))
 
 
 class Tray(QObject):
@@ -74,8 +64,8 @@ class Tray(QObject):
         self._refresh()
 
     def _refresh(self) -> None:
-        text, colour = STATES.get(self.state, (self.state.capitalize(), "#6b7280"))
-        self.icon.setIcon(state_icon(colour, self.muted))
+        text = STATES[self.state][0] if self.state in STATES else self.state.capitalize()
+        self.icon.setIcon(state_icon(self.state, self.muted))
         self.icon.setToolTip(f"{TITLE} — {text}" + (" (microphone muted)" if self.muted else ""))
 
     def notify(self, title: str, text: str) -> None:
