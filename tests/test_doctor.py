@@ -78,6 +78,27 @@ def test_a_gguf_path_that_is_not_there_blocks_the_embedded_llm(tmp_path: Path) -
     assert gguf.level is Level.FAIL and str(missing) in gguf.detail and "gguf_path" in gguf.fix
 
 
+def test_the_language_model_not_prepared_is_named_with_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smollm2_path: Path
+) -> None:
+    from voiceagent_desktop import models
+    from voiceagent_desktop.providers import llama_llm
+
+    def finding() -> doctor.Finding:
+        [lm] = [f for f in doctor.check_models(Settings()) if f.check == "Language model"]
+        return lm
+
+    assert finding().level is Level.OK  # the session's prepared (or packaged) copy
+    monkeypatch.setattr(llama_llm, "packaged_model_path", lambda: None)
+    monkeypatch.setenv(models.DATA_DIR_ENV, str(tmp_path))
+    missing = finding()
+    assert missing.level is Level.WARN and missing.fix == "voiceagent models prepare"
+    models.stored_path(models.SMOLLM2).parent.mkdir(parents=True)
+    models.stored_path(models.SMOLLM2).write_bytes(b"GGUF" + b"\0" * 100)  # a cut-off download
+    damaged = finding()
+    assert damaged.level is Level.WARN and damaged.fix == "voiceagent models prepare --force"
+
+
 @pytest.mark.asyncio
 async def test_a_key_the_service_rejects_is_named_with_the_command_that_replaces_it(
     monkeypatch: pytest.MonkeyPatch,

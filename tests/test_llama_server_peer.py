@@ -1,5 +1,6 @@
-"""The OpenAI-compatible LLM against a real OpenAI-compatible peer: ``llama_cpp.server`` serving the
-embedded SmolLM2 GGUF on 127.0.0.1 (started once per module, in a child process)."""
+"""The OpenAI-compatible LLM against a real OpenAI-compatible peer: llama.cpp's own server (through
+xllamacpp, as testing/llama_server.py starts it) serving the embedded SmolLM2 GGUF on 127.0.0.1 (started
+once per module, in a child process)."""
 
 from __future__ import annotations
 
@@ -42,9 +43,7 @@ def llama_server() -> Iterator[str]:
                     proc.kill()
                     proc.wait()
                     log.seek(0)
-                    pytest.fail(
-                        f"llama_cpp.server did not start (needs the [dev] extra): {log.read()[-2000:]}"
-                    )
+                    pytest.fail(f"llama.cpp's server did not start: {log.read()[-2000:]}")
                 time.sleep(0.1)
         yield base
         proc.terminate()
@@ -71,7 +70,7 @@ async def test_streams_a_real_answer_from_llama_cpp_server(llama_server: str) ->
         parts.append(text)
     answer = "".join(parts)
     assert len(parts) > 3 and answer.strip()  # streamed token by token
-    assert first is not None and first < 2.0
-    # llama_cpp.server sends no usage chunk in streams (OpenAI does): the provider copes without one
-    assert model.last_usage is None or model.last_usage["completion_tokens"] > 0
+    assert first is not None  # (when, is the benchmarks' business: no wall-clock bound in a test)
+    # a usage chunk comes only if asked for (stream_options): the provider copes either way
+    assert model.last_usage is not None and model.last_usage["completion_tokens"] > 0
     await model.aclose()

