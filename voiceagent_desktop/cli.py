@@ -17,6 +17,8 @@ voiceagent keys set NAME        store a cloud API key in the OS keyring (read fr
 voiceagent keys status          which keys are set, and where from (masked); keys delete NAME removes one
 voiceagent sessions list        saved conversations; show/rename/delete/export ID (--format md|json)
 voiceagent --resume ID          continue a saved conversation (window or --headless)
+voiceagent --self-test          load the embedded models, speak, transcribe and answer a fixed question,
+                                show the window offscreen (--no-window: not); exit 1 naming a failed step
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", type=int, metavar="ID", help="continue saved session ID (voiceagent sessions list)"
     )
+    p.add_argument(
+        "--self-test",
+        action="store_true",
+        help="smoke-test this installation: load the embedded models (default settings, offline), speak "
+        "a fixed question, transcribe and answer it, show the window offscreen; exit 1 naming the step "
+        "that failed (--gguf applies)",
+    )
+    p.add_argument("--no-window", action="store_true", help="--self-test: skip the window step")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("devices", help="list sound devices")
@@ -248,11 +258,20 @@ def _settings(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.self_test and args.command is not None:
+        parser.error(f"--self-test runs on its own, not with the {args.command} command")
+    if args.no_window and not args.self_test:
+        parser.error("--no-window goes with --self-test")
     from . import logs
 
     logs.setup(args.verbose)
     try:
+        if args.self_test:
+            from . import selftest
+
+            return selftest.run(gguf=args.gguf, window=not args.no_window)
         if args.command == "devices":
             from .engine.audio_io import list_devices
 

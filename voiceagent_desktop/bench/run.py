@@ -302,15 +302,18 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure_startup(timeout: float = 180.0) -> dict[str, float | str]:
-    """Launch the real app in a child process and time window-shown and ready from the spawn."""
+def measure_startup(
+    timeout: float = 180.0, command: list[str] | None = None, env: dict[str, str] | None = None
+) -> dict[str, float | str]:
+    """Launch the real app in a child process (this interpreter's, or ``command``: e.g. a frozen bundle)
+    and time window-shown and ready from the spawn."""
     with tempfile.TemporaryDirectory() as d:
         probe = Path(d) / "startup.json"
-        env = dict(os.environ, VOICEAGENT_STARTUP_PROBE=str(probe))
+        env = dict(env if env is not None else os.environ, VOICEAGENT_STARTUP_PROBE=str(probe))
         env.setdefault("QT_QPA_PLATFORM", "offscreen" if not env.get("DISPLAY") else "xcb")
         t_spawn = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "voiceagent_desktop.cli"],
+            command or [sys.executable, "-m", "voiceagent_desktop.cli"],
             env=env,
             timeout=timeout,
             capture_output=True,

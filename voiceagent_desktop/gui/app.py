@@ -266,6 +266,19 @@ def app_icon() -> QIcon:
     return icon
 
 
+def create_main_window(settings: Settings, *, state_path: Path | None = None) -> MainWindow:
+    """The app's main window as ``run_gui`` builds it (``voiceagent --self-test`` shows it too);
+    ``state_path``: where it remembers its layout (None: nowhere)."""
+    window = MainWindow(
+        ptt_key=settings.ptt_key,
+        budget_ms=settings.gui.latency_budget_ms,
+        overlay=settings.gui.overlay,
+        state_path=state_path,
+    )
+    window.enable_settings(True)
+    return window
+
+
 @contextlib.contextmanager
 def _sigint_closes(window: MainWindow, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
     """Ctrl+C in the terminal closes the window (a clean stop) instead of killing the app."""
@@ -297,13 +310,7 @@ def run_gui(
     collector = MainThreadCollector(app)  # cyclic garbage is collected on this thread only
     collector.start()
     probe = StartupProbe(startup_probe) if startup_probe is not None else StartupProbe.from_env()
-    window = MainWindow(
-        ptt_key=settings.ptt_key,
-        budget_ms=settings.gui.latency_budget_ms,
-        overlay=settings.gui.overlay,
-        state_path=window_state_path(),
-    )
-    window.enable_settings(True)
+    window = create_main_window(settings, state_path=window_state_path())
     crash = CrashReporter(window)  # an exception no slot caught: logged, and a dialog instead of silence
     crash.install()
     _follow_colour_scheme(app, window)
