@@ -110,6 +110,8 @@ PROVIDERS_MARK = (
     "<!-- cloud TTS providers: `voiceagent bench providers --json providers.json --markdown …` -->"
 )
 ECHO_MARK = "<!-- echo rig: `voiceagent bench echo --json echo.json --markdown docs/benchmarks.md` -->"
+#: written by hand (packaging/: build, smoke, coldstart): a mark so no bench's section runs into it
+PACKAGING_MARK = "<!-- packaging: packaging/build, packaging/smoke, packaging/coldstart (by hand) -->"
 SECTION_MARKS = (
     TURN_MARK,
     CLOUD_MARK,
@@ -117,6 +119,7 @@ SECTION_MARKS = (
     GUI_MARK,
     PROVIDERS_MARK,
     ECHO_MARK,
+    PACKAGING_MARK,
 )  # sections other commands rewrite, after the main one
 
 HEADER = """# Benchmarks

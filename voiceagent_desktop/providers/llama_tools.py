@@ -1,7 +1,7 @@
 """Best-effort function calling for the embedded llama.cpp model (opt-in: ``[llm] tools = true``).
 
 Small local models have no reliable native tool-call format, so the choice is made in a separate, short
-*routing* pass whose output is constrained by a grammar (llama.cpp's JSON-schema grammar) to
+*routing* pass whose output is constrained by a grammar (the JSON schema, through llama.cpp's llguidance) to
 ``{"tool": <one of the names, or "none">, "arguments": {...}}``. The router sees the tools' names,
 descriptions and parameters and the user's last message. A chosen tool runs through the reply's
 ``ToolHost`` (validation, timeout, events), and its result goes to the answer as a system note. The
@@ -71,10 +71,13 @@ def parse_route(text: str, names: set[str]) -> Route:
 def route_sync(llm: Any, schemas: list[dict[str, Any]], user_text: str) -> Route:
     """Worker thread (under the model's lock): one grammar-constrained routing pass. ``llm`` is the
     :class:`~voiceagent_desktop.providers.xllama.LocalServer` (llama.cpp turns the schema into a grammar)."""
+    # llama.cpp's grammar engine (llguidance) reading the schema, with JSON's optional whitespace off: by
+    # default SmolLM2 fills it with newlines and indents, and the 48 tokens run out before the JSON ends.
+    compact = {**router_schema(schemas), "x-guidance": {"whitespace_flexible": False}}
     out = llm.chat(
         {
             "messages": router_messages(schemas, user_text),
-            "json_schema": router_schema(schemas),
+            "grammar": "%llguidance {}\nstart: %json " + json.dumps(compact),
             "max_tokens": ROUTER_MAX_TOKENS,
             "temperature": 0.0,
         }
