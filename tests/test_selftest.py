@@ -150,6 +150,18 @@ def test_the_window_step_shows_the_apps_window_offscreen_and_closes_it(qtbot: An
 
 
 @pytest.mark.gui
+def test_a_qt_that_cannot_start_fails_the_window_step_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QT_QPA_PLATFORM", "nosuchplatform")  # (Qt itself would abort the process)
+    lines: list[str] = []
+    test = SelfTest(out=lines.append)
+    assert not test.run_window()
+    assert lines[0].startswith("FAIL window: Qt cannot find its platform plugin 'nosuchplatform'"), lines[0]
+    assert test.finish() == 1
+
+
+@pytest.mark.gui
 def test_a_failing_window_is_named(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(settings: Settings, **kwargs: object) -> None:
         raise RuntimeError("no style")

@@ -283,6 +283,13 @@ def check_window(settings: Settings | None = None) -> str:
     """The app's main window, built as ``run_gui`` builds it, shown until it is on screen, then closed
     (the QApplication is created if there is none: offscreen unless ``QT_QPA_PLATFORM`` says else)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from .doctor import Level, check_qt
+
+    # Qt aborts the process when its platform plugin cannot load: try it in a child process first (as
+    # `voiceagent doctor` does), so the step is named with the missing library instead of a crash.
+    [qt] = check_qt()
+    if qt.level is Level.FAIL:
+        raise CheckFailed(f"{qt.detail} {qt.fix}".strip())
     from .config import Settings
     from .gui.app import create_application, create_main_window
     from .gui.qt import QApplication, QEvent
