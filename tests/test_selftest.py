@@ -157,7 +157,8 @@ def test_a_qt_that_cannot_start_fails_the_window_step_with_the_reason(
     lines: list[str] = []
     test = SelfTest(out=lines.append)
     assert not test.run_window()
-    assert lines[0].startswith("FAIL window: Qt cannot find its platform plugin 'nosuchplatform'"), lines[0]
+    reason = "FAIL window: QT_QPA_PLATFORM asks for the Qt platform plugin 'nosuchplatform'"
+    assert lines[0].startswith(reason), lines[0]
     assert test.finish() == 1
 
 
