@@ -20,6 +20,7 @@ from .engine.conversation import DEFAULT_SYSTEM_PROMPT
 from .engine.turn import TurnParams
 from .engine.vad import VADParams
 from .errors import ConfigError
+from .private import open_private, private_dir
 from .providers import registry
 
 APP_NAME = "voiceagent-desktop"
@@ -250,9 +251,11 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     in a hand-edited file are not kept."""
     path = path or default_config_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(dump_settings(settings), encoding="utf-8")
+        tmp.unlink(missing_ok=True)  # (a left-over one would keep its mode)
+        with open_private(tmp) as f:  # 0600: the user's alone (personas, devices, server URLs)
+            f.write(dump_settings(settings))
         os.replace(tmp, path)
     except OSError as exc:
         raise ConfigError(f"Cannot write the config file {path}: {exc.__class__.__name__}: {exc}") from None

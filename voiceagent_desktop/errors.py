@@ -142,7 +142,9 @@ def user_message(exc: BaseException) -> str:
     """What the user is told about ``exc``: a ``VoiceAgentError``'s own message (written for them); for
     any other exception, a bug, its type and where the log with its traceback is."""
     if isinstance(exc, VoiceAgentError):
-        return str(exc) or type(exc).__name__
+        from .private import scrub  # (a service's message may quote the key it refused)
+
+        return scrub(str(exc)) or type(exc).__name__
     from .logs import location
 
     return f"Internal error ({type(exc).__name__}); the details are in {location()}."

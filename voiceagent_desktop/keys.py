@@ -11,6 +11,7 @@ import logging
 import os
 
 from .errors import ConfigError, MissingKeyError
+from .private import remember_secret
 from .providers.registry import KeySpec, key_specs
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def lookup(name: str) -> tuple[str | None, str]:
     """The key and where it came from: ``("…", "environment" | "keyring")`` or ``(None, "not set")``."""
     s = spec(name)
     if value := os.environ.get(s.env_var, "").strip():
+        remember_secret(value)
         return value, "environment"
     try:
         import keyring
@@ -41,6 +43,7 @@ def lookup(name: str) -> tuple[str | None, str]:
     except Exception as e:  # no backend (headless), a locked or broken keyring
         log.debug("keyring unavailable for %s: %s", name, type(e).__name__)
         return None, "not set"
+    remember_secret(value)
     return (value, "keyring") if value else (None, "not set")
 
 

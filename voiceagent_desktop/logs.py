@@ -8,6 +8,7 @@ takes INFO and up).
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 from pathlib import Path
@@ -15,10 +16,27 @@ from pathlib import Path
 import platformdirs
 
 from .config import APP_NAME
+from .private import private_dir, private_file, scrub
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _file: Path | None = None
 _ours: list[logging.Handler] = []  # the handlers setup() installed (a second call replaces them)
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    """Every line and traceback with the keys the app has read taken out (private.scrub), at every level:
+    a library may log what it sends (websockets logs each request header at DEBUG)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Its file (and each one after a rollover) created ``0600``; an existing one tightened."""
+
+    def _open(self) -> io.TextIOWrapper:
+        private_file(Path(self.baseFilename))
+        return super()._open()
 
 
 def setup(verbosity: int = 0, *, log_dir: Path | None = None) -> Path | None:
@@ -34,8 +52,8 @@ def setup(verbosity: int = 0, *, log_dir: Path | None = None) -> Path | None:
     directory = log_dir or platformdirs.user_log_path(APP_NAME)
     path = directory / "voiceagent.log"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        kept = logging.handlers.RotatingFileHandler(path, maxBytes=10**6, backupCount=2, encoding="utf-8")
+        private_dir(directory, own=log_dir is None)
+        kept = _PrivateRotatingFileHandler(path, maxBytes=10**6, backupCount=2, encoding="utf-8")
     except OSError:
         pass
     else:
@@ -43,7 +61,7 @@ def setup(verbosity: int = 0, *, log_dir: Path | None = None) -> Path | None:
         _ours.append(kept)
         _file = path
     for handler in _ours:
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(_ScrubbingFormatter(FORMAT))
         root.addHandler(handler)
     root.setLevel(min(level, logging.INFO))
     return _file

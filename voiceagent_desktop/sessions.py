@@ -39,6 +39,7 @@ from .engine.events import (
 )
 from .errors import VoiceAgentError
 from .models import data_dir
+from .private import private_dir, private_file
 from .providers.base import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,15 @@ CREATE TABLE IF NOT EXISTS timings (
 """
 
 
+RETRY_FIRST_SECS, RETRY_MAX_SECS = 0.1, 2.0  # a locked database: the writer's back-off
+CLOSE_RETRY_SECS = 10.0  # after close, how long a locked database is waited for
+
+
+def _locked(e: sqlite3.OperationalError) -> bool:
+    text = str(e).lower()
+    return "locked" in text or "busy" in text
+
+
 class SessionError(VoiceAgentError):
     """A session that does not exist, or a database that cannot be used."""
 
@@ -104,17 +114,26 @@ class Message:
 class SessionStore:
     """The database. Each call opens its own connection, so any thread may use the store."""
 
-    def __init__(self, path: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path | None = None, *, clock: Callable[[], float] = time.time, busy_timeout: float = 5.0
+    ) -> None:
         self.path = Path(path) if path is not None else default_db_path()
+        self.busy_timeout = busy_timeout  # how long one statement waits for another process's lock
         self.clock = clock  # wall-clock time, stored as a date for the user (not a latency)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # personal data: the folder 0700, the database 0600 (SQLite gives -wal/-shm its mode)
+            private_dir(self.path.parent, own=path is None)
+            for p in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+                if p == self.path or p.exists():
+                    private_file(p)
+        except OSError as e:
+            raise SessionError(f"Cannot create the session database {self.path}: {e}") from None
         with self._db() as db:
             db.executescript(SCHEMA)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         try:
-            db = sqlite3.connect(self.path, timeout=5.0)
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout)
         except sqlite3.Error as e:
             raise SessionError(f"Cannot open the session database {self.path}: {e}") from None
         try:
@@ -294,6 +313,7 @@ class SessionRecorder:
         self._thread.start()
         self._calls: dict[str, str] = {}  # call id → "name(arguments)"
         self._closed = False
+        self.retries = 0  # writes tried again because another process held the database
         atexit.register(self.close)
 
     def _sid(self) -> int:  # on the writer thread
@@ -342,14 +362,39 @@ class SessionRecorder:
 
     def _write(self) -> None:
         while (job := self._queue.get()) is not None:
+            self._run(job)
+
+    def _run(self, job: Callable[[], None]) -> None:
+        """One write; while another process holds the database (a second instance of the app, a backup
+        tool) it is tried again, in order, until it goes through: nothing said is dropped for a lock.
+        After ``close`` it is tried for ``CLOSE_RETRY_SECS`` more, then given up with a warning."""
+        delay, gave_up_at = RETRY_FIRST_SECS, None
+        while True:
             try:
                 job()
+                return
+            except sqlite3.OperationalError as e:
+                if not _locked(e):
+                    log.warning("could not save to the session database: %s", type(e).__name__)
+                    return
+                self.retries += 1
+                if self._closed:
+                    gave_up_at = gave_up_at or time.monotonic() + CLOSE_RETRY_SECS
+                    if time.monotonic() > gave_up_at:
+                        log.warning(
+                            "the session database stayed locked by another process: a message is lost"
+                        )
+                        return
+                log.info("the session database is locked by another process; trying again")
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECS)
             except (sqlite3.Error, SessionError) as e:
                 log.warning("could not save to the session database: %s", type(e).__name__)
+                return
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._queue.put(None)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=CLOSE_RETRY_SECS + 10)
         atexit.unregister(self.close)
