@@ -137,3 +137,18 @@ async def test_the_microphone_is_relaxed_only_while_the_agent_is_idle() -> None:
     va.ptt_press()
     assert va.state is AgentState.USER_SPEAKING and not audio.source.relaxed
     await va.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_notice_is_shown_once_the_agent_is_ready_and_the_conversation_goes_on() -> None:
+    from voiceagent_desktop.engine.events import ErrorEvent, Ready
+
+    va, _audio, events = agent(ConversationSettings(), FakeLLM())
+    va.notices.append("This conversation is not being saved. (damaged)")
+    await va.start()
+    kinds = [type(e) for e in events if isinstance(e, Ready | ErrorEvent)]
+    assert kinds == [Ready, ErrorEvent]
+    [notice] = [e for e in events if isinstance(e, ErrorEvent)]
+    assert not notice.fatal and notice.message.startswith("This conversation is not being saved.")
+    assert va.state is AgentState.LISTENING
+    await va.stop()

@@ -8,9 +8,12 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from voiceagent_desktop.engine.events import AssistantDone, UserTranscript
-from voiceagent_desktop.sessions import SessionRecorder, SessionStore
+from voiceagent_desktop.sessions import SessionError, SessionRecorder, SessionStore
 
 WRITER = """
 import sys
@@ -79,3 +82,21 @@ def test_a_database_locked_by_another_process_delays_the_writes_without_losing_t
         ("user", "what time is it"),
         ("assistant", "It is noon."),
     ]
+
+
+def test_a_damaged_database_leaves_the_conversation_running_unsaved_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voiceagent_desktop import wiring
+    from voiceagent_desktop.config import Settings
+
+    monkeypatch.setenv("VOICEAGENT_DATA_DIR", str(tmp_path))
+    damaged = tmp_path / "sessions.db"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    agent = SimpleNamespace(notices=[], history_seed=[], bus=None)
+    assert wiring._record(agent, Settings(), None) is None  # no recorder, no exception
+    [notice] = agent.notices
+    assert notice.startswith("This conversation is not being saved.") and str(damaged) in notice
+    assert damaged.read_bytes() == b"SQLite format 3\x00" + b"\xff" * 200  # left as it was
+    with pytest.raises(SessionError, match="damaged"):  # resuming from it is refused, as before
+        wiring._record(agent, Settings(), 1)

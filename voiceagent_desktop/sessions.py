@@ -78,13 +78,17 @@ RETRY_FIRST_SECS, RETRY_MAX_SECS = 0.1, 2.0  # a locked database: the writer's b
 CLOSE_RETRY_SECS = 10.0  # after close, how long a locked database is waited for
 
 
-def _locked(e: sqlite3.OperationalError) -> bool:
+def _locked(e: sqlite3.Error) -> bool:
     text = str(e).lower()
     return "locked" in text or "busy" in text
 
 
 class SessionError(VoiceAgentError):
     """A session that does not exist, or a database that cannot be used."""
+
+
+class SessionBusyError(SessionError):
+    """Another process held the database's lock longer than the busy timeout."""
 
 
 def default_db_path() -> Path:
@@ -142,6 +146,19 @@ class SessionStore:
             db.execute("PRAGMA foreign_keys=ON")
             with db:  # one transaction: committed on success, rolled back on an exception
                 yield db
+        except sqlite3.OperationalError as e:
+            if _locked(e):
+                raise SessionBusyError(
+                    f"The session database {self.path} is locked by another program: {e}"
+                ) from None
+            raise SessionError(f"The session database {self.path} cannot be used: {e}") from None
+        except sqlite3.IntegrityError as e:
+            raise SessionError(f"The session database {self.path} refused a change: {e}") from None
+        except sqlite3.DatabaseError as e:  # not a database, or damaged: the file is left as it is
+            raise SessionError(
+                f"The session database {self.path} is damaged ({e}); it was left untouched. Move it away "
+                "to start a new one (or set save_sessions = false)."
+            ) from None
         finally:
             db.close()
 
@@ -373,10 +390,7 @@ class SessionRecorder:
             try:
                 job()
                 return
-            except sqlite3.OperationalError as e:
-                if not _locked(e):
-                    log.warning("could not save to the session database: %s", type(e).__name__)
-                    return
+            except SessionBusyError:
                 self.retries += 1
                 if self._closed:
                     gave_up_at = gave_up_at or time.monotonic() + CLOSE_RETRY_SECS

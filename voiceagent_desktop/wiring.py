@@ -135,9 +135,17 @@ def record_session(agent: VoiceAgent, settings: Settings, resume: int | None = N
 def _record(agent: VoiceAgent, settings: Settings, resume: int | None) -> Any:
     if not settings.save_sessions and resume is None:
         return None
-    from .sessions import SessionRecorder, SessionStore
+    from .sessions import SessionError, SessionRecorder, SessionStore
 
-    store = SessionStore()
+    try:
+        store = SessionStore()
+    except SessionError as exc:
+        if resume is not None:
+            raise
+        # A damaged or unusable database must not stop the conversation: it runs unsaved, and says so.
+        log.warning("the conversation is not saved: %s", exc)
+        agent.notices.append(f"This conversation is not being saved. {exc}")
+        return None
     if resume is not None:
         agent.history_seed = store.history(resume)
     if not settings.save_sessions:

@@ -138,6 +138,8 @@ class VoiceAgent:
         self.conversation: Conversation | None = None
         #: The conversation so far when a saved session is resumed (``sessions.SessionRecorder``).
         self.history_seed: list[ChatMessage] = []
+        #: Problems that do not stop the conversation, shown once it is ready (e.g. it cannot be saved).
+        self.notices: list[str] = []
         self.mode = settings.mode
         self.state = AgentState.LOADING
         self._input: AudioSource | None = None
@@ -201,6 +203,8 @@ class VoiceAgent:
             raise
         self.bus.emit(StateChanged(AgentState.LISTENING))
         self.bus.emit(Ready(self.clock.now() - t0))
+        for notice in self.notices:
+            self.bus.emit(ErrorEvent(notice))
         if self.settings.greeting and not self.history_seed and self.conversation is not None:
             self.conversation.actions.say(self.settings.greeting)  # the persona's hello
 
