@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,29 +16,32 @@ from voiceagent_desktop.engine.turn import TurnParams
 pytestmark = [pytest.mark.audio, pytest.mark.models]
 
 
+#: Below pytest's own timeout (300 s), so that a hung bench is dumped, not just killed.
+HANG_SECS = 250
+
+
+def run_or_dump(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``voiceagent ARGS`` in a child process. If it has not finished after ``HANG_SECS`` it is taken to
+    hang: SIGABRT makes its fault handler print every thread's stack, which the failure shows."""
+    env = {**(env if env is not None else os.environ), "PYTHONFAULTHANDLER": "1"}
+    cmd = [sys.executable, "-m", "voiceagent_desktop.cli", *args]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=HANG_SECS)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"voiceagent {' '.join(args[:2])} hung; its threads:\n{stderr[-12000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
 def test_bench_writes_results(tmp_path: Path) -> None:
     out, md = tmp_path / "bench.json", tmp_path / "bench.md"
     env = {k: v for k, v in os.environ.items() if k != "PULSE_SERVER"}  # the bench starts its own daemon
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "voiceagent_desktop.cli",
-            "bench",
-            "--json",
-            str(out),
-            "--turns",
-            "1",
-            "--markdown",
-            str(md),
-            "--no-startup",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    args = ["bench", "--json", str(out), "--turns", "1", "--markdown", str(md), "--no-startup"]
+    res = run_or_dump(args, env)
     assert res.returncode == 0, res.stderr[-2000:]
     data = json.loads(out.read_text())
     # (how fast is the benchmark's to say, not this test's: a busy machine may be slow)
@@ -59,13 +63,7 @@ def test_turn_bench_writes_results(tmp_path: Path) -> None:
     out, md = tmp_path / "turn.json", tmp_path / "bench.md"
     md.write_text("# Benchmarks\n\nthe conversation section stays\n")
     args = ["bench", "turn", "--json", str(out), "--limit", "1", "--markdown", str(md)]
-    res = subprocess.run(
-        [sys.executable, "-m", "voiceagent_desktop.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    res = run_or_dump(args)
     assert res.returncode == 0, res.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data["corpus"]["clips"] == 4 * 3  # one line of each kind, three noise conditions

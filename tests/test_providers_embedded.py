@@ -188,6 +188,18 @@ async def test_llama_streams_tokens(llama: LlamaLLM) -> None:
 
 @pytest.mark.models
 @pytest.mark.asyncio
+async def test_llama_answers_the_same_conversation_the_same_way(llama: LlamaLLM) -> None:
+    """A fixed sampling seed (temperature 0.6 still): a benchmark's turns and a bug report replay."""
+    messages = [ChatMessage("system", "Answer briefly."), ChatMessage("user", "Tell me about the moon.")]
+    first = "".join([d async for d in llama.stream(messages)])
+    cancelled = llama.stream([ChatMessage("user", "Count to fifty.")])
+    assert await anext(cancelled)  # another request in between, cut short
+    await cancelled.aclose()
+    assert "".join([d async for d in llama.stream(messages)]) == first
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
 async def test_llama_cancel_stops_worker_promptly(llama: LlamaLLM) -> None:
     messages = [ChatMessage("user", "Tell me a long story about a dragon who learns to bake bread.")]
     deltas: list[str] = []

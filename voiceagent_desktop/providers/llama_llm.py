@@ -41,6 +41,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "without lists, markdown or emoji."
 )
 _GGUF_MAGIC = b"GGUF"
+SEED = 1234
 
 _Item = str | BaseException | None  # a text delta, a worker error, or None for "done"
 
@@ -171,7 +172,10 @@ class LlamaLLM(LLMHooks):
         )
 
     def _request(self, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
-        return {"messages": messages, "max_tokens": max_tokens, "temperature": self._temperature}
+        # A fixed sampling seed, as llama-cpp-python had: the same conversation gets the same answer, so a
+        # benchmark or a bug report replays (llama.cpp's server otherwise draws a new seed per request).
+        t = self._temperature
+        return {"messages": messages, "max_tokens": max_tokens, "temperature": t, "seed": SEED}
 
     def _warm_up(self, llm: LocalServer) -> None:
         with self._lock:

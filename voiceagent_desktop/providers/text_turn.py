@@ -107,4 +107,9 @@ class TextTurnModel:
     async def aclose(self) -> None:
         llm, self._llm = self._llm, None
         if llm is not None:
-            await asyncio.to_thread(llm.close)
+
+            def close() -> None:
+                with self._lock:  # after a call still running in a worker thread (a cancelled turn's)
+                    llm.close()
+
+            await asyncio.to_thread(close)
