@@ -110,18 +110,18 @@ class LocalServer:
         self.address = str(self._server.listening_address)
 
     def chat(self, request: dict[str, Any]) -> dict[str, Any]:
-        try:
-            result = self._server.handle_chat_completions(request)
-        except Exception as e:
-            raise ProviderRuntimeError(f"llama.cpp chat completion failed: {e}") from e
-        return checked(result, "llama.cpp chat completion")
+        return self._call(self._server.handle_chat_completions, request, "llama.cpp chat completion")
 
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._call(self._server.handle_completions, request, "llama.cpp completion")
+
+    @staticmethod
+    def _call(handler: Any, request: dict[str, Any], what: str) -> dict[str, Any]:
         try:
-            result = self._server.handle_completions(request)
+            result = handler(request)
         except Exception as e:
-            raise ProviderRuntimeError(f"llama.cpp completion failed: {e}") from e
-        return checked(result, "llama.cpp completion")
+            raise ProviderRuntimeError(f"{what} failed: {e}") from e
+        return checked(result, what)
 
     def stream_chat(self, request: dict[str, Any], on_chunk: Any) -> None:
         """Streams ``request``: ``on_chunk(chunk)`` per chunk; it returns True to stop (the generation is
