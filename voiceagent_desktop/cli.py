@@ -11,6 +11,7 @@ voiceagent bench --gui --json P the window's cost: V2V with the window (offscree
 voiceagent bench turn --json P  end of turn on a generated Piper-voice corpus: premature/missed rates, delay
 voiceagent bench tools --json P the embedded model's tool choices (best-effort function calling)
 voiceagent bench providers --json P   each cloud TTS and STT provider's own overhead against its fake
+voiceagent bench soak --json P  1,000 checked turns (and 100 on the embedded models): memory, leaks, drift
 voiceagent models prepare       download the model files the app needs (--force: again); no config needed
 voiceagent models status        show where each model file is stored and whether it is ready
 voiceagent keys set NAME        store a cloud API key in the OS keyring (read from the terminal or stdin)
@@ -85,12 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "suite",
         nargs="?",
-        choices=["conversation", "turn", "tools", "providers", "echo"],
+        choices=["conversation", "turn", "tools", "providers", "echo", "soak"],
         default="conversation",
         help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection; "
         "tools: the embedded model's tool choices on a fixed request set; providers: each cloud TTS "
         "provider's own overhead against its fake; echo: hands-free on speakers over the echo rig (ERLE, "
-        "false interruptions, barge-in, double-talk WER, CPU)",
+        "false interruptions, barge-in, double-talk WER, CPU); soak: --turns (default 1000) scripted turns "
+        "and --embedded-turns (default 100) on the embedded models, every turn checked, with memory, "
+        "tasks, threads, descriptors and latency drift, and the window with 1,000 messages",
     )
     b.add_argument(
         "--profile",
@@ -102,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--json", type=Path, required=True, help="write results here")
     b.add_argument("--limit", type=int, default=None, help="turn: only the first N lines of each kind")
-    b.add_argument("--turns", type=int, default=6, help="turns per mode")
+    b.add_argument("--turns", type=int, default=None, help="turns per mode (soak: turns in all)")
+    b.add_argument("--embedded-turns", type=int, default=100, help="soak: turns on the embedded models")
     b.add_argument("--answers", type=int, default=100, help="echo: agent-only answers over all rooms")
     b.add_argument("--markdown", type=Path, default=None, help="also render into this Markdown file")
     b.add_argument("--no-startup", action="store_true", help="skip the GUI start-up measurement")
@@ -313,6 +317,16 @@ def main(argv: list[str] | None = None) -> int:
             from .bench.provider_bench import run_provider_bench
 
             return run_provider_bench(args.json, markdown=args.markdown)
+        if args.command == "bench" and args.suite == "soak":
+            from .bench.soak_report import run_soak_bench
+
+            return run_soak_bench(
+                settings,
+                args.json,
+                turns=args.turns or 1000,
+                embedded_turns=args.embedded_turns,
+                markdown=args.markdown,
+            )
         if args.command == "bench" and args.suite == "echo":
             from .bench.echo_bench import run_echo_bench
 
@@ -331,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_bench(
                 settings,
                 json_path=args.json,
-                turns=args.turns,
+                turns=args.turns or 6,
                 markdown=args.markdown,
                 startup=not args.no_startup,
                 profile=args.profile,

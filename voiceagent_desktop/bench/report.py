@@ -110,6 +110,7 @@ PROVIDERS_MARK = (
     "<!-- cloud TTS providers: `voiceagent bench providers --json providers.json --markdown …` -->"
 )
 ECHO_MARK = "<!-- echo rig: `voiceagent bench echo --json echo.json --markdown docs/benchmarks.md` -->"
+SOAK_MARK = "<!-- soak: `voiceagent bench soak --json soak.json --markdown docs/benchmarks.md` -->"
 #: written by hand (packaging/: build, smoke, coldstart): a mark so no bench's section runs into it
 PACKAGING_MARK = "<!-- packaging: packaging/build, packaging/smoke, packaging/coldstart (by hand) -->"
 SECTION_MARKS = (
@@ -120,6 +121,7 @@ SECTION_MARKS = (
     PROVIDERS_MARK,
     ECHO_MARK,
     PACKAGING_MARK,
+    SOAK_MARK,
 )  # sections other commands rewrite, after the main one
 
 HEADER = """# Benchmarks
