@@ -24,6 +24,7 @@ from voiceagent_desktop.engine.events import (
     EndOfTurn,
     InputMode,
     RepliesCancelled,
+    UserTranscript,
     UserTurnDropped,
 )
 from voiceagent_desktop.errors import ProviderRuntimeError
@@ -387,3 +388,24 @@ async def test_a_user_who_goes_on_after_unclear_words_is_judged_on_what_follows(
     await s.frames(0.6, speech=False)
     assert not s.of(BargeInResumed)
     assert [d.interrupted for d in s.of(AssistantDone) if d.turn_id == 1] == [True]
+
+
+@pytest.mark.asyncio
+async def test_stop_while_the_words_are_being_recognised_drops_the_turn() -> None:
+    """The Stop button (a barge-in) before the turn's words are known: no reply exists yet, so the turn is
+    dropped — the window and the session learn that it ended, and the agent listens again."""
+    gate = asyncio.Event()  # the transcription never finishes by itself
+    s = Scenario()
+    s.stt.gate = gate
+    s.conv.ptt_press()
+    await s.frames(0.6, speech=True)
+    s.conv.ptt_release()
+    await s.frames(0.1, speech=False)
+    assert s.conv.state is AgentState.THINKING and len(s.stt.calls) == 1
+    s.conv.barge_in.trigger(s.clock.now(), tentative=False)
+    await s.settle()
+    [dropped] = s.of(UserTurnDropped)
+    assert dropped.turn_id == s.of(EndOfTurn)[0].turn_id
+    assert not s.of(AssistantDone) and not s.of(UserTranscript)
+    assert s.conv.state is AgentState.LISTENING
+    gate.set()

@@ -168,7 +168,7 @@ async def answer_turn(
                 c.bus.emit(UserTurnDropped(timer.turn_id))  # no interruption: the reply played on
                 return
             if (task := asyncio.current_task()) is not None:
-                c.current.begin(task)
+                c.current.begin(task, timer.turn_id)
             c.set_state(AgentState.THINKING)
         text = transcript.text.strip()
         if not text:

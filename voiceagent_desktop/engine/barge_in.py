@@ -46,7 +46,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..providers.base import ChatMessage, Transcript
-from .events import AgentState, AssistantDone, BargeIn, BargeInResumed, RepliesCancelled
+from .events import AgentState, AssistantDone, BargeIn, BargeInResumed, RepliesCancelled, UserTurnDropped
 from .host import ConversationHost
 from .reply import Reply
 
@@ -273,6 +273,7 @@ class BargeInHandler:
             return
         c = self.c
         t0 = c.clock.now()
+        answering = c.current.turn_id if c.current.task is p.task else None
         played = c.current.interrupt(p.task, p.reply)
         reply = p.reply
         if c.continuation.confirm(p.task) is not None:
@@ -282,6 +283,8 @@ class BargeInHandler:
             if heard:
                 c.remember(ChatMessage("assistant", heard, interrupted=True))
             c.bus.emit(AssistantDone(reply.turn_id, heard, True, reply.unheard_text(heard)))
+        elif answering is not None:  # stopped while its words were being recognised: the turn ends here
+            c.bus.emit(UserTurnDropped(answering))
         c.actions.reply_ended(completed=False)
         if not c.user_speaking:
             c.set_state(AgentState.LISTENING)

@@ -464,7 +464,7 @@ class Conversation:
         respond = answer_turn(self, timer, audio, transcript, speculation, running, stt=stt, judge=judge)
         task = self.background(respond, f"turn-{timer.turn_id}")
         if not judge:
-            self.current.begin(task)
+            self.current.begin(task, timer.turn_id)
         self.continuation.turn_ended(timer, frames, task, transcript, None if judge else t_decided)
 
     def remember(self, msg: ChatMessage) -> None:

@@ -31,6 +31,8 @@ class CurrentReply:
         self.sink, self.bus, self.on_first_sound = sink, bus, on_first_sound
         self._task: asyncio.Task[None] | None = None
         self._reply: Reply | None = None
+        #: the turn the current job answers (known before its reply exists: while its words are recognised)
+        self.turn_id: int | None = None
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -45,8 +47,8 @@ class CurrentReply:
         """A job is running: the agent is thinking or speaking."""
         return self._task is not None and not self._task.done()
 
-    def begin(self, task: asyncio.Task[None]) -> None:
-        self._task = task
+    def begin(self, task: asyncio.Task[None], turn_id: int | None = None) -> None:
+        self._task, self.turn_id = task, turn_id
 
     def playing(self, reply: Reply) -> None:
         self._reply = reply
