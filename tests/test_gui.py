@@ -44,7 +44,7 @@ from voiceagent_desktop.engine.events import (
 from voiceagent_desktop.errors import ConfigError
 from voiceagent_desktop.gui.app import GuiSession
 from voiceagent_desktop.gui.bridge import EngineBridge
-from voiceagent_desktop.gui.qt import QApplication, QEvent, QKeyEvent, Qt
+from voiceagent_desktop.gui.qt import QApplication, QEnterEvent, QEvent, QKeyEvent, QPointF, Qt
 from voiceagent_desktop.gui.transcript import INTERRUPTED_MARK, UNHEARD_SHOWN, TranscriptView
 from voiceagent_desktop.gui.window import MainWindow
 from voiceagent_desktop.testing.fakes import (
@@ -276,6 +276,17 @@ def test_tool_calls_are_compact_rows_and_a_reminder_shows_in_the_banner(make_rig
     with qtbot.waitSignal(rig.bridge.reminder):
         rig.agent.bus.emit(Reminder("Reminder: the tea."))
     assert w.notice_banner.isVisible() and w.notice_banner.text == "Reminder: the tea."
+
+
+def test_a_bubble_is_selectable_once_the_pointer_is_over_it(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = TranscriptView()
+    qtbot.addWidget(view)
+    view.add_user(1, "Copy these words.")
+    [bubble] = view.bubbles()
+    assert not bubble.text_label.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
+    assert bubble.unheard_label is None and bubble.marker is None  # made only for an interrupted answer
+    QApplication.sendEvent(bubble, QEnterEvent(QPointF(5, 5), QPointF(5, 5), QPointF(5, 5)))
+    assert bubble.text_label.textInteractionFlags() == Qt.TextInteractionFlag.TextSelectableByMouse
 
 
 def test_a_long_unheard_rest_is_clipped_with_all_of_it_on_hover(qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .qt import (
+    QEnterEvent,
     QEvent,
     QFrame,
     QHBoxLayout,
@@ -50,26 +51,27 @@ class Bubble(QFrame):
         self.text_label.setObjectName("bubbleText")
         self.text_label.setWordWrap(True)
         self.text_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Selectable from the moment the pointer is over the bubble (``enterEvent``): a selectable label
+        # carries a text document of its own, a third of a bubble's memory in a long transcript.
         self.text_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        self.unheard_label = QLabel()  # the part of an interrupted answer the user did not hear
-        self.unheard_label.setObjectName("bubbleUnheard")
-        self.unheard_label.setWordWrap(True)
-        self.unheard_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.unheard_label.hide()
-        self.marker = QLabel(INTERRUPTED_MARK)
-        self.marker.setObjectName("bubbleMarker")
-        self.marker.hide()
+        # The unheard rest and the marker exist only once the answer was interrupted: a day's transcript
+        # holds a thousand bubbles, and most are never interrupted (the soak bench's window figure).
+        self.unheard_label: QLabel | None = None  # the part of an interrupted answer the user did not hear
+        self.marker: QLabel | None = None
         layout.addWidget(self.role_label)
         layout.addWidget(self.text_label)
-        layout.addWidget(self.unheard_label)
-        layout.addWidget(self.marker)
         self.interrupted = False
         self.done = False
 
     @property
     def text(self) -> str:
         return self.text_label.text()
+
+    @property
+    def unheard(self) -> str:
+        """The unheard rest as shown in full (the tooltip when the label is clipped)."""
+        label = self.unheard_label
+        return "" if label is None else label.toolTip() or label.text()
 
     def set_role(self, caption: str) -> None:
         self.role_label.setText(f"{caption} · {self.when:%H:%M:%S}")
@@ -78,6 +80,12 @@ class Bubble(QFrame):
         self.setProperty("selected", on)
         self.style().unpolish(self)
         self.style().polish(self)
+
+    def enterEvent(self, event: QEnterEvent) -> None:
+        flags = Qt.TextInteractionFlag.TextSelectableByMouse
+        if self.text_label.textInteractionFlags() != flags:
+            self.text_label.setTextInteractionFlags(flags)
+        super().enterEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton and self.on_click is not None:
@@ -94,6 +102,15 @@ class Bubble(QFrame):
     def mark_interrupted(self, unheard: str = "") -> None:
         """Interrupted: the rest the agent did not get to say, greyed (its start; all of it on hover)."""
         self.interrupted = True
+        if self.unheard_label is None or self.marker is None:
+            self.unheard_label = QLabel()
+            self.unheard_label.setObjectName("bubbleUnheard")
+            self.unheard_label.setWordWrap(True)
+            self.unheard_label.setTextFormat(Qt.TextFormat.PlainText)
+            self.marker = QLabel(INTERRUPTED_MARK)
+            self.marker.setObjectName("bubbleMarker")
+            self._layout.addWidget(self.unheard_label)
+            self._layout.addWidget(self.marker)
         self.unheard_label.setText(_clip(unheard, UNHEARD_SHOWN))
         self.unheard_label.setToolTip(unheard if len(unheard) > UNHEARD_SHOWN else "")
         self.unheard_label.setVisible(bool(unheard))
@@ -103,7 +120,7 @@ class Bubble(QFrame):
         """Width that shows every line of the bubble unwrapped."""
         widest = 0
         for label in (self.role_label, self.text_label, self.unheard_label, self.marker):
-            if label.isHidden():
+            if label is None or label.isHidden():
                 continue
             label.ensurePolished()  # the style sheet sets the fonts
             metrics = label.fontMetrics()
@@ -295,7 +312,7 @@ class TranscriptView(QScrollArea):
                 b.text,
                 b.interrupted,
                 b.when,
-                b.unheard_label.toolTip() or b.unheard_label.text(),
+                b.unheard,
             )
             for turn_id, b in self._bubbles
         ]
@@ -332,7 +349,7 @@ class TranscriptView(QScrollArea):
         q = query.strip().casefold()
         found: list[int] = []
         for tid, bubble in self._bubbles:
-            hit = bool(q) and q in f"{bubble.text} {bubble.unheard_label.text()}".casefold()
+            hit = bool(q) and q in f"{bubble.text} {bubble.unheard}".casefold()
             bubble.setProperty("match", hit)
             bubble.style().unpolish(bubble)
             bubble.style().polish(bubble)
