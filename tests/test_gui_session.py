@@ -1,5 +1,6 @@
 """The app session around the window: settings saved from the dialog restart the agent with the
-conversation kept; an unplugged microphone shows a message and Restart brings the assistant back."""
+conversation kept; an unplugged microphone is said in the window and comes back by itself; after a fatal
+error Restart brings the assistant back."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import qasync
 
 from voiceagent_desktop.config import Settings, load_settings
 from voiceagent_desktop.doctor import Finding, Level
+from voiceagent_desktop.engine import agent as agent_module
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
 from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import ConversationSettings
+from voiceagent_desktop.engine.events import ErrorEvent
 from voiceagent_desktop.gui.app import GuiSession
 from voiceagent_desktop.gui.doctor_dialog import DoctorDialog
 from voiceagent_desktop.gui.settings_dialog import SettingsDialog
@@ -92,14 +95,35 @@ def test_settings_only_the_window_uses_apply_without_a_restart(session) -> None:
     assert len(agents.built) == 1 and s.restarts == 0
 
 
-def test_an_unplugged_microphone_shows_a_message_and_restart_brings_it_back(session) -> None:  # type: ignore[no-untyped-def]
+def test_an_unplugged_microphone_is_said_and_comes_back_by_itself(session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(agent_module, "RETRY_SECS", 0.05)
     _s, agents, window, qtbot = session
-    _, audio, _ = agents.built[0]
+    agent, audio, _ = agents.built[0]
     assert audio.source is not None
-    audio.source.unplug()
+    lost = audio.source
+    audio.absent = True  # unplugged: opening it again fails until it is back
+    lost.unplug()
     qtbot.waitUntil(window.error_banner.isVisible)
     assert "The microphone stopped working" in window.error_banner.text
-    assert "Check that it is still connected" in window.error_banner.text
+    assert "listening resumes by itself once the microphone is back" in window.error_banner.text
+    assert window.fatal_error is None and window.ptt_button.isEnabled()  # the conversation goes on
+    assert not window.restart_button.isVisible()
+    qtbot.waitUntil(lambda: audio.input_opens >= 3, timeout=60_000)  # tried again, and again
+    assert window.error_banner.isVisible()
+
+    audio.absent = False  # plugged back in
+    qtbot.waitUntil(lambda: not window.error_banner.isVisible(), timeout=60_000)
+    assert audio.source is not lost and audio.source.running and not lost.running
+    assert "The microphone works again." in window.notice_banner.text
+    assert len(agents.built) == 1 and agent.state.value == "listening"  # no restart
+
+
+def test_after_a_fatal_error_restart_brings_the_assistant_back(session) -> None:  # type: ignore[no-untyped-def]
+    _s, agents, window, qtbot = session
+    agent, _, _ = agents.built[0]
+    agent.bus.emit(ErrorEvent("The sound server went away.", fatal=True))
+    qtbot.waitUntil(window.error_banner.isVisible)
+    assert "The sound server went away." in window.error_banner.text
     assert window.state_indicator.text == "Error" and not window.ptt_button.isEnabled()
     assert window.restart_button.isVisible()
 

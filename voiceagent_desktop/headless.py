@@ -18,6 +18,7 @@ from .engine.events import (
     AssistantDone,
     AssistantSentence,
     BargeIn,
+    DeviceStatus,
     ErrorEvent,
     Event,
     InputMode,
@@ -78,6 +79,8 @@ class TerminalPrinter:
             w(f"{'error' if ev.fatal else 'warning'}: {ev.message}\n")
         elif isinstance(ev, Notice):
             w(f"note: {ev.message}\n")
+        elif isinstance(ev, DeviceStatus):
+            w(f"{'note' if ev.working else 'warning'}: {ev.message}\n")
         elif isinstance(ev, StateChanged):
             return
         self.out.flush()

@@ -3,11 +3,21 @@
 ``VoiceAgent`` is what the CLI, the GUI bridge and the benchmark drive. It opens the sound devices first
 (so a device problem is reported at once), loads the models concurrently with progress events, then
 feeds microphone frames to the ``Conversation``.
+
+A device that stops working once the agent runs is no fatal error (``DeviceStatus`` events say what
+happened and when it works again; the conversation is kept):
+
+- the microphone: the lost stream is closed, a user turn it was hearing is dropped (its audio stopped
+  mid-word), and a new stream is opened every ``RETRY_SECS`` until one starts;
+- the speaker: the answer it was playing ends as if the user had pressed Stop (what was heard stays in
+  the history); the next answer opens a new stream (``AudioOutput`` opens one per run of sound), and
+  the first sentence that plays says the speaker works again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import logging
@@ -26,6 +36,8 @@ from .clock import Clock, MonotonicClock
 from .conversation import Conversation, ConversationSettings
 from .events import (
     AgentState,
+    AssistantSpeaking,
+    DeviceStatus,
     ErrorEvent,
     EventBus,
     InputMode,
@@ -44,6 +56,8 @@ from .vad import rms_db
 log = logging.getLogger(__name__)
 #: the playback segment of the test sound (a reply's segments count up from 1)
 TEST_SOUND_SEGMENT = -1
+#: a lost microphone is opened again this often until it works
+RETRY_SECS = 1.0
 
 
 @functools.cache
@@ -147,13 +161,18 @@ class VoiceAgent:
         self._stop_lock = asyncio.Lock()
         self.muted = False
         self._silence: AudioArray | None = None
+        self._reopening: asyncio.Task[None] | None = None  # the lost microphone being opened again
+        self._speaker_lost = False
         #: the level of the last microphone frame in dBFS (−120: none yet, or muted), for a level meter
         self.input_level_db = -120.0
         self.bus.subscribe(self._track_state)
         configure_allocator()
 
     def _track_state(self, event: object) -> None:
-        if isinstance(event, StateChanged):
+        if isinstance(event, AssistantSpeaking) and self._speaker_lost:
+            self._speaker_lost = False  # a sentence reached the speaker
+            self.bus.emit(DeviceStatus("speaker", True, "The speaker works again."))
+        elif isinstance(event, StateChanged):
             self.state = event.state
             if self._input is not None:
                 self._input.set_relaxed(event.state is AgentState.LISTENING)
@@ -167,8 +186,8 @@ class VoiceAgent:
         t0 = self.clock.now()
         self.bus.emit(StateChanged(AgentState.LOADING))
         try:
-            self._sink = self.audio.open_output(self.clock, self._on_device_error)
-            self._input = self.audio.open_input(self.clock, self._on_frame, self._on_device_error)
+            self._sink = self.audio.open_output(self.clock, self._on_speaker_lost)
+            self._input = self.audio.open_input(self.clock, self._on_frame, self._on_microphone_lost)
             self._input.set_hands_free(self.mode is InputMode.HANDS_FREE)
             if self._input.notice:
                 self.bus.emit(Notice(self._input.notice))
@@ -267,9 +286,61 @@ class VoiceAgent:
             talking_over = self._input is not None and self._input.talking_over
             self.conversation.on_frame(frame, t, self.input_level_db, talking_over)
 
-    def _on_device_error(self, exc: AudioDeviceError) -> None:
-        log.warning("audio device error: %s", exc)
-        self.bus.emit(ErrorEvent(str(exc), fatal=True))
+    def _on_microphone_lost(self, exc: AudioDeviceError) -> None:  # (on the loop)
+        if self.state is AgentState.STOPPED or self._reopening is not None:
+            return
+        log.warning("microphone lost: %s", exc)
+        self.bus.emit(
+            DeviceStatus(
+                "microphone",
+                False,
+                f"{exc} The conversation is kept; listening resumes by itself once the microphone is back.",
+            )
+        )
+        if self.conversation is not None and self.conversation.user_speaking:
+            self.conversation.abandon_user_turn()
+        self._reopening = asyncio.get_running_loop().create_task(self._reopen_microphone())
+
+    async def _reopen_microphone(self) -> None:
+        lost, self._input = self._input, None
+        if lost is not None:
+            with contextlib.suppress(Exception):
+                await lost.stop()
+        tries = 0
+        while self.state is not AgentState.STOPPED:
+            await asyncio.sleep(RETRY_SECS)
+            tries += 1
+            try:
+                source = self.audio.open_input(self.clock, self._on_frame, self._on_microphone_lost)
+                await source.start()
+            except AudioDeviceError as exc:
+                log.debug("the microphone is not back yet (try %d): %s", tries, exc)
+                continue
+            source.set_hands_free(self.mode is InputMode.HANDS_FREE)
+            source.set_relaxed(self.state is AgentState.LISTENING)
+            self._input = source
+            self._reopening = None
+            log.info("the microphone works again (after %d tries)", tries)
+            self.bus.emit(DeviceStatus("microphone", True, "The microphone works again."))
+            return
+        self._reopening = None
+
+    def _on_speaker_lost(self, exc: AudioDeviceError) -> None:  # (on the loop)
+        if self.state is AgentState.STOPPED:
+            return
+        log.warning("speaker lost: %s", exc)
+        first = not self._speaker_lost
+        self._speaker_lost = True
+        if self.conversation is not None:
+            self.stop_speaking()  # nothing more of this answer can be heard
+        if first:
+            self.bus.emit(
+                DeviceStatus(
+                    "speaker",
+                    False,
+                    f"{exc} The conversation is kept; the next answer tries the speaker again.",
+                )
+            )
 
     # ---- commands (call on the loop thread) ---------------------------------------------------------
 
@@ -317,6 +388,11 @@ class VoiceAgent:
     async def _stop(self) -> None:
         if self.state is AgentState.STOPPED:
             return
+        if self._reopening is not None:
+            self._reopening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reopening
+            self._reopening = None
         if self._input is not None:
             await self._input.stop()
             self._input = None

@@ -13,9 +13,11 @@ from (PortAudio's audio threads included), only when something went wrong; it ta
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -196,11 +198,38 @@ class BlockClock:
         return t
 
 
-def close_stream(stream: Any) -> None:
+def close_stream(stream: Any, *, abort: bool = False) -> None:
+    """Stop (``abort``: without draining what is buffered) and close; errors are ignored."""
     with contextlib.suppress(Exception):  # a lost device may fail to stop; closing is all we want
-        stream.stop()
+        stream.abort() if abort else stream.stop()
     with contextlib.suppress(Exception):
         stream.close()
+
+
+async def close_lost_stream(stream: Any, timeout: float = 2.0) -> bool:
+    """Abort and close ``stream`` on a daemon thread of its own, waiting at most ``timeout`` seconds: on a
+    sound server that died under it, PortAudio may never return (its ALSA thread spins on the dead PCM),
+    and a thread of the loop's executor stuck there would hold up the process's exit. False if it did not
+    return in time (the thread is left behind)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def finished() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def run() -> None:
+        close_stream(stream, abort=True)
+        with contextlib.suppress(RuntimeError):  # (the loop is closed)
+            loop.call_soon_threadsafe(finished)
+
+    threading.Thread(target=run, name="close-stream", daemon=True).start()
+    try:
+        await asyncio.wait_for(asyncio.shield(done), timeout)
+    except TimeoutError:
+        log.warning("a sound stream did not close within %.0f s; left behind", timeout)
+        return False
+    return True
 
 
 def report_lost(message: str, on_error: ErrorCallback | None) -> None:

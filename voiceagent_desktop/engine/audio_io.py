@@ -27,7 +27,7 @@ from .audio_devices import (
     ErrorCallback,
     FrameCallback,
     Kind,
-    close_stream,
+    close_lost_stream,
     device_index,
     list_devices,
     open_error,
@@ -219,7 +219,7 @@ class AudioInput:
             self._watchdog = None
         stream, self._stream = self._stream, None
         if stream is not None:
-            await asyncio.to_thread(close_stream, stream)
+            await close_lost_stream(stream)  # (aborted: a capture has nothing to drain)
         self._buf = np.zeros(0, dtype=np.float32)
         if self._resampler is not None:
             self._resampler.clear()

@@ -368,6 +368,7 @@ class AudioOutput:
         if self._closing:
             return
         self._running = False
+        self._switch.want(False)  # close the dead stream: the next sound opens a new one
         report_lost(f"The speaker stopped working ({why}). Check the sound device.", self.on_error)
 
     def close(self) -> None:

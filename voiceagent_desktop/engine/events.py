@@ -218,6 +218,16 @@ class Notice(Event):
 
 
 @dataclass(frozen=True)
+class DeviceStatus(Event):
+    """A sound device stopped working (``working`` False: the conversation goes on without it, and the
+    agent tries it again by itself) or works again. ``device``: "microphone" or "speaker"."""
+
+    device: str
+    working: bool
+    message: str
+
+
+@dataclass(frozen=True)
 class ErrorEvent(Event):
     message: str
     fatal: bool = False

@@ -23,6 +23,7 @@ from ..engine.events import (
     AssistantSpeaking,
     BargeIn,
     BargeInResumed,
+    DeviceStatus,
     ErrorEvent,
     Event,
     InputMode,
@@ -84,6 +85,8 @@ class EngineBridge(QObject):
     bargeInResumed = Signal(int)
     userTurnDropped = Signal(int)  # turn id
     userTurnContinued = Signal(int)  # turn id (withdrawn: the next turn continues it)
+    #: "microphone" or "speaker", working, message fit for the user (engine.events.DeviceStatus)
+    deviceStatus = Signal(str, bool, str)
     #: message fit for the user, fatal
     error = Signal(str, bool)
     #: (internal) an engine event or ("error", message, fatal), on its way to the GUI thread
@@ -312,6 +315,8 @@ class EngineBridge(QObject):
             self.modeChanged.emit(event.mode.value)
         elif isinstance(event, Notice):
             self.notice.emit(event.message)
+        elif isinstance(event, DeviceStatus):
+            self.deviceStatus.emit(event.device, event.working, event.message)
         elif isinstance(event, ToolCalled):
             self.toolCalled.emit(event.turn_id, event.call_id, event.name, event.arguments)
         elif isinstance(event, ToolResult):

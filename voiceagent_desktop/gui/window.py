@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         root.addLayout(header)
 
         self.error_banner = Banner("errorBanner")
+        self._device_lost: dict[str, str] = {}  # device → the banner's message while it does not work
         self.restart_button = self.error_banner.add_button("Restart", "Start the assistant again")
         self.restart_button.clicked.connect(self.restartRequested.emit)
         self.notice_banner = Banner("noticeBanner")
@@ -254,6 +255,7 @@ class MainWindow(QMainWindow):
         bridge.userTurnContinued.connect(self.timing.withdraw_turn)
         bridge.userTurnContinued.connect(self.hud.on_turn_over)
         bridge.error.connect(self.show_error)
+        bridge.deviceStatus.connect(self.show_device_status)
         set_checked_quietly(self.hands_free, bridge.hands_free)
         self.hands_free.setEnabled(self.fatal_error is None)
         if bridge.is_ready:
@@ -414,6 +416,18 @@ class MainWindow(QMainWindow):
         else:
             self.error_banner.show_message(f"Error: {message}")
             self.restart_button.hide()
+
+    def show_device_status(self, device: str, working: bool, message: str) -> None:
+        """A sound device stopped working (the banner says so until it works again) or is back."""
+        if not working:
+            self._device_lost[device] = message
+            self.error_banner.show_message(message)
+            self.restart_button.hide()
+            return
+        shown = self._device_lost.pop(device, None)
+        if shown is not None and self.error_banner.text == shown and self.fatal_error is None:
+            self.error_banner.hide()
+        self.show_notice(message)
 
     def show_notice(self, message: str) -> None:
         self.notice_banner.show_message(message)

@@ -187,33 +187,49 @@ class CartesiaTurn:
                         ev = await anext(events)
                 except TimeoutError:
                     raise ProviderTimeout(f"{tts.name} sent no audio for {wait:g} s.") from None
-                kind, status = getattr(ev, "type", None), getattr(ev, "status_code", None)
-                if kind == "_ended":
+                if getattr(ev, "type", None) == "_ended":
                     raise map_error(ev.why, tts.name)
-                last_frame = time.monotonic() if kind != "_wake" else last_frame
-                if kind == "chunk" and (data := ev.audio):
-                    produced, index = True, self._piece(ev)
-                    pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
-                    self._secs += len(pcm) / SAMPLE_RATE
-                    yield index, pcm.astype(np.float32) / np.float32(32768.0)
-                elif kind == "timestamps" and (wt := getattr(ev, "word_timestamps", None)) is not None:
-                    words = list(zip(wt.words, wt.start, wt.end, strict=False))
-                    self.word_timestamps.extend(words)
-                    index = self._piece(ev)
-                    base = self._base[index]  # (times run on over the context; if not, taken as they are)
-                    base = base if words and words[0][1] >= base / 2 else 0.0
-                    self.timestamps(index).extend((w, a - base, b - base) for w, a, b in words)
-                elif kind == "flush_done":
-                    self.completed = max(self.completed, self._piece(ev) + 1)
-                elif kind == "done":
-                    self.completed, self._done = len(self._texts), True
-                elif kind == "error":
-                    self._ctx = None  # the context is over on the server: nothing to cancel
-                    what = f"{tts.name} reported an error: {ev.title or 'error'}: {ev.message or ''}"
-                    client = status is not None and 400 <= status < 500 and status != 429
-                    raise (ProtocolError if client else ServiceError)(what.rstrip(": "), status=status)
-                elif kind != "_wake":
-                    log.debug("%s: ignored a %r frame", tts.name, kind)
+                if getattr(ev, "type", None) != "_wake":
+                    last_frame = time.monotonic()
+                try:
+                    piece = self._event(ev)
+                except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+                    # a field of the wrong type or shape (the SDK's models accept what the service sends)
+                    raise ProtocolError(
+                        f"{tts.name} sent a frame the app cannot read ({type(e).__name__})."
+                    ) from None
+                if piece is not None:
+                    produced = True
+                    yield piece
+
+    def _event(self, ev: Any) -> tuple[int, AudioArray] | None:
+        """One event of the context: its audio (piece index, samples), or None."""
+        tts = self._tts
+        kind, status = getattr(ev, "type", None), getattr(ev, "status_code", None)
+        if kind == "chunk" and (data := ev.audio):
+            index = self._piece(ev)
+            pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+            self._secs += len(pcm) / SAMPLE_RATE
+            return index, pcm.astype(np.float32) / np.float32(32768.0)
+        if kind == "timestamps" and (wt := getattr(ev, "word_timestamps", None)) is not None:
+            words = list(zip(wt.words, wt.start, wt.end, strict=False))
+            self.word_timestamps.extend(words)
+            index = self._piece(ev)
+            base = self._base[index]  # (times run on over the context; if not, taken as they are)
+            base = base if words and words[0][1] >= base / 2 else 0.0
+            self.timestamps(index).extend((w, a - base, b - base) for w, a, b in words)
+        elif kind == "flush_done":
+            self.completed = max(self.completed, self._piece(ev) + 1)
+        elif kind == "done":
+            self.completed, self._done = len(self._texts), True
+        elif kind == "error":
+            self._ctx = None  # the context is over on the server: nothing to cancel
+            what = f"{tts.name} reported an error: {ev.title or 'error'}: {ev.message or ''}"
+            client = status is not None and 400 <= status < 500 and status != 429
+            raise (ProtocolError if client else ServiceError)(what.rstrip(": "), status=status)
+        elif kind != "_wake":
+            log.debug("%s: ignored a %r frame", tts.name, kind)
+        return None
 
     async def cancel(self) -> None:
         """Stop this context at once (barge-in): sends the cancel frame, waits 0.5 s at most."""

@@ -67,6 +67,8 @@ class Faults:
     silent_after: int | None = None  # stop sending (keep the socket open) after this many chunks
     drop_after: int | None = None  # abort the TCP connection after this many chunks
     times: int | None = None  # the faults apply to the first `times` connections only (None: all)
+    #: Rewrites each frame into the frames actually sent (tests/helpers/frame_fuzz.py: hostile frames)
+    mangle: Callable[[dict[str, Any]], list[str | bytes]] | None = None
 
 
 @dataclass
@@ -323,7 +325,9 @@ class FakeCartesiaServer(LocalWebSocketServer):
 
     async def _send(self, ws: Any, frame: dict[str, Any]) -> None:
         self.sent.append({k: v for k, v in frame.items() if k != "data"})
-        data = json.dumps(frame)
+        mangle = self.faults.mangle
+        frames: list[str | bytes] = mangle(frame) if mangle is not None else [json.dumps(frame)]
         self.sent_at = time.monotonic()  # ready to go: the time after this is the transport's and the app's
         with contextlib.suppress(Exception):  # the client may be gone
-            await ws.send(data)
+            for data in frames:
+                await ws.send(data)

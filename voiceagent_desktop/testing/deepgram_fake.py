@@ -54,6 +54,8 @@ class Faults:
     finalize_hold: asyncio.Event | None = None
     #: The faults hit only the first this-many connections (a reconnect then finds a healthy server).
     times: int | None = None
+    #: Rewrites each frame into the frames actually sent (tests/helpers/frame_fuzz.py: hostile frames)
+    mangle: Callable[[dict[str, Any]], list[str | bytes]] | None = None
 
 
 @dataclass
@@ -350,11 +352,12 @@ class FakeDeepgramServer:
         if f.error_frame_after is not None and n == f.error_frame_after:
             await ws.send(json.dumps({"type": "Error", "variant": "InternalError",
                                       "description": "The fake failed to process the audio."}))  # fmt: skip
-        data = json.dumps(msg)
+        frames: list[str | bytes] = f.mangle(msg) if f.mangle is not None else [json.dumps(msg)]
         self.sent_types.append(str(msg.get("type")))
         self.sent_at = time.monotonic()  # ready to go: the time after this is the transport's and the app's
         with contextlib.suppress(Exception):
-            await ws.send(data)
+            for data in frames:
+                await ws.send(data)
 
 
 class _Dropped(Exception):

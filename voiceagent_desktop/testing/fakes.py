@@ -15,7 +15,7 @@ import numpy as np
 
 from ..engine.clock import Clock
 from ..engine.ports import PlaybackListener
-from ..errors import AudioDeviceError, DeviceLostError
+from ..errors import AudioDeviceError, DeviceLostError, DeviceNotFoundError
 from ..providers.base import (
     AudioArray,
     ChatMessage,
@@ -307,6 +307,9 @@ class FakeAudioFactory:
         self.rate = rate
         self.sink: FakeSink | None = None
         self.source: FakeSource | None = None
+        #: the microphone is gone: opening it fails as ``AudioInput`` does
+        self.absent = False
+        self.input_opens = 0
 
     def open_output(
         self, clock: Clock, on_error: Callable[[AudioDeviceError], None] | None = None
@@ -320,5 +323,10 @@ class FakeAudioFactory:
         on_frame: Callable[[AudioArray, float], None],
         on_error: Callable[[AudioDeviceError], None] | None = None,
     ) -> FakeSource:
+        self.input_opens += 1
+        if self.absent:
+            raise DeviceNotFoundError(
+                "No input device was found. Connect one and check the system sound settings."
+            )
         self.source = FakeSource(clock, on_frame, on_error)
         return self.source

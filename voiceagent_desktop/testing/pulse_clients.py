@@ -36,11 +36,20 @@ class PacatPlayer:
     10 ms, pacat underran under CPU load, leaving gaps of up to 60 ms in the middle of the audio.
     """
 
-    def __init__(self, sink: str, audio: npt.ArrayLike, sample_rate: int, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        sink: str,
+        audio: npt.ArrayLike,
+        sample_rate: int,
+        *,
+        timeout: float = 5.0,
+        server: str | None = None,
+    ) -> None:
         self._frames = _as_frames(audio)
         channels = self._frames.shape[1]
         cmd = ["pacat", "--playback", "-v", f"--device={sink}", "--format=float32le", f"--rate={sample_rate}"]
         cmd += [f"--channels={channels}", "--latency-msec=100", "--client-name=virtual-audio-player"]
+        cmd += [f"--server={server}"] if server else []
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self._connected = threading.Event()
         self._stderr: list[str] = []
@@ -109,10 +118,19 @@ class PacatPlayer:
 class Recording:
     """A running capture (``parec``) of a source, as float32 ``(frames, channels)`` at ``sample_rate``."""
 
-    def __init__(self, source: str, channels: int, sample_rate: int = RATE, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        source: str,
+        channels: int,
+        sample_rate: int = RATE,
+        *,
+        timeout: float = 5.0,
+        server: str | None = None,
+    ) -> None:
         self.source, self.channels, self.sample_rate = source, channels, sample_rate
         cmd = ["parec", f"--device={source}", "--format=float32le", f"--rate={sample_rate}"]
         cmd += [f"--channels={channels}", "--latency-msec=10", "--client-name=virtual-audio-recorder"]
+        cmd += [f"--server={server}"] if server else []
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._chunks: list[bytes] = []
         self._nbytes = 0

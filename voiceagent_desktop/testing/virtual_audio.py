@@ -209,7 +209,7 @@ class VirtualAudio:
 
     def player(self, sink: str, audio: npt.ArrayLike, sample_rate: int) -> PacatPlayer:
         """A connected, not yet started player (call ``.start()``) — the lowest start jitter."""
-        return self._track(PacatPlayer(sink, audio, sample_rate))
+        return self._track(PacatPlayer(sink, audio, sample_rate, server=self.server))
 
     def _track(self, client: _C) -> _C:
         for c in self._clients:
@@ -228,7 +228,8 @@ class VirtualAudio:
 
     def start_recording(self, source: str, channels: int | None = None, sample_rate: int = RATE) -> Recording:
         """Start capturing ``source``; returns once the first audio arrived. ``.stop()`` returns it."""
-        return self._track(Recording(source, channels or _SOURCE_CHANNELS.get(source, 1), sample_rate))
+        channels = channels or _SOURCE_CHANNELS.get(source, 1)
+        return self._track(Recording(source, channels, sample_rate, server=self.server))
 
     def record(
         self, source: str, seconds: float, channels: int | None = None, sample_rate: int = RATE

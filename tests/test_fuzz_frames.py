@@ -1,0 +1,126 @@
+"""Hostile inbound frames, fuzzed (hypothesis) through the providers' official SDKs and their fakes: every
+frame the Deepgram STT fake and the Cartesia TTS fake send is rewritten by a drawn plan (dropped, doubled,
+reordered, cut short, a field of the wrong type, a huge field, a binary frame, text that is not JSON —
+tests/helpers/frame_fuzz.py). Whatever arrives, the provider returns what it could make of it or raises an
+error of the app's own tree (``VoiceAgentError``) — never a third-party exception, never a hang — and the
+next turn on a healthy server works. ``VOICEAGENT_FUZZ`` sets the number of examples (500 here)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.helpers.frame_fuzz import Mangler, plans
+from voiceagent_desktop.errors import VoiceAgentError
+from voiceagent_desktop.providers.base import Transcript
+from voiceagent_desktop.providers.cartesia_tts import CartesiaTTS
+from voiceagent_desktop.providers.cloud_errors import RetryPolicy
+from voiceagent_desktop.providers.deepgram_stt import DeepgramSTT
+from voiceagent_desktop.testing import cartesia_fake, deepgram_fake
+
+EXAMPLES = int(os.environ.get("VOICEAGENT_FUZZ", "500"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+NO_RETRY = RetryPolicy(attempts=1, base_secs=0.01, max_secs=0.01)
+RATE, FRAME = 16000, 512
+
+
+async def words(audio: np.ndarray) -> str:
+    return " ".join(f"w{i}" for i in range(max(1, round(len(audio) / RATE * 2)))) + "."
+
+
+def _tone(secs: float) -> list[np.ndarray]:
+    t = np.arange(int(secs * RATE)) / RATE
+    audio = np.concatenate([0.2 * np.sin(2 * np.pi * 220 * t), np.zeros(int(0.2 * RATE))]).astype(np.float32)
+    return [audio[k : k + FRAME] for k in range(0, len(audio) - FRAME + 1, FRAME)]
+
+
+TURN = _tone(1.0)
+
+
+async def _stt_turn(server: deepgram_fake.FakeDeepgramServer) -> Transcript:
+    stt = DeepgramSTT(url=server.url, api_key="dg-key", retry=NO_RETRY, finalize_timeout_secs=0.1)
+    try:
+        await stt.load()
+        stt.begin_turn(TURN[:5])
+        for f in TURN[5:]:
+            stt.send(f, voiced=bool(np.any(f)))
+        transcript = await stt.finalize()
+        stt.end_turn()
+        return transcript
+    finally:
+        await stt.aclose()
+
+
+@FUZZ
+@given(mangle=plans())
+def test_deepgram_frames_of_any_shape(mangle: Mangler) -> None:
+    async def run() -> None:
+        faults = deepgram_fake.Faults(mangle=mangle)
+        async with deepgram_fake.FakeDeepgramServer(words, api_key="dg-key", faults=faults) as server:
+            try:
+                transcript = await _stt_turn(server)
+                assert isinstance(transcript.text, str)
+            except VoiceAgentError:
+                pass  # refused in the app's own words
+            server.faults = deepgram_fake.Faults()
+            assert (await _stt_turn(server)).text == "w0 w1."  # and the next turn works
+
+    asyncio.run(run())
+
+
+async def _tts_turn(server: cartesia_fake.FakeCartesiaServer) -> int:
+    tts = CartesiaTTS(
+        base_url=server.url.replace("ws", "http"),
+        api_key="car-key",
+        retry=NO_RETRY,
+        connect_secs=2.0,
+        first_audio_timeout_secs=0.3,
+        idle_secs=0.3,
+    )
+    try:
+        await tts.load()
+        return sum([len(a) async for a in tts.synthesize("Hello there. How are you today?")])
+    finally:
+        await tts.aclose()
+
+
+@FUZZ
+@given(mangle=plans())
+def test_cartesia_frames_of_any_shape(mangle: Mangler) -> None:
+    async def run() -> None:
+        faults = cartesia_fake.Faults(mangle=mangle)
+        async with cartesia_fake.FakeCartesiaServer(api_key="car-key", faults=faults) as server:
+            with contextlib.suppress(VoiceAgentError):  # (refused in the app's own words)
+                assert await _tts_turn(server) >= 0
+            server.faults = cartesia_fake.Faults()
+            assert await _tts_turn(server) > 0  # and the next turn works
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("op", ["cut", "retype", "binary", "text", "huge"])
+def test_each_kind_of_damage_changes_the_frame(op: str) -> None:
+    arg = {"cut": 0.5, "retype": (0, 12345), "binary": b"\x00\xff", "text": "not json", "huge": None}[op]
+    mangle = Mangler([(op, arg)] * 3)
+    out = mangle({"type": "Results", "is_final": True})
+    assert out and out[0] != '{"type": "Results", "is_final": true}'
+
+
+def test_the_damage_reaches_the_provider() -> None:
+    """A plan that drops every frame leaves the turn without its words: the provider saw the damage."""
+
+    async def run() -> None:
+        faults = deepgram_fake.Faults(mangle=Mangler([("drop", None)] * 100))
+        async with deepgram_fake.FakeDeepgramServer(words, api_key="dg-key", faults=faults) as server:
+            try:
+                got = (await _stt_turn(server)).text
+            except VoiceAgentError:
+                got = None
+            assert got != "w0 w1."
+
+    asyncio.run(run())
