@@ -2,7 +2,7 @@
 official SDK against its fake (every STT and TTS the registry has, the OpenAI-compatible LLM), one with a
 key the service rejects, the logs at DEBUG (the terminal) and INFO (the file), an SDK error that quotes the
 key it was given, a crash — no key is in the terminal's output, the log file, the error texts the window
-shows, or a saved conversation's export."""
+shows, a saved conversation's export, or a benchmark's results file."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from voiceagent_desktop import doctor, errors, keys, logs
+from voiceagent_desktop.bench.report import write_json
 from voiceagent_desktop.config import Settings, STTSettings, TTSSettings
 from voiceagent_desktop.errors import AuthError
 from voiceagent_desktop.providers import registry
@@ -71,6 +72,12 @@ async def test_no_key_reaches_a_log_an_error_text_or_an_export(
         sid = store.create("keys")
         store.add_message(sid, Message(1, "user", "what time is it", False, "", 0.0))
         exported = store.export_markdown(sid) + json.dumps(store.export_json(sid))
+        # A benchmark's results, written the way every bench writes them, after a run whose notices and
+        # errors quoted the keys (the cloud bench keeps the notices; a provider's error may quote a key)
+        bench_json = tmp_path / "bench.json"
+        write_json(
+            bench_json, {"notices": [f"fell back: {v} was refused" for v in env.values()], "shown": shown}
+        )
     finally:
         logs.reset()
     secrets = [*env.values(), WRONG]
@@ -82,3 +89,5 @@ async def test_no_key_reaches_a_log_an_error_text_or_an_export(
     assert leaks(log_file.read_text(), secrets) == [] and "a bug holding" in log_file.read_text()
     assert leaks("\n".join(shown), secrets) == [], shown
     assert leaks(exported, secrets) == []
+    assert leaks(bench_json.read_text(), secrets) == [] and "was refused" in bench_json.read_text()
+    json.loads(bench_json.read_text())  # (still JSON)

@@ -40,7 +40,7 @@ from ..testing.virtual_audio import MIC_FEED, PROBE, VirtualAudio
 from ..wiring import build_agent
 from . import analysis
 from .driver import until
-from .report import ECHO_MARK, replace_section
+from .report import ECHO_MARK, replace_section, write_json
 
 RATE = 16000
 ANSWERS = [
@@ -266,7 +266,7 @@ def run_echo_bench(
             rooms.append(asyncio.run(_room(settings, va, r.name, n, seed=i)))
             print(json.dumps({k: v for k, v in rooms[-1].items() if k != "barge_in"}), flush=True)
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), **summarize(rooms), "rooms": rooms}
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(json_path, results)
     if markdown is not None:
         render_echo_section(results, markdown)
     print(json.dumps({k: v for k, v in results.items() if k != "rooms"}, indent=2))

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import analysis
-from .report import PROVIDERS_MARK, replace_section
+from .report import PROVIDERS_MARK, replace_section, write_json
 
 SENTENCES = 30
 TEXT = "The quick brown fox jumps over the lazy dog."
@@ -209,7 +209,7 @@ def run_provider_bench(json_path: Path, *, markdown: Path | None = None) -> int:
         "tts": asyncio.run(_run()),
         "stt": asyncio.run(_run_stt()),
     }
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(json_path, results)
     if markdown is not None:
         render_provider_section(results, markdown)
     print(json.dumps(results, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -387,6 +388,14 @@ def render_turn_section(results: dict[str, Any], path: Path) -> None:
             )
     lines.append("")
     replace_section(path, TURN_MARK, lines, before=CLOUD_MARK)
+
+
+def write_json(path: Path, data: Any, *, indent: int | None = 2) -> None:
+    """Every benchmark's results file: any key the run read is masked (``private.scrub``), as in the logs —
+    a provider's error text or a notice copied into the results must not carry one."""
+    from ..private import scrub
+
+    path.write_text(scrub(json.dumps(data, indent=indent, default=str)) + "\n")
 
 
 def replace_section(path: Path, mark: str, lines: list[str], *, before: str | None = None) -> None:

@@ -49,7 +49,7 @@ from .driver import (
     wait_state,
 )
 from .idle import DeviceCounters, measure_idle, measure_window_idle
-from .report import render_markdown
+from .report import render_markdown, write_json
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def _analyse(raw: dict[str, Any]) -> dict[str, Any]:
     if debug:  # keep the raw recording and timeline for inspection
         np.savez(debug, probe=audio, checkpoints=np.asarray(raw["probe_checkpoints"]))
         timeline = {"turns": raw["turns"], "barge": raw["barge"]}
-        Path(debug + ".json").write_text(json.dumps(timeline, default=str))
+        write_json(Path(debug + ".json"), timeline, indent=None)
     mic, spk = np.ascontiguousarray(audio[:, 0]), np.ascontiguousarray(audio[:, 1])
     pos = raw["probe_pos"]  # monotonic time -> seconds into the probe recording
     arms = ("ptt", "ptt_one_pass", "handsfree", "handsfree_no_speculation", "handsfree_silence")
@@ -372,7 +372,7 @@ def run_bench(
             out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             out["machine"] = machine_info()
             out.update(run_gui_bench(settings, va, turns, rounds=rounds))
-        json_path.write_text(json.dumps(out, indent=2) + "\n")
+        write_json(json_path, out)
         if markdown is not None:
             render_gui_section(out, markdown)
         keys = ("gui_overhead_ms", "gui_overhead_engine_ms", "v2v_ms", "pairs", "answered")
@@ -387,7 +387,7 @@ def run_bench(
             cloud: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             cloud["machine"] = machine_info()
             cloud.update(run_cloud_bench(settings, va, turns, variant_turns=max(2, turns // 2)))
-        json_path.write_text(json.dumps(cloud, indent=2) + "\n")
+        write_json(json_path, cloud)
         if markdown is not None:
             render_cloud_section(cloud, markdown)
         keys = ("overhead_ms", "capture_ms", "overhead_after_capture_ms", "device_ms", "answered")
@@ -407,7 +407,7 @@ def run_bench(
             results["window_idle"] = measure_window_idle()
         raw = asyncio.run(_bench_conversation(settings, va, turns))
         results.update(_analyse(raw))
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(json_path, results)
     if markdown is not None:
         render_markdown(results, markdown)
     print(json.dumps({k: v for k, v in results.items() if k != "turns"}, indent=2))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from .report import SOAK_MARK, replace_section
+from .report import SOAK_MARK, replace_section, write_json
 
 PLOT = "soak-rss.svg"
 #: the issue's limits: RSS growth over the last 90 % of the turns, and latency drift
@@ -57,7 +57,7 @@ def run_soak_bench(
     if gui_messages:
         out["gui"] = measure_in_child(gui_messages)
     out["passed"] = passed(out) and ("embedded" not in out or passed(out["embedded"]))
-    json_path.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(json_path, out)
     if markdown is not None:
         render_soak_section(out, markdown)
     summary = {k: out[k] for k in KEYS} | {"passed": out["passed"]}

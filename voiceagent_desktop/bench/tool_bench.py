@@ -20,7 +20,7 @@ from ..engine.builtin_tools import Timers, builtin_registry
 from ..engine.calculator import CalculatorError, evaluate
 from ..engine.events import EventBus
 from . import analysis
-from .report import TOOLS_MARK, replace_section
+from .report import TOOLS_MARK, replace_section, write_json
 
 
 def _number(expected: float, key: str, *, calc: bool = False) -> Callable[[dict[str, Any]], bool]:
@@ -89,7 +89,7 @@ def run_tool_bench(json_path: Path, *, gguf: str | None = None, markdown: Path |
         "no_tool_right": sum(r["tool_ok"] for r in without) / len(without),
         "routing_ms": analysis.percentiles(times),
     }
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(json_path, results)
     if markdown is not None:
         render_tool_section(results, markdown)
     print(json.dumps({k: v for k, v in results.items() if k != "cases"}, indent=2))

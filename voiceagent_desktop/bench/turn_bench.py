@@ -43,6 +43,7 @@ from ..engine.turn import (
 )
 from ..engine.turn_text import TextState, classify
 from ..engine.vad import SpeechStarted, SpeechStopped, VADParams, VADPhase, VADStateMachine, rms_db
+from .report import write_json
 from .turn_corpus import RATE, TurnClip, build_corpus
 from .turn_outcome import AUDIBLE_SECS, cutoff_stats
 from .turn_replay import FRAME, FRAME_SECS, Step, Trace, _as_run, _models_start, replay
@@ -443,7 +444,7 @@ def run_turn_bench(
         "corpus": {"clips": len(clips), "snrs": list(snrs), "seconds": round(audio_s, 1)},
         "elapsed_s": round(time.monotonic() - t0, 1),
     }
-    json_path.write_text(json.dumps(results, indent=2))
+    write_json(json_path, results)
     if markdown is not None:
         from .report import render_turn_section
 
