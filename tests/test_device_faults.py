@@ -358,3 +358,78 @@ async def test_a_busy_microphone_is_tried_again_until_free(
     assert busy["left"] == 0  # three tries found it busy, the fourth got it
     r = await rig.answered(await rig.say(ptt=True))
     assert r.speaking and not r.done.interrupted
+
+
+CHILD = """
+import asyncio, json, sys
+from voiceagent_desktop.bench.soak import _build_agent
+from voiceagent_desktop.bench.soak_script import TurnPlan
+from voiceagent_desktop.config import Settings
+from voiceagent_desktop.engine.events import AssistantDone, DeviceStatus, ErrorEvent, UserTranscript
+
+async def main():
+    agent, scripted = _build_agent(Settings(), False)
+    for s in scripted:
+        s.turn = TurnPlan(0, "answer", True, 1)
+    def report(ev):
+        if isinstance(ev, (AssistantDone, DeviceStatus, ErrorEvent, UserTranscript)):
+            fields = {k: str(v) for k, v in vars(ev).items()}
+            print(json.dumps({"event": type(ev).__name__, **fields}), flush=True)
+    agent.bus.subscribe(report)
+    await agent.start()
+    print(json.dumps({"event": "ready"}), flush=True)
+    loop = asyncio.get_running_loop()
+    while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+        {"press": agent.ptt_press, "release": agent.ptt_release}[line]()
+    await agent.stop()
+
+asyncio.run(main())
+"""
+
+
+async def test_two_instances_share_the_devices_and_both_answer(rig: Rig) -> None:
+    """A second instance of the app opens the same microphone and speaker (the sound server mixes them):
+    both hear the user and both answer; neither reports a device problem."""
+    import json
+    import sys
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert child.stdin is not None and child.stdout is not None
+    seen: list[dict[str, str]] = []
+
+    async def read() -> None:
+        assert child.stdout is not None
+        while line := await child.stdout.readline():
+            seen.append(json.loads(line))
+
+    reader = asyncio.create_task(read())
+    try:
+        assert await until(lambda: any(e["event"] == "ready" for e in seen), WAIT)
+        for s in rig.scripted:
+            s.turn = TurnPlan(0, "answer", True, 1)
+        rig.agent.set_mode(InputMode.PUSH_TO_TALK)
+        newest = rig.log.newest
+        player = await asyncio.to_thread(rig.va.player, MIC_FEED, rig.speech[LINES[1]], RATE)
+        rig.agent.ptt_press()
+        child.stdin.write(b"press\n")
+        await child.stdin.drain()
+        player.start()
+        await asyncio.sleep(player.duration + 0.05)
+        rig.agent.ptt_release()
+        child.stdin.write(b"release\n")
+        await child.stdin.drain()
+        assert await until(lambda: rig.log.taken_after(newest), WAIT)
+        mine = await rig.answered(rig.log.newest)
+        assert mine.user == LINES[1] and mine.speaking and not mine.done.interrupted
+        assert await until(lambda: any(e["event"] == "AssistantDone" for e in seen), WAIT)
+        theirs = [e for e in seen if e["event"] in ("UserTranscript", "AssistantDone")]
+        assert theirs[0]["text"] == LINES[1] and theirs[1]["interrupted"] == "False"
+        assert not [e for e in seen if e["event"] in ("DeviceStatus", "ErrorEvent")]
+        assert not rig.status("microphone") and not rig.status("speaker")
+        await asyncio.to_thread(player.stop)
+    finally:
+        child.stdin.close()
+        await asyncio.wait_for(child.wait(), WAIT)
+        await reader
