@@ -1,5 +1,6 @@
 """Hostile inbound frames, fuzzed (hypothesis) through the providers' official SDKs and their fakes: every
-frame the Deepgram STT fake and the Cartesia TTS fake send is rewritten by a drawn plan (dropped, doubled,
+frame the Deepgram STT fake, the Cartesia TTS fake and the OpenAI chat-completions fake (its SSE events)
+send is rewritten by a drawn plan (dropped, doubled,
 reordered, cut short, a field of the wrong type, a huge field, a binary frame, text that is not JSON —
 tests/helpers/frame_fuzz.py). Whatever arrives, the provider returns what it could make of it or raises an
 error of the app's own tree (``VoiceAgentError``) — never a third-party exception, never a hang — and the
@@ -17,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.helpers.frame_fuzz import Mangler, plans
 from voiceagent_desktop.errors import VoiceAgentError
-from voiceagent_desktop.providers.base import Transcript
+from voiceagent_desktop.providers.base import ChatMessage, Transcript
 from voiceagent_desktop.providers.cartesia_tts import CartesiaTTS
 from voiceagent_desktop.providers.cloud_errors import RetryPolicy
 from voiceagent_desktop.providers.deepgram_stt import DeepgramSTT
-from voiceagent_desktop.testing import cartesia_fake, deepgram_fake
+from voiceagent_desktop.providers.openai_llm import OpenAICompatibleLLM
+from voiceagent_desktop.testing import cartesia_fake, deepgram_fake, openai_fake
 
 EXAMPLES = int(os.environ.get("VOICEAGENT_FUZZ", "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -103,6 +105,34 @@ def test_cartesia_frames_of_any_shape(mangle: Mangler) -> None:
     asyncio.run(run())
 
 
+async def _llm_turn(server: openai_fake.FakeOpenAIServer) -> str:
+    llm = OpenAICompatibleLLM(
+        "openai", base_url=server.base_url, model="m", api_key="sk-key", retry=NO_RETRY,
+        first_token_secs=0.5, idle_secs=0.3,
+    )  # fmt: skip
+    try:
+        await llm.load()
+        return "".join([t async for t in llm.stream([ChatMessage("user", "Say hello.")])])
+    finally:
+        await llm.aclose()
+
+
+@FUZZ
+@given(mangle=plans())
+def test_openai_compatible_llm_events_of_any_shape(mangle: Mangler) -> None:
+    async def run() -> None:
+        script = openai_fake.Script(text="Hello from the fake server. Nice to meet you.", mangle=mangle)
+        scripts = [script, openai_fake.Script(text="Hello again.")]
+        async with openai_fake.FakeOpenAIServer(
+            lambda req: scripts.pop(0) if len(scripts) > 1 else scripts[0]
+        ) as server:
+            with contextlib.suppress(VoiceAgentError):  # (refused in the app's own words)
+                assert isinstance(await _llm_turn(server), str)
+            assert await _llm_turn(server) == "Hello again."  # and the next request works
+
+    asyncio.run(run())
+
+
 @pytest.mark.parametrize("op", ["cut", "retype", "binary", "text", "huge"])
 def test_each_kind_of_damage_changes_the_frame(op: str) -> None:
     arg = {"cut": 0.5, "retype": (0, 12345), "binary": b"\x00\xff", "text": "not json", "huge": None}[op]
@@ -122,5 +152,12 @@ def test_the_damage_reaches_the_provider() -> None:
             except VoiceAgentError:
                 got = None
             assert got != "w0 w1."
+        damaged = openai_fake.Script(text="Hello there.", mangle=Mangler([("text", "not json")] * 100))
+        async with openai_fake.FakeOpenAIServer([damaged]) as server:
+            try:
+                said: str | None = await _llm_turn(server)
+            except VoiceAgentError:
+                said = None
+            assert said != "Hello there."
 
     asyncio.run(run())

@@ -22,6 +22,7 @@ APITimeoutError, no next chunk within idle_secs     ProviderTimeout          yes
 BadRequestError, NotFoundError, other APIStatus     ProtocolError            no
 APIError mid-stream (``data: {"error": …}``)        ServiceError             before any text only
 a chunk that is not JSON                            ProtocolError            no
+a chunk with a field of the wrong type or shape     ProtocolError            no
 ==================================================  =======================  =========
 
 Cancelling the consumer (barge-in) closes the HTTP response: the server sees the connection go.
@@ -256,17 +257,31 @@ class OpenAICompatibleLLM(LLMHooks):
                 except Exception as e:
                     raise map_error(e, self.name) from None
                 wait = self._idle_secs
-                if usage := chunk.get("usage"):
-                    self.last_usage = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")}
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    if delta.get("tool_calls"):
-                        calls.add(delta["tool_calls"])
-                    if delta.get("content") and (spoken := think.feed(delta["content"])):
-                        yield spoken
+                try:
+                    spoken_parts = self._read(chunk, calls, think)
+                except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+                    # a field of the wrong type or shape: the chunks come as the JSON the server sent
+                    raise ProtocolError(
+                        f"{self.name} sent a chunk the app cannot read ({type(e).__name__})."
+                    ) from None
+                for spoken in spoken_parts:
+                    yield spoken
         finally:
             self._used_at = time.monotonic()
             await asyncio.shield(stream.close())
+
+    def _read(self, chunk: Any, calls: Any, think: ThinkFilter) -> list[str]:
+        """One streamed chunk: the usage, tool-call pieces (into ``calls``) and the text to speak."""
+        out: list[str] = []
+        if usage := chunk.get("usage"):
+            self.last_usage = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")}
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("tool_calls"):
+                calls.add(delta["tool_calls"])
+            if delta.get("content") and (spoken := think.feed(delta["content"])):
+                out.append(spoken)
+        return out
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

@@ -76,6 +76,8 @@ class Script:
     reasoning: str = ""
     reasoning_style: str = "tags"
     error_code: str | None = None  # the error body's ``code`` (e.g. "insufficient_quota" with 429)
+    #: Rewrites each JSON event into the events actually sent (tests/helpers/frame_fuzz.py: hostile frames)
+    mangle: Callable[[dict[str, Any]], list[str | bytes]] | None = None
 
 
 class FakeOpenAIServer(LocalHTTPServer):
@@ -207,9 +209,12 @@ class FakeOpenAIServer(LocalHTTPServer):
         sent_at = [0.0]  # when the last chunk was ready to send: the time after it is the transport's
 
         async def send(payload: str) -> None:
-            data = f"data: {payload}\n\n".encode()
+            frames = s.mangle(json.loads(payload)) if s.mangle and payload.startswith("{") else [payload]
             sent_at[0] = time.monotonic()
-            await write_chunk(w, data)
+            for frame in frames:
+                await write_chunk(
+                    w, b"data: " + (frame if isinstance(frame, bytes) else frame.encode()) + b"\n\n"
+                )
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> str:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
