@@ -306,6 +306,14 @@ class VoiceAgent:
         if lost is not None:
             with contextlib.suppress(Exception):
                 await lost.stop()
+            if getattr(getattr(lost, "source", lost), "left_behind", False):
+                self.bus.emit(
+                    Notice(
+                        "The old microphone stream did not close: PortAudio's thread for it is stuck on the "
+                        "sound server that went away and may keep a processor core busy. Restart the app "
+                        "when convenient to free it."
+                    )
+                )
         tries = 0
         while self.state is not AgentState.STOPPED:
             await asyncio.sleep(RETRY_SECS)

@@ -87,6 +87,8 @@ class AudioInput:
         self.stall_timeout = stall_timeout
         self.device_rate: int = sample_rate
         self.overflows = 0
+        #: the stream did not close (PortAudio's thread stuck on a sound server that went away)
+        self.left_behind = False
         self._stream: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resampler: soxr.ResampleStream | None = None
@@ -218,8 +220,9 @@ class AudioInput:
             self._watchdog.cancel()
             self._watchdog = None
         stream, self._stream = self._stream, None
-        if stream is not None:
-            await close_lost_stream(stream)  # (aborted: a capture has nothing to drain)
+        # (aborted: a capture has nothing to drain)
+        if stream is not None and not await close_lost_stream(stream):
+            self.left_behind = True
         self._buf = np.zeros(0, dtype=np.float32)
         if self._resampler is not None:
             self._resampler.clear()
