@@ -174,7 +174,7 @@ async def _soak(
                 problems.append(f"before turn {p.index}: the agent stayed {agent.state.name}")
                 agent.stop_speaking()
                 await wait_state(agent, {AgentState.LISTENING}, STUCK_SECS)
-            if p.index == WARMUP_TURNS:
+            if baseline is None and p.index >= WARMUP_TURNS:  # (the first turn since that began listening)
                 await asyncio.sleep(IDLE_SECS)
                 baseline = _counts(proc)
             await asyncio.sleep(SETTLE_SECS)
