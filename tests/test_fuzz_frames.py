@@ -44,8 +44,13 @@ def _tone(secs: float) -> list[np.ndarray]:
 TURN = _tone(1.0)
 
 
-async def _stt_turn(server: deepgram_fake.FakeDeepgramServer) -> Transcript:
-    stt = DeepgramSTT(url=server.url, api_key="dg-key", retry=NO_RETRY, finalize_timeout_secs=0.1)
+#: the damaged turn's waits are short (a dropped answer costs this much per example); the healthy turn after
+#: it has generous ones: they only guard against a hang (a busy machine must not fail it)
+SHORT, HEALTHY = 0.1, 10.0
+
+
+async def _stt_turn(server: deepgram_fake.FakeDeepgramServer, wait: float = SHORT) -> Transcript:
+    stt = DeepgramSTT(url=server.url, api_key="dg-key", retry=NO_RETRY, finalize_timeout_secs=wait)
     try:
         await stt.load()
         stt.begin_turn(TURN[:5])
@@ -70,19 +75,19 @@ def test_deepgram_frames_of_any_shape(mangle: Mangler) -> None:
             except VoiceAgentError:
                 pass  # refused in the app's own words
             server.faults = deepgram_fake.Faults()
-            assert (await _stt_turn(server)).text == "w0 w1."  # and the next turn works
+            assert (await _stt_turn(server, HEALTHY)).text == "w0 w1."  # and the next turn works
 
     asyncio.run(run())
 
 
-async def _tts_turn(server: cartesia_fake.FakeCartesiaServer) -> int:
+async def _tts_turn(server: cartesia_fake.FakeCartesiaServer, wait: float = 3 * SHORT) -> int:
     tts = CartesiaTTS(
         base_url=server.url.replace("ws", "http"),
         api_key="car-key",
         retry=NO_RETRY,
-        connect_secs=2.0,
-        first_audio_timeout_secs=0.3,
-        idle_secs=0.3,
+        connect_secs=HEALTHY,
+        first_audio_timeout_secs=wait,
+        idle_secs=wait,
     )
     try:
         await tts.load()
@@ -100,15 +105,15 @@ def test_cartesia_frames_of_any_shape(mangle: Mangler) -> None:
             with contextlib.suppress(VoiceAgentError):  # (refused in the app's own words)
                 assert await _tts_turn(server) >= 0
             server.faults = cartesia_fake.Faults()
-            assert await _tts_turn(server) > 0  # and the next turn works
+            assert await _tts_turn(server, HEALTHY) > 0  # and the next turn works
 
     asyncio.run(run())
 
 
-async def _llm_turn(server: openai_fake.FakeOpenAIServer) -> str:
+async def _llm_turn(server: openai_fake.FakeOpenAIServer, wait: float = 3 * SHORT) -> str:
     llm = OpenAICompatibleLLM(
         "openai", base_url=server.base_url, model="m", api_key="sk-key", retry=NO_RETRY,
-        first_token_secs=0.5, idle_secs=0.3,
+        first_token_secs=max(wait, 0.5), idle_secs=wait,
     )  # fmt: skip
     try:
         await llm.load()
@@ -128,7 +133,7 @@ def test_openai_compatible_llm_events_of_any_shape(mangle: Mangler) -> None:
         ) as server:
             with contextlib.suppress(VoiceAgentError):  # (refused in the app's own words)
                 assert isinstance(await _llm_turn(server), str)
-            assert await _llm_turn(server) == "Hello again."  # and the next request works
+            assert await _llm_turn(server, HEALTHY) == "Hello again."  # and the next request works
 
     asyncio.run(run())
 
