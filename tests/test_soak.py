@@ -183,7 +183,8 @@ def test_a_short_soak_leaves_nothing_stuck_leaked_or_lost(virtual_audio: Any, tm
 
     r = run_soak(Settings(), virtual_audio, 24, seed=3)
     assert r["problems"] == [] and r["stuck_turns"] == 0
-    assert (r["leaked_tasks"], r["leaked_threads"], r["leaked_py_threads"], r["leaked_fds"]) == (0, 0, 0, 0)
+    # nothing left behind (fewer than at the start is no leak: a stream still closing then, say)
+    assert max(r["leaked_tasks"], r["leaked_threads"], r["leaked_py_threads"], r["leaked_fds"]) <= 0
     o = r["outcomes"]
     assert o["interrupted"] >= 1 and o["cancelled"] >= 1 and o["tool_calls"] >= 1
     assert o["answered"] + o["interrupted"] + o["cancelled"] + o["dropped"] + o["merged"] == 24

@@ -21,7 +21,6 @@ import numpy as np
 from ..engine.events import (
     AssistantDone,
     AssistantSpeaking,
-    BargeInResumed,
     EndOfTurn,
     Event,
     ToolResult,
@@ -205,9 +204,6 @@ class TurnLog:
     newest: int = -1  # the highest turn id seen
 
     def __call__(self, ev: Event) -> None:
-        if isinstance(ev, BargeInResumed) and ev.dropped_turn_id is not None:  # a sound, not a turn
-            self(UserTurnDropped(ev.dropped_turn_id))
-            return
         tid = getattr(ev, "turn_id", None)
         if tid is None or not isinstance(
             ev,
