@@ -134,6 +134,27 @@ def test_the_user_interrupting_the_first_words_of_the_agent_is_heard(
             assert heard, (name, onset)
 
 
+def test_a_microphone_without_echo_hears_the_user_who_interrupts_the_first_answer_at_once(
+    far: np.ndarray, near: np.ndarray, silero: SileroVAD
+) -> None:
+    """A microphone that hears none of the agent (a headset, the virtual devices): the user's question ends
+    a quarter of a second before the first answer starts, and they talk over it 0.2 s in. The canceller
+    has learnt no echo path yet; it must not judge one from what it still remembers of the question
+    (it did, and AEC3 turned the user down by 40-100 dB: the answer played on, unheard)."""
+    answer_at = 2.8  # (the question is 2.3 s long)
+    far = np.concatenate([np.zeros(int(answer_at * RATE), np.float32), far[RATE // 2 :]])
+    mic = np.zeros(len(far), np.float32)
+    question_end = int((answer_at - 0.25) * RATE)
+    mic[question_end - len(near) : question_end] = near  # the question (the turn the answer answers)
+    onset = answer_at + 0.2
+    start = int(onset * RATE)
+    mic[start : start + len(near)] = near
+    r = run(far, mic, EchoMode.AEC, WebRTCAudioProcessing())
+    user = slice(start, start + len(near))
+    assert level_db(r.out[user]) > level_db(near) - 3  # handed on as it is
+    assert [t for t in vad_starts(silero, r.out) if onset <= t < onset + 0.5]
+
+
 def test_the_user_talking_over_the_agent_passes(far: np.ndarray, near: np.ndarray) -> None:
     for name in ("desk", "living-room", "kitchen"):
         echo = echo_of(far, room(name), RATE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +21,17 @@ import numpy as np
 
 from ..engine.events import (
     AssistantDone,
+    AssistantSentence,
     AssistantSpeaking,
+    BargeIn,
+    BargeInResumed,
     EndOfTurn,
     Event,
+    LatencyMark,
+    StateChanged,
     ToolResult,
     TurnMetrics,
+    UserInterim,
     UserTranscript,
     UserTurnContinued,
     UserTurnDropped,
@@ -202,8 +209,11 @@ class TurnLog:
 
     turns: dict[int, TurnRecord] = field(default_factory=dict)
     newest: int = -1  # the highest turn id seen
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=16))  # for a failure's message
 
     def __call__(self, ev: Event) -> None:
+        if not isinstance(ev, LatencyMark | AssistantSentence | UserInterim):
+            self.recent.append(_describe(ev))
         tid = getattr(ev, "turn_id", None)
         if tid is None or not isinstance(
             ev,
@@ -249,6 +259,20 @@ class TurnLog:
 
     def pop(self, turn_id: int) -> TurnRecord | None:
         return self.turns.pop(turn_id, None)
+
+
+def _describe(ev: Event) -> str:
+    """An event without the user's or the agent's words (the class name, the turn id, a barge-in's
+    reason), for a failure's message."""
+    name = type(ev).__name__
+    tid = getattr(ev, "turn_id", None)
+    if isinstance(ev, BargeIn):
+        return f"{name}({tid}, cleared in {ev.clear_s * 1000:.0f} ms)"
+    if isinstance(ev, BargeInResumed):
+        return f"{name}({tid}, {ev.reason!r}, dropped={ev.dropped_turn_id})"
+    if isinstance(ev, StateChanged):
+        return f"{name}({ev.state.name})"
+    return name if tid is None else f"{name}({tid})"
 
 
 def _words(text: str) -> list[str]:

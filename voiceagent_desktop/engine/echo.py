@@ -135,6 +135,7 @@ class EchoCanceller:
         self.erl_db = 0.0  # echo path gain (raw echo level − far-end level), learnt; 0 dB to begin with
         self.erl_floor_db = 0.0  # its low end: below ``no_echo_db``, there is no echo path
         self._mic_avg = self._far_avg = 0.0  # ~100 ms averages of the energies, for learning it
+        self._mic_recent: deque[float] = deque(maxlen=10)  # the microphone's last 100 ms of chunk energies
         self._ratios: deque[float] = deque(maxlen=round(self.params.learn_secs * 100))
         self._learnt = 0
         self.delay_ms = round(self.params.lead_secs * 1000)  # what the canceller is told
@@ -202,10 +203,16 @@ class EchoCanceller:
         raises the ratio only while they talk; the quiet moments between set the estimate. Whether there
         is an echo path at all: the 10th percentile (a user saying "mhm" every second over the agent's
         voice is a third of the time: it moved the 30th)."""
+        floor = self.params.far_floor_db
+        was_active = _db(self._far_avg) > floor
+        self._mic_recent.append(mic_e)
         self._mic_avg += 0.1 * (mic_e - self._mic_avg)
         self._far_avg += 0.1 * (far_e - self._far_avg)
-        if _db(self._far_avg) <= self.params.far_floor_db:
+        if _db(self._far_avg) <= floor:
             return
+        if not was_active:  # the far end starts: what the average still holds of an earlier sound (the
+            # user's question: 11 dB under it a quarter of a second after it ended) is no echo of it
+            self._mic_avg = min(self._mic_avg, min(self._mic_recent))
         ratios = self._ratios
         ratios.append(_db(self._mic_avg) - _db(self._far_avg))
         self._learnt += 1
