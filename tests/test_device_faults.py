@@ -27,21 +27,11 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from voiceagent_desktop.audio_setup import SoundDeviceAudio
 from voiceagent_desktop.bench.driver import generate_speech
-from voiceagent_desktop.bench.soak_script import (
-    LINES,
-    ScriptedLLM,
-    ScriptedSTT,
-    ScriptedTTS,
-    TurnLog,
-    TurnPlan,
-)
+from voiceagent_desktop.bench.soak_script import LINES, TurnLog, TurnPlan
 from voiceagent_desktop.engine import agent as agent_module
-from voiceagent_desktop.engine.agent import Providers, VoiceAgent
-from voiceagent_desktop.engine.conversation import ConversationSettings
+from voiceagent_desktop.engine.agent import VoiceAgent
 from voiceagent_desktop.engine.events import AgentState, DeviceStatus, Event, InputMode
-from voiceagent_desktop.testing.fakes import FakeTurnDetector
 from voiceagent_desktop.testing.virtual_audio import MIC_FEED, VirtualAudio
 from voiceagent_desktop.testing.waiting import until
 
@@ -119,11 +109,10 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def make_rig(va: VirtualAudio, speech: dict[str, np.ndarray]) -> AsyncIterator[Rig]:
-    from voiceagent_desktop.providers.silero_vad import SileroVAD
+    from voiceagent_desktop.bench.soak import _build_agent
+    from voiceagent_desktop.config import Settings
 
-    scripted = (ScriptedSTT(), ScriptedLLM(), ScriptedTTS())
-    providers = Providers(*scripted, vad=SileroVAD(), turn=FakeTurnDetector(p=0.9))
-    agent = VoiceAgent(providers, SoundDeviceAudio(None, None), ConversationSettings())
+    agent, scripted = _build_agent(Settings(), embedded=False)  # (the soak's: the scripted providers)
     log, events = TurnLog(), list[Event]()
     agent.bus.subscribe(log)
     agent.bus.subscribe(events.append)

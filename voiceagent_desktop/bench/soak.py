@@ -126,6 +126,8 @@ async def _soak(
     by_kind: dict[str, dict[str, int]] = {}
     stuck: list[int] = []
     baseline: tuple[float, ...] | None = None
+    first: Any = None  # the history's oldest message: trimming from the front replaces it
+    filled: int | None = None  # the turn by which the history was first trimmed to the prompt budget
     talked_over: tuple[TurnPlan, int] | None = None
     player: Any = None
 
@@ -174,6 +176,10 @@ async def _soak(
                 problems.append(f"before turn {p.index}: the agent stayed {agent.state.name}")
                 agent.stop_speaking()
                 await wait_state(agent, {AgentState.LISTENING}, STUCK_SECS)
+            history = agent.conversation.history if agent.conversation is not None else []
+            if filled is None and first is not None and history and history[0] is not first:
+                filled = p.index  # the prompt reached its budget: the LLM's caches are at their working size
+            first = first if first is not None or not history else history[0]
             if baseline is None and p.index >= WARMUP_TURNS:  # (the first turn since that began listening)
                 await asyncio.sleep(IDLE_SECS)
                 baseline = _counts(proc)
@@ -204,7 +210,10 @@ async def _soak(
             talked_over = None
         if not found:
             stuck.append(p.index)
-            problems.append(f"turn {p.index}: the engine never took the turn")
+            problems.append(
+                f"turn {p.index}: the engine never took the turn; the last events: "
+                + ", ".join(turn_log.recent)
+            )
             continue
         tid = turn_log.newest
         r = turn_log.turns[tid]
@@ -251,6 +260,7 @@ async def _soak(
         v2v,
         turn_secs,
         baseline or final,
+        max(turns // 10, filled or 0),
         final,
         stuck,
         problems,
@@ -314,6 +324,7 @@ def _results(
     v2v: np.ndarray,
     turn_secs: np.ndarray,
     baseline: tuple[float, ...],
+    rss_from: int,
     final: tuple[float, ...],
     stuck: list[int],
     problems: list[str],
@@ -328,7 +339,7 @@ def _results(
     every = np.ones(n, bool)
     stage_drift = {k: _drift(v2v[:, i], every, max(2, n // 10)).get("ptt") for i, k in enumerate(STAGES) if i}
     rss = _filled(samples[:, 0])  # (no sample before a turn that talked over the previous answer)
-    ref = n // 10  # the growth over the last 90 % of the turns (the first 10 % warm up)
+    ref = min(rss_from, n)  # RSS growth from here (``_soak``: after 10 % of the turns and the warm-up)
     series = {
         name: [None if np.isnan(v) else round(float(v), 2) for v in samples[:, i]]
         for i, name in enumerate(SERIES)
@@ -340,6 +351,8 @@ def _results(
         "rss_mib_start": round(float(rss[ref]), 1),
         "rss_mib_end": round(float(rss[n]), 1),
         "rss_growth_mib": round(float(rss[n] - rss[ref]), 2),
+        "rss_growth_from_turn": ref,
+        "rss_growth_mib_last_90_pct": round(float(rss[n] - rss[n // 10]), 2),
         "rss_growth_mib_per_100": [
             round(float(rss[min(n, i + 100)] - rss[i]), 2) for i in range(ref, n, 100)
         ],

@@ -27,14 +27,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .. import keys
 from ..errors import CloudError, ProviderTimeout, ServiceError
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities
 from .cloud_errors import RetryPolicy, prewarm
 from .deepgram_stt import PRODUCTION_URL, async_client, map_error, message_field
 from .extras import require
+from .pcm import Pcm16
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -231,7 +230,7 @@ class DeepgramTTS(Hooks):
             await sock.conn.send_flush()
         except Exception as e:
             raise map_error(e, self.name) from None
-        wait = self.first_audio_timeout_secs
+        wait, pcm = self.first_audio_timeout_secs, Pcm16()
         while True:
             try:
                 async with asyncio.timeout(wait):
@@ -245,8 +244,9 @@ class DeepgramTTS(Hooks):
                 raise ServiceError(f"{self.name} refused the flush (its limit per minute).")
             if not isinstance(item, bytes):  # Flushed: the sentence's audio is all here
                 return
-            wait = self.idle_secs
-            yield np.frombuffer(item, dtype="<i2").astype(np.float32) / 32768.0
+            wait, audio = self.idle_secs, pcm.feed(item)
+            if audio is not None:  # (a frame cut mid-sample: its odd byte waits for the next frame)
+                yield audio
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []

@@ -21,14 +21,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .. import keys
 from ..errors import CloudError, ProviderTimeout, ServiceError
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities
 from .cloud_errors import RetryPolicy, from_status, from_transport, prewarm, retry_stream
 from .extras import require
 from .keepalive import KeepAlive
+from .pcm import Pcm16
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -135,7 +134,7 @@ class ElevenLabsTTS(Hooks):
             self.voice_id, text=text, model_id=self.model_id, output_format=f"pcm_{SAMPLE_RATE}",
             request_options=_NO_RETRIES,
         )  # fmt: skip
-        chunks, wait, odd = stream.__aiter__(), self.first_audio_timeout_secs, b""
+        chunks, wait, pcm = stream.__aiter__(), self.first_audio_timeout_secs, Pcm16()
         try:
             while True:
                 try:
@@ -149,11 +148,9 @@ class ElevenLabsTTS(Hooks):
                     raise
                 except Exception as e:
                     raise map_error(e, self.name) from None
-                wait, data = self.idle_secs, odd + data
-                cut = len(data) - len(data) % 2  # (a sample split between two chunks waits for its half)
-                odd = data[cut:]
-                if cut:
-                    yield np.frombuffer(data[:cut], dtype="<i2").astype(np.float32) / 32768.0
+                wait, audio = self.idle_secs, pcm.feed(data)
+                if audio is not None:
+                    yield audio
         finally:
             self._pool.used()
             with contextlib.suppress(Exception):  # closes the response: the service sees it go

@@ -23,7 +23,6 @@ import struct
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import soxr
 
 from ..errors import CloudError, ProtocolError, ProviderTimeout, ServiceError
@@ -31,6 +30,7 @@ from .base import AudioArray, TTSCapabilities
 from .cloud_errors import RetryPolicy, retry_stream
 from .groq_http import GroqHTTP
 from .openai_llm import map_error
+from .pcm import Pcm16
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -64,7 +64,7 @@ class WavStream:
     def __init__(self) -> None:
         self.rate: int | None = None
         self._head = b""
-        self._odd = b""
+        self._pcm = Pcm16()
         self._in_data = False
 
     def feed(self, data: bytes) -> AudioArray | None:
@@ -73,10 +73,7 @@ class WavStream:
             data = self._parse()
             if not self._in_data:
                 return None
-        data, self._odd = self._odd + data, b""
-        cut = len(data) - len(data) % 2
-        self._odd = data[cut:]
-        return np.frombuffer(data[:cut], "<i2").astype(np.float32) / 32768.0 if cut else None
+        return self._pcm.feed(data)
 
     def _parse(self) -> bytes:
         head = self._head

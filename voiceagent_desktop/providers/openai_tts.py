@@ -28,14 +28,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .. import keys
 from ..errors import CloudError, ProviderTimeout, ServiceError
 from .background import quietly
 from .base import AudioArray, Hooks, ProgressCallback, TTSCapabilities
 from .cloud_errors import RetryPolicy, prewarm, retry_stream
 from .openai_realtime import RATE, client, connect, error_event, read_events
+from .pcm import Pcm16
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -233,7 +232,7 @@ class OpenAITTS(Hooks):
                     },
                 }
             )
-        finished, wait, odd = False, self.first_audio_timeout_secs, b""
+        finished, wait, pcm = False, self.first_audio_timeout_secs, Pcm16()
         try:
             while True:
                 try:
@@ -247,11 +246,9 @@ class OpenAITTS(Hooks):
                 if isinstance(item, CloudError):
                     finished = True
                     raise item
-                wait, data = self.idle_secs, odd + item
-                cut = len(data) - len(data) % 2
-                odd = data[cut:]
-                if cut:
-                    yield np.frombuffer(data[:cut], dtype="<i2").astype(np.float32) / 32768.0
+                wait, audio = self.idle_secs, pcm.feed(item)
+                if audio is not None:
+                    yield audio
             self._note_rewording(text, r.transcript)
         finally:
             if not finished:  # barge-in (or no audio in time): stop the response now

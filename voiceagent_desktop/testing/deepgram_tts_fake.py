@@ -35,7 +35,7 @@ import numpy as np
 import soxr
 
 from .cartesia_fake import Synthesizer, tone
-from .ws_server import LocalWebSocketServer
+from .ws_server import LocalWebSocketServer, Mangle, send_json
 
 FRAME_SECS = 0.1
 MAX_SPEAK_CHARS = 2000
@@ -52,6 +52,8 @@ class Faults:
     silent_after: int | None = None  # no more frames (the socket stays open) after this many
     drop_after: int | None = None  # abort the TCP connection after this many audio frames
     times: int | None = None  # the faults hit only the first this-many connections
+    #: Rewrites each JSON frame into the frames actually sent (tests/helpers/frame_fuzz.py: hostile frames)
+    mangle: Mangle | None = None
 
 
 @dataclass
@@ -209,7 +211,9 @@ class FakeDeepgramTTSServer(LocalWebSocketServer):
 
     async def _send(self, ws: Any, frame: dict[str, Any] | bytes) -> None:
         self.sent_types.append("audio" if isinstance(frame, bytes) else str(frame.get("type")))
-        data = frame if isinstance(frame, bytes) else json.dumps(frame)
         self.sent_at = time.monotonic()
+        if isinstance(frame, dict):
+            await send_json(ws, frame, self.faults.mangle)
+            return
         with contextlib.suppress(Exception):  # the client may be gone
-            await ws.send(data)
+            await ws.send(frame)

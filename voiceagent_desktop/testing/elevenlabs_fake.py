@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ import soxr
 
 from .cartesia_fake import Synthesizer, tone
 from .http_server import LocalHTTPServer, Request, stream_chunks
+from .ws_server import Mangle
 
 CHUNK_SECS = 0.1
 FORMATS = {"pcm_16000": 16000, "pcm_22050": 22050, "pcm_24000": 24000, "pcm_44100": 44100}
@@ -40,6 +42,9 @@ class Faults:
     drop_after: int | None = None  # close the connection mid-response after this many chunks
     malformed_after: int | None = None  # broken chunked framing after this many chunks
     times: int | None = None  # the faults hit only the first this-many speech requests
+    #: Rewrite the JSON bodies and the streamed chunks sent (tests/helpers/frame_fuzz.py: hostile input)
+    mangle: Mangle | None = None
+    mangle_chunk: Callable[[bytes], list[bytes]] | None = None
 
 
 class FakeElevenLabsServer(LocalHTTPServer):
@@ -62,7 +67,8 @@ class FakeElevenLabsServer(LocalHTTPServer):
         return f if f.times is None or self.speech_requests <= f.times else Faults()
 
     async def _error(self, w: asyncio.StreamWriter, status: int, detail: str, message: str) -> bool:
-        return await self._json(w, status, {"detail": {"status": detail, "message": message}})
+        body = {"detail": {"status": detail, "message": message}}
+        return await self._json(w, status, body, mangle=self.faults.mangle)
 
     async def _answer(self, req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
         if req.headers.get("xi-api-key") != self.api_key:

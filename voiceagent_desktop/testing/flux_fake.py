@@ -37,7 +37,7 @@ import numpy as np
 
 from .cartesia_fake import _QUIET
 from .deepgram_fake import GATE_RMS, Transcriber
-from .ws_server import LocalWebSocketServer, read_timestamped
+from .ws_server import LocalWebSocketServer, Mangle, read_timestamped, send_json
 
 UPDATE_SECS = 0.25
 
@@ -51,6 +51,8 @@ class Faults:
     silent_after: int | None = None  # no more messages (the socket stays open) after this many
     drop_after: int | None = None  # abort the TCP connection after this many
     times: int | None = None
+    #: Rewrites each JSON frame into the frames actually sent (tests/helpers/frame_fuzz.py: hostile frames)
+    mangle: Mangle | None = None
 
 
 @dataclass
@@ -287,5 +289,4 @@ class FakeFluxServer(LocalWebSocketServer):
     async def _send(self, ws: Any, c: _Conn, message: dict[str, Any]) -> None:
         message["sequence_id"] = c.sequence
         c.sequence += 1
-        with contextlib.suppress(Exception):  # the client may be gone
-            await ws.send(json.dumps(message))
+        await send_json(ws, message, self.faults.mangle)

@@ -38,7 +38,7 @@ import numpy as np
 from .cartesia_fake import _QUIET
 from .deepgram_fake import GATE_RMS, Transcriber
 from .http_server import LocalHTTPServer, Request
-from .ws_server import LocalWebSocketServer, read_timestamped
+from .ws_server import LocalWebSocketServer, Mangle, read_timestamped, send_json
 
 
 @dataclass
@@ -50,6 +50,8 @@ class Faults:
     silent_after: int | None = None  # no more transcripts (the socket stays open) after this many
     drop_after: int | None = None  # abort the TCP connection (once) after this many
     times: int | None = None  # the faults hit only the first this-many sessions (POSTs, for a rejection)
+    #: Rewrites each JSON frame into the frames actually sent (tests/helpers/frame_fuzz.py: hostile frames)
+    mangle: Mangle | None = None
 
 
 @dataclass
@@ -244,8 +246,7 @@ class FakeGladiaServer(LocalHTTPServer):
     async def send(self, ws: Any, s: Session, message: dict[str, Any]) -> None:
         created = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         self.sent_types.append(str(message["type"]))
-        with contextlib.suppress(Exception):  # the client may be gone
-            await ws.send(json.dumps({"session_id": s.id, "created_at": created, **message}))
+        await send_json(ws, {"session_id": s.id, "created_at": created, **message}, self.faults.mangle)
 
 
 class _Socket(LocalWebSocketServer):

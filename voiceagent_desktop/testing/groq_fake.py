@@ -25,6 +25,7 @@ import asyncio
 import io
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -36,6 +37,7 @@ import soxr
 from .cartesia_fake import Synthesizer, tone
 from .deepgram_fake import Transcriber
 from .http_server import LocalHTTPServer, Request, stream_chunks
+from .ws_server import Mangle
 
 RATE = 48000
 CHUNK_SECS = 0.1
@@ -56,6 +58,9 @@ class Faults:
     drop_after: int | None = None  # close the connection mid-speech after this many chunks
     malformed_after: int | None = None  # broken chunked framing after this many chunks
     times: int | None = None
+    #: Rewrite the JSON bodies and the streamed chunks sent (tests/helpers/frame_fuzz.py: hostile input)
+    mangle: Mangle | None = None
+    mangle_chunk: Callable[[bytes], list[bytes]] | None = None
 
 
 def wav_header(rate: int) -> bytes:
@@ -113,7 +118,8 @@ class FakeGroqServer(LocalHTTPServer):
         self, w: asyncio.StreamWriter, status: int, code: str, message: str, extra: str = ""
     ) -> bool:
         kind = "invalid_request_error" if status < 500 else "internal_server_error"
-        return await self._json(w, status, {"error": {"message": message, "type": kind, "code": code}}, extra)
+        body = {"error": {"message": message, "type": kind, "code": code}}
+        return await self._json(w, status, body, extra, self.faults.mangle)
 
     async def _answer(self, req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
         if req.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -163,7 +169,9 @@ class FakeGroqServer(LocalHTTPServer):
             w.write(data)
             await w.drain()
             return True
-        return await self._json(w, 200, {"text": text, "x_groq": {"id": "req_fake"}})
+        return await self._json(
+            w, 200, {"text": text, "x_groq": {"id": "req_fake"}}, mangle=self.faults.mangle
+        )
 
     async def _speech(
         self, req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter, f: Faults

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
 
+from .ws_server import Mangle
+
 
 @dataclass
 class Request:
@@ -95,8 +97,14 @@ class LocalHTTPServer:
         url = urlsplit(target)
         return Request(method, url.path, headers, body, time.monotonic(), dict(parse_qsl(url.query)), raw)
 
-    async def _json(self, w: asyncio.StreamWriter, status: int, data: Any, extra: str = "") -> bool:
-        body = json.dumps(data).encode()
+    async def _json(
+        self, w: asyncio.StreamWriter, status: int, data: Any, extra: str = "", mangle: Mangle | None = None
+    ) -> bool:
+        """A JSON response (``mangle``: what it makes of the body is sent instead, its pieces joined)."""
+        if mangle is not None and isinstance(data, dict):
+            body = b"".join(x if isinstance(x, bytes) else x.encode() for x in mangle(data))
+        else:
+            body = json.dumps(data).encode()
         w.write(
             f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
             f"{extra}\r\n".encode()
@@ -113,12 +121,14 @@ async def write_chunk(w: asyncio.StreamWriter, data: bytes) -> None:
 
 
 class ChunkFaults(Protocol):
-    """What a streaming HTTP fake's faults say about one response's chunks."""
+    """What a streaming HTTP fake's faults say about one response's chunks (``mangle_chunk``: rewrites each
+    chunk into the chunks actually sent; tests/helpers/frame_fuzz.py)."""
 
     chunk_secs: float
     silent_after: int | None
     drop_after: int | None
     malformed_after: int | None
+    mangle_chunk: Callable[[bytes], list[bytes]] | None
 
 
 async def stream_chunks(
@@ -145,7 +155,9 @@ async def stream_chunks(
             return False
         if n:
             await asyncio.sleep(f.chunk_secs)
-        await write_chunk(w, chunk)
+        for piece in f.mangle_chunk(chunk) if f.mangle_chunk is not None else [chunk]:
+            if piece:  # (an empty chunk would end the body)
+                await write_chunk(w, piece)
         if n == 0:
             first_sent()
     await write_chunk(w, b"")

@@ -56,7 +56,7 @@ import soxr
 
 from .cartesia_fake import _QUIET, Synthesizer, tone
 from .deepgram_fake import Transcriber
-from .ws_server import LocalWebSocketServer
+from .ws_server import LocalWebSocketServer, Mangle, send_json
 
 RATE = 24000
 CHUNK_SECS = 0.1
@@ -88,6 +88,8 @@ class Faults:
     fail_items: frozenset[int] = frozenset()  # these items (0, 1, … on a connection) fail to transcribe
     reword: bool = False  # the voice reads "I am" as "I'm"
     times: int | None = None
+    #: Rewrites each JSON frame into the frames actually sent (tests/helpers/frame_fuzz.py: hostile frames)
+    mangle: Mangle | None = None
 
 
 @dataclass
@@ -454,8 +456,7 @@ class FakeOpenAIRealtimeServer(LocalWebSocketServer):
     async def _send(self, ws: Any, event: dict[str, Any]) -> None:
         event = {"event_id": _id("event"), **event}
         self.sent_types.append(str(event["type"]))
-        with contextlib.suppress(Exception):  # the client may be gone
-            await ws.send(json.dumps(event))
+        await send_json(ws, event, self.faults.mangle)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)

@@ -34,7 +34,7 @@ import numpy as np
 import soxr
 
 from .cartesia_fake import _QUIET, Synthesizer, tone
-from .ws_server import LocalWebSocketServer
+from .ws_server import LocalWebSocketServer, Mangle, send_json
 
 CHUNK_SECS = 0.1
 MAX_TEXT = 1000
@@ -52,6 +52,8 @@ class Faults:
     drop_after: int | None = None  # abort the TCP connection after this many
     error_flushes: frozenset[int] = frozenset()  # these flushes (0, 1, …) get an error, not audio
     times: int | None = None
+    #: Rewrites each JSON frame into the frames actually sent (tests/helpers/frame_fuzz.py: hostile frames)
+    mangle: Mangle | None = None
 
 
 @dataclass
@@ -223,5 +225,4 @@ class FakeRimeServer(LocalWebSocketServer):
         return True
 
     async def _send(self, ws: Any, message: dict[str, Any]) -> None:
-        with contextlib.suppress(Exception):  # the client may be gone
-            await ws.send(json.dumps(message))
+        await send_json(ws, message, self.faults.mangle)

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar, Self
+
+#: Rewrites a frame into the frames actually sent (``Faults.mangle`` of the fakes; tests/helpers/frame_fuzz.py
+#: draws hostile ones)
+Mangle = Callable[[dict[str, Any]], list[str | bytes]]
 
 
 class LocalWebSocketServer:
@@ -57,3 +63,11 @@ async def read_timestamped(ws: Any, inbox: asyncio.Queue[tuple[float, str | byte
         async for message in ws:
             inbox.put_nowait((time.monotonic(), message))
     inbox.put_nowait(None)
+
+
+async def send_json(ws: Any, message: dict[str, Any], mangle: Mangle | None = None) -> None:
+    """``message`` as a JSON text frame (or what ``mangle`` makes of it); nothing if the client is gone."""
+    frames: list[str | bytes] = mangle(message) if mangle is not None else [json.dumps(message)]
+    with contextlib.suppress(Exception):  # the client may be gone
+        for data in frames:
+            await ws.send(data)
