@@ -30,6 +30,7 @@ from .engine.events import (
     AssistantDone,
     ConversationEnded,
     Event,
+    Notice,
     StateChanged,
     ToolCalled,
     ToolResult,
@@ -325,12 +326,17 @@ class SessionRecorder:
             self.store.get(resume)
             self.session_id = resume
             self._turn_offset = max((m.turn_id for m in store.messages(resume)), default=0)
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Callable[[], None] | threading.Event | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name="session-writer", daemon=True)
         self._thread.start()
         self._calls: dict[str, str] = {}  # call id → "name(arguments)"
         self._closed = False
         self.retries = 0  # writes tried again because another process held the database
+        #: where the window learns that writes fail (a full disk, a database made read-only): the agent's
+        #: ``bus.emit``, called on the loop's thread with the next event after the failure
+        self.notify: Callable[[Event], None] | None = None
+        self._unsaved: str | None = None  # the failure to tell (set by the writer thread)
+        self._told = False  # it was told; a write that succeeds again resets it
         atexit.register(self.close)
 
     def _sid(self) -> int:  # on the writer thread
@@ -348,6 +354,9 @@ class SessionRecorder:
             return
         if self._closed:
             return
+        if self._unsaved is not None and self.notify is not None:
+            text, self._unsaved = self._unsaved, None
+            self.notify(Notice(text))
         now = self.store.clock()
         if isinstance(event, UserTranscript):
             msg = Message(event.turn_id, "user", event.text, False, "", now)
@@ -379,7 +388,10 @@ class SessionRecorder:
 
     def _write(self) -> None:
         while (job := self._queue.get()) is not None:
-            self._run(job)
+            if isinstance(job, threading.Event):
+                job.set()  # (``flush``)
+            else:
+                self._run(job)
 
     def _run(self, job: Callable[[], None]) -> None:
         """One write; while another process holds the database (a second instance of the app, a backup
@@ -389,6 +401,7 @@ class SessionRecorder:
         while True:
             try:
                 job()
+                self._told = False
                 return
             except SessionBusyError:
                 self.retries += 1
@@ -404,7 +417,15 @@ class SessionRecorder:
                 delay = min(delay * 2, RETRY_MAX_SECS)
             except (sqlite3.Error, SessionError) as e:
                 log.warning("could not save to the session database: %s", type(e).__name__)
+                if not self._told:  # (the message names the database and SQLite's reason, never words)
+                    self._told, self._unsaved = True, f"This conversation is no longer being saved. {e}"
                 return
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (or given up); False if ``timeout`` passed."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
 
     def close(self) -> None:
         if not self._closed:

@@ -151,6 +151,7 @@ def _record(agent: VoiceAgent, settings: Settings, resume: int | None) -> Any:
     if not settings.save_sessions:
         return None
     recorder = SessionRecorder(store, resume=resume)
+    recorder.notify = agent.bus.emit  # (writes that fail: the window says so)
     agent.bus.subscribe(recorder)
     return recorder
 
