@@ -458,6 +458,8 @@ async def test_whisper_short_window_matches_keywords_and_falls_back_when_degener
     assert "days" in text and text.count("what is x") == 0
     # Whisper's confidence comes with every transcript (both paths): speech is confident, not "no speech".
     assert transcript.avg_logprob is not None and -1.0 < transcript.avg_logprob <= 0.0
+    # The full window's (disabled) progress bar started no monitor thread that would stay for good.
+    assert "tqdm_monitor" not in {t.name for t in threading.enumerate()}
     assert transcript.confidence == pytest.approx(math.exp(transcript.avg_logprob))
     assert transcript.no_speech_prob is not None and transcript.no_speech_prob < 0.5
     short_path = await whisper.transcribe(piper_speech("Play some music.", 16000))

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from voiceagent_desktop.bench import soak_report
@@ -166,6 +167,42 @@ def _result(**over: object) -> dict[str, object]:
 def test_each_limit_fails_the_soak(fault: dict[str, object]) -> None:
     assert soak_report.passed(_result())
     assert not soak_report.passed(_result(**fault))
+
+
+def test_a_run_that_got_faster_is_no_drift() -> None:
+    assert soak_report.passed(_result(latency_drift_pct=-12.0))
+
+
+def test_the_drift_is_the_worst_slow_down_over_both_modes() -> None:
+    from voiceagent_desktop.bench.soak import _results
+    from voiceagent_desktop.bench.soak_script import plan
+
+    plans = plan(200, 1)
+    v2v = np.full((200, 4), np.nan)
+    for p in plans:  # push-to-talk 10 % faster at the end, hands-free 7 % slower
+        late = p.index >= 100
+        v2v[p.index] = (900.0 if late else 1000.0) if p.ptt else (1070.0 if late else 1000.0)
+    samples = np.ones((201, 5))
+    r = _results(plans, samples, v2v, np.ones(200), (1.0,) * 5, 20, (1.0,) * 5, [], [], {}, 1.0, 0, {})
+    assert r["v2v_drift"]["ptt"]["drift_pct"] == -10.0 and r["v2v_drift"]["handsfree"]["drift_pct"] == 7.0
+    assert r["latency_drift_pct"] == 7.0 and r["v2v_drift"]["ptt"]["turns"] == 20
+
+
+def test_left_over_threads_are_named_without_their_counter() -> None:
+    import threading
+
+    from voiceagent_desktop.bench.soak import _thread_names
+
+    before = _thread_names()
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        assert sorted((_thread_names() - before).elements()) == ["(wait)"]
+    finally:
+        stop.set()
+        t.join()
+    assert not _thread_names() - before
 
 
 def test_the_plot_is_an_svg_with_a_line_per_run() -> None:

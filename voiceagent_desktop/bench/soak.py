@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,11 @@ SETTLE_SECS = 0.25
 WARMUP_TURNS = 10
 #: Counted with the speaker idle: its stream stops ``IDLE_STOP_SECS`` (2 s) after the last sound.
 IDLE_SECS = 3.0
+#: At the end, counts above the baseline are sampled again for this long: a worker finishing its last item
+#: (a Piper sentence, a generation being stopped) is not one left behind. What is still there then is named.
+QUIESCE_SECS = 15.0
+#: the drift compares the first and last 10 % of the turns per mode, and at least this many of each
+MIN_DRIFT_TURNS = 20
 #: the engine's stages kept per turn: V2V for the drift, and its parts (their own drift, mode aside)
 STAGES = ("v2v", "stt", "llm_ttft", "tts_first_audio")
 SERIES = ("rss_mib", "tasks", "py_threads", "threads", "fds")
@@ -97,6 +104,24 @@ def _counts(proc: psutil.Process) -> tuple[float, int, int, int, int]:
     )
 
 
+def _thread_names() -> Counter[str]:
+    """The Python threads by name, the executor's aside; ``Thread-12 (_read)`` counts as ``(_read)``."""
+    names = (t.name for t in threading.enumerate() if not t.name.startswith("asyncio_"))
+    return Counter(re.sub(r"^Thread-\d+ ?", "", n) or "Thread" for n in names)
+
+
+async def _quiesced(proc: psutil.Process, baseline: tuple[float, ...]) -> tuple[tuple[float, ...], float]:
+    """The counts once tasks, threads and descriptors are back to ``baseline`` or ``QUIESCE_SECS`` have
+    passed, and how long that took."""
+    t0 = time.monotonic()
+    while True:
+        counts = _counts(proc)
+        waited = time.monotonic() - t0
+        if all(c <= b for c, b in zip(counts[1:], baseline[1:], strict=True)) or waited >= QUIESCE_SECS:
+            return counts, round(waited, 1)
+        await asyncio.sleep(0.5)
+
+
 async def _soak(
     settings: Settings, va: Any, turns: int, *, embedded: bool, seed: int, db: Path
 ) -> dict[str, Any]:
@@ -126,6 +151,7 @@ async def _soak(
     by_kind: dict[str, dict[str, int]] = {}
     stuck: list[int] = []
     baseline: tuple[float, ...] | None = None
+    baseline_names: Counter[str] = Counter()
     first: Any = None  # the history's oldest message: trimming from the front replaces it
     filled: int | None = None  # the turn by which the history was first trimmed to the prompt budget
     talked_over: tuple[TurnPlan, int] | None = None
@@ -182,7 +208,9 @@ async def _soak(
             first = first if first is not None or not history else history[0]
             if baseline is None and p.index >= WARMUP_TURNS:  # (the first turn since that began listening)
                 await asyncio.sleep(IDLE_SECS)
-                baseline = _counts(proc)
+                baseline, baseline_names = _counts(proc), _thread_names()
+            if player is not None:  # (one made for talking over an answer that ended first: never played)
+                await asyncio.to_thread(player.stop)
             await asyncio.sleep(SETTLE_SECS)
             samples[p.index] = _counts(proc)
             player = await new_player(p)
@@ -246,15 +274,19 @@ async def _soak(
                 samples[p.index][0],
             )
     await wait_state(agent, {AgentState.LISTENING}, STUCK_SECS)
+    if player is not None:
+        await asyncio.to_thread(player.stop)
     await asyncio.sleep(IDLE_SECS)
-    samples[turns] = final = _counts(proc)
+    final, quiesce_secs = await _quiesced(proc, baseline or _counts(proc))
+    samples[turns] = final
+    extra_threads = sorted((_thread_names() - baseline_names).elements()) if baseline else []
     total_s = time.monotonic() - t_start
     await agent.stop()
     recorder.close()
     saved = store.messages(recorder.session_id) if recorder.session_id is not None else []
     records = {tid: _Summary(*s) for tid, s in summaries.items()}
     problems += check_session(records, saved)  # type: ignore[arg-type]
-    return _results(
+    return {"quiesce_secs": quiesce_secs, "threads_added": extra_threads} | _results(
         plans,
         samples,
         v2v,
@@ -335,9 +367,10 @@ def _results(
 ) -> dict[str, Any]:
     n = len(plans)
     modes = np.array([p.ptt for p in plans])
-    drift = _drift(v2v[:, 0], modes, max(2, n // 10))
+    window = max(MIN_DRIFT_TURNS, n // 10)
+    drift = _drift(v2v[:, 0], modes, window)
     every = np.ones(n, bool)
-    stage_drift = {k: _drift(v2v[:, i], every, max(2, n // 10)).get("ptt") for i, k in enumerate(STAGES) if i}
+    stage_drift = {k: _drift(v2v[:, i], every, window).get("ptt") for i, k in enumerate(STAGES) if i}
     rss = _filled(samples[:, 0])  # (no sample before a turn that talked over the previous answer)
     ref = min(rss_from, n)  # RSS growth from here (``_soak``: after 10 % of the turns and the warm-up)
     series = {
@@ -363,8 +396,9 @@ def _results(
         "leaked_fds": int(final[4] - baseline[4]),
         "baseline": dict(zip(SERIES, (round(float(x), 1) for x in baseline), strict=True)),
         "final": dict(zip(SERIES, (round(float(x), 1) for x in final), strict=True)),
+        # the worst slow-down over the modes (negative: every mode got faster)
         "latency_drift_pct": max(
-            (abs(d["drift_pct"]) for d in drift.values() if d["drift_pct"] is not None), default=None
+            (d["drift_pct"] for d in drift.values() if d["drift_pct"] is not None), default=None
         ),
         "v2v_drift": drift,
         "stage_drift": stage_drift,

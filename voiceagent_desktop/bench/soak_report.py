@@ -114,8 +114,14 @@ def _row(name: str, r: dict[str, Any]) -> str:
         f"(**{r['rss_growth_mib']:+.1f}** from turn {r.get('rss_growth_from_turn', r['turns'] // 10)}; "
         f"{r.get('rss_growth_mib_last_90_pct', r['rss_growth_mib']):+.1f} over the last 90 %) | "
         f"{r['stuck_turns']} | {r['leaked_tasks']} / "
-        f"{r['leaked_threads']} / {r['leaked_fds']} | {d} | {r['problem_count']} |"
+        f"{r['leaked_threads']} / {r['leaked_fds']}{_left(r)} | {d} | {r['problem_count']} |"
     )
+
+
+def _left(r: dict[str, Any]) -> str:
+    """The Python threads still there at the end that were not there after the warm-up, by name."""
+    names = r.get("threads_added") or []
+    return f" ({', '.join(names)})" if names else ""
 
 
 def render_soak_section(r: dict[str, Any], path: Path) -> None:
@@ -139,12 +145,15 @@ def render_soak_section(r: dict[str, Any], path: Path) -> None:
         "tool call. *Embedded*: the same script on the embedded models (no tools). Every turn is checked "
         "(it finishes, the state returns to listening, the history holds what was heard); at the end the "
         "saved session is compared with every turn, and with the speaker idle the asyncio tasks, threads "
-        "and descriptors with their counts after 10 warm-up turns. RSS growth is counted from the later of "
+        "and descriptors with their counts after 10 warm-up turns (a count still above it is sampled again "
+        "for up to 15 s, so that a worker finishing its last item is not counted as left behind; Python "
+        "threads still there then are named). RSS growth is counted from the later of "
         "the turn at 10 % of the run and the turn by which the history was first trimmed to the LLM's "
         "prompt budget: until then llama.cpp's KV cache touches new pages as the context grows (its size "
         "is bounded by the context); the growth over the last 90 % is shown too. Drift is the median V2V "
-        "(engine marks) of the last 10 % of answered turns against the "
-        f"first 10 %, per mode. Limits: growth ≤ {MAX_GROWTH_MIB:.0f} MiB, drift ≤ {MAX_DRIFT_PCT:.0f} %.",
+        "(engine marks) of the last 10 % of answered turns against the first 10 % (at least 20 turns "
+        "each), per mode; the limit is on slowing down (a run that got faster passes, and shows its "
+        f"negative drift). Limits: growth ≤ {MAX_GROWTH_MIB:.0f} MiB, drift ≤ {MAX_DRIFT_PCT:.0f} %.",
         "",
         "| run | turns | took | RSS MiB (growth) | stuck | leaked tasks / threads / fds | V2V drift | "
         "problems |",

