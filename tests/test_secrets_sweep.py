@@ -2,7 +2,7 @@
 official SDK against its fake (every STT and TTS the registry has, the OpenAI-compatible LLM), one with a
 key the service rejects, the logs at DEBUG (the terminal) and INFO (the file), an SDK error that quotes the
 key it was given, a crash — no key is in the terminal's output, the log file, the error texts the window
-shows, a saved conversation's export, or a benchmark's results file."""
+shows, a saved conversation's export, a recording's events, or a benchmark's results file."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import pytest
 from voiceagent_desktop import doctor, errors, keys, logs
 from voiceagent_desktop.bench.report import write_json
 from voiceagent_desktop.config import Settings, STTSettings, TTSSettings
+from voiceagent_desktop.engine.events import ErrorEvent, UserTranscript
 from voiceagent_desktop.errors import AuthError
 from voiceagent_desktop.providers import registry
+from voiceagent_desktop.recording import EVENTS_FILE, AudioRecorder
 from voiceagent_desktop.sessions import Message, SessionStore
 from voiceagent_desktop.testing.cloud_fakes import KEYS, STT_SERVICES, TTS_SERVICES, CloudFakes
 from voiceagent_desktop.testing.fakes import FakeSTT, FakeTTS
@@ -72,6 +74,13 @@ async def test_no_key_reaches_a_log_an_error_text_or_an_export(
         sid = store.create("keys")
         store.add_message(sid, Message(1, "user", "what time is it", False, "", 0.0))
         exported = store.export_markdown(sid) + json.dumps(store.export_json(sid))
+        # A recorded conversation whose events quoted the keys (the window's error texts, notices)
+        rec = AudioRecorder(tmp_path / "recordings", lambda: 1.0, name=lambda: "sweep")
+        rec(UserTranscript(1, "what time is it"))
+        for v in env.values():
+            rec(ErrorEvent(f"fell back: {v} was refused"))
+        rec.close()
+        recorded = (tmp_path / "recordings" / "sweep" / EVENTS_FILE).read_text()
         # A benchmark's results, written the way every bench writes them, after a run whose notices and
         # errors quoted the keys (the cloud bench keeps the notices; a provider's error may quote a key)
         bench_json = tmp_path / "bench.json"
@@ -89,5 +98,6 @@ async def test_no_key_reaches_a_log_an_error_text_or_an_export(
     assert leaks(log_file.read_text(), secrets) == [] and "a bug holding" in log_file.read_text()
     assert leaks("\n".join(shown), secrets) == [], shown
     assert leaks(exported, secrets) == []
+    assert leaks(recorded, secrets) == [] and "was refused" in recorded
     assert leaks(bench_json.read_text(), secrets) == [] and "was refused" in bench_json.read_text()
     json.loads(bench_json.read_text())  # (still JSON)

@@ -86,14 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "suite",
         nargs="?",
-        choices=["conversation", "turn", "tools", "providers", "echo", "soak"],
+        choices=["conversation", "turn", "tools", "providers", "echo", "soak", "recording"],
         default="conversation",
         help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection; "
         "tools: the embedded model's tool choices on a fixed request set; providers: each cloud TTS "
         "provider's own overhead against its fake; echo: hands-free on speakers over the echo rig (ERLE, "
         "false interruptions, barge-in, double-talk WER, CPU); soak: --turns (default 1000) scripted turns "
         "and --embedded-turns (default 100) on the embedded models, every turn checked, with memory, "
-        "tasks, threads, descriptors and latency drift, and the window with 1,000 messages",
+        "tasks, threads, descriptors and latency drift, and the window with 1,000 messages; recording: "
+        "what recording a conversation costs (processor, MiB per hour) over --minutes (default 10)",
     )
     b.add_argument(
         "--profile",
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--turns", type=int, default=None, help="turns per mode (soak: turns in all)")
     b.add_argument("--embedded-turns", type=int, default=100, help="soak: turns on the embedded models")
     b.add_argument("--answers", type=int, default=100, help="echo: agent-only answers over all rooms")
+    b.add_argument("--minutes", type=float, default=10.0, help="recording: minutes of conversation")
     b.add_argument("--markdown", type=Path, default=None, help="also render into this Markdown file")
     b.add_argument("--no-startup", action="store_true", help="skip the GUI start-up measurement")
     b.add_argument(
@@ -170,7 +172,12 @@ def _sessions(args: argparse.Namespace) -> int:
     if cmd == "delete":
         store.delete(args.id)
         return 0
-    if cmd == "show" or args.format == "md":
+    if cmd == "show":
+        from .recording import describe
+
+        recorded = "".join(f"\n{describe(folder)}" for folder in store.recordings(args.id))
+        text = store.export_markdown(args.id) + (recorded[1:] + "\n" if recorded else "")
+    elif args.format == "md":
         text = store.export_markdown(args.id)
     else:
         text = json.dumps(store.export_json(args.id), indent=2, ensure_ascii=False) + "\n"
@@ -327,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
                 embedded_turns=args.embedded_turns,
                 markdown=args.markdown,
             )
+        if args.command == "bench" and args.suite == "recording":
+            from .bench.recording_bench import run_recording_bench
+
+            return run_recording_bench(args.json, minutes=args.minutes, markdown=args.markdown)
         if args.command == "bench" and args.suite == "echo":
             from .bench.echo_bench import run_echo_bench
 

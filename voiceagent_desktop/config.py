@@ -202,6 +202,9 @@ class Settings(_Section):
     ptt_key: str = "Space"
     #: Save each conversation in the session database (``voiceagent sessions``; sessions.py).
     save_sessions: bool = True
+    #: Record each conversation's audio (the microphone as the engine heard it, the speaker) with the
+    #: engine's events, beside its saved session (recording.py); needs ``save_sessions``.
+    record_audio: bool = False
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     audio: AudioSettings = AudioSettings()
     vad: VADSettings = VADSettings()

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -71,6 +72,11 @@ CREATE TABLE IF NOT EXISTS timings (
     eot_reason TEXT NOT NULL,
     stages_ms TEXT NOT NULL,
     PRIMARY KEY (session_id, turn_id)
+);
+CREATE TABLE IF NOT EXISTS recordings (
+    session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    PRIMARY KEY (session_id, name)
 );
 """
 
@@ -202,9 +208,41 @@ class SessionStore:
                 raise SessionError(f"There is no session {session_id}.")
 
     def delete(self, session_id: int) -> None:
+        """The session, its messages and timings, and its recordings' folders."""
+        folders = self.recordings(session_id) if self._exists(session_id) else []
         with self._db() as db:
             if db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount == 0:
                 raise SessionError(f"There is no session {session_id}.")
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _exists(self, session_id: int) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
+
+    # ---- recordings (recording.py) -----------------------------------------------------------------
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where recordings are kept: ``recordings`` beside the database."""
+        return self.path.parent / "recordings"
+
+    def link_recording(self, session_id: int, name: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO recordings (session_id, name) VALUES (?, ?)", (session_id, name)
+            )
+
+    def recordings(self, session_id: int) -> list[Path]:
+        """The session's recording folders that exist, oldest first."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT name FROM recordings WHERE session_id = ? ORDER BY rowid", (session_id,)
+            ).fetchall()
+        folders = [
+            self.recordings_dir / name for (name,) in rows if name and "/" not in name and name != ".."
+        ]
+        return [f for f in folders if f.is_dir()]
 
     # ---- content --------------------------------------------------------------------------------
 
@@ -337,11 +375,17 @@ class SessionRecorder:
         self.notify: Callable[[Event], None] | None = None
         self._unsaved: str | None = None  # the failure to tell (set by the writer thread)
         self._told = False  # it was told; a write that succeeds again resets it
+        #: the folder being recorded into (``recording.AudioRecorder.current``), linked to the session
+        self.recording: Callable[[], str] | None = None
+        self._linked: set[tuple[int, str]] = set()  # (writer thread)
         atexit.register(self.close)
 
-    def _sid(self) -> int:  # on the writer thread
+    def _sid(self, recording: str = "") -> int:  # on the writer thread
         if self.session_id is None:
             self.session_id = self.store.create(persona=self.persona)
+        if recording and (self.session_id, recording) not in self._linked:
+            self.store.link_recording(self.session_id, recording)
+            self._linked.add((self.session_id, recording))
         return self.session_id
 
     def __call__(self, event: Event) -> None:
@@ -358,6 +402,7 @@ class SessionRecorder:
             text, self._unsaved = self._unsaved, None
             self.notify(Notice(text))
         now = self.store.clock()
+        rec = self.recording() if self.recording is not None else ""
         if isinstance(event, UserTranscript):
             msg = Message(event.turn_id, "user", event.text, False, "", now)
         elif isinstance(event, AssistantDone):
@@ -372,16 +417,16 @@ class SessionRecorder:
             msg = Message(event.turn_id, "tool", f"{call} → {event.result}", False, "", now)
         elif isinstance(event, TurnMetrics):
             metrics = dataclasses.replace(event, turn_id=event.turn_id + self._turn_offset)
-            self._queue.put(lambda: self.store.add_timings(self._sid(), metrics))
+            self._queue.put(lambda: self.store.add_timings(self._sid(rec), metrics))
             return
         elif isinstance(event, UserTurnContinued):
             turn_id = event.turn_id + self._turn_offset
-            self._queue.put(lambda: self.store.withdraw_turn(self._sid(), turn_id))
+            self._queue.put(lambda: self.store.withdraw_turn(self._sid(rec), turn_id))
             return
         else:
             return
         msg = dataclasses.replace(msg, turn_id=msg.turn_id + self._turn_offset)
-        self._queue.put(lambda: self.store.add_message(self._sid(), msg))
+        self._queue.put(lambda: self.store.add_message(self._sid(rec), msg))
 
     def _new_session(self) -> None:  # on the writer thread
         self.session_id = None

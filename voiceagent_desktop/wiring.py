@@ -153,7 +153,30 @@ def _record(agent: VoiceAgent, settings: Settings, resume: int | None) -> Any:
     recorder = SessionRecorder(store, resume=resume)
     recorder.notify = agent.bus.emit  # (writes that fail: the window says so)
     agent.bus.subscribe(recorder)
+    record_audio(agent, store, recorder, default=settings.record_audio)
     return recorder
+
+
+def record_audio(agent: VoiceAgent, store: Any, sessions: Any, *, default: bool = True) -> Any:
+    """The conversation's audio and events, recorded beside its session (``recording.py``) while it is
+    switched on: from the start if ``default`` (the ``record_audio`` setting), else from the window."""
+    from .recording import AudioRecorder
+
+    p = agent.providers
+
+    def about() -> dict[str, Any]:
+        names = {"stt": p.stt.name, "llm": p.llm.name, "tts": p.tts.name, "vad": p.vad.name}
+        return {"mode": agent.mode.value, "providers": names | {"turn": p.turn.name if p.turn else None}}
+
+    audio = AudioRecorder(
+        store.recordings_dir, agent.clock.now, default=default, notify=agent.bus.emit, about=about
+    )
+    agent.frame_taps.append(audio.frame)
+    agent.wrap_sink = audio.wrap_sink
+    agent.recorder = audio
+    agent.bus.subscribe(audio)  # (after the session recorder: "End conversation" reaches it first)
+    sessions.recording = lambda: audio.current
+    return audio
 
 
 class AppAgents:

@@ -112,6 +112,9 @@ PROVIDERS_MARK = (
 )
 ECHO_MARK = "<!-- echo rig: `voiceagent bench echo --json echo.json --markdown docs/benchmarks.md` -->"
 SOAK_MARK = "<!-- soak: `voiceagent bench soak --json soak.json --markdown docs/benchmarks.md` -->"
+RECORDING_MARK = (
+    "<!-- recording: `voiceagent bench recording --json recording.json --markdown docs/benchmarks.md` -->"
+)
 #: written by hand (packaging/: build, smoke, coldstart): a mark so no bench's section runs into it
 PACKAGING_MARK = "<!-- packaging: packaging/build, packaging/smoke, packaging/coldstart (by hand) -->"
 SECTION_MARKS = (
@@ -123,6 +126,7 @@ SECTION_MARKS = (
     ECHO_MARK,
     PACKAGING_MARK,
     SOAK_MARK,
+    RECORDING_MARK,
 )  # sections other commands rewrite, after the main one
 
 HEADER = """# Benchmarks

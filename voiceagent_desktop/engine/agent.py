@@ -37,6 +37,7 @@ from .conversation import Conversation, ConversationSettings
 from .events import (
     AgentState,
     AssistantSpeaking,
+    Command,
     DeviceStatus,
     ErrorEvent,
     EventBus,
@@ -49,7 +50,7 @@ from .events import (
     StateChanged,
 )
 from .memory import configure_allocator, freeze_startup_objects
-from .ports import AudioSink
+from .ports import AudioSink, Recorder
 from .tools import load_entry_point_tools
 from .vad import rms_db
 
@@ -165,6 +166,13 @@ class VoiceAgent:
         self._speaker_lost = False
         #: the level of the last microphone frame in dBFS (−120: none yet, or muted), for a level meter
         self.input_level_db = -120.0
+        #: called with every frame as the conversation gets it (muted: silence), its time and whether echo
+        #: control heard the user over the agent, on the loop (recording.py)
+        self.frame_taps: list[Callable[[AudioArray, float, bool], None]] = []
+        #: wraps the speaker once it is opened (recording.py: what was played is recorded)
+        self.wrap_sink: Callable[[AudioSink], AudioSink] | None = None
+        #: records the conversation, if recording can be switched on (wiring.record_audio)
+        self.recorder: Recorder | None = None
         self.bus.subscribe(self._track_state)
         configure_allocator()
 
@@ -187,6 +195,8 @@ class VoiceAgent:
         self.bus.emit(StateChanged(AgentState.LOADING))
         try:
             self._sink = self.audio.open_output(self.clock, self._on_speaker_lost)
+            if self.wrap_sink is not None:
+                self._sink = self.wrap_sink(self._sink)
             self._input = self.audio.open_input(self.clock, self._on_frame, self._on_microphone_lost)
             self._input.set_hands_free(self.mode is InputMode.HANDS_FREE)
             if self._input.notice:
@@ -282,8 +292,10 @@ class VoiceAgent:
             self.input_level_db = -120.0
         else:
             self.input_level_db = rms_db(frame)
+        talking_over = self._input is not None and self._input.talking_over
+        for tap in self.frame_taps:
+            tap(frame, t, talking_over)
         if self.conversation is not None:  # (the level, measured once per frame, serves both)
-            talking_over = self._input is not None and self._input.talking_over
             self.conversation.on_frame(frame, t, self.input_level_db, talking_over)
 
     def _on_microphone_lost(self, exc: AudioDeviceError) -> None:  # (on the loop)
@@ -354,10 +366,12 @@ class VoiceAgent:
 
     def ptt_press(self) -> None:
         if self.conversation is not None:
+            self.bus.emit(Command("ptt_press"))
             self.conversation.ptt_press()
 
     def ptt_release(self) -> None:
         if self.conversation is not None:
+            self.bus.emit(Command("ptt_release"))
             self.conversation.ptt_release()
 
     def set_muted(self, muted: bool) -> None:
@@ -379,6 +393,7 @@ class VoiceAgent:
     def stop_speaking(self) -> None:
         """Stop the reply now, as a barge-in would (what was heard stays in the history)."""
         if self.conversation is not None:
+            self.bus.emit(Command("stop"))
             self.conversation.barge_in.trigger(self.clock.now(), tentative=False)
 
     def set_mode(self, mode: InputMode) -> None:

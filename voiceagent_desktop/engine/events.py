@@ -211,6 +211,21 @@ class ConversationEnded(Event):
 
 
 @dataclass(frozen=True)
+class Command(Event):
+    """The user asked for something the conversation's timeline depends on ("ptt_press", "ptt_release",
+    "stop"): recorded with the audio so that a replay repeats it at the same moment (``recording.py``)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class RecordingChanged(Event):
+    """The conversation's audio is, or is no longer, recorded (``recording.py``); the window shows it."""
+
+    recording: bool
+
+
+@dataclass(frozen=True)
 class Notice(Event):
     """Something the user should know that is not an error (e.g. a fallback in use)."""
 

@@ -50,3 +50,11 @@ class AudioSink(Protocol):
 
     @property
     def is_playing(self) -> bool: ...
+
+
+class Recorder(Protocol):
+    """Records the conversation (``recording.AudioRecorder``): the window switches it (on the loop)."""
+
+    active: bool
+
+    def set_active(self, on: bool) -> None: ...

@@ -33,6 +33,7 @@ from ..engine.events import (
     MuteChanged,
     Notice,
     Ready,
+    RecordingChanged,
     Reminder,
     StateChanged,
     ToolCalled,
@@ -87,6 +88,8 @@ class EngineBridge(QObject):
     userTurnContinued = Signal(int)  # turn id (withdrawn: the next turn continues it)
     #: "microphone" or "speaker", working, message fit for the user (engine.events.DeviceStatus)
     deviceStatus = Signal(str, bool, str)
+    #: the conversation's audio is being recorded (recording.py), or no longer
+    recordingChanged = Signal(bool)
     #: message fit for the user, fatal
     error = Signal(str, bool)
     #: (internal) an engine event or ("error", message, fatal), on its way to the GUI thread
@@ -126,6 +129,15 @@ class EngineBridge(QObject):
     @property
     def muted(self) -> bool:
         return self._agent.muted
+
+    @property
+    def can_record(self) -> bool:
+        """The conversation can be recorded (it is saved: recording.py)."""
+        return self._agent.recorder is not None
+
+    @property
+    def recording(self) -> bool:
+        return self._agent.recorder is not None and self._agent.recorder.active
 
     def input_level_db(self) -> float:
         """The microphone's level now (dBFS), for a meter that polls it; −120 when muted or idle."""
@@ -182,6 +194,12 @@ class EngineBridge(QObject):
     @Slot(bool)
     def set_muted(self, on: bool) -> None:
         self.engine.call(self._agent.set_muted, on)
+
+    @Slot(bool)
+    def set_recording(self, on: bool) -> None:
+        recorder = self._agent.recorder
+        if recorder is not None:
+            self.engine.call(recorder.set_active, on)
 
     def play_test_sound(self) -> bool:
         try:
@@ -329,5 +347,7 @@ class EngineBridge(QObject):
             self.userTurnContinued.emit(event.turn_id)
         elif isinstance(event, BargeInResumed):
             self.bargeInResumed.emit(event.dropped_turn_id if event.dropped_turn_id is not None else -1)
+        elif isinstance(event, RecordingChanged):
+            self.recordingChanged.emit(event.recording)
         elif isinstance(event, ErrorEvent):
             self.error.emit(event.message, False)

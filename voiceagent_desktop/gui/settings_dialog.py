@@ -119,6 +119,13 @@ TABS: dict[str, list[FieldSpec]] = {
         FieldSpec("audio.noise_suppression", "Noise suppression", "bool",
                   hint="WebRTC noise suppression and a high-pass filter on the microphone"),
     ],
+    "Conversations": [
+        FieldSpec("save_sessions", "Save conversations", "bool",
+                  hint="kept on this computer (voiceagent sessions lists them)"),
+        FieldSpec("record_audio", "Record their audio", "bool",
+                  hint="from the start of each conversation (the Record button does it for one): the "
+                       "microphone and the answers, kept with the conversation"),
+    ],
     "Window": [
         FieldSpec("gui.latency_budget_ms", "Latency budget (ms)", hint="voice-to-voice above this is red"),
         FieldSpec("gui.overlay", "Show the latency overlay", "bool"),

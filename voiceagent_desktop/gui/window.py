@@ -37,6 +37,7 @@ from .qt import (
     QWidget,
     Signal,
 )
+from .record_button import RecordButton
 from .style import Theme, current_theme, style_sheet
 from .timing import TimingPanel
 from .transcript import TranscriptView
@@ -208,6 +209,8 @@ class MainWindow(QMainWindow):
         footer.addWidget(self.mute_button)
         footer.addWidget(self.ptt_button)
         footer.addWidget(self.stop_button)
+        self.record_button = RecordButton()
+        footer.addWidget(self.record_button)
         footer.addStretch(1)
         root.addLayout(footer)
         self.ptt_hint = QLabel(f"…or hold {self.ptt_key_name} anywhere in this window")
@@ -256,6 +259,7 @@ class MainWindow(QMainWindow):
         bridge.userTurnContinued.connect(self.hud.on_turn_over)
         bridge.error.connect(self.show_error)
         bridge.deviceStatus.connect(self.show_device_status)
+        self.record_button.attach(bridge)
         set_checked_quietly(self.hands_free, bridge.hands_free)
         self.hands_free.setEnabled(self.fatal_error is None)
         if bridge.is_ready:
@@ -267,6 +271,7 @@ class MainWindow(QMainWindow):
         if self._bridge is not None:
             self._bridge.disconnect_all()
         self._bridge = None
+        self.record_button.detach()
         self.fatal_error = None
         self.error_banner.hide()
         self.level.stop()
