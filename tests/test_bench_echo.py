@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from voiceagent_desktop.bench import report
+from voiceagent_desktop.bench import marks
 from voiceagent_desktop.bench.echo_bench import render_echo_section, summarize, wer
 
 
@@ -40,7 +40,7 @@ def test_the_summary_counts_per_100_answers_and_over_every_trial(tmp_path: Path)
     render_echo_section({"date": "today", **s, "rooms": rooms}, doc)
     render_echo_section({"date": "today", **s, "rooms": rooms}, doc)
     text = doc.read_text()
-    assert text.count(report.ECHO_MARK) == 1
+    assert text.count(marks.ECHO_MARK) == 1
     assert "| kitchen | 25 → 31 ms | 26.0 dB | 1 / 10 | 4 / 4 | 1 / 9 |" in text
 
 

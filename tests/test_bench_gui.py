@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from voiceagent_desktop.bench.gui_bench import ARMS, median_ci, render_gui_section, summarise
-from voiceagent_desktop.bench.report import GUI_MARK
+from voiceagent_desktop.bench.marks import GUI_MARK
 
 
 def entry(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from voiceagent_desktop.bench.marks import PROVIDERS_MARK
 from voiceagent_desktop.bench.provider_bench import SENTENCES, run_provider_bench
-from voiceagent_desktop.bench.report import PROVIDERS_MARK
 
 
 def test_the_bench_measures_each_provider_and_writes_its_section(tmp_path: Path) -> None:

@@ -17,6 +17,10 @@ voiceagent models status        show where each model file is stored and whether
 voiceagent keys set NAME        store a cloud API key in the OS keyring (read from the terminal or stdin)
 voiceagent keys status          which keys are set, and where from (masked); keys delete NAME removes one
 voiceagent sessions list        saved conversations; show/rename/delete/export ID (--format md|json)
+voiceagent replay ID --json P   a recorded conversation through the engine again (--config: another one),
+                                compared turn by turn: where each turn ended, what was heard, V2V
+voiceagent bench recording --json P   what recording a conversation costs (processor, MiB per hour)
+voiceagent bench replay --json P      how fast a recording replays on the embedded stack, how close
 voiceagent --resume ID          continue a saved conversation (window or --headless)
 voiceagent --self-test          load the embedded models, speak, transcribe and answer a fixed question,
                                 show the window offscreen (--no-window: not); exit 1 naming a failed step
@@ -29,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import VoiceAgentError
@@ -86,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "suite",
         nargs="?",
-        choices=["conversation", "turn", "tools", "providers", "echo", "soak", "recording"],
+        choices=["conversation", "turn", "tools", "providers", "echo", "soak", "recording", "replay"],
         default="conversation",
         help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection; "
         "tools: the embedded model's tool choices on a fixed request set; providers: each cloud TTS "
@@ -94,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
         "false interruptions, barge-in, double-talk WER, CPU); soak: --turns (default 1000) scripted turns "
         "and --embedded-turns (default 100) on the embedded models, every turn checked, with memory, "
         "tasks, threads, descriptors and latency drift, and the window with 1,000 messages; recording: "
-        "what recording a conversation costs (processor, MiB per hour) over --minutes (default 10)",
+        "what recording a conversation costs (processor, MiB per hour) over --minutes (default 10); replay: "
+        "how fast a recorded conversation replays on the embedded stack, and how close to its turn ends",
     )
     b.add_argument(
         "--profile",
@@ -147,6 +153,21 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("-o", "--output", type=Path, help="write here (default: standard output)")
     for parser in ssub.choices.values():  # --db also after the subcommand
         parser.add_argument("--db", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    r = sub.add_parser(
+        "replay",
+        help="feed a recorded conversation through the engine again, with this or another configuration, "
+        "and compare it turn by turn (where each turn ended, what was heard, V2V)",
+    )
+    r.add_argument("session", type=int, help="a saved session with a recording (voiceagent sessions list)")
+    r.add_argument("--json", type=Path, required=True, help="write the comparison here")
+    r.add_argument("--db", type=Path, help="the session database (default: in the user data directory)")
+    r.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="the configuration to replay with")
+    r.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="what decides where a turn ends takes no time (the same ends however busy the machine is); "
+        "default: every stage takes the time it takes on this machine",
+    )
     return p
 
 
@@ -185,6 +206,18 @@ def _sessions(args: argparse.Namespace) -> int:
         args.output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _replay(args: argparse.Namespace, settings: Any) -> int:
+    from .bench.report import write_json
+    from .replay import replay_session
+    from .replay_compare import table
+    from .sessions import SessionStore
+
+    result = replay_session(settings, args.session, SessionStore(args.db), deterministic=args.deterministic)
+    write_json(args.json, result)
+    print(table(result))
     return 0
 
 
@@ -315,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sessions":
             return _sessions(args)
         settings = _settings(args)
+        if args.command == "replay":
+            return _replay(args, settings)
         if args.command == "bench" and args.suite == "tools":
             from .bench.tool_bench import run_tool_bench
 
@@ -338,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench.recording_bench import run_recording_bench
 
             return run_recording_bench(args.json, minutes=args.minutes, markdown=args.markdown)
+        if args.command == "bench" and args.suite == "replay":
+            from .bench.replay_bench import run_replay_bench
+
+            return run_replay_bench(args.json, turns=args.turns or 12, markdown=args.markdown)
         if args.command == "bench" and args.suite == "echo":
             from .bench.echo_bench import run_echo_bench
 

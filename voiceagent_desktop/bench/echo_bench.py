@@ -40,7 +40,8 @@ from ..testing.virtual_audio import MIC_FEED, PROBE, VirtualAudio
 from ..wiring import build_agent
 from . import analysis
 from .driver import until
-from .report import ECHO_MARK, replace_section, write_json
+from .marks import ECHO_MARK
+from .report import replace_section, write_json
 
 RATE = 16000
 ANSWERS = [

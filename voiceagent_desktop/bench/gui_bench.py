@@ -32,7 +32,8 @@ from ..engine.latency import STAGES
 from ..gui.engine_thread import EngineThread
 from . import analysis
 from .driver import QUESTIONS, RATE, Recorder, generate_speech, speak_turn, until
-from .report import GUI_MARK, replace_section
+from .marks import GUI_MARK
+from .report import replace_section
 
 ARMS = ("headless", "window")
 

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from . import analysis
-from .report import PROVIDERS_MARK, replace_section, write_json
+from .marks import PROVIDERS_MARK
+from .report import replace_section, write_json
 
 SENTENCES = 30
 TEXT = "The quick brown fox jumps over the lazy dog."

@@ -20,7 +20,8 @@ import numpy as np
 from ..engine.events import AgentState, AssistantDone, StateChanged, UserTranscript
 from ..recording import EVENTS_FILE, MIC_FILE, SPEAKER_FILE, AudioRecorder
 from .driver import RATE, generate_speech
-from .report import RECORDING_MARK, replace_section, write_json
+from .marks import RECORDING_MARK
+from .report import replace_section, write_json
 from .soak_script import LINES
 
 FRAME = 512

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .marks import CLOUD_MARK, SECTION_MARKS, TURN_MARK
+
 #: name, JSON path, target text, check (value → bool)
 TARGETS: list[tuple[str, tuple[str, ...], str, Any]] = [
     ("V2V push-to-talk, median", ("v2v_ms", "ptt", "p50"), "≤ 450 ms", lambda v: v <= 450),
@@ -103,32 +105,6 @@ STAGE_NAMES = {
     "turn_model": "end-of-turn model (features + inference; overlaps the wait)",
     "stt_speculative": "speculative STT reused as the transcript (overlaps the wait)",
 }
-CLOUD_MARK = "<!-- cloud profile: `voiceagent bench --profile cloud-fake --json cloud.json --markdown …` -->"
-TURN_MARK = "<!-- turn benchmark: `voiceagent bench turn --json turn.json --markdown docs/benchmarks.md` -->"
-TOOLS_MARK = "<!-- tool benchmark: `voiceagent bench tools --json tools.json --markdown …` -->"
-GUI_MARK = "<!-- window cost: `voiceagent bench --gui --json gui.json --markdown docs/benchmarks.md` -->"
-PROVIDERS_MARK = (
-    "<!-- cloud TTS providers: `voiceagent bench providers --json providers.json --markdown …` -->"
-)
-ECHO_MARK = "<!-- echo rig: `voiceagent bench echo --json echo.json --markdown docs/benchmarks.md` -->"
-SOAK_MARK = "<!-- soak: `voiceagent bench soak --json soak.json --markdown docs/benchmarks.md` -->"
-RECORDING_MARK = (
-    "<!-- recording: `voiceagent bench recording --json recording.json --markdown docs/benchmarks.md` -->"
-)
-#: written by hand (packaging/: build, smoke, coldstart): a mark so no bench's section runs into it
-PACKAGING_MARK = "<!-- packaging: packaging/build, packaging/smoke, packaging/coldstart (by hand) -->"
-SECTION_MARKS = (
-    TURN_MARK,
-    CLOUD_MARK,
-    TOOLS_MARK,
-    GUI_MARK,
-    PROVIDERS_MARK,
-    ECHO_MARK,
-    PACKAGING_MARK,
-    SOAK_MARK,
-    RECORDING_MARK,
-)  # sections other commands rewrite, after the main one
-
 HEADER = """# Benchmarks
 
 Produced by `voiceagent bench --json bench.json --markdown docs/benchmarks.md` (rewrites this file).

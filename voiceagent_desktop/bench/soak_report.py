@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from .report import SOAK_MARK, replace_section, write_json
+from .marks import SOAK_MARK
+from .report import replace_section, write_json
 
 PLOT = "soak-rss.svg"
 #: the issue's limits: RSS growth over the last 90 % of the turns, and latency drift

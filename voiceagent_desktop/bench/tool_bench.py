@@ -20,7 +20,8 @@ from ..engine.builtin_tools import Timers, builtin_registry
 from ..engine.calculator import CalculatorError, evaluate
 from ..engine.events import EventBus
 from . import analysis
-from .report import TOOLS_MARK, replace_section, write_json
+from .marks import TOOLS_MARK
+from .report import replace_section, write_json
 
 
 def _number(expected: float, key: str, *, calc: bool = False) -> Callable[[dict[str, Any]], bool]:

@@ -1,0 +1,176 @@
+"""``voiceagent replay``: a recorded conversation fed through the engine again (replay.py) and compared
+turn by turn (replay_compare.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tests.test_recording import FRAME_SECS
+from voiceagent_desktop.engine.agent import Providers, VoiceAgent
+from voiceagent_desktop.engine.clock import FakeClock
+from voiceagent_desktop.engine.conversation import ConversationSettings
+from voiceagent_desktop.engine.events import InputMode
+from voiceagent_desktop.engine.vad import VADParams
+from voiceagent_desktop.replay import load_recording, replay
+from voiceagent_desktop.replay_compare import compare
+from voiceagent_desktop.sessions import SessionRecorder, SessionStore
+from voiceagent_desktop.testing.fakes import (
+    FakeAudioFactory,
+    FakeLLM,
+    FakeSTT,
+    FakeTTS,
+    FakeVAD,
+    silence_frame,
+    speech_frame,
+)
+from voiceagent_desktop.wiring import record_audio
+
+LINES = ["What is the weather like today?", "And tomorrow?", "Thank you."]
+HANDS_FREE = ConversationSettings(
+    mode=InputMode.HANDS_FREE,
+    vad=VADParams(start_secs=0.1, stop_secs=0.5),
+    speculative_start=False,
+    incremental_secs=0.0,  # (the fake STT answers each call with the next line)
+)
+
+
+def providers() -> Providers:
+    return Providers(FakeSTT(list(LINES)), FakeLLM(), FakeTTS(), FakeVAD())
+
+
+async def record(tmp: Path, plan: list[tuple[float, bool]]) -> Path:
+    """A hands-free conversation on fakes in virtual time, recorded: ``plan`` is (seconds, speech)."""
+    clock, audio = FakeClock(), FakeAudioFactory()
+    agent = VoiceAgent(providers(), audio, HANDS_FREE, clock=clock)
+    store = SessionStore(tmp / "sessions.db")
+    sessions = SessionRecorder(store)
+    agent.bus.subscribe(sessions)
+    record_audio(agent, store, sessions)
+    await agent.start()
+    for seconds, speech in plan:
+        for _ in range(round(seconds / FRAME_SECS)):
+            clock.advance(FRAME_SECS)
+            assert audio.source is not None and audio.sink is not None
+            audio.source.feed(speech_frame() if speech else silence_frame())
+            audio.sink.advance(FRAME_SECS)
+            for _ in range(10):
+                await asyncio.sleep(0)
+    await agent.stop()
+    [info] = store.list_sessions()
+    [folder] = store.recordings(info.id)
+    return folder
+
+
+PLAN = [(0.5, False), (1.2, True), (3.0, False), (0.6, True), (3.0, False), (0.9, True), (3.0, False)]
+
+
+@pytest.mark.asyncio
+async def test_a_replay_with_the_same_configuration_ends_every_turn_where_it_ended(tmp_path: Path) -> None:
+    folder = await record(tmp_path, PLAN)
+    recorded = load_recording(folder)
+    assert recorded.seconds == pytest.approx(sum(round(s / FRAME_SECS) for s, _ in PLAN) * FRAME_SECS)
+    again = await replay(recorded, providers(), HANDS_FREE)
+    result = compare(recorded.events, again.events)
+    assert [r["verdict"] for r in result["turns"]] == ["same"] * 3
+    assert result["boundary_shift_ms"]["max"] <= 32.0 and result["same_words"] == 3
+    assert [r["replayed"]["text"] for r in result["turns"]] == LINES
+    assert all(r["replayed"]["stages_ms"].get("v2v") is not None for r in result["turns"])
+
+
+@pytest.mark.asyncio
+async def test_a_changed_turn_policy_shows_where_the_turns_end_now(tmp_path: Path) -> None:
+    folder = await record(tmp_path, PLAN)
+    recorded = load_recording(folder)
+    base = HANDS_FREE.turn
+    patient = dataclasses.replace(
+        HANDS_FREE, turn=dataclasses.replace(base, silence_only_secs=base.silence_only_secs + 0.5)
+    )
+    again = await replay(recorded, providers(), patient)
+    result = compare(recorded.events, again.events)
+    assert [r["verdict"] for r in result["turns"]] == ["later"] * 3
+    assert all(480 <= r["shift_ms"] <= 520 for r in result["turns"]), result["turns"]
+
+
+@dataclasses.dataclass
+class SlowSTT(FakeSTT):
+    """Takes 0.2 s of the wall clock per transcription (as a model computing would)."""
+
+    async def transcribe(self, audio):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.2)
+        return await super().transcribe(audio)
+
+
+@pytest.mark.asyncio
+async def test_while_a_provider_computes_virtual_time_keeps_to_the_wall_clock(tmp_path: Path) -> None:
+    folder = await record(tmp_path, PLAN)
+    recorded = load_recording(folder)
+    slow = Providers(SlowSTT(list(LINES)), FakeLLM(), FakeTTS(), FakeVAD())
+    again = await replay(recorded, slow, HANDS_FREE)
+    result = compare(recorded.events, again.events)
+    # the transcription took its 0.2 s in the replay's time too (the frames meanwhile came in meanwhile);
+    # unpaced, it would have taken no virtual time at all
+    stt = [r["replayed"]["stages_ms"]["stt"] for r in result["turns"]]
+    assert all(s >= 200 - 32 for s in stt), stt
+    assert [r["recorded"]["stages_ms"]["stt"] < 40 for r in result["turns"]] == [True] * 3
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
+async def test_an_embedded_recording_replays_to_the_same_turn_ends_and_words(
+    tmp_path: Path, smart_turn_path: Path
+) -> None:
+    """The embedded stack (Silero VAD, Smart Turn, Whisper, SmolLM2, Piper) hears three hands-free turns of
+    Piper speech, recorded as the app records; the recording, replayed with the same configuration, ends
+    every turn within a frame of where it ended and hears the same words. Both runs are deterministic
+    (what decides a turn's end takes no virtual time): a busy machine must not move the ends."""
+    import numpy as np
+
+    from voiceagent_desktop.config import Settings
+    from voiceagent_desktop.replay import Recorded
+    from voiceagent_desktop.testing.speech import piper_speech
+    from voiceagent_desktop.wiring import conversation_settings, stage_providers
+
+    settings = Settings(mode="handsfree")
+    lines = ["How many days are in a week?", "What is the capital of France?", "Tell me a joke."]
+    gap = np.zeros(int(4.0 * 16000), np.float32)  # (the answer plays meanwhile)
+    audio = np.concatenate([gap[:8000]] + [x for line in lines for x in (piper_speech(line, 16000), gap)])
+    store = SessionStore(tmp_path / "sessions.db")
+    sessions = SessionRecorder(store)
+
+    def recorded_as_the_app_does(agent: VoiceAgent) -> None:
+        agent.bus.subscribe(sessions)
+        record_audio(agent, store, sessions)
+
+    conv = conversation_settings(settings)
+    mic = Recorded.from_audio(audio, InputMode.HANDS_FREE)
+    await replay(mic, stage_providers(settings), conv, deterministic=True, setup=recorded_as_the_app_does)
+    [folder] = store.recordings(store.list_sessions()[0].id)
+    recorded = load_recording(folder)
+    again = await replay(recorded, stage_providers(settings), conv, deterministic=True)
+    result = compare(recorded.events, again.events)
+    ended = [r for r in result["turns"] if r["recorded"] and r["recorded"]["outcome"] == "answered"]
+    assert len(ended) == 3, result["turns"]
+    assert [r["verdict"] for r in result["turns"]] == ["same"] * len(result["turns"]), result["turns"]
+    assert result["boundary_shift_ms"]["max"] <= 32.0
+    assert all(r["same_words"] for r in result["turns"]), result["turns"]
+
+
+def test_the_replay_bench_section_shows_both_runs(tmp_path: Path) -> None:
+    from voiceagent_desktop.bench.replay_bench import render
+
+    run = {
+        "realtime_factor": 6.1, "wall_s": 20.0, "boundary_shift_ms": {"p50": 0.0, "max": 32.0},
+        "verdicts": {"same": 12}, "same_words": 12, "paired": 12,
+        "v2v_ms": {"recorded": 700.0, "replayed": 710.0},
+    }  # fmt: skip
+    r = {"turns": 12, "recorded_s": 120.0, "runs": {"compute": run, "deterministic": run}, "passed": True}
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n")
+    render(r, doc)
+    text = doc.read_text()
+    assert "| compute | **6.1×** | 0.0 / 32.0 | same 12 | 12 of 12 | 700.0 → 710.0 |" in text
+    assert "| deterministic |" in text and "Result: **passed**" in text
