@@ -20,6 +20,7 @@ from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import (
     AgentState,
     ConversationEnded,
+    Notice,
     RecordingChanged,
     StateChanged,
     UserTranscript,
@@ -265,3 +266,32 @@ def test_echo_controls_verdict_on_talking_over_is_kept_where_it_changes(tmp_path
         {"mic": 512, "talking_over": True},
         {"mic": 3 * 512, "talking_over": False},
     ]
+
+
+def test_a_recording_that_cannot_be_written_goes_off_and_says_why(tmp_path: Path) -> None:
+    told: list[object] = []
+    (tmp_path / "recordings").write_text("not a folder")  # (as a full disk or a folder gone would)
+    rec = AudioRecorder(tmp_path / "recordings", lambda: 0.0, notify=told.append, name=lambda: "r")
+    rec(UserTranscript(1, "hi"))
+    assert rec.flush()
+    rec.frame(silence_frame(), FRAME_SECS)  # the next thing recorded learns of it
+    notices = [e for e in told if isinstance(e, Notice)]
+    assert len(notices) == 1 and notices[0].message.startswith("The recording stopped:")
+    assert told[-1] == RecordingChanged(False) and not rec.active and rec.current == ""
+    rec.close()
+
+
+@pytest.mark.asyncio
+async def test_a_muted_microphone_is_not_recorded(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    await rig.agent.start()
+    await rig.turn()
+    rig.agent.set_muted(True)
+    await rig.frames(1.0, speech=True)  # said while muted
+    rig.agent.set_muted(False)
+    await rig.frames(2.0, speech=False)
+    await rig.agent.stop()
+    [folder] = rig.store.recordings(rig.store.list_sessions()[0].id)
+    mic, _ = soundfile.read(folder / MIC_FILE, dtype="float32")
+    muted = slice(len(mic) - round(3.0 / FRAME_SECS) * 512, len(mic) - round(2.0 / FRAME_SECS) * 512)
+    assert np.max(np.abs(mic[muted])) == 0.0 and np.max(np.abs(mic[: muted.start])) > 0.05

@@ -45,6 +45,7 @@ from .engine.events import (
     AssistantDone,
     ConversationEnded,
     Event,
+    Notice,
     RecordingChanged,
     StateChanged,
     UserTranscript,
@@ -204,6 +205,8 @@ class AudioRecorder:
 
     def _open(self) -> bool:
         """A folder is open to record into (opened now if recording is on and none is)."""
+        if self.failure is not None:
+            self._failed()
         if self._closed or not self.active:
             return False
         if not self.current:
@@ -223,6 +226,17 @@ class AudioRecorder:
             self.active = on
             if not on:
                 self._end_folder()
+            self._tell()
+
+    def _failed(self) -> None:
+        """The writer could not write (a full disk, the folder gone): recording goes off, and the window
+        is told why; what was written is kept, and switching recording on again tries again."""
+        why, self.failure = self.failure, None
+        self._end_folder()
+        if self.notify is not None:
+            self.notify(Notice(f"{why} The conversation goes on; what was recorded is kept."))
+        if self.active:
+            self.active = False
             self._tell()
 
     def _tell(self) -> None:
@@ -309,9 +323,8 @@ class AudioRecorder:
                     self._finish(files)
                     files = None
             except Exception as e:  # a full disk, a folder gone: recording stops, the conversation goes on
-                if self.failure is None:
-                    self.failure = f"The recording stopped: {e}"
-                    log.warning("recording failed: %s", type(e).__name__)
+                self.failure = f"The recording stopped: {e}."
+                log.warning("recording failed: %s", type(e).__name__)
                 if files is not None:
                     files.said = True  # (keep what was written)
                     self._finish(files)
