@@ -26,6 +26,7 @@ from voiceagent_desktop.engine.events import (
     UserTranscript,
 )
 from voiceagent_desktop.recording import EVENTS_FILE, MIC_FILE, SPEAKER_FILE, SPEAKER_RATE, AudioRecorder
+from voiceagent_desktop.recording_clips import turn_clip
 from voiceagent_desktop.sessions import SessionRecorder, SessionStore
 from voiceagent_desktop.testing.fakes import (
     FakeAudioFactory,
@@ -295,3 +296,33 @@ async def test_a_muted_microphone_is_not_recorded(tmp_path: Path) -> None:
     mic, _ = soundfile.read(folder / MIC_FILE, dtype="float32")
     muted = slice(len(mic) - round(3.0 / FRAME_SECS) * 512, len(mic) - round(2.0 / FRAME_SECS) * 512)
     assert np.max(np.abs(mic[muted])) == 0.0 and np.max(np.abs(mic[: muted.start])) > 0.05
+
+
+@pytest.mark.asyncio
+async def test_a_turn_is_read_back_with_its_markers_while_recording_and_after(tmp_path: Path) -> None:
+    story = "Once upon a time there was a long story. It went on and on. And then it ended."
+    rig = Rig(tmp_path, llm=FakeLLM([story]))
+    await rig.agent.start()
+    await rig.frames(0.5, speech=False)
+    await rig.turn()
+    await rig.frames(0.3, speech=False)
+    rig.agent.stop_speaking()  # interrupted
+    await rig.frames(1.0, speech=False)
+    live = rig.recorder.clip(1)  # (the folder is still being written)
+    assert rig.recorder.clip(7) is None
+    await rig.agent.stop()
+    [folder] = rig.store.recordings(rig.store.list_sessions()[0].id)
+    done = turn_clip(folder, 1)
+    for name, clip in (("live", live), ("done", done)):
+        assert clip is not None and set(clip.markers) == {"eot_decided", "playback_start", "barge_in"}
+        m = clip.markers
+        assert m["eot_decided"] < m["playback_start"] < m["barge_in"] < clip.seconds
+        rate = clip.RATE
+        said = clip.mic[: round(m["eot_decided"] * rate)]
+        answered = clip.speaker[round(m["playback_start"] * rate) : round(m["barge_in"] * rate)]
+        after = clip.speaker[round((m["barge_in"] + 0.1) * rate) :]
+        assert np.sqrt(np.mean(said**2)) > 0.05 and np.sqrt(np.mean(answered**2)) > 0.05, name
+        assert np.max(np.abs(after)) < 0.01  # nothing played after the interruption
+        assert len(clip.mixed()) == len(clip.mic)
+    assert live is not None and done is not None
+    assert np.max(np.abs(live.mic - done.mic)) < 1e-6 and live.markers == done.markers

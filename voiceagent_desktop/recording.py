@@ -8,10 +8,12 @@ nothing was said is removed when it is closed.
 
 - ``mic.flac``: 16 kHz mono, 16-bit, the frames exactly as the conversation got them (after echo control;
   zeros while muted: a muted microphone is not recorded), one after another. Lossless, so that a replay
-  feeds the engine the samples it heard (Opus would change what the VAD and the STT get).
-- ``speaker.ogg``: Opus, 24 kHz mono: each sentence as far as it was played, placed at the clock time it
-  reached the speaker, with silence between. A copy for listening: about a tenth of FLAC's size.
-- ``events.jsonl``: a header (``t0``: the clock time sample 0 of ``speaker.ogg`` stands for; the input mode
+  feeds the engine the samples it heard (a lossy codec would change what the VAD and the STT get).
+- ``speaker.flac``: 16 kHz mono, 16-bit: each sentence as far as it was played, placed at the clock time
+  it reached the speaker, with silence between (which FLAC stores in next to nothing). FLAC, not Opus:
+  libsndfile's Ogg writer keeps the last pages until the file is closed, so the turn just spoken could
+  not be played back from a recording still being written; FLAC's can (``recording_clips``).
+- ``events.jsonl``: a header (``t0``: the clock time sample 0 of ``speaker.flac`` stands for; the input mode
   and the providers then), then one line
   per engine event with its clock time (``t``; the user's commands are events too: ``Command``), and
   ``{"mic": n, "t": t}`` whenever the microphone's frames do not follow one another (the first frame; a
@@ -57,8 +59,8 @@ from .providers.base import AudioArray
 log = logging.getLogger(__name__)
 
 MIC_RATE = 16000
-SPEAKER_RATE = 24000  # (Opus encodes 8, 12, 16, 24 or 48 kHz)
-MIC_FILE, SPEAKER_FILE, EVENTS_FILE = "mic.flac", "speaker.ogg", "events.jsonl"
+SPEAKER_RATE = 16000
+MIC_FILE, SPEAKER_FILE, EVENTS_FILE = "mic.flac", "speaker.flac", "events.jsonl"
 #: a microphone frame that starts this far from where the last one ended starts a new anchor
 GAP_SECS = 0.032
 
@@ -116,7 +118,7 @@ class _Files:
             self.folder / MIC_FILE, "w", MIC_RATE, 1, format="FLAC", subtype="PCM_16"
         )
         self.speaker = soundfile.SoundFile(
-            self.folder / SPEAKER_FILE, "w", SPEAKER_RATE, 1, format="OGG", subtype="OPUS"
+            self.folder / SPEAKER_FILE, "w", SPEAKER_RATE, 1, format="FLAC", subtype="PCM_16"
         )
         self.events = open_private(self.folder / EVENTS_FILE)
         header = {"recording": 1, "t0": round(self.t0, 6), "mic_rate": MIC_RATE, "speaker_rate": SPEAKER_RATE}
@@ -138,6 +140,18 @@ class _Files:
             audio = soxr.resample(audio, rate, SPEAKER_RATE)
         self.speaker.write(np.clip(audio, -1.0, 1.0))
         self.speaker_samples += len(audio)
+
+    def flush(self, now: float) -> None:
+        """What was written so far, readable (``recording_clips``; the headers stay provisional): the
+        speaker's silence written up to clock time ``now``. (FLAC's encoder keeps its last block, up to
+        0.26 s, until more comes.)"""
+        at = round((now - self.t0) * SPEAKER_RATE)
+        if self.speaker is not None and at > self.speaker_samples:
+            self.speaker.write(np.zeros(at - self.speaker_samples, np.float32))
+            self.speaker_samples = at
+        for f in (self.mic, self.speaker, self.events):
+            if f is not None:
+                f.flush()
 
     def close(self) -> int:
         """Close the files; remove the folder if nothing was said in it. Its size in bytes."""
@@ -285,9 +299,23 @@ class AudioRecorder:
             self.close()
 
     def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued is written and readable; False if ``timeout`` passed."""
         done = threading.Event()
-        self._queue.put(("flush", done))
+        self._queue.put(("flush", done, self.clock()))
         return done.wait(timeout)
+
+    def clip(self, turn_id: int) -> Any:
+        """Turn ``turn_id`` of this agent's recordings as a ``recording_clips.TurnClip``, or None if it
+        was not recorded (any thread: it waits for the writer)."""
+        from .recording_clips import has_turn, turn_clip
+
+        self.flush(5.0)
+        names = ([self.current] if self.current else []) + self.stats.folders[::-1]
+        for name in names:
+            folder = self.root / name
+            if (folder / EVENTS_FILE).exists() and has_turn(folder, turn_id):
+                return turn_clip(folder, turn_id)
+        return None
 
     def close(self, timeout: float = 30.0) -> None:
         if not self._closed:
@@ -303,6 +331,8 @@ class AudioRecorder:
         while (job := self._queue.get()) is not None:
             kind = job[0]
             if kind == "flush":
+                if files is not None:
+                    files.flush(job[2])
                 job[1].set()
                 continue
             try:

@@ -116,13 +116,14 @@ def render(r: dict[str, Any], path: Path) -> None:
         f"core that recording takes while talking (limit {MAX_CPU_PCT:.0f} %).",
         "",
         "| processor, % of one core | of which on the event loop | MiB per hour: microphone (FLAC) | "
-        "speaker (Opus) | events | total |",
+        "speaker (FLAC) | events | total |",
         "|---|---|---|---|---|---|",
         f"| **{r['cpu_pct_of_one_core']:.2f}** | {r['loop_pct_of_one_core']:.2f} | {h[MIC_FILE]} | "
         f"{h[SPEAKER_FILE]} | {h[EVENTS_FILE]} | **{r['mib_per_hour_total']}** |",
         "",
         "The microphone is kept lossless (16-bit FLAC) so that a replay feeds the engine the samples it "
-        "heard; the speaker is a listening copy (Opus, 24 kHz). Result: **"
+        "heard; the speaker is kept the same way (FLAC, 16 kHz: the silence between answers costs next to "
+        "nothing, and the turn just spoken can be played from a file still being written). Result: **"
         + ("passed" if r["passed"] else "FAILED")
         + "**.",
         "",
