@@ -40,3 +40,48 @@ def test_without_saved_conversations_there_is_nothing_to_record(make_rig: Callab
     rig = make_rig()
     rig.start()
     assert not rig.window.record_button.isEnabled() and rig.window.record_button.text() == OFF
+
+
+def test_a_recorded_turn_is_shown_with_its_markers_and_plays_through_the_speaker(
+    make_rig: Callable[..., Rig], tmp_path: Path
+) -> None:
+    from voiceagent_desktop.engine.agent import CLIP_SEGMENT
+
+    rig = make_rig()
+    store = SessionStore(tmp_path / "sessions.db")
+    sessions = SessionRecorder(store)
+    rig.agent.bus.subscribe(sessions)
+    record_audio(rig.agent, store, sessions, default=True)
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    qtbot.mousePress(w.ptt_button, Qt.MouseButton.LeftButton)
+    rig.wait_state("Hearing you")
+    rig.speak(16)
+    qtbot.mouseRelease(w.ptt_button, Qt.MouseButton.LeftButton)
+    rig.wait_reply_done()
+    rig.wait_state("Listening")
+    qtbot.waitUntil(lambda: len(w.timing.records) == 1)
+    player = w.timing.player
+    w.timing.select_turn(w.timing.records[0].turn_id)
+    assert player.status.text().startswith("Turn 1:") and player.play_button.isEnabled()
+    assert set(player.markers) == {"eot_decided", "playback_start"}
+    assert player.markers["eot_decided"].value() < player.markers["playback_start"].value()
+    qtbot.mouseClick(player.play_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: rig.audio.sink is not None and CLIP_SEGMENT in rig.audio.sink.total)
+    assert rig.audio.sink is not None and rig.audio.sink.total[CLIP_SEGMENT] > 0
+
+
+def test_a_turn_that_was_not_recorded_says_so(make_rig: Callable[..., Rig]) -> None:
+    from voiceagent_desktop.gui.turn_player import NOT_RECORDED
+
+    rig = make_rig()
+    rig.start()
+    w, qtbot = rig.window, rig.qtbot
+    qtbot.mousePress(w.ptt_button, Qt.MouseButton.LeftButton)
+    rig.wait_state("Hearing you")
+    rig.speak(16)
+    qtbot.mouseRelease(w.ptt_button, Qt.MouseButton.LeftButton)
+    rig.wait_reply_done()
+    qtbot.waitUntil(lambda: len(w.timing.records) == 1)
+    w.timing.select_turn(w.timing.records[0].turn_id)
+    assert w.timing.player.status.text() == NOT_RECORDED and not w.timing.player.play_button.isEnabled()

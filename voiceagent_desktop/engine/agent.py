@@ -55,8 +55,8 @@ from .tools import load_entry_point_tools
 from .vad import rms_db
 
 log = logging.getLogger(__name__)
-#: the playback segment of the test sound (a reply's segments count up from 1)
-TEST_SOUND_SEGMENT = -1
+#: the playback segments of the test sound and of a recorded turn played back (a reply's count up from 1)
+TEST_SOUND_SEGMENT, CLIP_SEGMENT = -1, -2
 #: a lost microphone is opened again this often until it works
 RETRY_SECS = 1.0
 
@@ -382,12 +382,20 @@ class VoiceAgent:
 
     def play_test_sound(self) -> bool:
         """A short tone through the speaker (the first-run check). False if not listening (busy, loading)."""
+        rate = self.providers.tts.sample_rate  # (played at the TTS's rate, like a reply)
+        return self.play_sound(load_test_sound(rate), rate, TEST_SOUND_SEGMENT)
+
+    def play_sound(self, audio: AudioArray, rate: int, segment: int = CLIP_SEGMENT) -> bool:
+        """Play ``audio`` through the speaker (a recorded turn played back), as a reply plays, so that echo
+        control knows it. False if not listening (busy, loading)."""
         sink = self._sink
         if sink is None or self.state is not AgentState.LISTENING:
             return False
-        rate = self.providers.tts.sample_rate  # (played at the TTS's rate, like a reply)
-        sink.play(TEST_SOUND_SEGMENT, load_test_sound(rate), rate)
-        sink.finish_segment(TEST_SOUND_SEGMENT)
+        tts_rate = self.providers.tts.sample_rate
+        if rate != tts_rate:
+            audio = soxr.resample(audio, rate, tts_rate).astype(np.float32, copy=False)
+        sink.play(segment, audio, tts_rate)
+        sink.finish_segment(segment)
         return True
 
     def stop_speaking(self) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 from ..engine.agent import VoiceAgent
 from ..engine.events import (
@@ -200,6 +201,23 @@ class EngineBridge(QObject):
         recorder = self._agent.recorder
         if recorder is not None:
             self.engine.call(recorder.set_active, on)
+
+    def turn_clip(self, turn_id: int) -> Any:
+        """The recorded turn as a ``recording_clips.TurnClip``, or None (not recorded; no recorder)."""
+        recorder = self._agent.recorder
+        clip = getattr(recorder, "clip", None)
+        try:
+            return clip(turn_id) if clip is not None else None
+        except Exception:  # an unreadable recording: the turn is shown as not recorded
+            log.warning("could not read a recorded turn", exc_info=True)
+            return None
+
+    def play_clip(self, audio: Any, rate: int) -> bool:
+        try:
+            return bool(self.engine.ask(lambda: self._agent.play_sound(audio, rate)))
+        except Exception:
+            log.debug("playing a turn failed", exc_info=True)
+            return False
 
     def play_test_sound(self) -> bool:
         try:

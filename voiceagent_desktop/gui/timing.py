@@ -41,6 +41,7 @@ from .qt import (
     pg,
 )
 from .timeline import ROWS, V2V, TurnTimeline, budget_colour
+from .turn_player import TurnPlayer
 
 #: table / CSV columns after the fixed ones: the stages in order, the end-of-turn model, V2V
 STAGE_KEYS = [key for key, _ in ROWS] + ["turn_model", V2V]
@@ -191,6 +192,7 @@ class TimingPanel(QWidget):
         layout.addLayout(bar)
 
         self.waterfall = Waterfall()
+        self.player = TurnPlayer()
         self.plot = pg.PlotWidget()
         self.plot.setAccessibleName("Voice-to-voice over the session")
         self.plot.setBackground(None)
@@ -238,9 +240,9 @@ class TimingPanel(QWidget):
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("timingSplitter")
-        for w in (self.waterfall, self.plot, self.table):
+        for w in (self.waterfall, self.player, self.plot, self.table):
             self.splitter.addWidget(w)
-        self.splitter.setSizes([170, 170, 220])
+        self.splitter.setSizes([170, 130, 150, 200])
         layout.addWidget(self.splitter, 1)
 
     # ---- data -------------------------------------------------------------------------------------
@@ -275,6 +277,7 @@ class TimingPanel(QWidget):
         self._refresh_table()
         self._refresh_plot()
         self.waterfall.show_turn(None)
+        self.player.show_clip(None, "Select a turn to hear it")
 
     def v2v_values(self) -> list[float]:
         return [r.metrics.stages_ms[V2V] for r in self.records if V2V in r.metrics.stages_ms]
@@ -298,6 +301,7 @@ class TimingPanel(QWidget):
             return
         self._selected = turn_id
         self.waterfall.show_turn(TurnTimeline.from_metrics(record.metrics))
+        self.player.show_turn(turn_id)
         row = self.records.index(record)
         self.table.blockSignals(True)
         self.table.selectRow(row)

@@ -260,6 +260,7 @@ class MainWindow(QMainWindow):
         bridge.error.connect(self.show_error)
         bridge.deviceStatus.connect(self.show_device_status)
         self.record_button.attach(bridge)
+        self.timing.player.set_source(bridge)
         set_checked_quietly(self.hands_free, bridge.hands_free)
         self.hands_free.setEnabled(self.fatal_error is None)
         if bridge.is_ready:
@@ -272,6 +273,7 @@ class MainWindow(QMainWindow):
             self._bridge.disconnect_all()
         self._bridge = None
         self.record_button.detach()
+        self.timing.player.set_source(None)
         self.fatal_error = None
         self.error_banner.hide()
         self.level.stop()
