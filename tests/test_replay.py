@@ -174,3 +174,28 @@ def test_the_replay_bench_section_shows_both_runs(tmp_path: Path) -> None:
     text = doc.read_text()
     assert "| compute | **6.1×** | 0.0 / 32.0 | same 12 | 12 of 12 | 700.0 → 710.0 |" in text
     assert "| deterministic |" in text and "Result: **passed**" in text
+
+
+def test_voiceagent_replay_writes_the_comparison_and_prints_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from voiceagent_desktop import wiring
+    from voiceagent_desktop.cli import main
+
+    asyncio.run(record(tmp_path, PLAN))
+    store = SessionStore(tmp_path / "sessions.db")
+    [info] = store.list_sessions()
+    monkeypatch.setattr(wiring, "stage_providers", lambda settings: providers())  # (fakes for the models)
+    monkeypatch.setattr(wiring, "conversation_settings", lambda settings: HANDS_FREE)
+    out = tmp_path / "replay.json"
+    assert main(["replay", str(info.id), "--json", str(out), "--db", str(store.path)]) == 0
+    result = json.loads(out.read_text())
+    assert {"turns", "boundary_shift_ms", "realtime_factor"} <= set(result)
+    assert [t["verdict"] for t in result["turns"]] == ["same"] * 3 and result["realtime_factor"] > 1
+    printed = capsys.readouterr().out
+    assert "boundary shift: p50 0.0 ms" in printed and "What is the weather like today?" in printed
+    empty = store.create("nothing recorded")
+    assert main(["replay", str(empty), "--json", str(out), "--db", str(store.path)]) == 2
+    assert "has no recording" in capsys.readouterr().err

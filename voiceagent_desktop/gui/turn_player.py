@@ -19,6 +19,8 @@ from .qt import QHBoxLayout, QLabel, QPushButton, Qt, QVBoxLayout, QWidget, pg
 POINTS = 1200
 COLOURS = {"mic": "#2563eb", "speaker": "#16a34a"}
 MARKER_COLOURS = {"eot_decided": "#f59e0b", "playback_start": "#16a34a", "barge_in": "#dc2626"}
+#: the labels' heights (fractions of the plot), apart: the markers are often close together
+LABEL_AT = {"eot_decided": 0.92, "playback_start": 0.62, "barge_in": 0.32}
 NOT_RECORDED = "This turn was not recorded (the Record button records the conversation from then on)."
 
 
@@ -97,7 +99,7 @@ class TurnPlayer(QWidget):
                 angle=90,
                 pen=pg.mkPen(MARKER_COLOURS[name], style=Qt.PenStyle.DashLine),
                 label=MARKERS[name],
-                labelOpts={"position": 0.9, "color": MARKER_COLOURS[name]},
+                labelOpts={"position": LABEL_AT[name], "color": MARKER_COLOURS[name]},
             )
             self.plot.addItem(line)
             self.markers[name] = line
