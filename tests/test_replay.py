@@ -199,3 +199,31 @@ def test_voiceagent_replay_writes_the_comparison_and_prints_it(
     empty = store.create("nothing recorded")
     assert main(["replay", str(empty), "--json", str(out), "--db", str(store.path)]) == 2
     assert "has no recording" in capsys.readouterr().err
+
+
+def test_the_window_shows_a_replay_side_by_side_with_the_recording(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from voiceagent_desktop.gui.timing import TimingPanel
+
+    folder = asyncio.run(record(tmp_path, PLAN))
+    recorded = load_recording(folder)
+    base = HANDS_FREE.turn
+    patient = dataclasses.replace(HANDS_FREE, turn=dataclasses.replace(base, silence_only_secs=0.9))
+    result = compare(recorded.events, asyncio.run(replay(recorded, providers(), patient)).events)
+    path = tmp_path / "replay.json"
+    path.write_text(json.dumps(result))
+    panel = TimingPanel()
+    qtbot.addWidget(panel)
+    view = panel.open_replay(path)
+    assert view is not None
+    qtbot.addWidget(view)
+    assert view.table.rowCount() == 3
+    assert [view.table.item(0, c).text() for c in range(3)] == ["1", "later", "+320"]
+    assert view.recorded.turn is not None and view.replayed.turn is not None  # (the first turn, selected)
+    assert view.replayed.turn.v2v_ms() == pytest.approx(result["turns"][0]["replayed"]["stages_ms"]["v2v"])
+    assert view.recorded.shared == view.replayed.shared == (0.0, view.replayed.extent()[1])  # (one axis)
+    (tmp_path / "bad.json").write_text("{")
+    assert (
+        panel.open_replay(tmp_path / "bad.json") is None and "Could not read bad.json" in panel.summary.text()
+    )

@@ -35,6 +35,8 @@ class Turn:
     reason: str = ""
     text: str = ""
     stages_ms: dict[str, float] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)  # the engine's (its clock), for a waterfall
+    mode: str = ""
     interrupted: bool = False
     outcome: str = "answered"  # answered, dropped, merged
 
@@ -56,6 +58,7 @@ def turns(events: list[dict[str, Any]]) -> list[Turn]:
             turn.text = e.get("text", "")
         elif kind == "TurnMetrics":
             turn.stages_ms = {k: round(float(v), 1) for k, v in (e.get("stages_ms") or {}).items()}
+            turn.marks, turn.mode = dict(e.get("marks") or {}), e.get("mode", "")
         elif kind == "BargeIn" or (kind == "AssistantDone" and e.get("interrupted")):
             turn.interrupted = True
         elif kind == "UserTurnDropped":

@@ -94,6 +94,8 @@ class Waterfall(QWidget):
         self.setAccessibleName("Turn waterfall")
         self.turn: TurnTimeline | None = None
         self.budget_ms = 800.0
+        #: a time axis to span at least (ms), shared by waterfalls shown side by side
+        self.shared: tuple[float, float] | None = None
         self.setMinimumHeight(self.ROW_H * (len(ROWS) + 2) + 8)
 
     def sizeHint(self) -> QSize:
@@ -102,6 +104,15 @@ class Waterfall(QWidget):
     def show_turn(self, turn: TurnTimeline | None) -> None:
         self.turn = turn
         self.update()
+
+    def extent(self) -> tuple[float, float]:
+        """The time axis (ms from the end of the user's speech) this turn needs."""
+        if self.turn is None:
+            return 0.0, self.budget_ms
+        spans = self.turn.spans()
+        starts = [s.start_ms for s in spans if s.start_ms is not None]
+        ends = [s.start_ms + s.ms for s in spans if s.start_ms is not None and s.ms is not None]
+        return min([0.0, *starts]), max([self.budget_ms, *ends, self.turn.v2v_ms() or 0.0])
 
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
@@ -113,10 +124,9 @@ class Waterfall(QWidget):
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No turn yet")
             return
         spans = self.turn.spans()
-        starts = [s.start_ms for s in spans if s.start_ms is not None]
-        ends = [s.start_ms + s.ms for s in spans if s.start_ms is not None and s.ms is not None]
-        lo = min([0.0, *starts])
-        hi = max([self.budget_ms, *ends, self.turn.v2v_ms() or 0.0])
+        lo, hi = self.extent()
+        if self.shared is not None:
+            lo, hi = min(lo, self.shared[0]), max(hi, self.shared[1])
         x0, w = self.LABEL_W, self.width() - self.LABEL_W - 64
 
         def x(ms: float) -> float:
@@ -186,7 +196,13 @@ class TimingPanel(QWidget):
             b.setEnabled(False)
         self.csv_button.clicked.connect(lambda: self.export_dialog("csv"))
         self.json_button.clicked.connect(lambda: self.export_dialog("json"))
+        self.replay_button = QPushButton("Compare a replay…")
+        self.replay_button.setToolTip(
+            "Open what `voiceagent replay … --json FILE` wrote: each turn, recorded and replayed"
+        )
+        self.replay_button.clicked.connect(self.open_replay_dialog)
         bar.addWidget(self.summary, 1)
+        bar.addWidget(self.replay_button)
         bar.addWidget(self.csv_button)
         bar.addWidget(self.json_button)
         layout.addLayout(bar)
@@ -358,6 +374,23 @@ class TimingPanel(QWidget):
         """Write CSV or JSON by the file's suffix (``.json``, else CSV)."""
         text = self.to_json() if path.suffix.lower() == ".json" else self.to_csv()
         path.write_text(text, encoding="utf-8", newline="")
+
+    def open_replay_dialog(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Compare a replay", "", "Replay comparison (*.json)")
+        if name:
+            self.open_replay(Path(name))
+
+    def open_replay(self, path: Path) -> QWidget | None:
+        """Show ``voiceagent replay``'s comparison (its JSON) beside this panel; None if unreadable."""
+        from .replay_view import ReplayComparison
+
+        try:
+            view = ReplayComparison.open_file(path, self)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            self.summary.setText(f"Could not read {path.name} as a replay comparison ({type(e).__name__}).")
+            return None
+        view.show()
+        return view
 
     def export_dialog(self, kind: str) -> None:
         name, _ = QFileDialog.getSaveFileName(
