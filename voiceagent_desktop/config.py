@@ -205,6 +205,8 @@ class Settings(_Section):
     #: Record each conversation's audio (the microphone as the engine heard it, the speaker) with the
     #: engine's events, beside its saved session (recording.py); needs ``save_sessions``.
     record_audio: bool = False
+    #: Remember what the user says about themselves across conversations (memories.py), on this computer.
+    memory: bool = True
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     audio: AudioSettings = AudioSettings()
     vad: VADSettings = VADSettings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import urllib.parse
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -133,6 +134,8 @@ def record_session(agent: VoiceAgent, settings: Settings, resume: int | None = N
 
 
 def _record(agent: VoiceAgent, settings: Settings, resume: int | None) -> Any:
+    if settings.memory:
+        remember(agent, settings)
     if not settings.save_sessions and resume is None:
         return None
     from .sessions import SessionError, SessionRecorder, SessionStore
@@ -155,6 +158,28 @@ def _record(agent: VoiceAgent, settings: Settings, resume: int | None) -> Any:
     agent.bus.subscribe(recorder)
     record_audio(agent, store, recorder, default=settings.record_audio)
     return recorder
+
+
+def remember(agent: VoiceAgent, settings: Settings, path: Any = None) -> Any:
+    """Memory across conversations (``memories.py``); a database that cannot be used is said and left out."""
+    from .memories import MemoryKeeper
+    from .memory_store import MemoryStore, MemoryStoreError
+    from .models import data_dir
+    from .providers import registry
+
+    try:
+        store = MemoryStore(path or data_dir() / "memory.db")
+    except MemoryStoreError as exc:
+        agent.notices.append(f"Nothing is remembered across conversations now. {exc}")
+        return None
+    llm = registry.get("llm", settings.provider("llm"))
+    host = urllib.parse.urlsplit(str(settings.llm.base_url or llm.base_url or "")).hostname or ""
+    away = llm.cloud and host not in ("localhost", "127.0.0.1", "::1")  # (a local server keeps it here)
+    keeper = MemoryKeeper(store, cloud=llm.label if away else None, notify=agent.bus.emit)
+    agent.recall = keeper.recall
+    agent.extra_tools = keeper.tools()
+    agent.bus.subscribe(keeper)
+    return keeper
 
 
 def record_audio(agent: VoiceAgent, store: Any, sessions: Any, *, default: bool = True) -> Any:

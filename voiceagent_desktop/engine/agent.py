@@ -49,9 +49,10 @@ from .events import (
     Ready,
     StateChanged,
 )
+from .history import Recall
 from .memory import configure_allocator, freeze_startup_objects
 from .ports import AudioSink, Recorder
-from .tools import load_entry_point_tools
+from .tools import Tool, load_entry_point_tools
 from .vad import rms_db
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,9 @@ class VoiceAgent:
         self.wrap_sink: Callable[[AudioSink], AudioSink] | None = None
         #: records the conversation, if recording can be switched on (wiring.record_audio)
         self.recorder: Recorder | None = None
+        #: memory across conversations (memories.py): what bears on a message, and tools to keep facts
+        self.recall: Recall | None = None
+        self.extra_tools: list[Tool] = []
         self.bus.subscribe(self._track_state)
         configure_allocator()
 
@@ -215,6 +219,8 @@ class VoiceAgent:
                 text_model=self.providers.text_turn if self.providers.turn is not None else None,
             )
             self.conversation.tools.add(load_entry_point_tools())  # third-party tools (engine.tools)
+            self.conversation.tools.add(self.extra_tools)
+            self.conversation.history.recall = self.recall
             for msg in self.history_seed:
                 self.conversation.history.add(msg, self.providers.llm.capabilities.max_prompt_tokens)
             self.conversation.set_mode(self.mode)

@@ -97,17 +97,21 @@ class Speculation:
                 spec.held.append(s)
 
         tools = HeldTools(c.tools.host(timer.turn_id)) if c.tools else None
-        job = run_reply(
-            reply,
-            messages,
-            llm=c.llm,
-            tts=c.tts,
-            sink=c.sink,
-            clock=c.clock,
-            on_sentence=sentence,
-            tools=tools,
-        )
-        task = asyncio.get_running_loop().create_task(job, name="speculative-reply")
+
+        async def job() -> None:
+            prompt = await c.history.recalled(messages)
+            await run_reply(
+                reply,
+                prompt,
+                llm=c.llm,
+                tts=c.tts,
+                sink=c.sink,
+                clock=c.clock,
+                on_sentence=sentence,
+                tools=tools,
+            )
+
+        task = asyncio.get_running_loop().create_task(job(), name="speculative-reply")
         spec = Speculative(transcript, reply, task, tools)
         self.current = spec
         self.started += 1
@@ -193,7 +197,7 @@ async def answer_turn(
             c.current.playing(reply)
             await run_reply(
                 reply,
-                c.history.messages(),
+                await c.history.recalled(c.history.messages()),
                 llm=c.llm,
                 tts=c.tts,
                 sink=c.sink,

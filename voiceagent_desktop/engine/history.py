@@ -18,6 +18,11 @@ prompt. The prompt used to append " [interrupted by the user]": SmolLM2-135M imi
 brackets, in 6 of 21 replies that followed one interrupted story; the app then spoke it). A system note
 after the message was worse (repeated verbatim in 15 of 21); the cut text alone: 0 of 21.
 
+**Memory** (``recall``: set by the app, ``memories.py``). What the user said in earlier conversations that
+bears on their new message goes into the prompt as a system note just before that message — after the
+history, so that llama.cpp's cached prefix stays valid — within ``RECALL_TOKENS``, which the history's
+budget keeps free for it. A recall that fails or is slow (``RECALL_SECS``) leaves the note out.
+
 ``make_room`` trims *ahead*: after a reply, if the next exchange (``ROOM_MESSAGES`` messages,
 ``ROOM_TOKENS`` tokens) would not fit, the trim happens now, while the user is not waiting — the
 conversation then reads the new prefix into llama.cpp's cache in the background — instead of when the
@@ -26,7 +31,9 @@ next question arrives (re-reading a trimmed history cost 0.7–2 s of first-toke
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 from ..providers.base import ChatMessage, estimate_tokens
 
@@ -35,7 +42,13 @@ KEEP_LAST = 3  # the previous exchange and the new message
 ROOM_MESSAGES = 2  # make_room: a question and its answer
 ROOM_TOKENS = 200  # ... of this many tokens (with the markers)
 
+RECALL_TOKENS = 120  # the memory note's room in the prompt
+RECALL_SECS = 0.25  # a recall slower than this is left out (the user is waiting)
+RECALL_NOTE = "What the user told you in earlier conversations (use it if it helps):"
+
 TokenCounter = Callable[[str], int]
+Recall = Callable[[str], Awaitable[list[str]]]
+log = logging.getLogger(__name__)
 
 
 class History(list[ChatMessage]):
@@ -44,6 +57,7 @@ class History(list[ChatMessage]):
         self.system_prompt, self.max_messages = system_prompt, max_messages
         self.counter = counter  # the LLM's tokenizer, if it has one
         self._counted: dict[str, int] = {}  # a message's text (as sent) → its tokens
+        self.recall: Recall | None = None  # facts from earlier conversations for a message (memory)
 
     def add(self, msg: ChatMessage, budget: int | None = None) -> bool:
         """Append; if the history is then too long (messages, or ``budget`` prompt tokens), drop the oldest
@@ -57,6 +71,8 @@ class History(list[ChatMessage]):
 
     def _trim_if(self, messages: int, tokens: int, budget: int | None) -> bool:
         over = len(self) + messages > self.max_messages
+        if budget is not None and self.recall is not None:
+            budget -= RECALL_TOKENS
         if not over and (budget is None or self.prompt_tokens() + tokens <= budget):
             return False
         keep_from = max(0, len(self) - KEEP_LAST)
@@ -103,6 +119,25 @@ class History(list[ChatMessage]):
     def clear(self) -> None:
         super().clear()
         self._counted.clear()
+
+    async def recalled(self, messages: list[ChatMessage]) -> list[ChatMessage]:
+        """``messages`` with what is remembered about the last one (the user's) just before it."""
+        if self.recall is None or not messages or messages[-1].role != "user":
+            return messages
+        try:
+            facts = await asyncio.wait_for(self.recall(messages[-1].content), RECALL_SECS)
+        except Exception as e:  # (slow or failing: the answer goes on without it)
+            log.warning("memory recall failed: %s", type(e).__name__)
+            return messages
+        note, room = RECALL_NOTE, RECALL_TOKENS - MESSAGE_OVERHEAD_TOKENS - self.tokens(RECALL_NOTE)
+        for fact in facts:
+            room -= self.tokens(fact) + 1
+            if room < 0:
+                break
+            note += "\n- " + fact
+        if note == RECALL_NOTE:
+            return messages
+        return [*messages[:-1], ChatMessage("system", note), messages[-1]]
 
     def messages(self) -> list[ChatMessage]:
         """The prompt: the system prompt, then the history (interrupted replies flagged, not marked)."""

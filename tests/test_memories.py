@@ -1,0 +1,150 @@
+"""Memory across conversations (memories.py): a fact stated in one conversation reaches the prompt of a
+later one; the tools keep, forget and list facts; a cloud LLM is named when facts go to it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from voiceagent_desktop.config import Settings
+from voiceagent_desktop.engine.agent import Providers, VoiceAgent
+from voiceagent_desktop.engine.clock import FakeClock
+from voiceagent_desktop.engine.conversation import ConversationSettings
+from voiceagent_desktop.engine.events import (
+    AgentState,
+    ConversationEnded,
+    Notice,
+    UserTranscript,
+    UserTurnContinued,
+)
+from voiceagent_desktop.engine.history import RECALL_NOTE
+from voiceagent_desktop.memories import MemoryKeeper
+from voiceagent_desktop.memory_store import MemoryStore
+from voiceagent_desktop.testing.fakes import (
+    FakeAudioFactory,
+    FakeLLM,
+    FakeSTT,
+    FakeTTS,
+    FakeVAD,
+    silence_frame,
+    speech_frame,
+)
+from voiceagent_desktop.wiring import remember
+
+FRAME_SECS = 512 / 16000
+
+
+async def converse(db: Path, said: str, settings: Settings | None = None) -> FakeLLM:
+    """One conversation of one push-to-talk turn in virtual time, with memory; the LLM it asked."""
+    clock, audio, llm = FakeClock(), FakeAudioFactory(), FakeLLM()
+    agent = VoiceAgent(
+        Providers(FakeSTT([said]), llm, FakeTTS(), FakeVAD()), audio, ConversationSettings(), clock=clock
+    )
+    keeper = remember(agent, settings or Settings(), path=db)
+    assert keeper is not None
+    await agent.start()
+    agent.ptt_press()
+    for _ in range(40):
+        clock.advance(FRAME_SECS)
+        assert audio.source is not None and audio.sink is not None
+        audio.source.feed(speech_frame())
+        audio.sink.advance(FRAME_SECS)
+        await asyncio.sleep(0)
+    agent.ptt_release()
+    for _ in range(5000):  # until the answer has played (the recall runs on a thread: real time)
+        clock.advance(FRAME_SECS)
+        audio.source.feed(silence_frame())
+        audio.sink.advance(FRAME_SECS)
+        await asyncio.sleep(0.001)
+        if llm.calls and agent.state is AgentState.LISTENING:
+            break
+    await agent.stop()  # (the conversation ends: what was stated is kept)
+    return llm
+
+
+@pytest.mark.asyncio
+async def test_what_the_user_said_last_week_reaches_the_prompt_when_it_bears_on_the_question(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "memory.db"
+    first = await converse(db, "My daughter is called Ana.")
+    assert not any(m.role == "system" and m.content.startswith(RECALL_NOTE) for m in first.calls[0])
+    assert [f.text for f in MemoryStore(db).facts()] == ["My daughter is called Ana."]
+    later = await converse(db, "What's my daughter's name?")
+    prompt = later.calls[0]
+    assert prompt[-1].content == "What's my daughter's name?"
+    assert (
+        prompt[-2].role == "system" and prompt[-2].content == RECALL_NOTE + "\n- My daughter is called Ana."
+    )
+    unrelated = await converse(db, "What time is it?")
+    assert not any(m.content.startswith(RECALL_NOTE) for m in unrelated.calls[0])  # nothing forced in
+    from voiceagent_desktop.wiring import record_session
+
+    for on in (True, False):  # the setting decides whether the app remembers
+        agent = record_session(VoiceAgent(Providers(FakeSTT(), FakeLLM(), FakeTTS(), FakeVAD()),
+                                          FakeAudioFactory(), ConversationSettings()),
+                               Settings(memory=on, save_sessions=False))  # fmt: skip
+        assert (agent.recall is not None) is on and bool(agent.extra_tools) is on
+
+
+@pytest.mark.asyncio
+async def test_a_cloud_llm_is_named_once_when_facts_go_to_it(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "memory.db")
+    store.add("My daughter is called Ana.", "people")
+    told: list[object] = []
+    keeper = MemoryKeeper(store, cloud="OpenAI", notify=told.append)
+    assert await keeper.recall("what's my daughter's name") == ["My daughter is called Ana."]
+    assert await keeper.recall("and my daughter's age?") == ["My daughter is called Ana."]
+    notices = [e for e in told if isinstance(e, Notice)]
+    assert len(notices) == 1 and "sent to OpenAI" in notices[0].message
+    local = MemoryKeeper(store, notify=told.append)
+    await local.recall("daughter")
+    assert len([e for e in told if isinstance(e, Notice)]) == 1  # (the embedded model: nothing leaves)
+    keeper.close()
+    local.close()
+
+
+def test_the_tools_keep_forget_and_list_facts(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "memory.db")
+    keeper = MemoryKeeper(store)
+    tools = {t.name: t for t in keeper.tools()}
+    assert set(tools) == {"remember", "forget", "what_you_know_about_me"}
+    assert tools["what_you_know_about_me"].fn() == "Nothing is kept about the user yet."
+    assert tools["remember"].fn(fact="I park on level 3.") == "Kept."
+    assert tools["what_you_know_about_me"].fn() == "I park on level 3."
+    assert tools["forget"].fn(what="where I park") == "Forgot: I park on level 3."
+    assert tools["forget"].fn(what="where I park") == "Nothing kept matches that."
+    keeper.close()
+
+
+def test_remember_that_is_kept_at_once_and_a_merged_turn_only_in_its_final_form(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "memory.db")
+    keeper = MemoryKeeper(store)
+    keeper(UserTranscript(1, "Remember that the spare key is under the mat."))
+    keeper(UserTranscript(2, "My son is called"))
+    keeper(UserTurnContinued(2))
+    keeper(UserTranscript(3, "My son is called Leo."))
+    keeper._jobs.put(lambda: None)
+    assert wait_for(lambda: [f.text for f in store.facts()] == ["The spare key is under the mat."])
+    keeper(ConversationEnded())
+    assert wait_for(
+        lambda: (
+            {f.text for f in store.facts()} == {"The spare key is under the mat.", "My son is called Leo."}
+        )
+    )
+    keeper.close()
+    assert json.dumps([f.kind for f in store.facts()])
+
+
+def wait_for(condition) -> bool:  # type: ignore[no-untyped-def]
+    import threading
+
+    done = threading.Event()
+    for _ in range(500):
+        if condition():
+            return True
+        done.wait(0.01)
+    return False
