@@ -148,3 +148,20 @@ def wait_for(condition) -> bool:  # type: ignore[no-untyped-def]
             return True
         done.wait(0.01)
     return False
+
+
+def test_the_memory_bench_scores_each_kind_of_question_and_times_the_recall(tmp_path: Path) -> None:
+    from voiceagent_desktop.bench.memory_bench import LEXICAL, measure, render
+    from voiceagent_desktop.bench.memory_set import FACTS, QUESTIONS
+
+    assert all(0 <= need < len(FACTS) for _, need in QUESTIONS) and 0 < LEXICAL < len(QUESTIONS)
+    r = measure(stored=100, rounds=1)
+    assert r["stored"] == 100 and r["questions"] == len(QUESTIONS)
+    # a question sharing a telling word with its fact finds it; the index cannot see a paraphrase
+    assert r["shared_word"]["hit_at_3"] == 1.0 and r["said_another_way"]["hit_at_3"] < 1.0
+    assert r["all"]["precision_at_3"] == pytest.approx(r["all"]["hit_at_3"] / 3, abs=1e-3)
+    assert 0 < r["recall_ms"]["p50"] <= r["recall_ms"]["p95"]
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n")
+    render(r, doc)
+    assert "| sharing a word with the fact | 0.333 | 100 % |" in doc.read_text()

@@ -38,6 +38,8 @@ from typing import Any
 from . import __version__
 from .errors import VoiceAgentError
 
+SUITES = ["conversation", "turn", "tools", "providers", "echo", "soak", "recording", "replay", "memory"]
+
 
 def _providers_help() -> str:
     """The provider registry, one line per stage (``--help``'s epilog)."""
@@ -91,7 +93,17 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "suite",
         nargs="?",
-        choices=["conversation", "turn", "tools", "providers", "echo", "soak", "recording", "replay"],
+        choices=[
+            "conversation",
+            "turn",
+            "tools",
+            "providers",
+            "echo",
+            "soak",
+            "recording",
+            "replay",
+            "memory",
+        ],
         default="conversation",
         help="conversation (default): spoken turns through sound devices; turn: end-of-turn detection; "
         "tools: the embedded model's tool choices on a fixed request set; providers: each cloud TTS "
@@ -100,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         "and --embedded-turns (default 100) on the embedded models, every turn checked, with memory, "
         "tasks, threads, descriptors and latency drift, and the window with 1,000 messages; recording: "
         "what recording a conversation costs (processor, MiB per hour) over --minutes (default 10); replay: "
-        "how fast a recorded conversation replays on the embedded stack, and how close to its turn ends",
+        "how fast a recorded conversation replays on the embedded stack, and how close to its turn ends; "
+        "memory: how well and how fast the memory finds what a question needs (1,000 facts)",
     )
     b.add_argument(
         "--profile",
@@ -373,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench.recording_bench import run_recording_bench
 
             return run_recording_bench(args.json, minutes=args.minutes, markdown=args.markdown)
+        if args.command == "bench" and args.suite == "memory":
+            from .bench.memory_bench import run_memory_bench
+
+            return run_memory_bench(args.json, markdown=args.markdown)
         if args.command == "bench" and args.suite == "replay":
             from .bench.replay_bench import run_replay_bench
 

@@ -12,6 +12,7 @@ SOAK_MARK = "<!-- soak: `voiceagent bench soak --json soak.json --markdown docs/
 RECORDING_MARK = (
     "<!-- recording: `voiceagent bench recording --json recording.json --markdown docs/benchmarks.md` -->"
 )
+MEMORY_MARK = "<!-- memory: `voiceagent bench memory --json memory.json --markdown docs/benchmarks.md` -->"
 REPLAY_MARK = "<!-- replay: `voiceagent bench replay --json replay.json --markdown docs/benchmarks.md` -->"
 #: written by hand (packaging/: build, smoke, coldstart): a mark so no bench's section runs into it
 PACKAGING_MARK = "<!-- packaging: packaging/build, packaging/smoke, packaging/coldstart (by hand) -->"
@@ -26,4 +27,5 @@ SECTION_MARKS = (
     SOAK_MARK,
     RECORDING_MARK,
     REPLAY_MARK,
+    MEMORY_MARK,
 )  # sections other commands rewrite, after the main one
