@@ -53,6 +53,8 @@ class WindowActions:
         edit = bar.addMenu("&Edit")
         self.copy = self._add(edit, "&Copy transcript", "Ctrl+Shift+C", self.copy_transcript)
         self.find = self._add(edit, "&Find in transcript", QKeySequence.StandardKey.Find, w.focus_search)
+        edit.addSeparator()
+        self.memory = self._add(edit, "&Memory…", "Ctrl+Shift+M", self.open_memory)
 
         view = bar.addMenu("&View")
         self.overlay = self._add(view, "Latency &overlay", "Ctrl+L", w.set_overlay_visible, checkable=True)
@@ -84,6 +86,22 @@ class WindowActions:
         action.setShortcut(QKeySequence(shortcut))
         self.w.addAction(action)  # the shortcut works while the menu bar is hidden, too
         return action
+
+    def open_memory(self, store: object = None) -> object:
+        """The Memory page (``memory_page.py``) over the app's memory database (or ``store``)."""
+        from ..memory_store import MemoryStore, MemoryStoreError
+        from ..models import data_dir
+        from .memory_page import MemoryPage
+
+        try:
+            page = MemoryPage(
+                store if isinstance(store, MemoryStore) else MemoryStore(data_dir() / "memory.db"), self.w
+            )
+        except MemoryStoreError as e:
+            self.w.show_notice(str(e))
+            return None
+        page.show()
+        return page
 
     def copy_transcript(self) -> None:
         QGuiApplication.clipboard().setText(self.w.transcript.plain_text())
