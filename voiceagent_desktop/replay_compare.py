@@ -74,7 +74,7 @@ def _words(text: str) -> list[str]:
 
 def _verdict(rec: Turn, rep: Turn) -> str:
     shift_ms = (rep.end_t - rec.end_t) * 1000
-    if abs(shift_ms) <= FRAME_MS:
+    if abs(shift_ms) <= FRAME_MS + 0.5:  # (one frame, as the clock's sums round)
         return "same"
     if shift_ms > 0:
         return "later"

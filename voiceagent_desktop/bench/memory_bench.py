@@ -97,8 +97,8 @@ def render(r: dict[str, Any], path: Path) -> None:
         f"p95 **{r['recall_ms']['p95']} ms** (limit {MAX_P95_MS:.0f} ms). Result: **"
         + ("passed" if r["passed"] else "FAILED")
         + "**. A question that says it another way is mostly missed: a word index cannot know that a city "
-        "is where one lives; embeddings from a model in a PyPI package are the next step, kept if they "
-        "measurably do better here.",
+        "is where one lives. Embeddings shipped in a PyPI package were measured on this set and not kept "
+        "(docs/architecture.md, Memory across conversations).",
         "",
     ]
     replace_section(path, MEMORY_MARK, lines)

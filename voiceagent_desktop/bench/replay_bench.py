@@ -70,6 +70,7 @@ async def _measure(turns: int, gap_secs: float) -> dict[str, Any]:
                 "same_words": result["same_words"],
                 "paired": result["paired"],
                 "v2v_ms": _v2v(result),
+                "turns": [_brief(r) for r in result["turns"]],
             }
     return {
         "turns": turns,
@@ -78,6 +79,17 @@ async def _measure(turns: int, gap_secs: float) -> dict[str, Any]:
         "runs": runs,
         "min_realtime_factor": MIN_REALTIME_FACTOR,
         "passed": runs["compute"]["realtime_factor"] >= MIN_REALTIME_FACTOR,
+    }
+
+
+def _brief(row: dict[str, Any]) -> dict[str, Any]:
+    """One turn's comparison without its marks (the results file stays readable)."""
+    side = {k: (row[k] or {}) for k in ("recorded", "replayed")}
+    return {
+        "verdict": row["verdict"],
+        "shift_ms": row["shift_ms"],
+        "same_words": row["same_words"],
+        **{f"{k}_{f}": v.get(f) for k, v in side.items() for f in ("turn_id", "reason", "text")},
     }
 
 
