@@ -37,9 +37,12 @@ def test_the_record_button_records_this_conversation_and_says_so(
 
 
 def test_without_saved_conversations_there_is_nothing_to_record(make_rig: Callable[..., Rig]) -> None:
+    from voiceagent_desktop.gui.record_button import UNSAVED
+
     rig = make_rig()
     rig.start()
     assert not rig.window.record_button.isEnabled() and rig.window.record_button.text() == OFF
+    assert rig.window.record_button.toolTip() == UNSAVED  # (says why)
 
 
 def test_a_recorded_turn_is_shown_with_its_markers_and_plays_through_the_speaker(

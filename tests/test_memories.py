@@ -165,3 +165,31 @@ def test_the_memory_bench_scores_each_kind_of_question_and_times_the_recall(tmp_
     doc.write_text("# Benchmarks\n")
     render(r, doc)
     assert "| sharing a word with the fact | 0.333 | 100 % |" in doc.read_text()
+
+
+@pytest.mark.models
+@pytest.mark.asyncio
+async def test_the_embedded_model_answers_from_what_it_is_reminded_of() -> None:
+    """SmolLM2-135M, given the note as the conversation gives it, names the daughter (without the note
+    it makes a name up: it cannot know)."""
+    from voiceagent_desktop.config import DEFAULT_SYSTEM_PROMPT
+    from voiceagent_desktop.engine.history import History
+    from voiceagent_desktop.providers.base import ChatMessage
+    from voiceagent_desktop.wiring import stage_providers
+
+    llm = stage_providers(Settings()).llm
+    await llm.load()
+    try:
+        history = History(DEFAULT_SYSTEM_PROMPT, 24)
+
+        async def recall(text: str) -> list[str]:
+            return ["My daughter is called Ana."]
+
+        history.recall = recall
+        prompt = await history.recalled(
+            [*history.messages(), ChatMessage("user", "What's my daughter's name?")]
+        )
+        answer = "".join([delta async for delta in llm.stream(prompt)])
+        assert "Ana" in answer, answer
+    finally:
+        await llm.aclose()

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.test_recording import FRAME_SECS
@@ -125,8 +126,10 @@ async def test_an_embedded_recording_replays_to_the_same_turn_ends_and_words(
 ) -> None:
     """The embedded stack (Silero VAD, Smart Turn, Whisper, SmolLM2, Piper) hears three hands-free turns of
     Piper speech, recorded as the app records; the recording, replayed with the same configuration, ends
-    every turn within a frame of where it ended and hears the same words. Both runs are deterministic
-    (what decides a turn's end takes no virtual time): a busy machine must not move the ends."""
+    every turn within a frame of where it ended and hears the same words. The first run is paced as a live
+    one (each stage takes the time it takes here); the replay is deterministic: what decides a turn's end
+    takes the time it took when recorded (``events.jsonl``'s calls), so a busy machine cannot move the
+    ends."""
     import numpy as np
 
     from voiceagent_desktop.config import Settings
@@ -147,7 +150,7 @@ async def test_an_embedded_recording_replays_to_the_same_turn_ends_and_words(
 
     conv = conversation_settings(settings)
     mic = Recorded.from_audio(audio, InputMode.HANDS_FREE)
-    await replay(mic, stage_providers(settings), conv, deterministic=True, setup=recorded_as_the_app_does)
+    await replay(mic, stage_providers(settings), conv, setup=recorded_as_the_app_does)  # (as it happens live)
     [folder] = store.recordings(store.list_sessions()[0].id)
     recorded = load_recording(folder)
     again = await replay(recorded, stage_providers(settings), conv, deterministic=True)
@@ -196,6 +199,7 @@ def test_voiceagent_replay_writes_the_comparison_and_prints_it(
     assert [t["verdict"] for t in result["turns"]] == ["same"] * 3 and result["realtime_factor"] > 1
     printed = capsys.readouterr().out
     assert "boundary shift: p50 0.0 ms" in printed and "What is the weather like today?" in printed
+    assert "no → no" in printed  # (interrupted, recorded → replayed)
     empty = store.create("nothing recorded")
     assert main(["replay", str(empty), "--json", str(out), "--db", str(store.path)]) == 2
     assert "has no recording" in capsys.readouterr().err
@@ -227,3 +231,15 @@ def test_the_window_shows_a_replay_side_by_side_with_the_recording(qtbot, tmp_pa
     assert (
         panel.open_replay(tmp_path / "bad.json") is None and "Could not read bad.json" in panel.summary.text()
     )
+
+
+def test_each_recorded_call_gives_its_time_once_and_unrecorded_calls_get_the_median() -> None:
+    from voiceagent_desktop.replay import Recorded
+
+    rec = Recorded.from_audio(np.zeros(512 * 4, np.float32), InputMode.HANDS_FREE)
+    rec.calls = {"stt.transcribe": [(10.0, 0.1), (10.0, 0.3), (12.0, 0.2)]}
+    took = rec.timings()
+    assert [took("stt.transcribe", 10.0), took("stt.transcribe", 10.02)] == [0.1, 0.3]  # two in one frame
+    assert took("stt.transcribe", 10.0) == 0.2  # none left there: the median
+    assert took("turn.completion_probability", 10.0) == 0.0  # never recorded
+    assert rec.timings()("stt.transcribe", 10.0) == 0.1  # (a new replay starts afresh)

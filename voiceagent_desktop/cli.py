@@ -178,8 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--deterministic",
         action="store_true",
-        help="what decides where a turn ends takes no time (the same ends however busy the machine is); "
-        "default: every stage takes the time it takes on this machine",
+        help="what decides where a turn ends takes the time it took when recorded (the same ends however "
+        "busy the machine is); default: every stage takes the time it takes on this machine now",
     )
     return p
 

@@ -18,7 +18,10 @@ nothing was said is removed when it is closed.
   per engine event with its clock time (``t``; the user's commands are events too: ``Command``), and
   ``{"mic": n, "t": t}`` whenever the microphone's frames do not follow one another (the first frame; a
   microphone lost and back): sample ``n`` started at ``t``; ``{"mic": n, "talking_over": b}`` where echo
-  control's verdict on the user talking over the agent changes (the conversation gets it with each frame).
+  control's verdict on the user talking over the agent changes (the conversation gets it with each frame);
+  ``{"call": "stt.transcribe", "t": t, "secs": s}`` for each call of what decides where a turn ends (the
+  STT, the end-of-turn model, the sentence scorer: ``track``), so that a replay can give each the time it
+  took here.
 
 The event loop only copies: frames, sentences and events go through a queue to a writer thread, which runs
 the encoders. Nothing of what is recorded is logged.
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+import inspect
 import json
 import logging
 import queue
@@ -280,6 +285,27 @@ class AudioRecorder:
 
     def wrap_sink(self, sink: AudioSink) -> RecordingSink:
         return RecordingSink(sink, self)
+
+    def track(self, name: str, provider: Any, methods: tuple[str, ...]) -> None:
+        """Time ``provider``'s calls of ``methods`` (coroutines; shadowed on the instance) as ``name.method``
+        lines while recording."""
+        for method in methods:
+            fn = getattr(provider, method, None)
+            if fn is not None and inspect.iscoroutinefunction(fn):
+                setattr(provider, method, self._timed(f"{name}.{method}", fn))
+
+    def _timed(self, label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            t0 = self.clock()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                if self._open():
+                    secs = round(self.clock() - t0, 6)
+                    self._queue.put(("line", {"call": label, "t": round(t0, 6), "secs": secs}))
+
+        return call
 
     def __call__(self, event: Event) -> None:
         if not self._announced:

@@ -23,7 +23,7 @@ import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,30 @@ class Recorded:
     frame_ends: np.ndarray  # the clock time each 512-sample frame's last sample reached the ADC
     talking_over: np.ndarray  # echo control's verdict with each frame
     events: list[dict[str, Any]]  # the engine's events, each with its clock time ``t``
+    #: the deciding calls' times as recorded: "stt.transcribe" → [(start, seconds), …] in time order
+    calls: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def timings(self) -> Callable[[str, float], float]:
+        """``took(label, start)``: how long the recorded call ``label`` that started nearest ``start`` (within
+        a frame; each recorded call answers once: two calls may start in one frame) took; the median of
+        that call's recorded times if none is left there; 0 if it was never recorded."""
+        used: set[tuple[str, int]] = set()
+
+        def took(label: str, start: float) -> float:
+            recorded = self.calls.get(label)
+            if not recorded:
+                return 0.0
+            near = [
+                (abs(at - start), i) for i, (at, _) in enumerate(recorded)
+                if (label, i) not in used and abs(at - start) <= FRAME_SECS + 1e-6
+            ]  # fmt: skip
+            if not near:
+                return float(np.median([s for _, s in recorded]))
+            i = min(near)[1]
+            used.add((label, i))
+            return recorded[i][1]
+
+        return took
 
     @property
     def seconds(self) -> float:
@@ -110,15 +134,23 @@ def load_recording(folder: Path) -> Recorded:
         ends[i] = anchor[1] + (start - anchor[0] + FRAME) / MIC_RATE
         over[i] = flag
     events = [e for e in lines[1:] if "event" in e]
-    return Recorded(folder, lines[0], mic[: n * FRAME], ends, over, events)
+    calls: dict[str, list[tuple[float, float]]] = {}
+    for line in lines[1:]:
+        if "call" in line:
+            calls.setdefault(line["call"], []).append((line["t"], line["secs"]))
+    return Recorded(folder, lines[0], mic[: n * FRAME], ends, over, events, calls)
 
 
 class _Pace:
     """Counts provider calls in flight. While a paced one runs, virtual time may not run ahead of the wall
     clock; while a frozen one runs, it does not move at all (the next frame waits for the call)."""
 
-    def __init__(self, clock: FakeClock, always: bool) -> None:
+    def __init__(
+        self, clock: FakeClock, always: bool, took: Callable[[str, float], float] | None = None
+    ) -> None:
         self.clock, self.always = clock, always
+        #: a frozen call's time as recorded (label, start) → seconds, waited out in virtual time after it
+        self.took = took
         self.calls = self.frozen = 0
         self._since: tuple[float, float] | None = (clock.now(), time.perf_counter()) if always else None
 
@@ -150,12 +182,16 @@ class _Pace:
                 return
             await asyncio.sleep(min(ahead, 0.005))
 
-    async def wait(self, awaitable: Any, frozen: bool) -> Any:
+    async def wait(self, awaitable: Any, frozen: bool, label: str = "") -> Any:
+        start = self.clock.now()
         self.enter(frozen)
         try:
-            return await awaitable
+            result = await awaitable
         finally:
             self.exit(frozen)
+        if frozen and self.took is not None and (secs := self.took(label, start)) > 0:
+            await self.clock.sleep(secs)  # (as long as it took when recorded, frames coming in meanwhile)
+        return result
 
     async def iterate(self, it: Any, frozen: bool) -> AsyncIterator[Any]:
         try:
@@ -173,19 +209,19 @@ class _Pace:
             if aclose is not None:
                 await aclose()
 
-    def track(self, provider: Any, *, frozen: bool = False) -> None:
+    def track(self, provider: Any, *, frozen: bool = False, stage: str = "") -> None:
         """Follow ``provider``'s calls (its methods are shadowed on the instance; types are unchanged)."""
         for name in TRACKED:
             method = getattr(provider, name, None)
             if callable(method):
-                setattr(provider, name, self._wrap(method, frozen))
+                setattr(provider, name, self._wrap(method, frozen, f"{stage}.{name}"))
 
-    def _wrap(self, method: Callable[..., Any], frozen: bool) -> Callable[..., Any]:
+    def _wrap(self, method: Callable[..., Any], frozen: bool, label: str) -> Callable[..., Any]:
         @functools.wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
             result = method(*args, **kwargs)
             if inspect.isawaitable(result):
-                return self.wait(result, frozen)
+                return self.wait(result, frozen, label)
             if hasattr(result, "__anext__"):
                 return self.iterate(result, frozen)
             return result
@@ -255,8 +291,9 @@ async def replay(
 ) -> Replayed:
     """Feed ``recorded`` through a new agent on ``providers`` with ``settings``. ``streaming``: a stage
     streams to a service (wall-clock pace throughout). ``deterministic``: what decides where a turn ends
-    (the STT, the end-of-turn model, the sentence scorer) takes no virtual time, so that the turns end
-    at the same frames however busy the machine is; the LLM and the TTS are paced. ``setup``: called
+    (the STT, the end-of-turn model, the sentence scorer) takes the virtual time it took when recorded
+    (``Recorded.timings``), whatever it takes now, so that the turns end at the same frames however busy
+    the machine is; the LLM and the TTS are paced. ``setup``: called
     with the agent before it starts (e.g. to record it)."""
     first = float(recorded.frame_ends[0]) if len(recorded.frame_ends) else 0.0
     clock = FakeClock(first - FRAME_SECS)
@@ -270,10 +307,11 @@ async def replay(
     await agent.start()
     commands = _commands(recorded.events)
     wall0 = time.perf_counter()
-    pace = _Pace(clock, always=streaming)  # (after loading: the models' warm-ups are not the replay's)
-    for p in (providers.stt, providers.turn, providers.text_turn):
+    # (after loading: the models' warm-ups are not the replay's)
+    pace = _Pace(clock, always=streaming, took=recorded.timings())
+    for stage, p in (("stt", providers.stt), ("turn", providers.turn), ("text_turn", providers.text_turn)):
         if p is not None:
-            pace.track(p, frozen=deterministic and not streaming)
+            pace.track(p, frozen=deterministic and not streaming, stage=stage)
     for p in (providers.llm, providers.tts):
         pace.track(p)
 

@@ -134,20 +134,25 @@ def _row(rec: Turn | None, rep: Turn | None) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     """The comparison as text for the terminal (words shown: it is the user's own terminal)."""
-    lines = ["turn  verdict           shift ms  V2V ms (recorded → replay)  words"]
+    lines = ["turn  verdict           shift ms  V2V ms (recorded → replay)  interrupted  words"]
     for r in result["turns"]:
         a, b = r["recorded"] or {}, r["replayed"] or {}
         tid = a.get("turn_id", b.get("turn_id", "?"))
         shift = "" if r["shift_ms"] is None else f"{r['shift_ms']:+.0f}"
         v2v = f"{_ms(a)} → {_ms(b)}"
+        cut = f"{_yes(a.get('interrupted'))} → {_yes(b.get('interrupted'))}"
         words = (a.get("text") or "") if r["same_words"] else f"{a.get('text', '')!r} → {b.get('text', '')!r}"
-        lines.append(f"{tid!s:>4}  {r['verdict']:<16}  {shift:>8}  {v2v:<26}  {words}")
+        lines.append(f"{tid!s:>4}  {r['verdict']:<16}  {shift:>8}  {v2v:<26}  {cut:<11}  {words}")
     s = result["boundary_shift_ms"]
     lines.append(
         f"boundary shift: p50 {s['p50']} ms, max {s['max']} ms over {result['paired']} paired turns; "
         f"same words in {result['same_words']}; realtime factor {result.get('realtime_factor')}"
     )
     return "\n".join(lines)
+
+
+def _yes(flag: object) -> str:
+    return "—" if flag is None else "yes" if flag else "no"
 
 
 def _ms(turn: dict[str, Any]) -> str:

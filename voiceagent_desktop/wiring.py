@@ -182,6 +182,10 @@ def remember(agent: VoiceAgent, settings: Settings, path: Any = None) -> Any:
     return keeper
 
 
+#: the methods whose calls decide where a turn ends (their durations are recorded, for replay)
+DECIDING = ("transcribe", "completion_probability", "end_probability")
+
+
 def record_audio(agent: VoiceAgent, store: Any, sessions: Any, *, default: bool = True) -> Any:
     """The conversation's audio and events, recorded beside its session (``recording.py``) while it is
     switched on: from the start if ``default`` (the ``record_audio`` setting), else from the window."""
@@ -198,6 +202,9 @@ def record_audio(agent: VoiceAgent, store: Any, sessions: Any, *, default: bool 
     )
     agent.frame_taps.append(audio.frame)
     agent.wrap_sink = audio.wrap_sink
+    for name, provider in (("stt", p.stt), ("turn", p.turn), ("text_turn", p.text_turn)):
+        if provider is not None:  # (what decides where a turn ends: a replay gives each its time)
+            audio.track(name, provider, DECIDING)
     agent.recorder = audio
     agent.bus.subscribe(audio)  # (after the session recorder: "End conversation" reaches it first)
     sessions.recording = lambda: audio.current

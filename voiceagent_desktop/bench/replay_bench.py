@@ -5,7 +5,8 @@ A hands-free conversation of ``turns`` Piper-voice lines (each followed by ``gap
 while the answer plays) goes through the embedded stack as the app runs it, recorded by the app's
 recorder (``replay.replay`` with a recorder attached: virtual time, each stage taking the time it takes
 here). The recording is then replayed twice with the same configuration: every stage taking its time
-(``voiceagent replay``'s default) and deterministic (what decides a turn's end takes no time). Reported
+(``voiceagent replay``'s default) and deterministic (what decides a turn's end takes the time it took
+when recorded). Reported
 for each: the realtime factor (the recording's length over the replay's wall time, the models' loading
 aside) and the shift of each turn's end against the recording.
 """
@@ -117,7 +118,8 @@ def render(r: dict[str, Any], path: Path) -> None:
         f"conversation of {r['turns']} Piper-voice lines ({r['recorded_s']:.0f} s) through the embedded "
         "stack, recorded by the app's recorder, then replayed twice with the same configuration. *compute* "
         "(`voiceagent replay`'s default): virtual time, but every stage takes the time it takes here; "
-        "*deterministic* (`--deterministic`): what decides where a turn ends takes no time. Realtime "
+        "*deterministic* (`--deterministic`): what decides where a turn ends takes the time it took when "
+        "recorded. Realtime "
         f"factor: the recording's length over the replay's wall time (goal ≥ {MIN_REALTIME_FACTOR:.0f}×); "
         "shift: the replayed turn end against the recorded one.",
         "",

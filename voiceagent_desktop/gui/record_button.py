@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from .bridge import EngineBridge
 
 OFF, ON = "Record", "● Recording"
+UNSAVED = (
+    "A recording is kept with its saved conversation: turn on Settings → Conversations → Save conversations."
+)
 
 
 class RecordButton(QPushButton):
@@ -45,6 +48,8 @@ class RecordButton(QPushButton):
         if self._bridge is not None:
             self.setEnabled(self._bridge.can_record)
             self.set_recording(self._bridge.recording)
+            if not self._bridge.can_record:
+                self.setToolTip(UNSAVED)
 
     def detach(self) -> None:
         self._bridge = None
