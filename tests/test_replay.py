@@ -237,9 +237,10 @@ def test_each_recorded_call_gives_its_time_once_and_unrecorded_calls_get_the_med
     from voiceagent_desktop.replay import Recorded
 
     rec = Recorded.from_audio(np.zeros(512 * 4, np.float32), InputMode.HANDS_FREE)
-    rec.calls = {"stt.transcribe": [(10.0, 0.1), (10.0, 0.3), (12.0, 0.2)]}
-    took = rec.timings()
-    assert [took("stt.transcribe", 10.0), took("stt.transcribe", 10.02)] == [0.1, 0.3]  # two in one frame
-    assert took("stt.transcribe", 10.0) == 0.2  # none left there: the median
-    assert took("turn.completion_probability", 10.0) == 0.0  # never recorded
-    assert rec.timings()("stt.transcribe", 10.0) == 0.1  # (a new replay starts afresh)
+    rec.calls = {"stt.transcribe": [(10.05, 0.1), (10.05, 0.3), (12.0, 0.2)]}
+    done = rec.timings()
+    # live, the calls started 50 ms after their frame (the input's latency): they finish when they did
+    assert [done("stt.transcribe", 10.0), done("stt.transcribe", 10.0)] == pytest.approx([10.15, 10.35])
+    assert done("stt.transcribe", 10.0) == pytest.approx(10.2)  # none left there: the median
+    assert done("turn.completion_probability", 10.0) == 10.0  # never recorded: no time
+    assert rec.timings()("stt.transcribe", 10.0) == pytest.approx(10.15)  # (a new replay starts afresh)

@@ -94,9 +94,10 @@ def test_a_damaged_database_leaves_the_conversation_running_unsaved_and_says_so(
     damaged = tmp_path / "sessions.db"
     damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
     agent = SimpleNamespace(notices=[], history_seed=[], bus=None)
-    assert wiring._record(agent, Settings(), None) is None  # no recorder, no exception
+    settings = Settings(memory=False)  # (the sessions alone)
+    assert wiring._record(agent, settings, None) is None  # no recorder, no exception
     [notice] = agent.notices
     assert notice.startswith("This conversation is not being saved.") and str(damaged) in notice
     assert damaged.read_bytes() == b"SQLite format 3\x00" + b"\xff" * 200  # left as it was
     with pytest.raises(SessionError, match="damaged"):  # resuming from it is refused, as before
-        wiring._record(agent, Settings(), 1)
+        wiring._record(agent, settings, 1)

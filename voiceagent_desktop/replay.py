@@ -44,6 +44,12 @@ FRAME_SECS = FRAME / MIC_RATE
 TAIL_SECS = 60.0
 #: provider methods whose calls the pace follows (compute, or a request to a service)
 TRACKED = ("transcribe", "prefill", "stream", "synthesize", "completion_probability", "end_probability")
+#: times read back from a recording are this close to the frames' (rounded to the microsecond)
+ROUNDING_SECS = 1e-4
+#: the most loop turns a frame's work gets before the clock moves on (``_settle``)
+SETTLE_MAX = 200
+#: a replayed deciding call is the recorded one that started this close to it (the input's latency)
+MATCH_CALL_SECS = 0.25
 #: a frozen call not back after this long (it waits on virtual time?) lets the replay go on
 FROZEN_MAX_SECS = 30.0
 
@@ -66,26 +72,28 @@ class Recorded:
     calls: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def timings(self) -> Callable[[str, float], float]:
-        """``took(label, start)``: how long the recorded call ``label`` that started nearest ``start`` (within
-        a frame; each recorded call answers once: two calls may start in one frame) took; the median of
-        that call's recorded times if none is left there; 0 if it was never recorded."""
+        """``done(label, start)``: the clock time at which the call ``label`` started at ``start`` is to
+        finish — when the recorded call of that kind that started nearest it (within ``MATCH_CALL_SECS``:
+        live, a call starts once the frame has come through the input's latency; each recorded call
+        answers once) finished; ``start`` + the median of that kind's recorded times if none is left
+        there; ``start`` if it was never recorded."""
         used: set[tuple[str, int]] = set()
 
-        def took(label: str, start: float) -> float:
+        def done(label: str, start: float) -> float:
             recorded = self.calls.get(label)
             if not recorded:
-                return 0.0
+                return start
             near = [
                 (abs(at - start), i) for i, (at, _) in enumerate(recorded)
-                if (label, i) not in used and abs(at - start) <= FRAME_SECS + 1e-6
+                if (label, i) not in used and abs(at - start) <= MATCH_CALL_SECS
             ]  # fmt: skip
             if not near:
-                return float(np.median([s for _, s in recorded]))
+                return start + float(np.median([s for _, s in recorded]))
             i = min(near)[1]
             used.add((label, i))
-            return recorded[i][1]
+            return recorded[i][0] + recorded[i][1]
 
-        return took
+        return done
 
     @property
     def seconds(self) -> float:
@@ -189,8 +197,12 @@ class _Pace:
             result = await awaitable
         finally:
             self.exit(frozen)
-        if frozen and self.took is not None and (secs := self.took(label, start)) > 0:
-            await self.clock.sleep(secs)  # (as long as it took when recorded, frames coming in meanwhile)
+        if frozen and self.took is not None:
+            # done when it was when recorded (the times are rounded to the microsecond: a call that ended
+            # on a frame's time must end on that frame, not the next)
+            delay = self.took(label, start) - self.clock.now() - ROUNDING_SECS
+            if delay > 0:
+                await self.clock.sleep(delay)
         return result
 
     async def iterate(self, it: Any, frozen: bool) -> AsyncIterator[Any]:
@@ -325,8 +337,7 @@ async def replay(
         assert devices.source is not None and devices.sink is not None
         devices.source.feed(frame, t, talking_over)
         devices.sink.advance(FRAME_SECS)
-        for _ in range(8):  # (what the frame started runs up to its first real wait)
-            await asyncio.sleep(0)
+        await _settle()
 
     for frame, t, over in recorded.frames():
         await step(frame, t, over)
@@ -338,6 +349,17 @@ async def replay(
     wall = time.perf_counter() - wall0
     await agent.stop()
     return Replayed(events, wall, "wall" if streaming else "deterministic" if deterministic else "compute")
+
+
+async def _settle() -> None:
+    """Let what the frame (or a timer) started run until it waits on something real: nothing else ready to
+    run on the loop (``_ready``: CPython's queue of callbacks due now), or ``SETTLE_MAX`` turns. A chain
+    of awaits that a provider's call ends must resume before the clock moves on, as it did when recorded."""
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    for _ in range(SETTLE_MAX):
+        await asyncio.sleep(0)
+        if ready is not None and not ready:
+            return
 
 
 def _playing(devices: _Devices) -> bool:

@@ -58,6 +58,8 @@ from .vad import rms_db
 log = logging.getLogger(__name__)
 #: the playback segments of the test sound and of a recorded turn played back (a reply's count up from 1)
 TEST_SOUND_SEGMENT, CLIP_SEGMENT = -1, -2
+#: the frames' 16-bit grid (what soundfile writes to PCM_16 and reads back exactly)
+PCM_SCALE = np.float32(32768.0)
 #: a lost microphone is opened again this often until it works
 RETRY_SECS = 1.0
 
@@ -291,6 +293,11 @@ class VoiceAgent:
         progress(1.0, f"{turn.name} ready")
 
     def _on_frame(self, frame: AudioArray, t: float) -> None:
+        # 16-bit, as a sound card gives it (echo control and resampling made it float): a recording (16-bit
+        # FLAC) then holds exactly what the conversation heard, and a replay feeds it the same samples
+        frame = (np.clip(np.round(frame * PCM_SCALE), -PCM_SCALE, PCM_SCALE - 1) / PCM_SCALE).astype(
+            np.float32, copy=False
+        )
         if self.muted:  # the conversation hears silence: a turn in progress ends as if the user paused
             if self._silence is None or self._silence.shape != frame.shape:
                 self._silence = np.zeros_like(frame)
