@@ -47,7 +47,7 @@ TRACKED = ("transcribe", "prefill", "stream", "synthesize", "completion_probabil
 #: times read back from a recording are this close to the frames' (rounded to the microsecond)
 ROUNDING_SECS = 1e-4
 #: the most loop turns a frame's work gets before the clock moves on (``_settle``)
-SETTLE_MAX = 200
+SETTLE_MAX = 32
 #: a replayed deciding call is the recorded one that started this close to it (the input's latency)
 MATCH_CALL_SECS = 0.25
 #: a frozen call not back after this long (it waits on virtual time?) lets the replay go on
