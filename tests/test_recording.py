@@ -20,6 +20,7 @@ from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import (
     AgentState,
     ConversationEnded,
+    EventBus,
     Notice,
     RecordingChanged,
     StateChanged,
@@ -272,8 +273,11 @@ def test_echo_controls_verdict_on_talking_over_is_kept_where_it_changes(tmp_path
 def test_a_recording_that_cannot_be_written_goes_off_and_says_why(tmp_path: Path) -> None:
     told: list[object] = []
     (tmp_path / "recordings").write_text("not a folder")  # (as a full disk or a folder gone would)
-    rec = AudioRecorder(tmp_path / "recordings", lambda: 0.0, notify=told.append, name=lambda: "r")
-    rec(UserTranscript(1, "hi"))
+    bus = EventBus()  # (the notice comes back to the recorder, as in the app)
+    rec = AudioRecorder(tmp_path / "recordings", lambda: 0.0, notify=bus.emit, name=lambda: "r")
+    bus.subscribe(told.append)
+    bus.subscribe(rec)
+    bus.emit(UserTranscript(1, "hi"))
     assert rec.flush()
     rec.frame(silence_frame(), FRAME_SECS)  # the next thing recorded learns of it
     notices = [e for e in told if isinstance(e, Notice)]

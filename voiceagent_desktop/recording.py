@@ -252,10 +252,10 @@ class AudioRecorder:
         is told why; what was written is kept, and switching recording on again tries again."""
         why, self.failure = self.failure, None
         self._end_folder()
+        was, self.active = self.active, False  # (before telling: the notice comes back through the bus)
         if self.notify is not None:
             self.notify(Notice(f"{why} The conversation goes on; what was recorded is kept."))
-        if self.active:
-            self.active = False
+        if was:
             self._tell()
 
     def _tell(self) -> None:
