@@ -64,6 +64,17 @@ PCM_SCALE = np.float32(32768.0)
 RETRY_SECS = 1.0
 
 
+def on_pcm16_grid(frame: AudioArray) -> AudioArray:
+    """``frame`` on the 16-bit grid a sound card delivers (echo control and resampling make floats of it):
+    a recording (16-bit FLAC) then holds exactly what the conversation heard, and a replay feeds it the
+    same samples. A new float32 array (the conversation keeps frames), made in place from one copy."""
+    q = np.multiply(frame, PCM_SCALE, dtype=np.float32)
+    np.round(q, out=q)
+    np.clip(q, -PCM_SCALE, PCM_SCALE - 1, out=q)
+    q /= PCM_SCALE
+    return q
+
+
 @functools.cache
 def load_test_sound(rate: int) -> AudioArray:
     """The test sound (resources/speaker-test.wav: 16-bit mono) as float32 at ``rate`` (read-only)."""
@@ -293,17 +304,13 @@ class VoiceAgent:
         progress(1.0, f"{turn.name} ready")
 
     def _on_frame(self, frame: AudioArray, t: float) -> None:
-        # 16-bit, as a sound card gives it (echo control and resampling made it float): a recording (16-bit
-        # FLAC) then holds exactly what the conversation heard, and a replay feeds it the same samples
-        frame = (np.clip(np.round(frame * PCM_SCALE), -PCM_SCALE, PCM_SCALE - 1) / PCM_SCALE).astype(
-            np.float32, copy=False
-        )
         if self.muted:  # the conversation hears silence: a turn in progress ends as if the user paused
             if self._silence is None or self._silence.shape != frame.shape:
-                self._silence = np.zeros_like(frame)
+                self._silence = np.zeros(frame.shape, np.float32)
             frame = self._silence
             self.input_level_db = -120.0
         else:
+            frame = on_pcm16_grid(frame)
             self.input_level_db = rms_db(frame)
         talking_over = self._input is not None and self._input.talking_over
         for tap in self.frame_taps:
