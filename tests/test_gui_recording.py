@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.gui_rig import Rig
 from voiceagent_desktop.gui.qt import Qt
@@ -12,14 +13,19 @@ from voiceagent_desktop.sessions import SessionRecorder, SessionStore
 from voiceagent_desktop.wiring import record_audio
 
 
+def saved_and_recordable(rig: Rig, tmp: Path, *, default: bool) -> Any:
+    """The rig's conversation saved in ``tmp`` and recordable, as the app wires it; its recorder."""
+    store = SessionStore(tmp / "sessions.db")
+    sessions = SessionRecorder(store)
+    rig.agent.bus.subscribe(sessions)
+    return record_audio(rig.agent, store, sessions, default=default)
+
+
 def test_the_record_button_records_this_conversation_and_says_so(
     make_rig: Callable[..., Rig], tmp_path: Path
 ) -> None:
     rig = make_rig()
-    store = SessionStore(tmp_path / "sessions.db")
-    sessions = SessionRecorder(store)
-    rig.agent.bus.subscribe(sessions)
-    recorder = record_audio(rig.agent, store, sessions, default=False)
+    recorder = saved_and_recordable(rig, tmp_path, default=False)
     button = rig.window.record_button
     assert not button.isEnabled()  # (until the engine runs)
     rig.start()
@@ -51,10 +57,7 @@ def test_a_recorded_turn_is_shown_with_its_markers_and_plays_through_the_speaker
     from voiceagent_desktop.engine.agent import CLIP_SEGMENT
 
     rig = make_rig()
-    store = SessionStore(tmp_path / "sessions.db")
-    sessions = SessionRecorder(store)
-    rig.agent.bus.subscribe(sessions)
-    record_audio(rig.agent, store, sessions, default=True)
+    saved_and_recordable(rig, tmp_path, default=True)
     rig.start()
     w, qtbot = rig.window, rig.qtbot
     qtbot.mousePress(w.ptt_button, Qt.MouseButton.LeftButton)

@@ -3,15 +3,14 @@ later one; the tools keep, forget and list facts; a cloud LLM is named when fact
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.virtual_agent import FRAME_SECS, VirtualAgent
 from voiceagent_desktop.config import Settings
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
-from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import (
     AgentState,
@@ -29,39 +28,24 @@ from voiceagent_desktop.testing.fakes import (
     FakeSTT,
     FakeTTS,
     FakeVAD,
-    silence_frame,
-    speech_frame,
 )
 from voiceagent_desktop.wiring import remember
-
-FRAME_SECS = 512 / 16000
 
 
 async def converse(db: Path, said: str, settings: Settings | None = None) -> FakeLLM:
     """One conversation of one push-to-talk turn in virtual time, with memory; the LLM it asked."""
-    clock, audio, llm = FakeClock(), FakeAudioFactory(), FakeLLM()
-    agent = VoiceAgent(
-        Providers(FakeSTT([said]), llm, FakeTTS(), FakeVAD()), audio, ConversationSettings(), clock=clock
-    )
-    keeper = remember(agent, settings or Settings(), path=db)
-    assert keeper is not None
-    await agent.start()
-    agent.ptt_press()
-    for _ in range(40):
-        clock.advance(FRAME_SECS)
-        assert audio.source is not None and audio.sink is not None
-        audio.source.feed(speech_frame())
-        audio.sink.advance(FRAME_SECS)
-        await asyncio.sleep(0)
-    agent.ptt_release()
+    llm = FakeLLM()
+    rig = VirtualAgent(Providers(FakeSTT([said]), llm, FakeTTS(), FakeVAD()))
+    assert remember(rig.agent, settings or Settings(), path=db) is not None
+    await rig.agent.start()
+    rig.agent.ptt_press()
+    await rig.frames(1.28, speech=True)
+    rig.agent.ptt_release()
     for _ in range(5000):  # until the answer has played (the recall runs on a thread: real time)
-        clock.advance(FRAME_SECS)
-        audio.source.feed(silence_frame())
-        audio.sink.advance(FRAME_SECS)
-        await asyncio.sleep(0.001)
-        if llm.calls and agent.state is AgentState.LISTENING:
+        await rig.frames(FRAME_SECS, speech=False, wall_secs=0.001)
+        if llm.calls and rig.agent.state is AgentState.LISTENING:
             break
-    await agent.stop()  # (the conversation ends: what was stated is kept)
+    await rig.agent.stop()  # (the conversation ends: what was stated is kept)
     return llm
 
 

@@ -3,7 +3,6 @@ played, the events with their times, beside the session; deleting the session de
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
@@ -13,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from tests.helpers.virtual_agent import FRAME_SECS, VirtualAgent
 from voiceagent_desktop.config import Settings
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
-from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import (
     AgentState,
@@ -36,43 +35,22 @@ from voiceagent_desktop.testing.fakes import (
     FakeTTS,
     FakeVAD,
     silence_frame,
-    speech_frame,
 )
 from voiceagent_desktop.wiring import record_audio
 
-FRAME_SECS = 512 / 16000
 
-
-class Rig:
+class Rig(VirtualAgent):
     """An agent on fakes in virtual time, its session saved and its audio recorded into ``tmp``."""
 
     def __init__(self, tmp: Path, *, llm: FakeLLM | None = None, record: bool = True) -> None:
-        self.clock = FakeClock()
-        self.audio = FakeAudioFactory()
-        providers = Providers(FakeSTT(["Tell me a story."]), llm or FakeLLM(), FakeTTS(), FakeVAD())
-        self.agent = VoiceAgent(providers, self.audio, ConversationSettings(), clock=self.clock)
+        super().__init__(Providers(FakeSTT(["Tell me a story."]), llm or FakeLLM(), FakeTTS(), FakeVAD()))
         self.store = SessionStore(tmp / "sessions.db")
         self.sessions = SessionRecorder(self.store)
         self.agent.bus.subscribe(self.sessions)
         self.recorder = record_audio(self.agent, self.store, self.sessions, default=record)
-        self.fed: list[np.ndarray] = []
-
-    async def frames(self, seconds: float, *, speech: bool) -> None:
-        for i in range(round(seconds / FRAME_SECS)):
-            self.clock.advance(FRAME_SECS)
-            frame = speech_frame(0.1 + 0.001 * (i % 7)) if speech else silence_frame()
-            assert self.audio.source is not None and self.audio.sink is not None
-            self.audio.source.feed(frame)
-            self.fed.append(frame)
-            self.audio.sink.advance(FRAME_SECS)
-            for _ in range(10):
-                await asyncio.sleep(0)
 
     async def turn(self) -> None:
-        self.agent.ptt_press()
-        await self.frames(0.64, speech=True)
-        self.agent.ptt_release()
-        await self.frames(0.3, speech=False)
+        await self.ptt_turn()
 
 
 def read_events(folder: Path) -> list[dict]:

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_recording import FRAME_SECS
+from tests.helpers.virtual_agent import FRAME_SECS, VirtualAgent
 from voiceagent_desktop.engine.agent import Providers, VoiceAgent
-from voiceagent_desktop.engine.clock import FakeClock
 from voiceagent_desktop.engine.conversation import ConversationSettings
 from voiceagent_desktop.engine.events import InputMode
 from voiceagent_desktop.engine.vad import VADParams
@@ -20,13 +19,10 @@ from voiceagent_desktop.replay import load_recording, replay
 from voiceagent_desktop.replay_compare import compare
 from voiceagent_desktop.sessions import SessionRecorder, SessionStore
 from voiceagent_desktop.testing.fakes import (
-    FakeAudioFactory,
     FakeLLM,
     FakeSTT,
     FakeTTS,
     FakeVAD,
-    silence_frame,
-    speech_frame,
 )
 from voiceagent_desktop.wiring import record_audio
 
@@ -45,22 +41,15 @@ def providers() -> Providers:
 
 async def record(tmp: Path, plan: list[tuple[float, bool]]) -> Path:
     """A hands-free conversation on fakes in virtual time, recorded: ``plan`` is (seconds, speech)."""
-    clock, audio = FakeClock(), FakeAudioFactory()
-    agent = VoiceAgent(providers(), audio, HANDS_FREE, clock=clock)
+    rig = VirtualAgent(providers(), HANDS_FREE)
     store = SessionStore(tmp / "sessions.db")
     sessions = SessionRecorder(store)
-    agent.bus.subscribe(sessions)
-    record_audio(agent, store, sessions)
-    await agent.start()
+    rig.agent.bus.subscribe(sessions)
+    record_audio(rig.agent, store, sessions)
+    await rig.agent.start()
     for seconds, speech in plan:
-        for _ in range(round(seconds / FRAME_SECS)):
-            clock.advance(FRAME_SECS)
-            assert audio.source is not None and audio.sink is not None
-            audio.source.feed(speech_frame() if speech else silence_frame())
-            audio.sink.advance(FRAME_SECS)
-            for _ in range(10):
-                await asyncio.sleep(0)
-    await agent.stop()
+        await rig.frames(seconds, speech=speech)
+    await rig.agent.stop()
     [info] = store.list_sessions()
     [folder] = store.recordings(info.id)
     return folder
