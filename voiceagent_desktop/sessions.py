@@ -161,7 +161,8 @@ class SessionStore:
             raise SessionError(f"The session database {self.path} cannot be used: {e}") from None
         except sqlite3.IntegrityError as e:
             raise SessionError(f"The session database {self.path} refused a change: {e}") from None
-        except sqlite3.DatabaseError as e:  # not a database, or damaged: the file is left as it is
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # not a database, or damaged (a schema
+            # whose text is not UTF-8 fails in Python's decoder, not SQLite's): the file is left as it is
             raise SessionError(
                 f"The session database {self.path} is damaged ({e}); it was left untouched. Move it away "
                 "to start a new one (or set save_sessions = false)."
