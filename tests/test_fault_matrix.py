@@ -92,12 +92,14 @@ class InstantSink:
     clock: MonotonicClock = field(default_factory=MonotonicClock)
     listener: object = None
     rates: set[int] = field(default_factory=set)
+    played: dict[int, int] = field(default_factory=dict)
 
     def set_listener(self, listener: object) -> None:
         self.listener = listener
 
     def play(self, segment_id: int, audio: AudioArray, sample_rate: int) -> None:
         self.rates.add(sample_rate)
+        self.played[segment_id] = self.played.get(segment_id, 0) + len(audio)
         self.listener.segment_started(segment_id, self.clock.now())  # type: ignore[attr-defined]
 
     def pause(self) -> None:
@@ -111,6 +113,9 @@ class InstantSink:
 
     def clear(self) -> dict[int, int]:
         return {}
+
+    def played_samples(self, segment_id: int) -> int:
+        return self.played.get(segment_id, 0)
 
 
 @dataclass

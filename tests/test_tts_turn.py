@@ -58,6 +58,10 @@ class Sink:
         if self.instant and seg is not None:
             seg.finished = True
 
+    def played_samples(self, segment_id: int) -> int:
+        """Instant: all of it as it comes; else none yet."""
+        return sum(n for sid, n, _ in self.plays if sid == segment_id) if self.instant else 0
+
     def rates(self) -> dict[int, set[int]]:
         out: dict[int, set[int]] = {}
         for sid, _, rate in self.plays:

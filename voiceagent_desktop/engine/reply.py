@@ -8,6 +8,14 @@ A TTS with ``open_turn`` (a ``TurnTTS``) gets the whole reply as one turn, each 
 LLM finishes it; its audio comes back tagged with the sentence's number, one playback segment per
 sentence (a new one, too, if the rate changes: a fallback voice took over). Otherwise each sentence is
 synthesized on its own.
+
+The LLM is read only as far as the listener needs: while ``READ_AHEAD_SECS`` of the reply's audio waits
+ahead of the playhead (or more than one sentence waits for the TTS), the next delta is not asked for.
+What an interrupted answer would have said past that is never generated nor synthesized: on the embedded
+stack the two cores stay free for hearing the user, a cloud TTS is not paid for words nobody hears, and a
+replay (``replay.py``) does not spend its time on them. The margin is far more than a sentence takes to
+write and voice, so the audio does not run dry (a paused device, a speculative start's, holds the reply
+at the margin until it plays).
 """
 
 from __future__ import annotations
@@ -25,6 +33,11 @@ from .ports import AudioSink
 from .sentences import split_sentences
 
 _segment_ids = itertools.count(1)
+
+#: the LLM is read no further while this much of the reply's audio is queued ahead of the playhead (s)
+READ_AHEAD_SECS = 4.0
+#: the shortest wait before looking again whether the reply may go on (s of clock time)
+READ_AHEAD_POLL_SECS = 0.1
 
 
 @dataclass
@@ -111,15 +124,47 @@ async def run_reply(
     # False once the turn's audio has ended: later sentences go one by one through ``sentences``
     state = {"turn_open": turn is not None, "all_said": False}
 
+    def audio_ahead() -> float:
+        """Seconds of the reply's audio queued and not yet played."""
+        return sum(
+            (seg.samples - sink.played_samples(seg.segment_id)) / (seg.rate or tts.sample_rate)
+            for seg in reply.segments
+            if seg.samples and not seg.finished
+        )
+
+    taken = asyncio.Event()  # the TTS took a sentence from the queue
+
+    async def room() -> None:
+        """Return once the reply may be read further (the module docstring)."""
+        while True:
+            if sentences.qsize() > 1:
+                taken.clear()
+                await taken.wait()
+            elif (ahead := audio_ahead()) >= READ_AHEAD_SECS:
+                await clock.sleep(max(ahead - READ_AHEAD_SECS, READ_AHEAD_POLL_SECS))
+            else:
+                return
+
     async def deltas():
-        async for delta in llm.stream(messages, tools):
-            if isinstance(delta, Restart):  # a fallback answers afresh: keep what was said, drop the rest
-                reply.llm_text = " ".join(said)
-                yield delta
-            elif delta:
-                timer.mark("llm_first_token", clock.now())
-                reply.llm_text += delta
-                yield delta
+        stream = aiter(llm.stream(messages, tools))
+        try:
+            while True:
+                await room()
+                try:
+                    delta = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                if isinstance(delta, Restart):  # a fallback answers afresh: keep what was said, drop the rest
+                    reply.llm_text = " ".join(said)
+                    yield delta
+                elif delta:
+                    timer.mark("llm_first_token", clock.now())
+                    reply.llm_text += delta
+                    yield delta
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def produce() -> None:
         try:
@@ -141,6 +186,7 @@ async def run_reply(
 
     async def speak() -> None:
         while (sentence := await sentences.get()) is not None:
+            taken.set()
             seg = Segment(next(_segment_ids), sentence)
             reply.segments.append(seg)
             async for chunk in tts.synthesize(sentence):

@@ -42,6 +42,9 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 _GGUF_MAGIC = b"GGUF"
 SEED = 1234
+#: deltas generated ahead of the reply's reading at most: the reply reads only as far as the listener
+#: needs (``engine.reply.READ_AHEAD_SECS``), and generation waits with it instead of running on
+GENERATE_AHEAD = 8
 
 _Item = str | BaseException | None  # a text delta, a worker error, or None for "done"
 
@@ -239,6 +242,7 @@ class LlamaLLM(LLMHooks):
             lambda stop, emit: self._generate(llm, payload, stop, emit),
             name="llama-generate",
             failure="llama.cpp generation failed",
+            bound=GENERATE_AHEAD,
         )
         self._workers = [(t, s) for t, s in self._workers if t.is_alive()]
         self._workers.append((ts.thread, ts.stop))
