@@ -131,6 +131,25 @@ def test_hallucination_filter_is_conservative() -> None:
     assert not is_hallucination("Paris.", quiet)  # real words on quiet audio: kept
 
 
+def test_a_short_window_decode_that_repeats_itself_is_decoded_again_with_the_full_window() -> None:
+    from voiceagent_desktop.providers import whisper_stt
+
+    assert whisper_stt.repeats_itself("How do I boil an egg? How do I boil an egg?")
+    assert whisper_stt.repeats_itself("What is X? What is X? What is X?")
+    for text in ("How do I boil an egg?", "No. No.", "Hello. How are you?", ""):
+        assert not whisper_stt.repeats_itself(text), text
+
+    stt = WhisperSTT("unused")
+    looped = whisper_stt._Decoded("How do I boil an egg? How do I boil an egg?", -0.2, 0.01)
+    once = whisper_stt._Decoded("How do I boil an egg?", -0.2, 0.01)
+    stt._decode_window = lambda model, audio, frames: looped  # type: ignore[method-assign]
+    stt._transcribe_full = lambda model, audio: once  # type: ignore[method-assign]
+    assert stt._transcribe_sync(None, np.zeros(16000, np.float32)) is once
+    stt._decode_window = lambda model, audio, frames: once  # type: ignore[method-assign]
+    stt._transcribe_full = lambda model, audio: pytest.fail("a good short-window decode is kept")  # type: ignore[method-assign]
+    assert stt._transcribe_sync(None, np.zeros(16000, np.float32)) is once
+
+
 # --- (b) Piper ---------------------------------------------------------------------------------------
 
 

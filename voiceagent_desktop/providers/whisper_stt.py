@@ -14,8 +14,9 @@ and the highest). Barge-in uses them to tell a hum or a cough that Whisper turne
 with a window of max(10 s, its length + 2 s): ~50 ms of encoder instead of ~250 ms (a whole 2 s question
 in ~0.1 s instead of ~0.35 s here), with the same words on our test sentences. Windows much shorter than
 10 s make the decoder loop ("What is X? What is X? …"), so 10 s is the floor, and any result that looks
-degenerate (gzip compression ratio > 2.4, Whisper's own threshold, or no text) is decoded again with the
-full 30 s window.
+degenerate (gzip compression ratio > 2.4, Whisper's own threshold, no text, or one sentence said twice or
+more: a 1.3 s "How do I boil an egg?" came back twice from a 10 s window, and once from the full one) is
+decoded again with the full 30 s window.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ HALLUCINATIONS = frozenset(
     }
 )
 _NON_WORD = re.compile(r"[^\w' ]+")
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 
 class _Decoded(NamedTuple):
@@ -88,6 +90,14 @@ def _loudest_window_rms(audio: AudioArray, window: int = 512) -> float:
         return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
     frames = audio[: n * window].reshape(n, window).astype(np.float64)
     return float(np.sqrt(np.mean(np.square(frames), axis=1)).max())
+
+
+def repeats_itself(text: str) -> bool:
+    """The text is one sentence of two words or more, said more than once (the decoder looping: one
+    repeat is far below the compression ratio's threshold)."""
+    said = [" ".join(_NON_WORD.sub(" ", x.lower()).split()) for x in _SENTENCE_END.split(text.strip())]
+    said = [x for x in said if x]
+    return len(said) >= 2 and len(set(said)) == 1 and len(said[0].split()) >= 2
 
 
 def compression_ratio(text: str) -> float:
@@ -215,7 +225,8 @@ class WhisperSTT(Hooks):
         frames = len(audio) // 160 + 1
         if self._short_window and frames + WINDOW_PAD < _FULL_WINDOW:
             decoded = self._decode_window(model, audio, max(MIN_WINDOW, frames + WINDOW_PAD))
-            if decoded.text and compression_ratio(decoded.text) <= COMPRESSION_LIMIT:
+            text = decoded.text
+            if text and compression_ratio(text) <= COMPRESSION_LIMIT and not repeats_itself(text):
                 return decoded
             log.debug("short-window decode looked degenerate; decoding the full 30 s window")
         return self._transcribe_full(model, audio)
