@@ -39,9 +39,12 @@ def providers() -> Providers:
     return Providers(FakeSTT(list(LINES)), FakeLLM(), FakeTTS(), FakeVAD())
 
 
-async def record(tmp: Path, plan: list[tuple[float, bool]]) -> Path:
-    """A hands-free conversation on fakes in virtual time, recorded: ``plan`` is (seconds, speech)."""
-    rig = VirtualAgent(providers(), HANDS_FREE)
+async def record(tmp: Path, plan: list[tuple[float, bool]], on: Providers | None = None) -> Path:
+    """A hands-free conversation on fakes (or ``on``) in virtual time, recorded: ``plan`` is (seconds,
+    speech)."""
+    rig = VirtualAgent(on or providers(), HANDS_FREE)
+    if isinstance(llm := rig.agent.providers.llm, ThoughtfulLLM):
+        llm.clock = rig.clock  # (its wait is on the conversation's clock)
     store = SessionStore(tmp / "sessions.db")
     sessions = SessionRecorder(store)
     rig.agent.bus.subscribe(sessions)
@@ -161,12 +164,13 @@ def test_the_replay_bench_section_shows_both_runs(tmp_path: Path) -> None:
         "verdicts": {"same": 12}, "same_words": 12, "paired": 12,
         "v2v_ms": {"recorded": 700.0, "replayed": 710.0},
     }  # fmt: skip
-    r = {"turns": 12, "recorded_s": 120.0, "runs": {"compute": run, "deterministic": run}, "passed": True}
+    runs = {"compute": run, "deterministic": run, "new answers": run}
+    r = {"turns": 12, "recorded_s": 120.0, "runs": runs, "passed": True}
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n")
     render(r, doc)
     text = doc.read_text()
-    assert "| compute | **6.1×** | 0.0 / 32.0 | same 12 | 12 of 12 | 700.0 → 710.0 |" in text
+    assert "| compute | **6.1×** | 0.0 / 32.0 | same 12 | 12 of 12 | 700.0 → 710.0 | — / — |" in text
     assert "| deterministic |" in text and "Result: **passed**" in text
 
 
@@ -191,6 +195,12 @@ def test_voiceagent_replay_writes_the_comparison_and_prints_it(
     printed = capsys.readouterr().out
     assert "boundary shift: p50 0.0 ms" in printed and "What is the weather like today?" in printed
     assert "no → no" in printed  # (interrupted, recorded → replayed)
+    assert "answers: 3 as recorded, 0 written anew" in printed and result["answers"] == {
+        "recorded": 3,
+        "new": 0,
+    }
+    assert main(["replay", str(info.id), "--json", str(out), "--db", str(store.path), "--new-answers"]) == 0
+    assert "answers: 0 as recorded, 3 written anew (--new-answers" in capsys.readouterr().out
     empty = store.create("nothing recorded")
     assert main(["replay", str(empty), "--json", str(out), "--db", str(store.path)]) == 2
     assert "has no recording" in capsys.readouterr().err
@@ -235,3 +245,92 @@ def test_each_recorded_call_gives_its_time_once_and_unrecorded_calls_get_the_med
     assert done("stt.transcribe", 10.0) == pytest.approx(10.2)  # none left there: the median
     assert done("turn.completion_probability", 10.0) == 10.0  # never recorded: no time
     assert rec.timings()("stt.transcribe", 10.0) == pytest.approx(10.15)  # (a new replay starts afresh)
+
+
+def said(events: list[dict], kind: str = "AssistantSentence") -> list[str]:
+    return [e["text"] for e in events if e["event"] == kind]
+
+
+@pytest.mark.asyncio
+async def test_a_replay_answers_as_recorded_without_asking_the_language_model(tmp_path: Path) -> None:
+    folder = await record(tmp_path, PLAN)
+    recorded = load_recording(folder)
+    assert len(recorded.calls["llm.stream"]) == 3 and len(recorded.calls["tts.synthesize"]) == 6
+    p = providers()
+    again = await replay(recorded, p, HANDS_FREE)
+    assert p.llm.calls == [] and p.tts.texts == []  # type: ignore[attr-defined]
+    assert (again.answers_recorded, again.answers_new) == (3, 0)
+    assert said(again.events) == said(recorded.events) and len(said(again.events)) == 6
+    assert said(again.events, "AssistantDone") == said(recorded.events, "AssistantDone")
+
+    def spoke(events: list[dict]) -> list[float]:  # from the turn's end to the answer's end
+        ends = [e["t"] for e in events if e["event"] == "EndOfTurn"]
+        return [
+            d - t
+            for t, d in zip(ends, [e["t"] for e in events if e["event"] == "AssistantDone"], strict=True)
+        ]
+
+    assert spoke(again.events) == pytest.approx(spoke(recorded.events), abs=2 * FRAME_SECS)
+
+
+@pytest.mark.asyncio
+async def test_a_turn_heard_with_other_words_gets_a_new_answer(tmp_path: Path) -> None:
+    folder = await record(tmp_path, PLAN)
+    recorded = load_recording(folder)
+    other = ["What is the weather like today?", "And the day after?", "Thank you."]
+    llm, tts = FakeLLM(), FakeTTS()
+    again = await replay(recorded, Providers(FakeSTT(other), llm, tts, FakeVAD()), HANDS_FREE)
+    assert (again.answers_recorded, again.answers_new) == (2, 1)
+    assert [m[-1].content for m in llm.calls] == ["And the day after?"]
+    assert tts.texts == ["The capital of France is Paris.", "Nice!"]  # (only the new answer is voiced)
+    everything_new = await replay(recorded, providers(), HANDS_FREE, new_answers=True)
+    assert (everything_new.answers_recorded, everything_new.answers_new) == (0, 3)
+
+
+@dataclasses.dataclass
+class ThoughtfulLLM(FakeLLM):
+    """Takes ``secs`` of virtual time before its first words."""
+
+    clock: object = None
+    secs: float = 0.4
+
+    async def stream(self, messages, tools=None):  # type: ignore[no-untyped-def]
+        await self.clock.sleep(self.secs)  # type: ignore[attr-defined]
+        async for delta in super().stream(messages, tools):
+            yield delta
+
+
+@pytest.mark.asyncio
+async def test_a_recorded_answer_takes_the_time_its_first_words_took(tmp_path: Path) -> None:
+    thoughtful = Providers(FakeSTT(list(LINES)), ThoughtfulLLM(), FakeTTS(), FakeVAD())
+    recorded = load_recording(await record(tmp_path, PLAN, on=thoughtful))
+    again = await replay(
+        recorded, Providers(FakeSTT(list(LINES)), FakeLLM(), FakeTTS(), FakeVAD()), HANDS_FREE
+    )
+    result = compare(recorded.events, again.events)
+    recorded_ttft = [r["recorded"]["stages_ms"]["llm_ttft"] for r in result["turns"]]
+    replayed_ttft = [r["replayed"]["stages_ms"]["llm_ttft"] for r in result["turns"]]
+    assert all(t >= 400 - 32 for t in recorded_ttft), recorded_ttft
+    assert replayed_ttft == pytest.approx(recorded_ttft, abs=32.0)  # (an instant LLM now: 0 without them)
+
+
+def test_the_recorded_answers_and_how_long_each_sentence_played() -> None:
+    from voiceagent_desktop.replay_answers import recorded_answers
+
+    ev = [
+        {"event": "UserTranscript", "turn_id": 1, "t": 10.0, "text": "Tell me  a story."},
+        {"event": "AssistantSentence", "turn_id": 1, "t": 10.3, "text": "Once."},
+        {"event": "AssistantSentence", "turn_id": 1, "t": 10.4, "text": "Upon a time."},
+        {"event": "AssistantSentence", "turn_id": 1, "t": 10.5, "text": "The end."},
+        {"event": "AssistantSpeaking", "turn_id": 1, "t": 10.6, "text": "Once."},
+        {"event": "AssistantSpeaking", "turn_id": 1, "t": 11.1, "text": "Upon a time."},
+        {"event": "AssistantDone", "turn_id": 1, "t": 11.5, "text": "Once. Upon …", "interrupted": True},
+        {"event": "UserTranscript", "turn_id": 2, "t": 12.0, "text": "Thanks."},
+        {"event": "AssistantSentence", "turn_id": 2, "t": 12.3, "text": "You're welcome."},
+        {"event": "AssistantSpeaking", "turn_id": 2, "t": 12.4, "text": "You're welcome."},
+        {"event": "AssistantDone", "turn_id": 2, "t": 13.4, "text": "You're welcome.", "interrupted": False},
+    ]
+    story, thanks = recorded_answers(ev)
+    assert story.asked == "tell me a story." and story.sentences == ["Once.", "Upon a time.", "The end."]
+    assert story.played == pytest.approx({0: 0.5})  # the cut sentence and the unheard one: not known
+    assert thanks.played == pytest.approx({0: 1.0})

@@ -19,6 +19,7 @@ voiceagent keys status          which keys are set, and where from (masked); key
 voiceagent sessions list        saved conversations; show/rename/delete/export ID (--format md|json)
 voiceagent replay ID --json P   a recorded conversation through the engine again (--config: another one),
                                 compared turn by turn: where each turn ended, what was heard, V2V
+                                (the recorded answers where the words are the same; --new-answers: not)
 voiceagent bench recording --json P   what recording a conversation costs (processor, MiB per hour)
 voiceagent bench replay --json P      how fast a recording replays on the embedded stack, how close
 voiceagent --resume ID          continue a saved conversation (window or --headless)
@@ -181,6 +182,12 @@ def _parser() -> argparse.ArgumentParser:
         help="what decides where a turn ends takes the time it took when recorded (the same ends however "
         "busy the machine is); default: every stage takes the time it takes on this machine now",
     )
+    r.add_argument(
+        "--new-answers",
+        action="store_true",
+        help="write and voice every answer anew; default: a turn heard with the recorded words gets the "
+        "recorded answer, in the time it took (a new LLM or TTS always answers anew)",
+    )
     return p
 
 
@@ -228,7 +235,13 @@ def _replay(args: argparse.Namespace, settings: Any) -> int:
     from .replay_compare import table
     from .sessions import SessionStore
 
-    result = replay_session(settings, args.session, SessionStore(args.db), deterministic=args.deterministic)
+    result = replay_session(
+        settings,
+        args.session,
+        SessionStore(args.db),
+        deterministic=args.deterministic,
+        new_answers=args.new_answers,
+    )
     write_json(args.json, result)
     print(table(result))
     return 0

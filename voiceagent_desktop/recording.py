@@ -21,7 +21,8 @@ nothing was said is removed when it is closed.
   control's verdict on the user talking over the agent changes (the conversation gets it with each frame);
   ``{"call": "stt.transcribe", "t": t, "secs": s}`` for each call of what decides where a turn ends (the
   STT, the end-of-turn model, the sentence scorer: ``track``), so that a replay can give each the time it
-  took here.
+  took here; likewise ``llm.stream`` and ``tts.synthesize`` to their first item (an answer's first words,
+  a sentence's first audio), for a replay that answers as recorded (``replay_answers.py``).
 
 The event loop only copies: frames, sentences and events go through a queue to a writer thread, which runs
 the encoders. Nothing of what is recorded is logged.
@@ -29,6 +30,7 @@ the encoders. Nothing of what is recorded is logged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -287,12 +289,20 @@ class AudioRecorder:
         return RecordingSink(sink, self)
 
     def track(self, name: str, provider: Any, methods: tuple[str, ...]) -> None:
-        """Time ``provider``'s calls of ``methods`` (coroutines; shadowed on the instance) as ``name.method``
-        lines while recording."""
+        """Time ``provider``'s calls of ``methods`` (shadowed on the instance) as ``name.method`` lines while
+        recording: a coroutine until it returns, an async generator until its first item (an answer's
+        first words, a sentence's first audio)."""
         for method in methods:
             fn = getattr(provider, method, None)
             if fn is not None and inspect.iscoroutinefunction(fn):
                 setattr(provider, method, self._timed(f"{name}.{method}", fn))
+            elif fn is not None and inspect.isasyncgenfunction(fn):
+                setattr(provider, method, self._timed_first(f"{name}.{method}", fn))
+
+    def _call_line(self, label: str, t0: float) -> None:
+        if self._open():
+            secs = round(self.clock() - t0, 6)
+            self._queue.put(("line", {"call": label, "t": round(t0, 6), "secs": secs}))
 
     def _timed(self, label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -301,9 +311,20 @@ class AudioRecorder:
             try:
                 return await fn(*args, **kwargs)
             finally:
-                if self._open():
-                    secs = round(self.clock() - t0, 6)
-                    self._queue.put(("line", {"call": label, "t": round(t0, 6), "secs": secs}))
+                self._call_line(label, t0)
+
+        return call
+
+    def _timed_first(self, label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            t0, first = self.clock(), True
+            async with contextlib.aclosing(fn(*args, **kwargs)) as items:
+                async for item in items:
+                    if first:
+                        first = False
+                        self._call_line(label, t0)
+                    yield item
 
         return call
 

@@ -10,8 +10,12 @@ the wall clock's pace (``_Pace``), so a stage takes as long as it takes on this 
 that came in meanwhile come in meanwhile. Where a stage streams to a service through a session (a cloud
 STT), that wait cannot be seen from here, and the whole replay runs at the wall clock's pace.
 
-Left out: the greeting (a replay starts listening), and the history before the recording (the LLM's
-answers may differ from the recorded ones; the turns' ends and words do not depend on them).
+The agent answers as it did in the recording where a turn's words are the recorded ones
+(``replay_answers.py``): the user's next line answered that answer. ``new_answers`` (``--new-answers``),
+or an LLM or TTS other than the recording's, has every answer written and voiced anew.
+
+Left out: the greeting (a replay starts listening), and the history before the recording (new answers may
+differ from the recorded ones; the turns' ends and words do not depend on them).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from .engine.events import AgentState, InputMode
 from .errors import VoiceAgentError
 from .providers.base import AudioArray
 from .recording import EVENTS_FILE, MIC_FILE, MIC_RATE, event_record
+from .replay_answers import answer_as_recorded
 from .testing.fakes import FakeSink
 
 FRAME = 512
@@ -290,6 +295,8 @@ class Replayed:
     events: list[dict[str, Any]]  # as ``events.jsonl`` has them
     wall_s: float  # the replay's own time (the models' loading aside)
     paced: str  # "compute" (virtual but for the providers' calls), "deterministic", or "wall" (a service)
+    answers_recorded: int = 0  # answers said as recorded (replay_answers.py)
+    answers_new: int = 0  # answers the LLM wrote anew
 
 
 async def replay(
@@ -299,18 +306,24 @@ async def replay(
     *,
     streaming: bool = False,
     deterministic: bool = False,
+    new_answers: bool = False,
     setup: Callable[[VoiceAgent], object] | None = None,
 ) -> Replayed:
     """Feed ``recorded`` through a new agent on ``providers`` with ``settings``. ``streaming``: a stage
     streams to a service (wall-clock pace throughout). ``deterministic``: what decides where a turn ends
     (the STT, the end-of-turn model, the sentence scorer) takes the virtual time it took when recorded
     (``Recorded.timings``), whatever it takes now, so that the turns end at the same frames however busy
-    the machine is; the LLM and the TTS are paced. ``setup``: called
-    with the agent before it starts (e.g. to record it)."""
+    the machine is; the LLM and the TTS are paced. The answers are the recorded ones where the turn's
+    words are (``replay_answers.py``), unless ``new_answers`` or the LLM or TTS is not the recording's.
+    ``setup``: called with the agent before it starts (e.g. to record it)."""
     first = float(recorded.frame_ends[0]) if len(recorded.frame_ends) else 0.0
     clock = FakeClock(first - FRAME_SECS)
     mode = InputMode(recorded.header.get("mode", settings.mode.value))
     devices = _Devices()
+    took, inner = recorded.timings(), providers
+    answers = recorded.events if not new_answers and _same_voice(recorded.header, providers) else []
+    llm, tts, said = answer_as_recorded(providers.llm, providers.tts, answers, clock, took)
+    providers = dataclasses.replace(providers, llm=llm, tts=tts)
     agent = VoiceAgent(providers, devices, dataclasses.replace(settings, greeting="", mode=mode), clock=clock)
     events: list[dict[str, Any]] = []
     agent.bus.subscribe(lambda e: events.append(event_record(e, clock.now())))
@@ -319,12 +332,12 @@ async def replay(
     await agent.start()
     commands = _commands(recorded.events)
     wall0 = time.perf_counter()
-    # (after loading: the models' warm-ups are not the replay's)
-    pace = _Pace(clock, always=streaming, took=recorded.timings())
-    for stage, p in (("stt", providers.stt), ("turn", providers.turn), ("text_turn", providers.text_turn)):
+    # (after loading: the models' warm-ups are not the replay's; the real providers, under any answers)
+    pace = _Pace(clock, always=streaming, took=took)
+    for stage, p in (("stt", inner.stt), ("turn", inner.turn), ("text_turn", inner.text_turn)):
         if p is not None:
             pace.track(p, frozen=deterministic and not streaming, stage=stage)
-    for p in (providers.llm, providers.tts):
+    for p in (inner.llm, inner.tts):
         pace.track(p)
 
     async def step(frame: AudioArray, t: float, talking_over: bool) -> None:
@@ -348,7 +361,14 @@ async def replay(
         await step(silence, t, False)
     wall = time.perf_counter() - wall0
     await agent.stop()
-    return Replayed(events, wall, "wall" if streaming else "deterministic" if deterministic else "compute")
+    paced = "wall" if streaming else "deterministic" if deterministic else "compute"
+    return Replayed(events, wall, paced, said.said, said.new)
+
+
+def _same_voice(header: dict[str, Any], providers: Providers) -> bool:
+    """The recording's LLM and TTS are the replay's (by name; a recording that does not say: no)."""
+    names = header.get("providers") or {}
+    return names.get("llm") == providers.llm.name and names.get("tts") == providers.tts.name
 
 
 async def _settle() -> None:
@@ -385,7 +405,7 @@ def _set_mode(agent: VoiceAgent, mode: InputMode) -> None:
 
 
 def replay_session(
-    settings: Any, session_id: int, store: Any, *, deterministic: bool = False
+    settings: Any, session_id: int, store: Any, *, deterministic: bool = False, new_answers: bool = False
 ) -> dict[str, Any]:
     """Replay every recording of saved session ``session_id`` with ``settings`` (a ``config.Settings``)
     and compare: ``replay_compare.compare``'s result with ``realtime_factor`` and what was replayed."""
@@ -400,6 +420,7 @@ def replay_session(
     recorded_events: list[dict[str, Any]] = []
     replayed_events: list[dict[str, Any]] = []
     seconds = wall = 0.0
+    answers = [0, 0]  # as recorded, new
     for folder in folders:
         recorded = load_recording(folder)
         result = asyncio.run(
@@ -409,8 +430,11 @@ def replay_session(
                 conversation_settings(settings),
                 streaming=streaming,
                 deterministic=deterministic,
+                new_answers=new_answers,
             )
         )
+        answers[0] += result.answers_recorded
+        answers[1] += result.answers_new
         recorded_events += recorded.events
         replayed_events += result.events
         seconds += recorded.seconds
@@ -423,4 +447,5 @@ def replay_session(
         "replay_s": round(wall, 1),
         "realtime_factor": round(seconds / wall, 2) if wall > 0 else None,
         "paced": "wall" if streaming else "deterministic" if deterministic else "compute",
+        "answers": {"recorded": answers[0], "new": answers[1]},
     }

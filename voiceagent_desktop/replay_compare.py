@@ -148,6 +148,11 @@ def table(result: dict[str, Any]) -> str:
         f"boundary shift: p50 {s['p50']} ms, max {s['max']} ms over {result['paired']} paired turns; "
         f"same words in {result['same_words']}; realtime factor {result.get('realtime_factor')}"
     )
+    if answers := result.get("answers"):
+        lines.append(
+            f"answers: {answers['recorded']} as recorded, {answers['new']} written anew"
+            + ("" if answers["recorded"] else " (--new-answers, or another LLM or TTS)")
+        )
     return "\n".join(lines)
 
 

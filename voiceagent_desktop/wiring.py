@@ -205,6 +205,9 @@ def record_audio(agent: VoiceAgent, store: Any, sessions: Any, *, default: bool 
     for name, provider in (("stt", p.stt), ("turn", p.turn), ("text_turn", p.text_turn)):
         if provider is not None:  # (what decides where a turn ends: a replay gives each its time)
             audio.track(name, provider, DECIDING)
+    # (an answer's first words and each sentence's first audio: a replay answers as recorded, in this time)
+    audio.track("llm", p.llm, ("stream",))
+    audio.track("tts", p.tts, ("synthesize",))
     agent.recorder = audio
     agent.bus.subscribe(audio)  # (after the session recorder: "End conversation" reaches it first)
     sessions.recording = lambda: audio.current

@@ -4,11 +4,11 @@ closely a replay with the same configuration lands on the recording's turn ends.
 A hands-free conversation of ``turns`` Piper-voice lines (each followed by ``gap_secs`` of a quiet room,
 while the answer plays) goes through the embedded stack as the app runs it, recorded by the app's
 recorder (``replay.replay`` with a recorder attached: virtual time, each stage taking the time it takes
-here). The recording is then replayed twice with the same configuration: every stage taking its time
-(``voiceagent replay``'s default) and deterministic (what decides a turn's end takes the time it took
-when recorded). Reported
-for each: the realtime factor (the recording's length over the replay's wall time, the models' loading
-aside) and the shift of each turn's end against the recording.
+here). The recording is then replayed three times with the same configuration: every stage taking its
+time, the answers as recorded (``voiceagent replay``'s default); deterministic (what decides a turn's end
+takes the time it took when recorded); and with every answer written and voiced anew (``--new-answers``).
+Reported for each: the realtime factor (the recording's length over the replay's wall time, the models'
+loading aside) and the shift of each turn's end against the recording. The goal is about the default.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from .soak_script import LINES
 
 #: the issue's goal for the replay's speed on the embedded stack
 MIN_REALTIME_FACTOR = 5.0
+#: (name, deterministic, new answers): ``voiceagent replay``'s default first (the goal is about it)
+RUNS = (("compute", False, False), ("deterministic", True, False), ("new answers", False, True))
 
 
 async def _measure(turns: int, gap_secs: float) -> dict[str, Any]:
@@ -60,8 +62,9 @@ async def _measure(turns: int, gap_secs: float) -> dict[str, Any]:
         [folder] = store.recordings(store.list_sessions()[0].id)
         recorded = load_recording(folder)
         runs: dict[str, Any] = {}
-        for name, deterministic in (("compute", False), ("deterministic", True)):
-            again = await replay(recorded, stage_providers(settings), conv, deterministic=deterministic)
+        for name, deterministic, new in RUNS:
+            providers = stage_providers(settings)
+            again = await replay(recorded, providers, conv, deterministic=deterministic, new_answers=new)
             result = compare(recorded.events, again.events)
             runs[name] = {
                 "realtime_factor": round(recorded.seconds / again.wall_s, 2),
@@ -72,6 +75,7 @@ async def _measure(turns: int, gap_secs: float) -> dict[str, Any]:
                 "paired": result["paired"],
                 "v2v_ms": _v2v(result),
                 "turns": [_brief(r) for r in result["turns"]],
+                "answers": {"recorded": again.answers_recorded, "new": again.answers_new},
             }
     return {
         "turns": turns,
@@ -116,23 +120,27 @@ def render(r: dict[str, Any], path: Path) -> None:
         "",
         f"Run {r.get('date', '?')} on {m.get('cpu', '?')}, {m.get('cores', '?')} cores. A hands-free "
         f"conversation of {r['turns']} Piper-voice lines ({r['recorded_s']:.0f} s) through the embedded "
-        "stack, recorded by the app's recorder, then replayed twice with the same configuration. *compute* "
-        "(`voiceagent replay`'s default): virtual time, but every stage takes the time it takes here; "
+        "stack, recorded by the app's recorder, then replayed three times with the same configuration. "
+        "*compute* (`voiceagent replay`'s default): virtual time, but every stage takes the time it takes "
+        "here, and a turn heard with the recorded words gets the recorded answer in the time it took; "
         "*deterministic* (`--deterministic`): what decides where a turn ends takes the time it took when "
-        "recorded. Realtime "
-        f"factor: the recording's length over the replay's wall time (goal ≥ {MIN_REALTIME_FACTOR:.0f}×); "
-        "shift: the replayed turn end against the recorded one.",
+        "recorded; *new answers* (`--new-answers`): the language model and the voice write and say every "
+        "answer again. Realtime "
+        f"factor: the recording's length over the replay's wall time (goal ≥ {MIN_REALTIME_FACTOR:.0f}× for "
+        "the default); shift: the replayed turn end against the recorded one.",
         "",
         "| replay | realtime factor | turn-end shift p50 / max, ms | verdicts | same words | V2V median, ms "
-        "(recorded → replayed) |",
-        "|---|---|---|---|---|---|",
+        "(recorded → replayed) | answers as recorded / new |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, x in r["runs"].items():
         s, v = x["boundary_shift_ms"], x["v2v_ms"]
         verdicts = ", ".join(f"{k} {n}" for k, n in x["verdicts"].items())
+        a = x.get("answers") or {}
         lines.append(
             f"| {name} | **{x['realtime_factor']}×** | {s['p50']} / {s['max']} | {verdicts} | "
-            f"{x['same_words']} of {x['paired']} | {v['recorded']} → {v['replayed']} |"
+            f"{x['same_words']} of {x['paired']} | {v['recorded']} → {v['replayed']} | "
+            f"{a.get('recorded', '—')} / {a.get('new', '—')} |"
         )
     lines += ["", "Result: **" + ("passed" if r["passed"] else "FAILED") + "**.", ""]
     replace_section(path, REPLAY_MARK, lines)
