@@ -96,6 +96,20 @@ class _Shared:
         near = [x for x in near if x[0] <= MATCH_ANSWER_SECS]
         return self.answers[min(near)[1]] if near else None
 
+    def played(self, sentence: str) -> float | None:
+        """How long ``sentence`` played, whole: in the recorded answer being said, else in the nearest other
+        one (a reply's last sentences may be voiced after the next turn's answer began). None while a new
+        answer is being said: it is voiced anew."""
+        if self.current is None:
+            return None
+        now = self.clock.now()
+        answers = sorted(self.answers, key=lambda a: (a is not self.current, abs(a.at - now)))
+        for answer in answers:
+            for i, said in enumerate(answer.sentences):
+                if said == sentence and i in answer.played:
+                    return answer.played[i]
+        return None
+
     async def wait(self, label: str) -> None:
         """The time the recorded call of ``label`` that started nearest now took to its first item."""
         now = self.clock.now()
@@ -146,11 +160,7 @@ class AnswersTTS:
         return int(self._tts.sample_rate)
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioArray]:
-        answer = self._shared.current
-        secs = None
-        if answer is not None:
-            index = next((i for i, s in enumerate(answer.sentences) if s == text), None)
-            secs = answer.played.get(index) if index is not None else None
+        secs = self._shared.played(text)
         if secs is None:
             async for chunk in self._tts.synthesize(text):
                 yield chunk
