@@ -39,16 +39,18 @@ def providers() -> Providers:
     return Providers(FakeSTT(list(LINES)), FakeLLM(), FakeTTS(), FakeVAD())
 
 
-async def record(tmp: Path, plan: list[tuple[float, bool]], on: Providers | None = None) -> Path:
+async def record(
+    tmp: Path, plan: list[tuple[float, bool]], on: Providers | None = None, answers: str | None = None
+) -> Path:
     """A hands-free conversation on fakes (or ``on``) in virtual time, recorded: ``plan`` is (seconds,
-    speech)."""
+    speech); ``answers``: the settings' ``answers_key``."""
     rig = VirtualAgent(on or providers(), HANDS_FREE)
     if isinstance(llm := rig.agent.providers.llm, ThoughtfulLLM):
         llm.clock = rig.clock  # (its wait is on the conversation's clock)
     store = SessionStore(tmp / "sessions.db")
     sessions = SessionRecorder(store)
     rig.agent.bus.subscribe(sessions)
-    record_audio(rig.agent, store, sessions)
+    record_audio(rig.agent, store, sessions, answers=answers)
     await rig.agent.start()
     for seconds, speech in plan:
         await rig.frames(seconds, speech=speech)
@@ -334,3 +336,29 @@ def test_the_recorded_answers_and_how_long_each_sentence_played() -> None:
     assert story.asked == "tell me a story." and story.sentences == ["Once.", "Upon a time.", "The end."]
     assert story.played == pytest.approx({0: 0.5})  # the cut sentence and the unheard one: not known
     assert thanks.played == pytest.approx({0: 1.0})
+
+
+@pytest.mark.asyncio
+async def test_answers_are_new_when_what_shapes_them_changed(tmp_path: Path) -> None:
+    from voiceagent_desktop.config import Settings
+    from voiceagent_desktop.wiring import answers_key
+
+    base = Settings()
+    key = answers_key(base)
+    assert answers_key(Settings()) == key
+    chef = Settings(persona="chef", personas={"chef": {"system_prompt": "You are a chef."}})
+    for changed in (
+        Settings(llm={"temperature": 0.9}), Settings(llm={"provider": "openai"}), chef,
+        Settings(tts={"voice_id": "another"}), Settings(system_prompt="Answer in French."),
+    ):  # fmt: skip
+        assert answers_key(changed) != key
+    listening = Settings(mode="handsfree", vad={"confidence": 0.7}, turn={"threshold": 0.8})
+    assert answers_key(listening) == key  # (the listening side: what a replay is for)
+
+    folder = await record(tmp_path, PLAN, answers=key)
+    recorded = load_recording(folder)
+    assert recorded.header["answers"] == key
+    same = await replay(recorded, providers(), HANDS_FREE, answers_key=key)
+    other = await replay(recorded, providers(), HANDS_FREE, answers_key=answers_key(chef))
+    assert (same.answers_recorded, same.answers_new) == (3, 0)
+    assert (other.answers_recorded, other.answers_new) == (0, 3)

@@ -307,6 +307,7 @@ async def replay(
     streaming: bool = False,
     deterministic: bool = False,
     new_answers: bool = False,
+    answers_key: str | None = None,
     setup: Callable[[VoiceAgent], object] | None = None,
 ) -> Replayed:
     """Feed ``recorded`` through a new agent on ``providers`` with ``settings``. ``streaming``: a stage
@@ -314,14 +315,17 @@ async def replay(
     (the STT, the end-of-turn model, the sentence scorer) takes the virtual time it took when recorded
     (``Recorded.timings``), whatever it takes now, so that the turns end at the same frames however busy
     the machine is; the LLM and the TTS are paced. The answers are the recorded ones where the turn's
-    words are (``replay_answers.py``), unless ``new_answers`` or the LLM or TTS is not the recording's.
+    words are (``replay_answers.py``), unless ``new_answers`` or the LLM or TTS is not the recording's
+    (``answers_key``: ``wiring.answers_key`` of the replay's settings, against the recording's; without
+    one, the providers' names).
     ``setup``: called with the agent before it starts (e.g. to record it)."""
     first = float(recorded.frame_ends[0]) if len(recorded.frame_ends) else 0.0
     clock = FakeClock(first - FRAME_SECS)
     mode = InputMode(recorded.header.get("mode", settings.mode.value))
     devices = _Devices()
     took, inner = recorded.timings(), providers
-    answers = recorded.events if not new_answers and _same_voice(recorded.header, providers) else []
+    same = _same_voice(recorded.header, providers, answers_key)
+    answers = recorded.events if not new_answers and same else []
     llm, tts, said = answer_as_recorded(providers.llm, providers.tts, answers, clock, took)
     providers = dataclasses.replace(providers, llm=llm, tts=tts)
     agent = VoiceAgent(providers, devices, dataclasses.replace(settings, greeting="", mode=mode), clock=clock)
@@ -365,8 +369,12 @@ async def replay(
     return Replayed(events, wall, paced, said.said, said.new)
 
 
-def _same_voice(header: dict[str, Any], providers: Providers) -> bool:
-    """The recording's LLM and TTS are the replay's (by name; a recording that does not say: no)."""
+def _same_voice(header: dict[str, Any], providers: Providers, key: str | None) -> bool:
+    """The recording's answers are the replay's to give: the same ``wiring.answers_key`` (the settings the
+    answers depend on) where both have one, else the same LLM and TTS by name (a recording that says
+    neither: no)."""
+    if key is not None and "answers" in header:
+        return key == header["answers"]
     names = header.get("providers") or {}
     return names.get("llm") == providers.llm.name and names.get("tts") == providers.tts.name
 
@@ -411,7 +419,7 @@ def replay_session(
     and compare: ``replay_compare.compare``'s result with ``realtime_factor`` and what was replayed."""
     from .providers import registry
     from .replay_compare import compare
-    from .wiring import conversation_settings, stage_providers
+    from .wiring import answers_key, conversation_settings, stage_providers
 
     folders = store.recordings(session_id)
     if not folders:
@@ -431,6 +439,7 @@ def replay_session(
                 streaming=streaming,
                 deterministic=deterministic,
                 new_answers=new_answers,
+                answers_key=answers_key(settings),
             )
         )
         answers[0] += result.answers_recorded

@@ -156,8 +156,25 @@ def _record(agent: VoiceAgent, settings: Settings, resume: int | None) -> Any:
     recorder = SessionRecorder(store, resume=resume)
     recorder.notify = agent.bus.emit  # (writes that fail: the window says so)
     agent.bus.subscribe(recorder)
-    record_audio(agent, store, recorder, default=settings.record_audio)
+    record_audio(agent, store, recorder, default=settings.record_audio, answers=answers_key(settings))
     return recorder
+
+
+def answers_key(settings: Settings) -> str:
+    """What the answers depend on (the LLM and TTS settings, their providers, the persona and system prompt),
+    as a hash:
+    a replay answers as recorded only when its own key is the recording's (``replay_answers.py``)."""
+    import hashlib
+    import json
+
+    shaping = {
+        "llm": settings.llm.model_dump(mode="json"),
+        "tts": settings.tts.model_dump(mode="json"),
+        "providers": {stage: settings.provider(stage) for stage in ("llm", "tts")},
+        "persona": settings.active_persona().model_dump(mode="json"),
+        "system": conversation_settings(settings).system_prompt,
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def remember(agent: VoiceAgent, settings: Settings, path: Any = None) -> Any:
@@ -186,16 +203,25 @@ def remember(agent: VoiceAgent, settings: Settings, path: Any = None) -> Any:
 DECIDING = ("transcribe", "completion_probability", "end_probability")
 
 
-def record_audio(agent: VoiceAgent, store: Any, sessions: Any, *, default: bool = True) -> Any:
+def record_audio(
+    agent: VoiceAgent, store: Any, sessions: Any, *, default: bool = True, answers: str | None = None
+) -> Any:
     """The conversation's audio and events, recorded beside its session (``recording.py``) while it is
-    switched on: from the start if ``default`` (the ``record_audio`` setting), else from the window."""
+    switched on: from the start if ``default`` (the ``record_audio`` setting), else from the window.
+    ``answers``: ``answers_key`` of the settings, kept in the header."""
     from .recording import AudioRecorder
 
     p = agent.providers
 
     def about() -> dict[str, Any]:
         names = {"stt": p.stt.name, "llm": p.llm.name, "tts": p.tts.name, "vad": p.vad.name}
-        return {"mode": agent.mode.value, "providers": names | {"turn": p.turn.name if p.turn else None}}
+        about: dict[str, Any] = {
+            "mode": agent.mode.value,
+            "providers": names | {"turn": p.turn.name if p.turn else None},
+        }
+        if answers:
+            about["answers"] = answers
+        return about
 
     audio = AudioRecorder(
         store.recordings_dir, agent.clock.now, default=default, notify=agent.bus.emit, about=about
