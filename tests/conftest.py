@@ -115,6 +115,20 @@ def smart_turn_path(data_dir: Path) -> Path:
     return models.prepare(models.SMART_TURN, pip_options=models.env_pip_options())
 
 
+@pytest.fixture
+def no_ca_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS contexts that read no CA bundle, for a test that makes hundreds of SDK clients against the plain
+    ``ws://`` and ``http://`` fakes (the fuzz targets: tests/helpers/frame_fuzz.py ``in_child``). httpx and
+    httpcore2 make a context for every client, which reads the whole bundle at once (``SSL_CERT_FILE``,
+    certifi's or OpenSSL's: ~40 ms of CPU); from a folder (``SSL_CERT_DIR``, here an empty one) it reads a
+    certificate only to verify a peer, and no TLS connection is made to a fake. For the test's duration
+    only: the session's model downloads (pip, ``smollm2_path``) keep the real bundle."""
+    folder = tmp_path / "no-certificates"
+    folder.mkdir()
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(folder))
+
+
 @pytest.fixture(scope="session")
 def virtual_audio() -> Iterator[VirtualAudio]:
     """A private PulseAudio daemon with virtual speaker, microphone and probe (testing/virtual_audio.py).

@@ -1,8 +1,8 @@
 """Runs the providers' hostile-input fuzz targets (tests/test_fuzz_frames.py, test_fuzz_speech_frames.py and
-test_fuzz_http_bodies.py: 500 examples each) in three pytest processes at once. An example spends much of
-its time waiting (on sockets, for the damaged turn's short timeouts), so three processes finish in about
-a third of the time one takes. Those targets run only in such a process (``CHILD_ENV`` set); run one
-module alone with ``VOICEAGENT_FUZZ_CHILD=1 pytest tests/test_fuzz_frames.py``."""
+test_fuzz_http_bodies.py: 500 examples each) in three pytest processes at once. An example is the SDKs'
+own work and some waiting (on sockets, for the damaged turn's short timeouts): three processes keep two
+cores busy. Those targets run only in such a process (``CHILD_ENV`` set); run one module alone with
+``VOICEAGENT_FUZZ_CHILD=1 pytest tests/test_fuzz_frames.py``."""
 
 from __future__ import annotations
 
@@ -18,21 +18,22 @@ from tests.helpers.frame_fuzz import CHILD_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ("test_fuzz_frames", "test_fuzz_speech_frames", "test_fuzz_http_bodies")
-#: (module, target) per process, balanced by their time alone: the OpenAI Realtime targets are the
-#: slowest (two clients and a handshake an example), Rime's the quickest
+#: (module, target) per process, balanced by their times in these processes (seconds, 500 examples, two
+#: cores): the OpenAI Realtime targets are the slowest (two clients and a handshake an example), Rime's the
+#: quickest
 GROUPS = [
-    [("test_fuzz_speech_frames", "test_openai_transcription_events_of_any_shape"),
-     ("test_fuzz_speech_frames", "test_flux_frames_of_any_shape"),
-     ("test_fuzz_speech_frames", "test_rime_frames_of_any_shape"),
-     ("test_fuzz_http_bodies", "test_groq_transcription_bodies_of_any_shape")],
-    [("test_fuzz_speech_frames", "test_openai_speech_events_of_any_shape"),
-     ("test_fuzz_speech_frames", "test_gladia_frames_of_any_shape"),
-     ("test_fuzz_frames", "test_openai_compatible_llm_events_of_any_shape"),
-     ("test_fuzz_http_bodies", "test_groq_speech_chunks_of_any_shape")],
-    [("test_fuzz_speech_frames", "test_deepgram_aura_frames_of_any_shape"),
-     ("test_fuzz_frames", "test_deepgram_frames_of_any_shape"),
-     ("test_fuzz_frames", "test_cartesia_frames_of_any_shape"),
-     ("test_fuzz_http_bodies", "test_elevenlabs_speech_chunks_of_any_shape")],
+    [("test_fuzz_speech_frames", "test_openai_transcription_events_of_any_shape"),  # 111
+     ("test_fuzz_frames", "test_openai_compatible_llm_events_of_any_shape"),  # 21
+     ("test_fuzz_http_bodies", "test_groq_transcription_bodies_of_any_shape"),  # 21
+     ("test_fuzz_speech_frames", "test_rime_frames_of_any_shape")],  # 11
+    [("test_fuzz_speech_frames", "test_openai_speech_events_of_any_shape"),  # 83
+     ("test_fuzz_speech_frames", "test_deepgram_aura_frames_of_any_shape"),  # 32
+     ("test_fuzz_speech_frames", "test_flux_frames_of_any_shape"),  # 30
+     ("test_fuzz_frames", "test_cartesia_frames_of_any_shape")],  # 19
+    [("test_fuzz_speech_frames", "test_gladia_frames_of_any_shape"),  # 75
+     ("test_fuzz_frames", "test_deepgram_frames_of_any_shape"),  # 50
+     ("test_fuzz_http_bodies", "test_elevenlabs_speech_chunks_of_any_shape"),  # 21
+     ("test_fuzz_http_bodies", "test_groq_speech_chunks_of_any_shape")],  # 16
 ]  # fmt: skip
 
 

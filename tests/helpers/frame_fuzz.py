@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -20,10 +20,18 @@ from voiceagent_desktop.errors import VoiceAgentError
 
 #: Set in the processes tests/test_fuzz_parallel.py starts: the fuzz targets run only there.
 CHILD_ENV = "VOICEAGENT_FUZZ_CHILD"
-#: marks a fuzz target (it runs in tests/test_fuzz_parallel.py's processes)
-in_child = pytest.mark.skipif(
+_only_in_child = pytest.mark.skipif(
     not os.environ.get(CHILD_ENV), reason="run by tests/test_fuzz_parallel.py, three processes at once"
 )
+_T = TypeVar("_T")
+
+
+def in_child(target: _T) -> _T:
+    """Marks a fuzz target: it runs in tests/test_fuzz_parallel.py's processes, its SDK clients' TLS
+    contexts reading no CA bundle (conftest.py ``no_ca_bundle``: the bundle read for each of an example's
+    two clients was up to half a target's time)."""
+    return pytest.mark.usefixtures("no_ca_bundle")(_only_in_child(target))
+
 
 OPS = ("keep", "drop", "double", "hold", "cut", "retype", "huge", "binary", "text")
 _JSON_VALUES = st.one_of(
