@@ -205,7 +205,13 @@ async def test_real_interruptions_over_an_answer_stop_it(
         assert await wait_until(
             lambda turn=turn: any(d.turn_id == turn and d.interrupted for d in of(events, AssistantDone)), 15
         ), f"{text!r} did not stop the story: {_since(events, turn)}"
-        assert await wait_until(lambda: agent.state is AgentState.LISTENING, 60)  # it was answered
+        # It was answered: the answer began to play (its TurnMetrics). The teller may answer with a story
+        # of its own (10 to 40 s here), which the next take need not wait for: the Stop button ends it.
+        assert await wait_until(
+            lambda turn=turn: any(m.turn_id > turn for m in of(events, TurnMetrics)), 60
+        ), f"{text!r} was not answered: {_since(events, turn)}"
+        agent.stop_speaking()
+        assert await wait_until(lambda: agent.state is AgentState.LISTENING, 60)
     await asyncio.sleep(0.3)
     audio = probe.stop()
     cancelled = {c.turn_id for c in of(events, RepliesCancelled)}
